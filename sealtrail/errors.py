@@ -1,0 +1,119 @@
+"""One error hierarchy for the whole project.
+
+Every error Sealtrail raises on purpose derives from :class:`SealtrailError`. Driver errors
+(asyncpg, aiokafka, sqlite3) are translated into these in exactly one place, the adapter that
+called the driver, with ``raise ... from e``. The HTTP edge maps them to RFC 9457 problem details
+through one handler table. Messages never contain payload plaintext, tokens or keys.
+"""
+
+from __future__ import annotations
+
+
+class SealtrailError(Exception):
+    """Base of every error Sealtrail raises on purpose."""
+
+
+# --- input -------------------------------------------------------------------------------------
+
+
+class InvalidInputError(SealtrailError):
+    """Input was malformed. ``pointer`` is an RFC 6901 JSON pointer to the offending field."""
+
+    def __init__(self, detail: str, *, pointer: str = "") -> None:
+        super().__init__(detail if not pointer else f"{pointer}: {detail}")
+        self.detail = detail
+        self.pointer = pointer
+
+
+# --- verifiable log ----------------------------------------------------------------------------
+
+
+class VerificationError(SealtrailError):
+    """Something did not verify. ``index`` names the first bad entry when one is known."""
+
+    def __init__(self, detail: str, *, index: int | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.index = index
+
+
+class InvalidProofError(VerificationError):
+    """An inclusion or consistency proof does not verify, or is malformed."""
+
+
+class ChainMismatchError(VerificationError):
+    """A stored hash-chain value differs from its recomputation."""
+
+
+class RootMismatchError(VerificationError):
+    """A recomputed Merkle root differs from the one a checkpoint or batch commits to."""
+
+
+class SequenceGapError(VerificationError):
+    """Entry indices are not contiguous from 0."""
+
+
+class InconsistentCheckpointError(VerificationError):
+    """Two checkpoints of one log are not consistent; the later one must never be signed."""
+
+
+class NoteError(SealtrailError):
+    """A signed note, checkpoint, cosignature or tlog-proof is malformed."""
+
+
+class SignatureError(VerificationError):
+    """No trusted key produced a valid signature, or a signature is malformed."""
+
+
+# --- keys and sealing --------------------------------------------------------------------------
+
+
+class SealingError(SealtrailError):
+    """A payload could not be sealed or opened (wrong key, tampered ciphertext, missing key)."""
+
+
+class SubjectErasedError(SealingError):
+    """A subject key was erased; the payloads that needed it can no longer be opened."""
+
+
+class LegalHoldError(SealtrailError):
+    """The subject is under legal hold and cannot be erased."""
+
+
+# --- access ------------------------------------------------------------------------------------
+
+
+class AuthenticationError(SealtrailError):
+    """The caller presented no credential, or an unknown, expired or revoked one."""
+
+
+class PermissionDeniedError(SealtrailError):
+    """The caller is authenticated but its role lacks the scope the action needs."""
+
+
+class NotFoundError(SealtrailError):
+    """The named resource does not exist (or belongs to another tenant)."""
+
+
+class ConflictError(SealtrailError):
+    """The request conflicts with the current state (e.g. a name already taken)."""
+
+
+# --- pressure and availability -----------------------------------------------------------------
+
+
+class BackpressureError(SealtrailError):
+    """The service is saturated; the caller should retry after ``retry_after`` seconds (HTTP 429)."""
+
+    def __init__(self, detail: str, *, retry_after: float = 1.0) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+class UnavailableError(BackpressureError):
+    """A dependency (Kafka, the database) is unreachable; retry later (HTTP 503)."""
+
+
+class ServiceStartError(SealtrailError):
+    """A local service (PostgreSQL, Kafka) needed for a run could not be started; says why."""
