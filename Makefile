@@ -1,0 +1,42 @@
+# Sealtrail. The two commands: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test test-all lint demo bench clean services-up services-down
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+## Unit, contract, integration and end-to-end tests; starts and stops real PostgreSQL and Kafka.
+test: install
+	$(BIN)/python -m pytest -m "not slow" --timeout=900 -q
+
+## Everything, the long-running suites included.
+test-all: install
+	$(BIN)/python -m pytest --timeout=3600 -q
+
+lint: install
+	$(BIN)/ruff check sealtrail services tests bench
+	$(BIN)/mypy
+
+demo: install
+	$(BIN)/sealtrail demo
+
+bench: install
+	$(BIN)/python bench/bench_logcore.py
+
+services-up:
+	@deploy/local/up
+
+services-down:
+	@deploy/local/down
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build *.egg-info
