@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import shutil
 import subprocess
@@ -19,7 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sealtrail.devstack._proc import (
-    apt_install, free_port, pid_alive, port_open, run, stop_pid, tail_file,
+    apt_install,
+    free_port,
+    pid_alive,
+    port_open,
+    run,
+    stop_pid,
+    tail_file,
 )
 from sealtrail.errors import ServiceStartError
 
@@ -203,10 +210,8 @@ async def _aprobe(bootstrap: str) -> bool:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
     try:
         await admin.start()
-        try:
+        with contextlib.suppress(TopicAlreadyExistsError):
             await admin.create_topics([NewTopic("sealtrail.probe", 1, 1)])
-        except TopicAlreadyExistsError:
-            pass
         described = await admin.describe_topics(["sealtrail.probe"])
         return bool(described) and described[0].get("error_code", 1) == 0
     except (KafkaError, OSError, TimeoutError):
