@@ -20,8 +20,9 @@ STATE = "stack.json"
 
 def _load(d: Path) -> tuple[PostgresServer, KafkaServer]:
     state = json.loads((d / STATE).read_text()) if (d / STATE).exists() else {}
-    pg = PostgresServer(datadir=d / "postgres", port=state.get("pg_port", 0),
-                        durable=True, **({"password": state["pg_password"]} if "pg_password" in state else {}))
+    pg = PostgresServer(datadir=d / "postgres", port=state.get("pg_port", 0), durable=True)
+    if "pg_password" in state:
+        pg.password = state["pg_password"]
     kafka = KafkaServer(datadir=d / "kafka", port=state.get("kafka_port", 0),
                         controller_port=state.get("kafka_controller_port", 0))
     return pg, kafka
