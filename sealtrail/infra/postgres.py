@@ -1,0 +1,101 @@
+"""PostgreSQL adapter plumbing: pools and versioned migrations.
+
+asyncpg errors are translated into :mod:`sealtrail.errors` types here and in the other
+PostgreSQL adapters, nowhere else.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+
+import asyncpg
+
+from sealtrail.errors import ServiceStartError, UnavailableError
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+# Any fixed number works; it only has to be the same for every process that migrates.
+_MIGRATION_LOCK = 0x5EA17A11
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations() -> list[Migration]:
+    """The packaged migrations, in version order. Versions MUST be contiguous from 1."""
+    found: list[Migration] = []
+    for entry in resources.files("sealtrail.infra.migrations").joinpath("postgres").iterdir():
+        m = _MIGRATION_NAME.match(entry.name)
+        if m:
+            found.append(Migration(int(m.group(1)), m.group(2), entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda mig: mig.version)
+    for expected, mig in enumerate(found, start=1):
+        if mig.version != expected:
+            raise ServiceStartError(f"migration {expected:04d} is missing (found {mig.version:04d})")
+    return found
+
+
+async def migrate(conn: asyncpg.Connection) -> list[int]:
+    """Apply every pending migration, each in its own transaction; return the versions applied.
+
+    Safe to call from several processes at once: an advisory lock serialises them, and a
+    migration that another process applied is skipped.
+    """
+    applied: list[int] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version int PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        for mig in load_migrations():
+            if mig.version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(mig.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", mig.version, mig.name
+                )
+            applied.append(mig.version)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    return applied
+
+
+async def create_pool(url: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    """A connection pool; raises UnavailableError when the server cannot be reached."""
+    try:
+        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+    except (OSError, asyncpg.PostgresError) as e:
+        raise UnavailableError(f"PostgreSQL unreachable: {type(e).__name__}", retry_after=2.0) from e
+    if pool is None:  # pragma: no cover - asyncpg returns None only for an uninitialised pool
+        raise UnavailableError("PostgreSQL pool could not be created")
+    return pool
+
+
+@asynccontextmanager
+async def connect(url: str) -> AsyncIterator[asyncpg.Connection]:
+    """One connection, closed on exit."""
+    try:
+        conn = await asyncpg.connect(url)
+    except (OSError, asyncpg.PostgresError) as e:
+        raise UnavailableError(f"PostgreSQL unreachable: {type(e).__name__}", retry_after=2.0) from e
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def migrate_url(url: str) -> list[int]:
+    """Connect to ``url`` and apply pending migrations."""
+    async with connect(url) as conn:
+        return await migrate(conn)

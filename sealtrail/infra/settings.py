@@ -1,0 +1,53 @@
+"""Service settings from ``SEALTRAIL_*`` environment variables.
+
+Settings are built once in each entry point and passed down; nothing reads the environment at
+import time. Secrets (the KEK, signing keys) are read from files, never from command lines, and
+never appear in a repr or a log line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SEALED_TOPIC = "sealtrail.sealed"
+DEFAULT_CHECKPOINTS_TOPIC = "sealtrail.checkpoints"
+DEFAULT_DLQ_TOPIC = "sealtrail.dlq"
+
+
+class Settings(BaseSettings):
+    """Everything a Sealtrail service needs to find its dependencies and keys."""
+
+    model_config = SettingsConfigDict(env_prefix="SEALTRAIL_", extra="ignore", frozen=True)
+
+    database_url: SecretStr = Field(default=SecretStr(""), description="PostgreSQL URL (asyncpg)")
+    kafka_bootstrap: str = Field(default="", description="Kafka bootstrap.servers")
+    sealed_topic: str = DEFAULT_SEALED_TOPIC
+    checkpoints_topic: str = DEFAULT_CHECKPOINTS_TOPIC
+    dlq_topic: str = DEFAULT_DLQ_TOPIC
+    topic_partitions: int = Field(default=12, ge=1)
+    topic_replication: int = Field(default=1, ge=1)
+    topic_min_insync: int = Field(default=1, ge=1)
+    kek_file: Path | None = None
+    kek: SecretStr | None = Field(default=None, description="hex KEK; prefer kek_file")
+    service_key_file: Path | None = Field(default=None, description="ingest receipt signing key")
+    log_level: str = "INFO"
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+
+    def require_database(self) -> str:
+        url = self.database_url.get_secret_value()
+        if not url:
+            from sealtrail.errors import ServiceStartError
+
+            raise ServiceStartError("SEALTRAIL_DATABASE_URL is not set (see `deploy/local/up`)")
+        return url
+
+    def require_kafka(self) -> str:
+        if not self.kafka_bootstrap:
+            from sealtrail.errors import ServiceStartError
+
+            raise ServiceStartError("SEALTRAIL_KAFKA_BOOTSTRAP is not set (see `deploy/local/up`)")
+        return self.kafka_bootstrap
