@@ -6,6 +6,7 @@ PostgreSQL adapters, nowhere else.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,16 +30,16 @@ class Migration:
 
 
 def load_migrations() -> list[Migration]:
-    """The packaged migrations, in version order. Versions MUST be contiguous from 1."""
+    """The packaged migrations, in version order. Versions MUST be unique; gaps are allowed."""
     found: list[Migration] = []
     for entry in resources.files("sealtrail.infra.migrations").joinpath("postgres").iterdir():
         m = _MIGRATION_NAME.match(entry.name)
         if m:
             found.append(Migration(int(m.group(1)), m.group(2), entry.read_text(encoding="utf-8")))
     found.sort(key=lambda mig: mig.version)
-    for expected, mig in enumerate(found, start=1):
-        if mig.version != expected:
-            raise ServiceStartError(f"migration {expected:04d} is missing (found {mig.version:04d})")
+    for before, after in itertools.pairwise(found):
+        if before.version == after.version:
+            raise ServiceStartError(f"two migrations share version {after.version:04d}")
     return found
 
 
