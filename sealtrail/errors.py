@@ -76,6 +76,10 @@ class SubjectErasedError(SealingError):
     """A subject key was erased; the payloads that needed it can no longer be opened."""
 
 
+class PeriodExpiredError(SealingError):
+    """A period key expired with its retention period; that month's payloads can no longer be opened."""
+
+
 class LegalHoldError(SealtrailError):
     """The subject is under legal hold and cannot be erased."""
 
