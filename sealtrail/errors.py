@@ -121,3 +121,7 @@ class UnavailableError(BackpressureError):
 
 class ServiceStartError(SealtrailError):
     """A local service (PostgreSQL, Kafka) needed for a run could not be started; says why."""
+
+
+class ConcurrentWriteError(SealtrailError):
+    """Another writer advanced a log or a consumer offset first; reload state and retry."""

@@ -17,6 +17,9 @@ import asyncpg
 
 from sealtrail.errors import ServiceStartError, UnavailableError
 
+# A plain connection or one borrowed from a pool: adapters accept either.
+Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
+
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Any fixed number works; it only has to be the same for every process that migrates.
 _MIGRATION_LOCK = 0x5EA17A11

@@ -126,3 +126,13 @@ CREATE POLICY tenant_entries ON entries TO sealtrail_reader
     USING (tenant_id = current_setting('sealtrail.tenant', true));
 CREATE POLICY tenant_payloads ON payloads TO sealtrail_reader
     USING (tenant_id = current_setting('sealtrail.tenant', true));
+-- Tables keyed by log only: visible when the log itself is visible to the reader.
+ALTER TABLE tree_nodes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE batches ENABLE ROW LEVEL SECURITY;
+ALTER TABLE checkpoints ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant_tree_nodes ON tree_nodes TO sealtrail_reader
+    USING (EXISTS (SELECT 1 FROM logs l WHERE l.log_id = tree_nodes.log_id));
+CREATE POLICY tenant_batches ON batches TO sealtrail_reader
+    USING (EXISTS (SELECT 1 FROM logs l WHERE l.log_id = batches.log_id));
+CREATE POLICY tenant_checkpoints ON checkpoints TO sealtrail_reader
+    USING (EXISTS (SELECT 1 FROM logs l WHERE l.log_id = checkpoints.log_id));

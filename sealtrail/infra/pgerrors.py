@@ -1,0 +1,40 @@
+"""Translating asyncpg errors into :mod:`sealtrail.errors` types, for the PostgreSQL adapters.
+
+Messages name the kind of failure and the constraint, never a value (values can be personal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import asyncpg
+
+from sealtrail.errors import ConflictError, InvalidInputError, NotFoundError, UnavailableError
+
+_UNREACHABLE = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+)
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Run a block of driver calls; re-raise driver errors as Sealtrail errors (``raise from``)."""
+    try:
+        yield
+    except asyncpg.UniqueViolationError as e:
+        raise ConflictError(f"{what}: already exists ({e.constraint_name or 'unique'})") from e
+    except asyncpg.ForeignKeyViolationError as e:
+        raise NotFoundError(f"{what}: a referenced row does not exist ({e.constraint_name})") from e
+    except (asyncpg.CheckViolationError, asyncpg.NotNullViolationError) as e:
+        raise InvalidInputError(f"{what}: rejected by {e.constraint_name or 'a constraint'}") from e
+    except _UNREACHABLE as e:
+        raise UnavailableError(f"PostgreSQL unavailable during {what}: {type(e).__name__}",
+                               retry_after=2.0) from e

@@ -1,0 +1,20 @@
+"""Prometheus metrics of the ledger. Labels carry log ids and reasons, never payload data."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+ENTRIES = Counter("sealtrail_ledger_entries_total", "Entries appended", ["log"])
+DUPLICATES = Counter("sealtrail_ledger_duplicates_total", "Records whose event id was already logged")
+DEAD_LETTERS = Counter("sealtrail_ledger_dead_letters_total", "Records sent to the dead-letter topic",
+                       ["reason"])
+BATCH_SECONDS = Histogram("sealtrail_ledger_batch_seconds", "Time to sequence and commit one poll",
+                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+BATCH_SIZE = Histogram("sealtrail_ledger_batch_records", "Records per committed poll",
+                       buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000))
+CONSUMER_LAG = Gauge("sealtrail_ledger_consumer_lag", "Records behind the partition's end",
+                     ["partition"])
+CONFLICTS = Counter("sealtrail_ledger_write_conflicts_total", "Commits refused because another writer won")
+CHECKPOINTS = Counter("sealtrail_ledger_checkpoints_total", "Checkpoints signed", ["log"])
+CHECKPOINT_REFUSED = Counter("sealtrail_ledger_checkpoint_refused_total",
+                             "Checkpoints not signed because consistency failed", ["log"])

@@ -1,0 +1,130 @@
+"""The ledger's core loop body: one partition's poll in, one atomic commit out.
+
+Independent of the bus technology: the Kafka driver and the embedded local-log driver both feed
+:meth:`LedgerWorker.handle` with the records of one partition, starting at the stored offset.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sealtrail.core.record import SealedRecord, decode_record
+from sealtrail.errors import ConcurrentWriteError, InvalidInputError
+from sealtrail.infra.bus import BusRecord
+from services.ledger import metrics
+from services.ledger.deadletter import DeadLetter, DeadLetterSink
+from services.ledger.rows import entry_columns
+from services.ledger.sequencer import DEFAULT_ORIGIN_PREFIX, LogHead, SequencedBatch, origin_for, sequence
+from services.ledger.store import LedgerStore, PartitionCommit
+
+log = logging.getLogger("sealtrail.ledger")
+
+
+@dataclass
+class _Sorted:
+    # log id -> (record, where it came from), in offset order
+    by_log: dict[str, list[tuple[SealedRecord, BusRecord]]] = field(default_factory=dict)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+class LedgerWorker:
+    """Sequences and commits records; keeps each written log's head (O(log n)) in memory."""
+
+    def __init__(self, *, store: LedgerStore, dead_letters: DeadLetterSink, group: str, topic: str,
+                 origin_prefix: str = DEFAULT_ORIGIN_PREFIX) -> None:
+        self._store = store
+        self._dead = dead_letters
+        self._group = group
+        self._topic = topic
+        self._origin_prefix = origin_prefix
+        self._heads: dict[str, LogHead] = {}
+
+    def forget(self) -> None:
+        """Drop cached heads (after a conflict or a rebalance); they are reloaded on demand."""
+        self._heads.clear()
+
+    async def handle(self, partition: int, from_offset: int | None, records: Sequence[BusRecord]) -> int:
+        """Log ``records`` (one partition, in offset order) and return the next offset committed.
+
+        Raises ConcurrentWriteError (nothing committed; cached heads dropped) when another writer
+        advanced the partition or a log first; the caller re-seeks to the stored offset.
+        """
+        started = time.perf_counter()
+        sorted_ = _sort(records)
+        await self._refuse_unknown_tenants(sorted_)
+        heads, new_logs = await self._heads_for(list(sorted_.by_log))
+        batches = [b for log_id, recs in sorted_.by_log.items()
+                   if (b := await self._sequence_new(heads[log_id], recs)) is not None]
+        await self._dead.send(sorted_.dead)
+        work = PartitionCommit(self._group, self._topic, partition, from_offset,
+                               records[-1].offset + 1, batches, new_logs)
+        try:
+            await self._store.commit(work)
+        except ConcurrentWriteError:
+            metrics.CONFLICTS.inc()
+            self.forget()
+            raise
+        for b in batches:
+            self._heads[b.log_id] = b.after
+            metrics.ENTRIES.labels(b.log_id).inc(len(b.entries))
+        for d in sorted_.dead:
+            metrics.DEAD_LETTERS.labels(d.reason.split(":")[0]).inc()
+        metrics.BATCH_SIZE.observe(len(records))
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        return work.next_offset
+
+    async def _refuse_unknown_tenants(self, s: _Sorted) -> None:
+        unknown = [lid for lid in s.by_log if lid not in self._heads]
+        if not unknown:
+            return
+        tenants = {str(s.by_log[lid][0][0].header["tenant"]) for lid in unknown}
+        known = await self._store.tenants_exist(sorted(tenants))
+        for lid in unknown:
+            if s.by_log[lid][0][0].header["tenant"] not in known:
+                refused = s.by_log.pop(lid)
+                s.dead += [DeadLetter(src, "unknown tenant", "/header/tenant") for _, src in refused]
+
+    async def _heads_for(self, log_ids: list[str]) -> tuple[dict[str, LogHead], list[LogHead]]:
+        missing = [lid for lid in log_ids if lid not in self._heads]
+        if missing:
+            self._heads.update(await self._store.load_heads(missing))
+        new_logs = []
+        for lid in log_ids:
+            if lid not in self._heads:
+                origin = origin_for(lid, self._origin_prefix)
+                head = LogHead.empty(log_id=lid, tenant_id=lid.split("/")[0], origin=origin)
+                new_logs.append(head)
+                self._heads[lid] = head
+        return {lid: self._heads[lid] for lid in log_ids}, new_logs
+
+    async def _sequence_new(
+        self, head: LogHead, records: list[tuple[SealedRecord, BusRecord]]
+    ) -> SequencedBatch | None:
+        unique: dict[uuid.UUID, SealedRecord] = {}
+        for r, _ in records:
+            unique.setdefault(uuid.UUID(r.event_id), r)
+        known = await self._store.existing_event_ids(head.log_id, list(unique)) if head.size else {}
+        for event_id, index in known.items():
+            log.debug("duplicate event %s already at index %d of %s", event_id, index, head.log_id)
+        metrics.DUPLICATES.inc(len(records) - len(unique) + len(known))
+        fresh = [r for eid, r in unique.items() if eid not in known]
+        return sequence(head, fresh) if fresh else None
+
+
+def _sort(records: Sequence[BusRecord]) -> _Sorted:
+    out = _Sorted()
+    for r in records:
+        try:
+            rec = decode_record(r.value)
+            entry_columns(rec)
+            if r.key is not None and r.key != rec.log.encode():
+                raise InvalidInputError("message key is not the record's log id", pointer="/log")
+        except InvalidInputError as e:
+            out.dead.append(DeadLetter(r, f"invalid record: {e.detail}", e.pointer))
+            continue
+        out.by_log.setdefault(rec.log, []).append((rec, r))
+    return out
