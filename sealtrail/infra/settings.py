@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     kek_file: Path | None = None
     kek: SecretStr | None = Field(default=None, description="hex KEK; prefer kek_file")
     service_key_file: Path | None = Field(default=None, description="ingest receipt signing key")
+    signing_key_dir: Path = Field(default=Path("keys"), description="ledger checkpoint keys (0600 files)")
+    key_name: str = Field(default="sealtrail.local/ledger", description="checkpoint signing key name")
+    origin_prefix: str = Field(default="sealtrail.local/log", description="checkpoint origin = prefix/log")
+    ledger_group: str = "sealtrail-ledger"
+    checkpoint_interval_s: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"
     db_pool_min: int = 2
     db_pool_max: int = 10
