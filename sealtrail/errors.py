@@ -25,6 +25,10 @@ class InvalidInputError(SealtrailError):
         self.pointer = pointer
 
 
+class TooLargeError(InvalidInputError):
+    """A request or batch exceeds a documented size or count limit (HTTP 413)."""
+
+
 # --- verifiable log ----------------------------------------------------------------------------
 
 
