@@ -15,6 +15,7 @@ _GROUPS = (
     "sealtrail.cli.verify",
     "sealtrail.cli.admin",
     "sealtrail.cli.services",
+    "sealtrail.cli.ledger",
     "sealtrail.cli.demo",
 )
 

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     key_name: str = Field(default="sealtrail.local/ledger", description="checkpoint signing key name")
     origin_prefix: str = Field(default="sealtrail.local/log", description="checkpoint origin = prefix/log")
     ledger_group: str = "sealtrail-ledger"
+    ledger_instance_id: str | None = Field(
+        default=None, description="static group membership id (e.g. the pod name): fast restarts")
     checkpoint_interval_s: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"
     db_pool_min: int = 2

@@ -32,7 +32,7 @@ class KafkaLedgerDriver(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def __init__(self, *, bootstrap: str, topic: str, group: str, worker: LedgerWorker,
                  store: LedgerStore, max_records: int = DEFAULT_POLL_MAX_RECORDS,
-                 poll_timeout_ms: int = DEFAULT_POLL_TIMEOUT_MS) -> None:
+                 poll_timeout_ms: int = DEFAULT_POLL_TIMEOUT_MS, instance_id: str | None = None) -> None:
         self._topic = topic
         self._group = group
         self._worker = worker
@@ -43,7 +43,8 @@ class KafkaLedgerDriver(ConsumerRebalanceListener):  # type: ignore[misc]
         self._positions: dict[int, int | None] = {}
         self._stopping = asyncio.Event()
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False,
+            bootstrap_servers=bootstrap, group_id=group, group_instance_id=instance_id,
+            enable_auto_commit=False,
             auto_offset_reset="earliest", fetch_max_wait_ms=poll_timeout_ms,
             max_partition_fetch_bytes=8 * 1024 * 1024, session_timeout_ms=10_000,
             heartbeat_interval_ms=2_000, max_poll_interval_ms=120_000,

@@ -1,0 +1,138 @@
+"""``sealtrail ledger``: wires the Kafka driver, the worker, the checkpointer and the health app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+
+import asyncpg
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from sealtrail.infra.bus import TopicSpec
+from sealtrail.infra.kafka import KafkaPublisher
+from sealtrail.infra.postgres import connect, create_pool, migrate
+from sealtrail.infra.settings import Settings
+from services.ledger.checkpointer import Checkpointer
+from services.ledger.deadletter import DeadLetterSink
+from services.ledger.kafka_driver import KafkaLedgerDriver
+from services.ledger.store_postgres import PostgresLedgerStore
+from services.ledger.worker import LedgerWorker
+
+log = logging.getLogger("sealtrail.ledger")
+
+
+def _exit_on_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        exc = task.exception()
+        log.critical("ledger stopped: %s: %s", type(exc).__name__, exc)
+        global EXIT_CODE
+        EXIT_CODE = 1
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+EXIT_CODE = 0
+
+
+def topics(settings: Settings) -> list[TopicSpec]:
+    """The topics the ledger reads and writes, as it creates them when missing."""
+    common = {"replication": settings.topic_replication, "min_insync": settings.topic_min_insync}
+    return [
+        TopicSpec(settings.sealed_topic, settings.topic_partitions, **common),
+        TopicSpec(settings.dlq_topic, 1, retention_ms=30 * 24 * 3600 * 1000, **common),
+        TopicSpec(settings.checkpoints_topic, 1, retention_ms=-1, **common),
+    ]
+
+
+class LedgerService:
+    """One ledger process: consumer-group member plus checkpointer."""
+
+    def __init__(self, settings: Settings, *, max_records: int = 5000) -> None:
+        self.settings = settings
+        self._max_records = max_records
+        self._stop = asyncio.Event()
+        self.ready = False
+        self.driver: KafkaLedgerDriver | None = None
+        self.checkpointer: Checkpointer | None = None
+
+    async def run(self) -> None:
+        s = self.settings
+        pool = await create_pool(s.require_database(), min_size=2, max_size=max(4, s.db_pool_max))
+        publisher = KafkaPublisher(bootstrap=s.require_kafka())
+        try:
+            async with connect(s.require_database()) as conn:
+                await migrate(conn)
+            await publisher.start()
+            await publisher.ensure_topics(topics(s))
+            await self._run_parts(pool, publisher)
+        finally:
+            await publisher.stop()
+            await pool.close()
+
+    async def _run_parts(self, pool: asyncpg.Pool, publisher: KafkaPublisher) -> None:
+        s = self.settings
+        store = PostgresLedgerStore(pool=pool)
+        dead_letters = DeadLetterSink(publisher=publisher, topic=s.dlq_topic)
+        worker = LedgerWorker(store=store, dead_letters=dead_letters, group=s.ledger_group,
+                              topic=s.sealed_topic, origin_prefix=s.origin_prefix)
+        self.driver = KafkaLedgerDriver(bootstrap=s.require_kafka(), topic=s.sealed_topic,
+                                        group=s.ledger_group, worker=worker, store=store,
+                                        max_records=self._max_records, instance_id=s.ledger_instance_id)
+        self.checkpointer = Checkpointer(pool=pool, key_dir=s.signing_key_dir, key_name=s.key_name,
+                                         interval_s=s.checkpoint_interval_s, publisher=publisher,
+                                         topic=s.checkpoints_topic)
+        await self.checkpointer.ensure_keys()
+        tasks = [asyncio.create_task(self.driver.run(), name="ledger-consumer"),
+                 asyncio.create_task(self.checkpointer.run(self._stop), name="ledger-checkpointer")]
+        self.ready = True
+        try:
+            await self._stop.wait()
+        finally:
+            self.ready = False
+            self.driver.stop()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(t, timeout=15)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def health_app(service: LedgerService) -> FastAPI:
+    """/healthz, /readyz and /metrics of one ledger process, which it also runs.
+
+    The ledger runs inside the app's lifespan, so the HTTP server's signal handling stops both.
+    If the ledger fails on its own, the process is asked to terminate (and exits non-zero).
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(service.run(), name="ledger")
+        task.add_done_callback(_exit_on_failure)
+        yield
+        service.stop()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    app = FastAPI(title="Sealtrail ledger", docs_url=None, redoc_url=None, lifespan=lifespan)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(response: Response) -> dict[str, object]:
+        if not service.ready:
+            response.status_code = 503
+        return {"ready": service.ready,
+                "partitions": service.driver.assigned if service.driver else []}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
