@@ -85,7 +85,7 @@ async def test_duplicates_make_no_second_entry(
     finally:
         await conn.close()
     async with running(settings):
-        await produce(kafka_bootstrap, topic_name, records[200:] + [sealed("acme")])
+        await produce(kafka_bootstrap, topic_name, [*records[200:], sealed("acme")])
         await wait_for_checkpoint(fresh_db_url, {"acme": 301})
     assert await check_log(fresh_db_url, "acme") == 301
 
@@ -193,7 +193,8 @@ async def test_stored_tree_proofs_match_memory(fresh_db_url: str, size: int) -> 
             head, new, offset = batch.after, [], (offset or 0) + chunk
         async with pool.acquire() as conn:
             for i in range(size):
-                assert await tree_postgres.inclusion_proof(conn, "acme", i, size) == inclusion_proof(mem, i, size)
+                got = await tree_postgres.inclusion_proof(conn, "acme", i, size)
+                assert got == inclusion_proof(mem, i, size)
             for s1 in range(1, size + 1):
                 got = await tree_postgres.consistency_proof(conn, "acme", s1, size)
                 assert got == consistency_proof(mem, s1, size)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import time
 import uuid
@@ -65,11 +66,11 @@ async def produce(bootstrap: str, topic: str, records: Sequence[SealedRecord]) -
         await producer.stop()
 
 
-async def wait_for_checkpoint(db_url: str, expected: dict[str, int], *, timeout: float = 60) -> None:
+async def wait_for_checkpoint(db_url: str, expected: dict[str, int], *, within_s: float = 60) -> None:
     """Wait until every log has a signed checkpoint at exactly its expected size."""
     conn = await asyncpg.connect(db_url)
     try:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within_s
         got: dict[str, int] = {}
         while time.monotonic() < deadline:
             rows = await conn.fetch("SELECT log_id, max(tree_size) AS s FROM checkpoints GROUP BY log_id")
@@ -105,10 +106,11 @@ async def check_log(db_url: str, log_id: str) -> int:
         notes = await conn.fetch(
             "SELECT tree_size, note FROM checkpoints WHERE log_id = $1 ORDER BY tree_size", log_id)
         cps: list[Checkpoint] = [keys.verify_checkpoint(r["note"], origin=origin).checkpoint for r in notes]
-        for a, b in zip(cps, cps[1:], strict=False):
+        for a, b in itertools.pairwise(cps):
             proof = await tree_postgres.consistency_proof(conn, log_id, a.size, b.size)
             verify_consistency(a.size, b.size, proof, a.root, b.root)
-        rows = await conn.fetch("SELECT idx, entry, chain FROM entries WHERE log_id = $1 ORDER BY idx", log_id)
+        rows = await conn.fetch(
+            "SELECT idx, entry, chain FROM entries WHERE log_id = $1 ORDER BY idx", log_id)
         result = verify_run([r["entry"] for r in rows], [r["chain"] for r in rows], cps, origin=origin,
                             indices=[r["idx"] for r in rows])
         assert result.entries == len(rows)
