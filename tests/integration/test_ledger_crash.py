@@ -23,7 +23,8 @@ KILLS = int(os.environ.get("SEALTRAIL_CRASH_KILLS", "20"))
 def _start_ledger(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     out = open(log_path, "ab")  # noqa: SIM115 - handed to the child
     return subprocess.Popen(
-        [sys.executable, "-m", "sealtrail.cli.main", "ledger", "--port", str(free_port()), "--max-records", "300"],
+        [sys.executable, "-m", "sealtrail.cli.main", "ledger", "--port", str(free_port()),
+         "--max-records", "300"],
         env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
     )
 
