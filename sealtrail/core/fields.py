@@ -1,0 +1,140 @@
+"""Field types shared by the event models: the header's wire formats, checked without coercion.
+
+Each type mirrors a definition of ``schemas/common.v1.schema.json``; the regular expressions
+here are the same strings as that file's ``pattern`` keywords, matched in full (``re.fullmatch``),
+so the models and the JSON Schemas accept the same text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, JsonValue, StringConstraints
+from pydantic_core import PydanticCustomError
+
+MAX_HEADER_STRING = 256
+"""Longest header string, in characters."""
+MAX_SUBJECTS = 32
+"""Most data subjects one event may declare."""
+MAX_SUBJECT_LENGTH = 320
+MAX_TOOLS = 1024
+"""Most tools one ``tool_list`` snapshot may name."""
+MAX_KEY_IDS = 1024
+MAX_SAFE_INT = 2**53 - 1
+"""Largest integer every JSON reader (and RFC 8785) represents exactly."""
+
+CONTROL_PATTERN = "[\\u0000-\\u001f\\u007f-\\u009f]"
+"""Unicode ``Cc`` characters (C0, DEL, C1): forbidden in every header string."""
+EVENT_ID_PATTERN = "^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+TIMESTAMP_PATTERN = (
+    "^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    "T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?Z$"
+)
+PERIOD_PATTERN = "^[1-9][0-9]{3}-(0[1-9]|1[0-2])$"
+KEY_ID_PATTERN = "^[0-9a-f]{32}$"
+DEF_HASH_PATTERN = "^sha256:[0-9a-f]{64}$"
+TRACE_ID_PATTERN = "^(?!0{32}$)[0-9a-f]{32}$"
+SPAN_ID_PATTERN = "^(?!0{16}$)[0-9a-f]{16}$"
+CURRENCY_PATTERN = "^[A-Z]{3}$"
+CODE_PATTERN = "^[a-z][a-z0-9_.-]{0,63}$"
+SUBJECT_PATTERN = "^[A-Za-z][A-Za-z0-9+.-]{0,31}:\\S(.*\\S)?$"
+
+_CONTROL = re.compile(CONTROL_PATTERN)
+
+
+def has_control_character(text: str) -> bool:
+    """Whether ``text`` holds a Unicode control (``Cc``) character."""
+    return _CONTROL.search(text) is not None
+
+
+def _check_text(value: str) -> str:
+    if has_control_character(value):
+        raise PydanticCustomError("control_character", "must not contain control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PydanticCustomError("invalid_unicode", "must be valid Unicode text") from None
+    return value
+
+
+def _matching(pattern: str, message: str) -> Callable[[str], str]:
+    compiled = re.compile(pattern.removeprefix("^").removesuffix("$"))
+
+    def check(value: str) -> str:
+        if compiled.fullmatch(value) is None:
+            raise PydanticCustomError("pattern", message)
+        return _check_text(value)
+
+    return check
+
+
+def _check_timestamp(value: str) -> str:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise PydanticCustomError("timestamp", "must be a real calendar date and time") from None
+    return value
+
+
+def parse_timestamp(value: str) -> datetime:
+    """Parse a header timestamp (already validated) into an aware UTC datetime."""
+    return datetime.fromisoformat(value).astimezone(UTC)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """RFC 3339 UTC with exactly six fractional digits and ``Z``: the form Sealtrail writes."""
+    if moment.tzinfo is None:
+        raise ValueError("timestamp must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+HeaderStr = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_HEADER_STRING), AfterValidator(_check_text)
+]
+EventId = Annotated[
+    str, AfterValidator(_matching(EVENT_ID_PATTERN, "must be a lowercase UUIDv7 in 8-4-4-4-12 form"))
+]
+Timestamp = Annotated[
+    str,
+    StringConstraints(max_length=40),
+    AfterValidator(_matching(TIMESTAMP_PATTERN, "must be an RFC 3339 UTC timestamp ending in 'Z'")),
+    AfterValidator(_check_timestamp),
+]
+Period = Annotated[str, AfterValidator(_matching(PERIOD_PATTERN, "must be a UTC month 'YYYY-MM'"))]
+KeyId = Annotated[str, AfterValidator(_matching(KEY_ID_PATTERN, "must be 32 lowercase hex digits"))]
+DefHash = Annotated[
+    str, AfterValidator(_matching(DEF_HASH_PATTERN, "must be 'sha256:' and 64 lowercase hex digits"))
+]
+TraceId = Annotated[
+    str, AfterValidator(_matching(TRACE_ID_PATTERN, "must be 32 lowercase hex digits, not all zero"))
+]
+SpanId = Annotated[
+    str, AfterValidator(_matching(SPAN_ID_PATTERN, "must be 16 lowercase hex digits, not all zero"))
+]
+Currency = Annotated[
+    str, AfterValidator(_matching(CURRENCY_PATTERN, "must be an ISO 4217 code of 3 capital letters"))
+]
+Code = Annotated[
+    str, AfterValidator(_matching(CODE_PATTERN, "must be a lowercase code of at most 64 characters"))
+]
+SubjectId = Annotated[
+    str,
+    StringConstraints(max_length=MAX_SUBJECT_LENGTH),
+    AfterValidator(_matching(SUBJECT_PATTERN, "must look like 'scheme:identifier' without outer spaces")),
+]
+Count = Annotated[int, Field(ge=0, le=MAX_SAFE_INT)]
+PositiveCount = Annotated[int, Field(ge=1, le=MAX_SAFE_INT)]
+Payload = dict[str, JsonValue]
+
+
+def _unique(values: list[str]) -> list[str]:
+    if len(set(values)) != len(values):
+        raise PydanticCustomError("unique_items", "must not repeat an item")
+    return values
+
+
+Subjects = Annotated[list[SubjectId], Field(max_length=MAX_SUBJECTS), AfterValidator(_unique)]
+KeyIds = Annotated[list[KeyId], Field(max_length=MAX_KEY_IDS), AfterValidator(_unique)]
