@@ -116,6 +116,8 @@ BEGIN
     END IF;
 END
 $$;
+-- The migrating user may switch to the reader role (SET LOCAL ROLE) for tenant-scoped reads.
+GRANT sealtrail_reader TO CURRENT_USER;
 GRANT SELECT ON logs, entries, payloads, tree_nodes, batches, checkpoints, signing_keys TO sealtrail_reader;
 ALTER TABLE logs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE entries ENABLE ROW LEVEL SECURITY;
