@@ -70,6 +70,13 @@ class KeyAdmin:
         await self._store.insert_tenant(tenant)
         return tenant
 
+    async def list_tenants(self, *, actor: Principal | None = None) -> Sequence[Tenant]:
+        """Every tenant for the local CLI; an operator sees only its own."""
+        if actor is None:
+            return await self._store.list_tenants()
+        actor.require(Scope.ADMIN)
+        return [await self._store.get_tenant(actor.tenant_id)]
+
     async def create_key(
         self, *, tenant: str, role: Role, label: str = "", expires_in: timedelta | None = None,
         actor: Principal | None = None,
