@@ -8,7 +8,6 @@ Adapters (memory here; SQLite and PostgreSQL in the storage layer) all pass
 
 from __future__ import annotations
 
-import asyncio
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
@@ -102,40 +101,38 @@ class KeyStore(ABC):
 
 
 class MemoryKeyStore(KeyStore):
-    """An in-memory key store for tests and the demo; keys live and die with the process."""
+    """An in-memory key store for tests and the demo; keys live and die with the process.
+
+    No method awaits between reading and writing its maps, so on one event loop each call is
+    atomic and concurrent creators converge without a lock (and the store is not tied to a loop).
+    """
 
     def __init__(self) -> None:
-        self._lock = asyncio.Lock()
         self._subjects: dict[tuple[str, bytes], str] = {}
         self._periods: dict[tuple[str, str], str] = {}
         self._keys: dict[tuple[str, str], DataKey] = {}
 
     async def get_or_create_subject_key(self, tenant: str, subject_ref: bytes) -> DataKey:
         slot = (tenant, check_subject_ref(subject_ref))
-        async with self._lock:
-            return self._get_or_create(tenant, self._subjects, slot, "subject")
+        return self._get_or_create(tenant, self._subjects, slot, "subject")
 
     async def get_or_create_period_key(self, tenant: str, period: str) -> DataKey:
         slot = (tenant, check_period(period))
-        async with self._lock:
-            key = self._get_or_create(tenant, self._periods, slot, "period")
+        key = self._get_or_create(tenant, self._periods, slot, "period")
         if key.state != "active":
             raise PeriodExpiredError(f"period {period} has expired")
         return key
 
     async def get_keys(self, tenant: str, key_ids: Iterable[str]) -> dict[str, DataKey | None]:
-        async with self._lock:
-            return {key_id: self._keys.get((tenant, key_id)) for key_id in key_ids}
+        return {key_id: self._keys.get((tenant, key_id)) for key_id in key_ids}
 
     async def erase_subject(self, tenant: str, subject_ref: bytes) -> list[str]:
         slot = (tenant, check_subject_ref(subject_ref))
-        async with self._lock:
-            return self._destroy(tenant, self._subjects.pop(slot, None))
+        return self._destroy(tenant, self._subjects.pop(slot, None))
 
     async def expire_period(self, tenant: str, period: str) -> list[str]:
         slot = (tenant, check_period(period))
-        async with self._lock:
-            return self._destroy(tenant, self._periods.get(slot))
+        return self._destroy(tenant, self._periods.get(slot))
 
     def _get_or_create(self, tenant: str, links: dict[_Slot, str], slot: _Slot, kind: KeyKind) -> DataKey:
         key_id = links.get(slot)
