@@ -218,9 +218,26 @@ def seal(
 
     ``nonce`` is for known-answer tests only; leave it out and a random one is drawn.
     """
+    return seal_json(canonical_json(dict(payload)), tenant=tenant, event_id=event_id, type=type,
+                     period_key=period_key, subject_keys=subject_keys, nonce=nonce)
+
+
+def seal_json(
+    plaintext: bytes,
+    *,
+    tenant: str,
+    event_id: str,
+    type: str,
+    period_key: DataKey,
+    subject_keys: Sequence[DataKey],
+    nonce: bytes | None = None,
+) -> SealedPayload:
+    """:func:`seal` for a payload already in RFC 8785 form (e.g. ``ValidEvent.payload_json``).
+
+    The caller vouches that ``plaintext`` is the canonical JSON of an object; it is not re-checked.
+    """
     _check_keys(period_key, subject_keys)
     key_ids = (period_key.key_id, *sorted(k.key_id for k in subject_keys))
-    plaintext = canonical_json(dict(payload))
     nonce = secrets.token_bytes(NONCE_BYTES) if nonce is None else nonce
     if len(nonce) != NONCE_BYTES:
         raise InvalidInputError(f"nonce must be {NONCE_BYTES} bytes")

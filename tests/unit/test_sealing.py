@@ -16,9 +16,11 @@ from sealtrail.core.canonical import canonical_json
 from sealtrail.core.sealing import (
     DataKey,
     SealedPayload,
+    derive_payload_key,
     open_sealed,
     payload_digest,
     seal,
+    seal_json,
     subject_ref,
 )
 from sealtrail.errors import InvalidInputError, PeriodExpiredError, SealingError, SubjectErasedError
@@ -245,3 +247,32 @@ def test_round_trip_property(payload: dict[str, Any]) -> None:
     opened = open_sealed(sealed, tenant="t", event_id=EID, type="tool_call",
                          keys={period.key_id: period, subject.key_id: subject})
     assert opened == payload
+
+
+def test_seal_json_matches_seal(keys: tuple[DataKey, list[DataKey]]) -> None:
+    """Sealing canonical bytes directly gives exactly what sealing the object gives."""
+    period, subjects = keys
+    nonce = bytes(24)
+    by_object = _seal(period, subjects, nonce=nonce)
+    by_bytes = seal_json(canonical_json(PAYLOAD), tenant="acme", event_id=EID, type="tool_call",
+                         period_key=period, subject_keys=subjects, nonce=nonce)
+    assert by_bytes == by_object
+    assert _open(by_bytes, [period, *subjects]) == PAYLOAD
+
+
+def test_known_answer_vector() -> None:
+    """The worked example of docs/events.md, byte for byte (pins the format against drift)."""
+    period = DataKey("00000000000000000000000000000001", "period", bytes(range(32)))
+    later = DataKey("bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "subject", bytes(range(32, 64)))
+    earlier = DataKey("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "subject", bytes(range(64, 96)))
+    payload = {"arguments": {"q": "x"}, "end_user": "alice@example.com"}
+    sealed = seal(payload, tenant="acme", event_id=EID, type="tool_call", period_key=period,
+                  subject_keys=[later, earlier], nonce=bytes(range(24)))
+    assert derive_payload_key(period, [later, earlier], EID).hex() == (
+        "04fe1e6a534c1e048a1abf3faab8ad57eddb13e097290abe7a0f2bdb1685cff6")
+    assert sealed.key_ids == (period.key_id, earlier.key_id, later.key_id)
+    assert sealed.ciphertext.hex() == (
+        "55d595b9ac8b2fd97f619c667f7a77ae8cf501fff85644f9819eeaae18ee88990ee9295cd5eed465ce8562a1"
+        "37a074c4d210a6e4b1b7c10288d70724202687995269d9573aba")
+    assert sealed.digest == "blake3:560d7aa3600ee8dec3127d87b8622142b87b9fc0b38c0d7621363c4caf2873c4"
+    assert sealed.size == 54
