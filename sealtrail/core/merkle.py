@@ -9,7 +9,7 @@ Such a node never changes once its last leaf is appended. Nodes that cover a par
 (the tree's right border) are ephemeral: proofs rebuild them from perfect ones. A store that
 keeps every perfect node holds ``2n - popcount(n)`` hashes for n leaves, i.e. about two 32-byte
 hashes (64 bytes) per entry, and any inclusion or consistency proof at any tree size then costs
-one batched read of at most ``2 * log2(n) + 1`` nodes.
+one batched read of O(log n) nodes (never more than about ``2 * log2(n)``).
 
 The ledger keeps only a :class:`CompactRange` in memory: the ``popcount(n)`` perfect roots that
 cover ``[0, n)``, O(log n) hashes. Appending reports the new perfect nodes so a store can persist
@@ -96,10 +96,6 @@ class NodeRun:
     level: int
     start: int
     hashes: tuple[bytes, ...]
-
-    def ids(self) -> list[NodeID]:
-        """Return the node IDs of this run, in order."""
-        return [NodeID(self.level, self.start + i) for i in range(len(self.hashes))]
 
 
 class CompactRange:
@@ -190,16 +186,12 @@ class CompactRange:
             return NotImplemented
         return self._size == other._size and self.hashes == other.hashes
 
-    def __hash__(self) -> int:
-        return hash((self._size, tuple(self.hashes)))
-
     def __repr__(self) -> str:
         return f"CompactRange(size={self._size}, root={self.root().hex()[:16]}...)"
 
 
 def range_nodes(begin: int, end: int) -> list[NodeID]:
     """Return the perfect nodes covering leaves ``[begin, end)``, left to right (fewest nodes)."""
-    out: list[NodeID] = []
     left: list[NodeID] = []
     right: list[NodeID] = []
     level = 0
@@ -210,12 +202,8 @@ def range_nodes(begin: int, end: int) -> list[NodeID]:
         if end & 1:
             end -= 1
             right.append(NodeID(level, end))
-        begin >>= 1
-        end >>= 1
-        level += 1
-    out.extend(left)
-    out.extend(reversed(right))
-    return out
+        begin, end, level = begin >> 1, end >> 1, level + 1
+    return left + right[::-1]
 
 
 # --- proofs from stored nodes ------------------------------------------------------------------
@@ -354,11 +342,6 @@ class MemoryNodeStore:
 # --- verification (RFC 9162 §2.1.3.2 and §2.1.4.2) ---------------------------------------------
 
 
-def _check_proof_hashes(proof: Sequence[bytes]) -> None:
-    if any(len(p) != HASH_SIZE for p in proof):
-        raise InvalidProofError("proof hashes must be 32 bytes")
-
-
 def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> None:
     """Check that ``leaf`` is leaf ``index`` of the tree of ``size`` with ``root``.
 
@@ -366,9 +349,8 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
     """
     if not 0 <= index < size:
         raise InvalidProofError(f"leaf index {index} is outside a tree of size {size}")
-    if len(leaf) != HASH_SIZE:
-        raise InvalidProofError("leaf hash must be 32 bytes")
-    _check_proof_hashes(proof)
+    if len(leaf) != HASH_SIZE or any(len(p) != HASH_SIZE for p in proof):
+        raise InvalidProofError("leaf and proof hashes must be 32 bytes")
     fn, sn, r = index, size - 1, leaf
     for p in proof:
         if sn == 0:
@@ -402,9 +384,8 @@ def verify_consistency(size1: int, size2: int, proof: Sequence[bytes], root1: by
         if root1 != root2:
             raise InvalidProofError("roots differ at the same size")
         return
-    if not proof:
-        raise InvalidProofError("consistency proof is empty")
-    _check_proof_hashes(proof)
+    if not proof or any(len(p) != HASH_SIZE for p in proof):
+        raise InvalidProofError("consistency proof is empty or holds hashes that are not 32 bytes")
     path = [root1, *proof] if size1 & (size1 - 1) == 0 else list(proof)
     fn, sn = size1 - 1, size2 - 1
     while fn & 1:
