@@ -21,7 +21,7 @@ import binascii
 import hashlib
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from nacl.exceptions import BadSignatureError
@@ -115,7 +115,7 @@ class KeyMaterial:
     name: str
     key_id: int
     sig_type: int
-    key: bytes
+    key: bytes = field(repr=False)  # may be a private seed: never in a repr or a log line
 
 
 def _decode_key_parts(name: str, hex_id: str, b64: str, what: str) -> KeyMaterial:
