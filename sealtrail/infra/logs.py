@@ -25,7 +25,8 @@ _PATTERNS = (
     (re.compile(r"(?<![:\w])[0-9a-fA-F]{64}\b"), REDACTED),
 )
 # Attributes every LogRecord has; anything else came in through ``extra=``.
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "color_message"}
 
 
 def redact(text: str) -> str:
@@ -87,7 +88,8 @@ def configure_logging(level: str = "INFO", *, stream: Any = None) -> logging.Han
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    # uvicorn.access is left alone: uvicorn's own access_log switch decides whether it propagates.
+    for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True

@@ -1,0 +1,264 @@
+"""The gateway's async client: batching, retries with the same event ids, an on-disk spool.
+
+Delivery contract:
+
+- Events are sent in batches of up to ``batch_max``, at least every ``flush_interval_s``.
+- A batch that meets 429, 503, another 5xx, a timeout or a connection error is retried with the
+  SAME events (so the same event ids) after :class:`~sealtrail.sdk.backoff.Backoff` delays that
+  honour Retry-After. Ingest accepts a resent event again and the ledger keeps it once.
+- After ``attempts`` tries the batch goes to the spool (when ``spool_dir`` is set) and, until the
+  spool is drained, newer batches follow it there, keeping their order; the spool is retried with
+  growing delays and drained oldest first. Without a spool, undelivered events stay queued in
+  memory and :meth:`SealtrailClient.send` waits while ``queue_max`` events are queued.
+- 401 and 403 are retried like outages (a key being fixed must not lose events). 413 splits the
+  batch. 400 and 422 are final: the events are reported through ``on_rejected``.
+- :meth:`SealtrailClient.close` (and leaving ``async with``) flushes; events it cannot deliver
+  or spool raise :class:`DeliveryError`. Events queued in memory are lost if the process dies;
+  spooled ones are not.
+
+This module imports only httpx and orjson (and the standard library).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from sealtrail.sdk.backoff import Backoff, parse_retry_after
+from sealtrail.sdk.spool import Spool
+
+DEFAULT_BATCH_MAX = 500
+DEFAULT_FLUSH_INTERVAL_S = 1.0
+DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_ATTEMPTS = 4
+DEFAULT_TIMEOUT_S = 15.0
+_RETRYABLE = frozenset({401, 403, 408, 425, 429, 500, 502, 503, 504})
+
+
+class DeliveryError(Exception):
+    """Events could be neither delivered nor spooled."""
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    event_id: str
+    log: str
+    receipt: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    event_id: str | None
+    type: str
+    title: str
+    detail: str
+    pointer: str
+
+
+@dataclass
+class ClientStats:
+    accepted: int = 0
+    rejected: int = 0
+    retries: int = 0
+    spooled_batches: int = 0
+    last_status: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    done: bool
+    retry_after: float | None = None
+    split: bool = False
+
+
+class SealtrailClient:
+    """Sends events to ingest's ``POST /v1/events`` on behalf of one gateway API key."""
+
+    def __init__(
+        self, url: str, token: str, *, batch_max: int = DEFAULT_BATCH_MAX,
+        flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S, spool_dir: Path | str | None = None,
+        spool_max_bytes: int = DEFAULT_SPOOL_MAX_BYTES, queue_max: int | None = None,
+        attempts: int = DEFAULT_ATTEMPTS, backoff: Backoff | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        on_accepted: Callable[[list[Accepted]], None] | None = None,
+        on_rejected: Callable[[list[Rejected]], None] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._batch_max = batch_max
+        self._interval = flush_interval_s
+        self._queue_max = queue_max or 20 * batch_max
+        self._attempts = max(1, attempts)
+        self._backoff = backoff or Backoff()
+        self._on_accepted = on_accepted
+        self._on_rejected = on_rejected
+        self._http = httpx.AsyncClient(
+            base_url=url.rstrip("/"), timeout=timeout_s, transport=transport,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        self._spool = Spool(Path(spool_dir), max_bytes=spool_max_bytes) if spool_dir is not None else None
+        self._queue: deque[dict[str, Any]] = deque()
+        self._wake = asyncio.Event()
+        self._space = asyncio.Event()
+        self._space.set()
+        self._pump_lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._outages = 0
+        self._next_spool_try = 0.0
+        self._last_retry_after: float | None = None
+        self.stats = ClientStats()
+
+    def __repr__(self) -> str:  # the token stays out of reprs and tracebacks
+        return f"SealtrailClient(url={str(self._http.base_url)!r})"
+
+    async def __aenter__(self) -> SealtrailClient:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="sealtrail-sdk-flusher")
+
+    @property
+    def pending(self) -> int:
+        """Events queued in memory (not counting the spool)."""
+        return len(self._queue)
+
+    @property
+    def spooled(self) -> bool:
+        return bool(self._spool)
+
+    async def send(self, event: dict[str, Any]) -> None:
+        """Queue one event (waits while ``queue_max`` events are queued)."""
+        while len(self._queue) >= self._queue_max:
+            self._space.clear()
+            self._wake.set()
+            await self._space.wait()
+        self._queue.append(event)
+        if len(self._queue) >= self._batch_max:
+            self._wake.set()
+
+    async def flush(self) -> None:
+        """Deliver (or spool) everything queued now, and try the spool once."""
+        await self._pump(force_spool=True)
+
+    async def close(self) -> None:
+        """Flush, stop the background task and release the connection and the spool."""
+        try:
+            await self.flush()
+        finally:
+            if self._task is not None:
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+                self._task = None
+            await self._http.aclose()
+            if self._spool is not None:
+                self._spool.close()
+        if self._queue:
+            raise DeliveryError(f"{len(self._queue)} events were neither delivered nor spooled")
+
+    async def _run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._interval)
+            self._wake.clear()
+            await self._pump(force_spool=False)
+
+    async def _pump(self, *, force_spool: bool) -> None:
+        async with self._pump_lock:
+            if self._spool and (force_spool or time.monotonic() >= self._next_spool_try):
+                await self._drain_spool()
+            while self._queue:
+                batch = [self._queue.popleft() for _ in range(min(self._batch_max, len(self._queue)))]
+                self._space.set()
+                if self._spool:  # an outage is on: keep order behind the spooled batches
+                    await self._to_spool(batch)
+                    continue
+                rest = await self._deliver(batch, self._attempts)
+                if rest and self._spool is not None:
+                    self._outage(None)
+                    await self._to_spool(rest)
+                elif rest:
+                    self._queue.extendleft(reversed(rest))
+                    break
+
+    async def _drain_spool(self) -> None:
+        assert self._spool is not None
+        while (batch := await asyncio.to_thread(self._spool.peek)) is not None:
+            if await self._deliver(batch.events, 1):
+                self._outage(self._last_retry_after)
+                return
+            await asyncio.to_thread(self._spool.ack, batch)
+        self._outages = 0
+
+    async def _to_spool(self, batch: list[dict[str, Any]]) -> None:
+        assert self._spool is not None
+        await asyncio.to_thread(self._spool.append, batch)  # SpoolFullError propagates
+        self.stats.spooled_batches += 1
+
+    def _outage(self, retry_after: float | None) -> None:
+        self._next_spool_try = time.monotonic() + self._backoff.delay(self._outages, retry_after=retry_after)
+        self._outages += 1
+
+    async def _deliver(self, batch: list[dict[str, Any]], attempts: int) -> list[dict[str, Any]]:
+        """Send ``batch``; return the events still undelivered after ``attempts`` tries."""
+        self._last_retry_after = None
+        for attempt in range(attempts):
+            answer = await self._post(batch)
+            if answer.split and len(batch) > 1:
+                half = len(batch) // 2
+                first = await self._deliver(batch[:half], attempts)
+                return first + await self._deliver(batch[half:], attempts)
+            if answer.done:
+                return []
+            self._last_retry_after = answer.retry_after
+            if attempt + 1 < attempts:
+                self.stats.retries += 1
+                await asyncio.sleep(self._backoff.delay(attempt, retry_after=answer.retry_after))
+        return batch
+
+    async def _post(self, batch: list[dict[str, Any]]) -> _Answer:
+        try:
+            resp = await self._http.post("/v1/events", content=orjson.dumps({"events": batch}))
+        except httpx.TransportError:
+            self.stats.last_status = None
+            return _Answer(done=False)
+        self.stats.last_status = resp.status_code
+        if resp.status_code in (202, 422):
+            self._report(resp.json())
+            return _Answer(done=True)
+        if resp.status_code == 413:
+            return _Answer(done=len(batch) <= 1, split=True)
+        if resp.status_code in _RETRYABLE:
+            return _Answer(done=False, retry_after=parse_retry_after(resp.headers.get("retry-after")))
+        problem = resp.json() if resp.headers.get("content-type", "").endswith("json") else {}
+        self._reject_all(batch, problem)
+        return _Answer(done=True)
+
+    def _report(self, body: dict[str, Any]) -> None:
+        accepted = [Accepted(a["event_id"], a["log"], a["receipt"]) for a in body.get("accepted", [])]
+        rejected = [Rejected(r.get("event_id"), r["type"], r["title"], r["detail"], r["pointer"])
+                    for r in body.get("rejected", [])]
+        self.stats.accepted += len(accepted)
+        self.stats.rejected += len(rejected)
+        if accepted and self._on_accepted is not None:
+            self._on_accepted(accepted)
+        if rejected and self._on_rejected is not None:
+            self._on_rejected(rejected)
+
+    def _reject_all(self, batch: list[dict[str, Any]], problem: dict[str, Any]) -> None:
+        kind, title = str(problem.get("type", "about:blank")), str(problem.get("title", "Rejected"))
+        detail, pointer = str(problem.get("detail", "")), str(problem.get("pointer", ""))
+        self._report({"rejected": [{"event_id": e.get("event_id"), "type": kind, "title": title,
+                                    "detail": detail, "pointer": pointer} for e in batch]})

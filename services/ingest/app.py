@@ -1,0 +1,144 @@
+"""The ingest app factory and its start-up and shut-down.
+
+At start: connect to PostgreSQL and apply pending migrations, load the KEK and the receipt key,
+create the sealed topic if missing, start the Kafka producer. Anything missing fails the start
+with a reason (ServiceStartError). Components can be passed in (tests, the embedded mode); the
+others are built from :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+from fastapi import FastAPI
+
+from sealtrail.core.note import Ed25519Signer
+from sealtrail.core.receipt import CachedEd25519Signer
+from sealtrail.errors import NoteError, ServiceStartError, UnavailableError
+from sealtrail.infra.apikeys import Authenticator, utc_now
+from sealtrail.infra.auth_postgres import PostgresAuthStore
+from sealtrail.infra.bus import BusPublisher, TopicSpec
+from sealtrail.infra.kafka import KafkaPublisher
+from sealtrail.infra.kek import load_kek
+from sealtrail.infra.keycache import CachingKeyStore
+from sealtrail.infra.keystore_postgres import PostgresKeyStore
+from sealtrail.infra.logs import configure_logging
+from sealtrail.infra.postgres import create_pool, migrate_url
+from sealtrail.infra.problems import install_problem_handlers
+from sealtrail.infra.settings import Settings
+from services.ingest.config import IngestOptions
+from services.ingest.metrics import IngestMetrics
+from services.ingest.routes import router
+from services.ingest.sealer import Sealer, TenantIndexKeys
+from services.ingest.service import IngestService
+
+
+@dataclass(frozen=True)
+class IngestParts:
+    """Components a caller may supply instead of having them built from settings."""
+
+    publisher: BusPublisher | None = None
+    signer: Ed25519Signer | None = None
+    clock: Callable[[], datetime] = utc_now
+
+
+def load_receipt_signer(settings: Settings) -> Ed25519Signer:
+    """The receipt key from ``SEALTRAIL_SERVICE_KEY_FILE`` (a 0600 ``PRIVATE+KEY+...`` file)."""
+    path = settings.service_key_file
+    if path is None:
+        raise ServiceStartError(
+            "no receipt key: set SEALTRAIL_SERVICE_KEY_FILE (see `sealtrail admin receipt-key generate`)")
+    try:
+        mode, text = path.stat().st_mode, path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ServiceStartError(f"cannot read the receipt key file {path}: {e.strerror}") from e
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ServiceStartError(f"the receipt key file {path} must be readable by its owner only (chmod 600)")
+    try:
+        return Ed25519Signer.from_private_key(text.strip())
+    except NoteError as e:
+        raise ServiceStartError(f"the receipt key file {path} is not an Ed25519 PRIVATE+KEY string") from e
+
+
+def sealed_topic_spec(settings: Settings) -> TopicSpec:
+    return TopicSpec(name=settings.sealed_topic, partitions=settings.topic_partitions,
+                     replication=settings.topic_replication, min_insync=settings.topic_min_insync)
+
+
+async def _open_pool(settings: Settings, options: IngestOptions, stack: AsyncExitStack) -> asyncpg.Pool:
+    url = settings.require_database()
+    if options.migrate:
+        await migrate_url(url)
+    pool = await create_pool(url, min_size=min(settings.db_pool_min, 2), max_size=settings.db_pool_max)
+    stack.push_async_callback(pool.close)
+    return pool
+
+
+async def _start_publisher(settings: Settings, options: IngestOptions, parts: IngestParts,
+                           stack: AsyncExitStack) -> BusPublisher:
+    publisher = parts.publisher or KafkaPublisher(bootstrap=settings.require_kafka(),
+                                                  timeout_s=options.publish_timeout_s)
+    try:
+        await publisher.ensure_topics([sealed_topic_spec(settings)])
+        await publisher.start()
+    except UnavailableError as e:
+        raise ServiceStartError(f"ingest cannot start: {e}") from e
+    stack.push_async_callback(publisher.stop)
+    return publisher
+
+
+async def build_service(
+    settings: Settings, options: IngestOptions, parts: IngestParts, stack: AsyncExitStack
+) -> IngestService:
+    """Everything ingest needs, started; ``stack`` stops it again."""
+    signer = CachedEd25519Signer(parts.signer or load_receipt_signer(settings))
+    kek = load_kek(settings)
+    pool = await _open_pool(settings, options, stack)
+    auth_store = PostgresAuthStore(pool=pool)
+    keystore = CachingKeyStore(inner=PostgresKeyStore(pool=pool, kek=kek), ttl_s=options.key_cache_ttl_s)
+    sealer = Sealer(keystore=keystore, index_keys=TenantIndexKeys(store=auth_store, kek=kek),
+                    signer=signer, clock=parts.clock)
+    publisher = await _start_publisher(settings, options, parts, stack)
+    service = IngestService(
+        sealer=sealer, authenticator=Authenticator(store=auth_store, cache_ttl_s=options.auth_cache_ttl_s),
+        publisher=publisher, topic=settings.sealed_topic, options=options, metrics=IngestMetrics(),
+        ping_db=auth_store.ping, vkey=signer.vkey(),
+    )
+    service.publisher_started = True
+    return service
+
+
+def create_app(
+    settings: Settings, *, options: IngestOptions | None = None, parts: IngestParts | None = None
+) -> FastAPI:
+    """The ingest ASGI app; its lifespan starts and stops the service's dependencies."""
+    opts = options or IngestOptions()
+    given = parts or IngestParts()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            app.state.ingest = await build_service(settings, opts, given, stack)
+            yield
+            app.state.ingest.publisher_started = False
+
+    app = FastAPI(
+        title="Sealtrail ingest", version="1", lifespan=lifespan,
+        description="Receives batches of agent tool-call events, seals their payloads and publishes "
+                    "them to the tenant's log. See docs/ingest.md.",
+    )
+    install_problem_handlers(app)
+    app.include_router(router)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` and worker processes: settings from ``SEALTRAIL_*``."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

@@ -1,0 +1,34 @@
+"""Ingest's Prometheus metrics. Label values come from fixed sets: never payload data or tokens."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+BATCH_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 750, 1000)
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class IngestMetrics:
+    """One registry per app, so several apps (tests) never share counters."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.accepted = Counter("sealtrail_ingest_events_accepted",
+                                "Events accepted and acknowledged by Kafka", registry=r)
+        self.rejected = Counter("sealtrail_ingest_events_rejected", "Events rejected, by problem type",
+                                ["reason"], registry=r)
+        self.requests = Counter("sealtrail_ingest_requests", "Requests to POST /v1/events, by status",
+                                ["status"], registry=r)
+        self.batch_events = Histogram("sealtrail_ingest_batch_events", "Events per request",
+                                      buckets=BATCH_BUCKETS, registry=r)
+        self.produce_seconds = Histogram("sealtrail_ingest_produce_seconds",
+                                         "Time from publishing a batch to Kafka's acknowledgement",
+                                         buckets=LATENCY_BUCKETS, registry=r)
+        self.request_seconds = Histogram("sealtrail_ingest_request_seconds", "POST /v1/events latency",
+                                         buckets=LATENCY_BUCKETS, registry=r)
+        self.in_flight = Gauge("sealtrail_ingest_in_flight_batches", "Batches being sealed or published",
+                               registry=r)
+
+    def render(self) -> bytes:
+        return bytes(generate_latest(self.registry))

@@ -1,0 +1,160 @@
+"""HTTP routes of ingest. Errors are raised as Sealtrail errors and answered by the problem table."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.security import HTTPBearer
+
+from sealtrail.core.validation import Rejection
+from sealtrail.errors import InvalidInputError, SealtrailError, TooLargeError
+from sealtrail.infra.auth import Scope
+from sealtrail.infra.problems import PROBLEM_JSON, PROBLEM_TABLE, problem_response
+from services.ingest.models import BatchRejected, BatchResult, EventBatch, Keys, Problem
+from services.ingest.sealer import PreparedBatch
+from services.ingest.service import IngestService
+
+log = logging.getLogger("sealtrail.ingest")
+router = APIRouter()
+_bearer = HTTPBearer(auto_error=False, description="API key `st_<key_id>_<secret>`")
+
+
+def _service(request: Request) -> IngestService:
+    service: IngestService = request.app.state.ingest
+    return service
+
+
+ServiceDep = Annotated[IngestService, Depends(_service)]
+
+
+# Declares the bearer scheme in OpenAPI; the header itself is checked inside the handler so that
+# a 401 is counted in the metrics like every other answer.
+BearerDoc = Annotated[Any, Depends(_bearer)]
+
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "content": {PROBLEM_JSON: {}}, "description": text}
+    for status, text in (
+        (400, "The body is not a JSON object {\"events\": [...]}"),
+        (401, "Missing, malformed, unknown, revoked or expired API key"),
+        (403, "The key's role lacks events:write"),
+        (413, "Body or batch past the documented limits"),
+        (429, "Too many batches in flight (Retry-After)"),
+        (503, "Kafka did not acknowledge; nothing accepted (Retry-After)"),
+    )
+}
+_PROBLEMS[422] = {"model": BatchRejected, "content": {PROBLEM_JSON: {}}, "description": "No event accepted"}
+
+
+@router.post(
+    "/v1/events", status_code=202, response_model=BatchResult, responses=_PROBLEMS,
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": EventBatch.model_json_schema()}}}},
+    summary="Submit a batch of events",
+)
+async def post_events(request: Request, service: ServiceDep, _: BearerDoc) -> Response:
+    """Validate each event, seal the accepted ones and answer once Kafka acknowledged them all."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        principal = await service.authenticator.authenticate(request.headers.get("authorization"))
+        principal.require(Scope.EVENTS_WRITE)
+        raw_events = _parse_batch(await _read_body(request, service.options.max_body_bytes),
+                                  service.options.max_batch_events)
+        batch = await service.submit(principal, raw_events)
+        response = _answer(batch)
+        status = response.status_code
+        log.info("batch", extra={"tenant": principal.tenant_id, "key_id": principal.key_id,
+                                 "accepted": len(batch.accepted), "rejected": len(batch.rejected),
+                                 "ms": round((time.perf_counter() - started) * 1000, 1)})
+        return response
+    except SealtrailError as e:
+        status = _status_of(e)
+        raise
+    finally:
+        service.metrics.requests.labels(status=str(status)).inc()
+        service.metrics.request_seconds.observe(time.perf_counter() - started)
+
+
+@router.get("/v1/keys", response_model=Keys, summary="Verifier keys of the receipts")
+async def keys(service: ServiceDep) -> Keys:
+    """The C2SP verifier key that signs this service's receipts (public)."""
+    return Keys.model_validate({"receipt": [{"vkey": service.vkey}]})
+
+
+@router.get("/healthz", summary="Liveness")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: Kafka producer started and database reachable")
+async def readyz(service: ServiceDep) -> Response:
+    checks = await service.ready()
+    ok = all(checks.values())
+    return Response(orjson.dumps({"status": "ok" if ok else "unavailable", **checks}),
+                    status_code=200 if ok else 503, media_type="application/json")
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(service: ServiceDep) -> Response:
+    return Response(service.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise InvalidInputError("Content-Length is not a number")
+        if int(declared) > limit:
+            raise TooLargeError(f"body of {declared} bytes is over the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLargeError(f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse_batch(body: bytes, max_events: int) -> list[object]:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise InvalidInputError("body is not valid JSON", pointer="") from e
+    if not isinstance(doc, dict) or "events" not in doc:
+        raise InvalidInputError("body must be a JSON object {\"events\": [...]}", pointer="")
+    for key in doc:
+        if key != "events":
+            raise InvalidInputError("unknown member (only 'events' is allowed)", pointer=f"/{key}"
+                                    if key.isprintable() and len(key) < 64 else "")
+    events = doc["events"]
+    if not isinstance(events, list):
+        raise InvalidInputError("events must be an array", pointer="/events")
+    if len(events) > max_events:
+        raise TooLargeError(f"batch of {len(events)} events is over the limit of {max_events}",
+                            pointer="/events")
+    return events
+
+
+def _rejection(r: Rejection) -> dict[str, Any]:
+    return {"index": r.index, "event_id": r.event_id, "type": r.type, "title": r.title,
+            "detail": r.detail, "pointer": r.pointer}
+
+
+def _answer(batch: PreparedBatch) -> Response:
+    accepted = [{"event_id": a.event_id, "log": a.log, "receipt": a.receipt} for a in batch.accepted]
+    rejected = [_rejection(r) for r in batch.rejected]
+    if accepted:
+        return Response(orjson.dumps({"accepted": accepted, "rejected": rejected}), status_code=202,
+                        media_type="application/json")
+    detail = f"none of the {len(rejected)} events was accepted" if rejected else "the batch holds no events"
+    return problem_response(422, "batch-rejected", "No event accepted", detail,
+                            extra={"accepted": [], "rejected": rejected})
+
+
+def _status_of(error: SealtrailError) -> int:
+    return next((status for kind, status, _, _ in PROBLEM_TABLE if isinstance(error, kind)), 500)

@@ -1,0 +1,96 @@
+"""The ingest service object: back-pressure, publishing, and the answer only after Kafka's ack."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from sealtrail.errors import BackpressureError, UnavailableError
+from sealtrail.infra.apikeys import Authenticator
+from sealtrail.infra.auth import Principal
+from sealtrail.infra.bus import BusPublisher
+from services.ingest.config import IngestOptions
+from services.ingest.metrics import IngestMetrics
+from services.ingest.sealer import PreparedBatch, Sealer
+
+log = logging.getLogger("sealtrail.ingest")
+
+
+class IngestService:
+    """Seals a batch and publishes its records; MUST NOT report an event accepted before the ack.
+
+    At most ``options.max_in_flight`` batches are sealed or published at once; one more raises
+    :class:`BackpressureError` (429). When Kafka does not acknowledge, :class:`UnavailableError`
+    (503) is raised, and for ``unavailable_retry_after_s`` afterwards new batches fail fast with
+    503 instead of piling up behind the dead broker.
+    """
+
+    def __init__(
+        self, *, sealer: Sealer, authenticator: Authenticator, publisher: BusPublisher, topic: str,
+        options: IngestOptions, metrics: IngestMetrics, ping_db: Callable[[], Awaitable[None]],
+        vkey: str,
+    ) -> None:
+        self.sealer = sealer
+        self.authenticator = authenticator
+        self.publisher = publisher
+        self.topic = topic
+        self.options = options
+        self.metrics = metrics
+        self.vkey = vkey
+        self.publisher_started = False
+        self._ping_db = ping_db
+        self._in_flight = 0
+        self._unavailable_until = 0.0
+
+    async def submit(self, principal: Principal, raw_events: list[object]) -> PreparedBatch:
+        """Seal, publish and return the batch; raises before any event counts as accepted."""
+        self._fail_fast_while_unavailable()
+        if self._in_flight >= self.options.max_in_flight:
+            raise BackpressureError("too many batches in flight; retry later",
+                                    retry_after=self.options.backpressure_retry_after_s)
+        self._in_flight += 1
+        self.metrics.in_flight.inc()
+        try:
+            batch = await self.sealer.prepare(principal, raw_events)
+            if batch.records:
+                await self._publish(batch)
+        finally:
+            self._in_flight -= 1
+            self.metrics.in_flight.dec()
+        self._count(batch, len(raw_events))
+        return batch
+
+    async def _publish(self, batch: PreparedBatch) -> None:
+        started = time.perf_counter()
+        try:
+            await self.publisher.publish(self.topic, batch.records)
+        except UnavailableError as e:
+            retry = max(e.retry_after, self.options.unavailable_retry_after_s)
+            self._unavailable_until = time.monotonic() + retry
+            log.warning("kafka did not acknowledge a batch", extra={"events": len(batch.records)})
+            raise UnavailableError("Kafka did not acknowledge the batch; nothing of it is accepted",
+                                   retry_after=retry) from e
+        self._unavailable_until = 0.0
+        self.metrics.produce_seconds.observe(time.perf_counter() - started)
+
+    def _fail_fast_while_unavailable(self) -> None:
+        left = self._unavailable_until - time.monotonic()
+        if left > 0:
+            raise UnavailableError("Kafka is unreachable; retry later", retry_after=left)
+
+    def _count(self, batch: PreparedBatch, size: int) -> None:
+        self.metrics.batch_events.observe(size)
+        if batch.accepted:
+            self.metrics.accepted.inc(len(batch.accepted))
+        for r in batch.rejected:
+            self.metrics.rejected.labels(reason=r.type.rsplit("/", 1)[-1]).inc()
+
+    async def ready(self) -> dict[str, bool]:
+        """Whether the producer is started and the database answers."""
+        try:
+            await self._ping_db()
+            db = True
+        except UnavailableError:
+            db = False
+        return {"kafka_producer": self.publisher_started, "database": db}
