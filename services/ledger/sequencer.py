@@ -16,6 +16,7 @@ from sealtrail.core.chain import chain_fold, chain_seed
 from sealtrail.core.merkle import CompactRange, NodeRun, leaf_hash, root_of
 from sealtrail.core.record import SealedRecord
 from sealtrail.errors import InvalidInputError
+from services.ledger.rows import EntryColumns, entry_columns
 
 DEFAULT_ORIGIN_PREFIX = "sealtrail.local/log"
 
@@ -53,6 +54,7 @@ class SequencedEntry:
     entry: bytes
     leaf: bytes
     chain: bytes
+    columns: EntryColumns
 
 
 @dataclass(frozen=True)
@@ -79,11 +81,16 @@ def entry_bytes(header: dict[str, object], index: int) -> bytes:
     return canonical_json({**header, "index": index})
 
 
-def sequence(head: LogHead, records: Sequence[SealedRecord]) -> SequencedBatch:
+def sequence(
+    head: LogHead, records: Sequence[SealedRecord], columns: Sequence[EntryColumns] | None = None
+) -> SequencedBatch:
     """Sequence ``records`` after ``head``. Records MUST be new to the log and distinct by event id.
 
+    ``columns`` are the records' already checked header columns (computed here when absent).
     ``head`` is not modified; the returned batch carries the head after it.
     """
+    if columns is None:
+        columns = [entry_columns(r) for r in records]
     first = head.size
     entries_bytes = [entry_bytes(r.header, first + i) for i, r in enumerate(records)]
     leaves = [leaf_hash(e) for e in entries_bytes]
@@ -91,8 +98,8 @@ def sequence(head: LogHead, records: Sequence[SealedRecord]) -> SequencedBatch:
     compact = head.compact.copy()
     runs = compact.extend(leaves)
     entries = [
-        SequencedEntry(first + i, r, e, lf, c)
-        for i, (r, e, lf, c) in enumerate(zip(records, entries_bytes, leaves, chains, strict=True))
+        SequencedEntry(first + i, r, e, lf, c, cols)
+        for i, (r, e, lf, c, cols) in enumerate(zip(records, entries_bytes, leaves, chains, columns, strict=True))
     ]
     chain_after = chains[-1] if chains else head.chain_head
     after = LogHead(head.log_id, head.tenant_id, head.origin, compact, chain_after)

@@ -10,7 +10,7 @@ import asyncpg
 from sealtrail.core.merkle import CompactRange
 from sealtrail.errors import ConcurrentWriteError, UnavailableError
 from sealtrail.infra.postgres import Conn
-from services.ledger.rows import INT_COLUMN_NAMES, TEXT_COLUMN_NAMES, entry_columns
+from services.ledger.rows import INT_COLUMN_NAMES, TEXT_COLUMN_NAMES
 from services.ledger.sequencer import LogHead, SequencedBatch
 from services.ledger.store import PartitionCommit
 
@@ -123,7 +123,7 @@ async def _write_batch(conn: Conn, batch: SequencedBatch) -> None:
     tenant = after.tenant_id
     entries, payloads = [], []
     for e in batch.entries:
-        cols = entry_columns(e.record)
+        cols = e.columns
         entries.append((batch.log_id, e.index, tenant, cols.event_id, cols.type, cols.occurred_at,
                         cols.received_at, *cols.text, *cols.ints, e.entry, e.leaf, e.chain))
         key_ids = [str(k) for k in e.record.header.get("key_ids", [])]

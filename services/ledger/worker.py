@@ -17,17 +17,20 @@ from sealtrail.errors import ConcurrentWriteError, InvalidInputError
 from sealtrail.infra.bus import BusRecord
 from services.ledger import metrics
 from services.ledger.deadletter import DeadLetter, DeadLetterSink
-from services.ledger.rows import entry_columns
+from services.ledger.rows import EntryColumns, entry_columns
 from services.ledger.sequencer import DEFAULT_ORIGIN_PREFIX, LogHead, SequencedBatch, origin_for, sequence
 from services.ledger.store import LedgerStore, PartitionCommit
 
 log = logging.getLogger("sealtrail.ledger")
 
 
+_Item = tuple[SealedRecord, EntryColumns, BusRecord]
+
+
 @dataclass
 class _Sorted:
-    # log id -> (record, where it came from), in offset order
-    by_log: dict[str, list[tuple[SealedRecord, BusRecord]]] = field(default_factory=dict)
+    # log id -> (record, its checked columns, where it came from), in offset order
+    by_log: dict[str, list[_Item]] = field(default_factory=dict)
     dead: list[DeadLetter] = field(default_factory=list)
 
 
@@ -86,7 +89,7 @@ class LedgerWorker:
         for lid in unknown:
             if s.by_log[lid][0][0].header["tenant"] not in known:
                 refused = s.by_log.pop(lid)
-                s.dead += [DeadLetter(src, "unknown tenant", "/header/tenant") for _, src in refused]
+                s.dead += [DeadLetter(src, "unknown tenant", "/header/tenant") for _, _, src in refused]
 
     async def _heads_for(self, log_ids: list[str]) -> tuple[dict[str, LogHead], list[LogHead]]:
         missing = [lid for lid in log_ids if lid not in self._heads]
@@ -101,18 +104,18 @@ class LedgerWorker:
                 self._heads[lid] = head
         return {lid: self._heads[lid] for lid in log_ids}, new_logs
 
-    async def _sequence_new(
-        self, head: LogHead, records: list[tuple[SealedRecord, BusRecord]]
-    ) -> SequencedBatch | None:
-        unique: dict[uuid.UUID, SealedRecord] = {}
-        for r, _ in records:
-            unique.setdefault(uuid.UUID(r.event_id), r)
+    async def _sequence_new(self, head: LogHead, records: list[_Item]) -> SequencedBatch | None:
+        unique: dict[uuid.UUID, tuple[SealedRecord, EntryColumns]] = {}
+        for r, cols, _ in records:
+            unique.setdefault(cols.event_id, (r, cols))
         known = await self._store.existing_event_ids(head.log_id, list(unique)) if head.size else {}
         for event_id, index in known.items():
             log.debug("duplicate event %s already at index %d of %s", event_id, index, head.log_id)
         metrics.DUPLICATES.inc(len(records) - len(unique) + len(known))
-        fresh = [r for eid, r in unique.items() if eid not in known]
-        return sequence(head, fresh) if fresh else None
+        fresh = [rc for eid, rc in unique.items() if eid not in known]
+        if not fresh:
+            return None
+        return sequence(head, [r for r, _ in fresh], [c for _, c in fresh])
 
 
 def _sort(records: Sequence[BusRecord]) -> _Sorted:
@@ -120,11 +123,11 @@ def _sort(records: Sequence[BusRecord]) -> _Sorted:
     for r in records:
         try:
             rec = decode_record(r.value)
-            entry_columns(rec)
+            cols = entry_columns(rec)
             if r.key is not None and r.key != rec.log.encode():
                 raise InvalidInputError("message key is not the record's log id", pointer="/log")
         except InvalidInputError as e:
             out.dead.append(DeadLetter(r, f"invalid record: {e.detail}", e.pointer))
             continue
-        out.by_log.setdefault(rec.log, []).append((rec, r))
+        out.by_log.setdefault(rec.log, []).append((rec, cols, r))
     return out
