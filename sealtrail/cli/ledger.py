@@ -12,7 +12,10 @@ signing_app = typer.Typer(help="Checkpoint signing keys of the ledger.", no_args
 
 
 def register(app: typer.Typer) -> None:
+    from sealtrail.cli.admin import admin_group
+
     app.command("ledger")(ledger)
+    admin_group(app).add_typer(signing_app, name="signing-key")
 
 
 @signing_app.command("rotate")
