@@ -1,0 +1,201 @@
+"""Auditing one log from what it publishes: keys, signed checkpoints, entries and payload presence.
+
+These are the checks of DESIGN §8 item 3, shared by ``sealtrail verify`` over HTTP and over an
+export bundle. Pure: callers fetch or read the material and feed it in.
+
+1. Every checkpoint satisfies the :class:`~sealtrail.core.verify.TrustedKeys` policy built from
+   the published keys and their validity windows. A checkpoint that does not is named by its
+   tree size. Two checkpoints of one size with different roots are inconsistent.
+2. Entries from index 0 are contiguous, their stored chain values recompute, and the tree of the
+   first ``n`` entries has the root of every checkpoint of size ``n``. All checkpoints are thereby
+   heads of one sequence of entries: each is consistent with the previous one.
+3. Every entry's payload is present, and its stored bytes have the digest the entry commits to;
+   or its absence is explained by an ``erasure`` event in the verified log naming one of the
+   entry's key ids in ``erased_key_ids``, or by a ``retention`` event naming its period key
+   (the first of its ``key_ids``). An altered or unexplained missing payload fails, naming the
+   first such index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from sealtrail.core.checkpoint import Checkpoint, parse_checkpoint
+from sealtrail.core.note import parse_note
+from sealtrail.core.verify import RunVerifier, TrustedKey, TrustedKeys
+from sealtrail.errors import (
+    InconsistentCheckpointError,
+    NoteError,
+    SealtrailError,
+    VerificationError,
+)
+
+TRUSTED_PURPOSES = frozenset({"checkpoint", "cosign"})
+"""Published key purposes that sign checkpoints; others (receipts) are not trusted for logs."""
+
+_ERASURE = b'"type":"erasure"'
+_RETENTION = b'"type":"retention"'
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One entry as published: its bytes, stored chain value and the digest of its stored payload.
+
+    ``payload_digest`` is ``"blake3:" + hex`` of the stored nonce and ciphertext, or None when no
+    payload is stored for the entry.
+    """
+
+    index: int
+    entry: bytes
+    chain: bytes
+    payload_digest: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReport:
+    """What an audit covered."""
+
+    origin: str
+    entries: int
+    checkpoints: int
+    payloads_present: int
+    payloads_erased: int
+    payloads_expired: int
+    erasure_events: int
+    retention_events: int
+
+    def summary(self) -> str:
+        """One line for people."""
+        return (f"OK: {self.origin}: {self.entries} entries, {self.checkpoints} checkpoints verified; "
+                f"{self.payloads_present} payloads present, {self.payloads_erased} erased "
+                f"(explained by {self.erasure_events} erasure events), {self.payloads_expired} expired "
+                f"(explained by {self.retention_events} retention events)")
+
+
+def trusted_keys(published: Iterable[Mapping[str, Any]]) -> TrustedKeys:
+    """The trust policy from published keys ``{purpose, vkey, not_before, not_after}``."""
+    return TrustedKeys(
+        TrustedKey.from_vkey(str(k["vkey"]), not_before=k.get("not_before"), not_after=k.get("not_after"))
+        for k in published if k.get("purpose") in TRUSTED_PURPOSES
+    )
+
+
+def _declared_size(note: str) -> str:
+    try:
+        return str(parse_checkpoint(parse_note(note).text).size)
+    except NoteError:
+        return "?"
+
+
+def verify_checkpoints(keys: TrustedKeys, origin: str, notes: Iterable[str]) -> list[Checkpoint]:
+    """Check every note against ``keys``; return the checkpoints by size, without repeats."""
+    by_size: dict[int, Checkpoint] = {}
+    for note in notes:
+        try:
+            cp = keys.verify_checkpoint(note, origin=origin).checkpoint
+        except SealtrailError as e:
+            raise VerificationError(f"checkpoint at tree size {_declared_size(note)}: {e}") from e
+        seen = by_size.get(cp.size)
+        if seen is not None and seen.root != cp.root:
+            raise InconsistentCheckpointError(f"two checkpoints at tree size {cp.size} differ")
+        by_size[cp.size] = cp
+    if not by_size:
+        raise VerificationError(f"log {origin} has no signed checkpoint")
+    return [by_size[size] for size in sorted(by_size)]
+
+
+@dataclass
+class _Payloads:
+    present: int = 0
+    # key ids of the entries whose payload is missing -> (first such index, count)
+    missing: dict[tuple[str, ...], list[int]] = field(default_factory=dict)
+    erased_ids: set[str] = field(default_factory=set)
+    period_ids: set[str] = field(default_factory=set)
+    erasures: int = 0
+    retentions: int = 0
+
+
+class LogAudit:
+    """Audits one log: construct with keys, origin and checkpoint notes, :meth:`feed` entries from
+    index 0 up to :attr:`size`, then :meth:`finish`. Errors are
+    :class:`~sealtrail.errors.VerificationError` subclasses naming the index or checkpoint."""
+
+    def __init__(self, keys: TrustedKeys, origin: str, notes: Iterable[str]) -> None:
+        self.origin = origin
+        self.checkpoints = verify_checkpoints(keys, origin, notes)
+        self._run = RunVerifier(origin, self.checkpoints)
+        self._payloads = _Payloads()
+
+    @property
+    def size(self) -> int:
+        """The tree size of the latest checkpoint: how many entries to feed."""
+        return self.checkpoints[-1].size
+
+    @property
+    def fed(self) -> int:
+        """Entries verified so far."""
+        return self._run.size
+
+    def feed(self, entries: Sequence[AuditEntry]) -> None:
+        """Verify the next entries (in index order)."""
+        self._run.feed([e.entry for e in entries], [e.chain for e in entries], [e.index for e in entries])
+        for e in entries:
+            self._check_payload(e)
+
+    def _check_payload(self, e: AuditEntry) -> None:
+        p = self._payloads
+        header: dict[str, Any] | None = None
+        if _ERASURE in e.entry or _RETENTION in e.entry:
+            header = _header(e)
+            if header.get("type") == "erasure":
+                p.erasures += 1
+                p.erased_ids.update(str(k) for k in header.get("erased_key_ids", ()))
+            elif header.get("type") == "retention":
+                p.retentions += 1
+                p.period_ids.add(str(header.get("period_key_id")))
+        if e.payload_digest is not None:
+            if b'"payload_digest":"' + e.payload_digest.encode() + b'"' not in e.entry:
+                raise VerificationError(
+                    f"stored payload of entry {e.index} does not have the digest its entry commits to",
+                    index=e.index)
+            p.present += 1
+            return
+        header = header or _header(e)
+        key_ids = tuple(str(k) for k in header.get("key_ids", ()))
+        slot = p.missing.setdefault(key_ids, [e.index, 0])
+        slot[1] += 1
+
+    def finish(self) -> AuditReport:
+        """End the audit; raises if entries stopped short or a missing payload is unexplained."""
+        result = self._run.finish()
+        p = self._payloads
+        erased = expired = 0
+        unexplained: list[int] = []
+        for key_ids, (first, count) in p.missing.items():
+            if key_ids and key_ids[0] in p.period_ids:
+                expired += count
+            elif any(k in p.erased_ids for k in key_ids):
+                erased += count
+            else:
+                unexplained.append(first)
+        if unexplained:
+            index = min(unexplained)
+            raise VerificationError(
+                f"payload of entry {index} is missing and no erasure or retention event explains it",
+                index=index)
+        return AuditReport(self.origin, result.entries, result.checkpoints, p.present, erased, expired,
+                           p.erasures, p.retentions)
+
+
+def _header(e: AuditEntry) -> dict[str, Any]:
+    try:
+        header = orjson.loads(e.entry)
+    except orjson.JSONDecodeError as err:
+        raise VerificationError(f"entry {e.index} is not JSON", index=e.index) from err
+    if not isinstance(header, dict):
+        raise VerificationError(f"entry {e.index} is not a JSON object", index=e.index)
+    return header
