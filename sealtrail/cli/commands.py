@@ -16,6 +16,8 @@ _GROUPS = (
     "sealtrail.cli.admin",
     "sealtrail.cli.services",
     "sealtrail.cli.ledger",
+    "sealtrail.cli.projector",
+    "sealtrail.cli.query",
     "sealtrail.cli.demo",
 )
 

@@ -1,0 +1,187 @@
+"""Writing one batch's deltas into the read-model tables, inside the caller's transaction.
+
+Rows go in as column arrays through ``unnest`` and merge into stored rows with sums, LEAST and
+GREATEST; text tie-breaks compare with ``COLLATE "C"`` (code-point order, as Python compares), so
+a row's final value never depends on batch boundaries. asyncpg errors are left to the caller,
+which translates them once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sealtrail.infra.postgres import Conn
+from services.query.rollups import BatchDelta, CallStats, KeyUse, RollupKey
+from services.query.tooldefs import CurrentTool, ServerState, SnapshotResult
+
+_ROLLUP_SQL = """
+INSERT INTO {table} AS r (tenant_id, bucket, server_id, tool_name, agent_id, decision, status, currency,
+                          calls, latency_n, latency_sum, latency_hist, cost_micros)
+SELECT $1, u.bucket, u.server_id, u.tool_name, u.agent_id, u.decision, u.status, u.currency,
+       u.calls, u.latency_n, u.latency_sum, u.hist::bigint[], u.cost
+  FROM unnest($2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+              $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], $13::bigint[])
+       AS u(bucket, server_id, tool_name, agent_id, decision, status, currency,
+            calls, latency_n, latency_sum, hist, cost)
+ON CONFLICT (tenant_id, bucket, server_id, tool_name, agent_id, decision, status, currency) DO UPDATE SET
+    calls = r.calls + EXCLUDED.calls,
+    latency_n = r.latency_n + EXCLUDED.latency_n,
+    latency_sum = r.latency_sum + EXCLUDED.latency_sum,
+    latency_hist = sealtrail_hist_add(r.latency_hist, EXCLUDED.latency_hist),
+    cost_micros = r.cost_micros + EXCLUDED.cost_micros
+"""
+
+_RATE_SQL = """
+INSERT INTO rollup_rate_limits AS r (tenant_id, bucket, limit_id, scope, agent_id, server_id, tool_name,
+                                     events, max_observed, max_limit, max_window_s)
+SELECT $1, u.* FROM unnest($2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                          $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[]) AS u
+ON CONFLICT (tenant_id, bucket, limit_id, scope, agent_id, server_id, tool_name) DO UPDATE SET
+    events = r.events + EXCLUDED.events,
+    max_observed = GREATEST(r.max_observed, EXCLUDED.max_observed),
+    max_limit = GREATEST(r.max_limit, EXCLUDED.max_limit),
+    max_window_s = GREATEST(r.max_window_s, EXCLUDED.max_window_s)
+"""
+
+_SESSIONS_SQL = """
+INSERT INTO sessions AS s (tenant_id, session_id, agent_id, log_id, first_at, last_at, first_idx, last_idx,
+                           events, calls, errors, denials)
+SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
+                          $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[],
+                          $12::bigint[]) AS u
+ON CONFLICT (tenant_id, session_id) DO UPDATE SET
+    agent_id = LEAST(s.agent_id COLLATE "C", EXCLUDED.agent_id COLLATE "C"),
+    first_at = LEAST(s.first_at, EXCLUDED.first_at),
+    last_at = GREATEST(s.last_at, EXCLUDED.last_at),
+    first_idx = LEAST(s.first_idx, EXCLUDED.first_idx),
+    last_idx = GREATEST(s.last_idx, EXCLUDED.last_idx),
+    events = s.events + EXCLUDED.events,
+    calls = s.calls + EXCLUDED.calls,
+    errors = s.errors + EXCLUDED.errors,
+    denials = s.denials + EXCLUDED.denials
+"""
+
+_EARLIER = ("(EXCLUDED.first_used_at, EXCLUDED.first_log_id COLLATE \"C\", EXCLUDED.first_idx)"
+            " < (u.first_used_at, u.first_log_id COLLATE \"C\", u.first_idx)")
+_LATER_HASH = ("EXCLUDED.def_hash_at IS NOT NULL AND (u.def_hash_at IS NULL OR"
+               " (EXCLUDED.def_hash_at, EXCLUDED.def_hash COLLATE \"C\")"
+               " > (u.def_hash_at, u.def_hash COLLATE \"C\"))")
+_USAGE_SQL = f"""
+INSERT INTO tool_usage AS u (tenant_id, agent_id, server_id, tool_name, first_used_at, first_log_id,
+                             first_idx, last_used_at, calls, def_hash, def_hash_at)
+SELECT $1, v.* FROM unnest($2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::bigint[],
+                          $8::timestamptz[], $9::bigint[], $10::text[], $11::timestamptz[]) AS v
+ON CONFLICT (tenant_id, agent_id, server_id, tool_name) DO UPDATE SET
+    first_used_at = CASE WHEN {_EARLIER} THEN EXCLUDED.first_used_at ELSE u.first_used_at END,
+    first_log_id = CASE WHEN {_EARLIER} THEN EXCLUDED.first_log_id ELSE u.first_log_id END,
+    first_idx = CASE WHEN {_EARLIER} THEN EXCLUDED.first_idx ELSE u.first_idx END,
+    last_used_at = GREATEST(u.last_used_at, EXCLUDED.last_used_at),
+    calls = u.calls + EXCLUDED.calls,
+    def_hash = CASE WHEN {_LATER_HASH} THEN EXCLUDED.def_hash ELSE u.def_hash END,
+    def_hash_at = CASE WHEN {_LATER_HASH} THEN EXCLUDED.def_hash_at ELSE u.def_hash_at END
+"""
+
+_DEFINITIONS_SQL = """
+INSERT INTO tool_definitions AS d (tenant_id, server_id, tool_name, def_hash, log_id, first_seen_at,
+                                   last_seen_at, first_idx, last_idx, snapshots)
+SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+                          $7::timestamptz[], $8::bigint[], $9::bigint[], $10::bigint[]) AS u
+ON CONFLICT (tenant_id, server_id, tool_name, def_hash) DO UPDATE SET
+    first_seen_at = LEAST(d.first_seen_at, EXCLUDED.first_seen_at),
+    last_seen_at = GREATEST(d.last_seen_at, EXCLUDED.last_seen_at),
+    first_idx = LEAST(d.first_idx, EXCLUDED.first_idx),
+    last_idx = GREATEST(d.last_idx, EXCLUDED.last_idx),
+    snapshots = d.snapshots + EXCLUDED.snapshots
+"""
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
+def _hist_text(hist: list[int]) -> str:
+    return "{" + ",".join(map(str, hist)) + "}"
+
+
+async def write_rollup(conn: Conn, table: str, tenant: str, rows: dict[RollupKey, CallStats]) -> None:
+    if not rows:
+        return
+    flat = [(*k, s.calls, s.latency_n, s.latency_sum, _hist_text(s.hist), s.cost_micros)
+            for k, s in rows.items()]
+    await conn.execute(_ROLLUP_SQL.format(table=table), tenant, *_columns(flat, 12))
+
+
+async def write_delta(conn: Conn, tenant: str, delta: BatchDelta) -> None:
+    """Merge the sums, minima and maxima of ``delta`` (everything but snapshots and key uses)."""
+    await write_rollup(conn, "rollup_hourly", tenant, delta.hourly)
+    await write_rollup(conn, "rollup_daily", tenant, delta.daily)
+    if delta.rate_limits:
+        flat = [(*k, s.events, s.max_observed, s.max_limit, s.max_window_s)
+                for k, s in delta.rate_limits.items()]
+        await conn.execute(_RATE_SQL, tenant, *_columns(flat, 10))
+    if delta.sessions:
+        rows = [(sid, s.agent_id, s.log_id, s.first_at, s.last_at, s.first_idx, s.last_idx, s.events,
+                 s.calls, s.errors, s.denials) for sid, s in delta.sessions.items()]
+        await conn.execute(_SESSIONS_SQL, tenant, *_columns(rows, 11))
+    if delta.usage:
+        usage = [(*k, *u.first, u.last_used_at, u.calls, *(u.def_hash[::-1] if u.def_hash else (None, None)))
+                 for k, u in delta.usage.items()]
+        await conn.execute(_USAGE_SQL, tenant, *_columns(usage, 10))
+
+
+async def write_subjects(conn: Conn, tenant: str, uses: Sequence[KeyUse]) -> int:
+    """Index the entries sealed with active subject keys; return the rows written.
+
+    The key rows are locked FOR SHARE until commit, so an erasure of one of them waits for this
+    transaction and then deletes the rows written here (see migration 0004).
+    """
+    if not uses:
+        return 0
+    refs = {r["key_id"]: bytes(r["subject_ref"]) for r in await conn.fetch(
+        "SELECT key_id, subject_ref FROM data_keys WHERE tenant_id = $1 AND kind = 'subject'"
+        " AND state = 'active' AND key_id = ANY($2::text[]) FOR SHARE",
+        tenant, sorted({u.key_id for u in uses}))}
+    rows = [(tenant, refs[u.key_id], u.key_id, u.log_id, u.idx, u.occurred_at)
+            for u in uses if u.key_id in refs]
+    if rows:
+        await conn.copy_records_to_table(
+            "subject_index", records=rows,
+            columns=("tenant_id", "subject_ref", "key_id", "log_id", "idx", "occurred_at"))
+    return len(rows)
+
+
+async def load_servers(conn: Conn, tenant: str, servers: Sequence[str]) -> dict[str, ServerState]:
+    """The current tools of ``servers``."""
+    state: dict[str, ServerState] = {}
+    for r in await conn.fetch(
+            "SELECT server_id, tool_name, def_hash, log_id, since_at, since_idx FROM server_tools"
+            " WHERE tenant_id = $1 AND server_id = ANY($2::text[])", tenant, list(servers)):
+        state.setdefault(r["server_id"], {})[r["tool_name"]] = CurrentTool(
+            r["def_hash"], r["log_id"], r["since_at"], r["since_idx"])
+    return state
+
+
+async def write_snapshots(conn: Conn, tenant: str, result: SnapshotResult) -> None:
+    """Replace the touched servers' current tools, append the changes, merge the definitions seen."""
+    if not result.servers:
+        return
+    await conn.execute("DELETE FROM server_tools WHERE tenant_id = $1 AND server_id = ANY($2::text[])",
+                       tenant, list(result.servers))
+    current = [(tenant, server, name, t.def_hash, t.log_id, t.since_at, t.since_idx)
+               for server, tools in result.servers.items() for name, t in tools.items()]
+    if current:
+        await conn.copy_records_to_table("server_tools", records=current, columns=(
+            "tenant_id", "server_id", "tool_name", "def_hash", "log_id", "since_at", "since_idx"))
+    changes = [(tenant, c.log_id, c.idx, c.server_id, c.tool_name, c.change, c.old_hash, c.new_hash,
+                c.occurred_at) for c in result.changes]
+    if changes:
+        await conn.copy_records_to_table("tool_definition_changes", records=changes, columns=(
+            "tenant_id", "log_id", "idx", "server_id", "tool_name", "change", "old_hash", "new_hash",
+            "occurred_at"))
+    seen: list[tuple[str, str, str, str, datetime, datetime, int, int, int]] = [
+        (*k, d.log_id, d.first_seen_at, d.last_seen_at, d.first_idx, d.last_idx, d.snapshots)
+        for k, d in result.seen.items()]
+    if seen:
+        await conn.execute(_DEFINITIONS_SQL, tenant, *_columns(seen, 9))

@@ -1,0 +1,246 @@
+"""Pure aggregation of one batch of entries of one log into read-model deltas.
+
+Every delta merges into the stored rows by sums, minima and maxima over totally ordered keys, so
+the stored result never depends on where batch boundaries fall or on the order logs are
+projected in: an incremental projection and a rebuild produce the same rows. The one exception
+is tool-list snapshots, which are diffed in log order (:mod:`services.query.tooldefs`).
+
+No I/O here; the PostgreSQL adapter writes what :func:`aggregate` returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from services.query import histogram
+
+ERROR_STATUSES = frozenset({"error", "timeout"})
+EXECUTED_STATUSES = frozenset({"ok", "error", "timeout"})
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectedEntry:
+    """One committed entry: where it sits, when it happened, and its parsed header."""
+
+    log_id: str
+    idx: int
+    occurred_at: datetime
+    header: dict[str, Any]
+
+    @classmethod
+    def parse(cls, *, log_id: str, idx: int, occurred_at: datetime, entry: bytes) -> ProjectedEntry:
+        header = orjson.loads(entry)
+        return cls(log_id, idx, occurred_at, header if isinstance(header, dict) else {})
+
+    @property
+    def type(self) -> str:
+        return text(self.header, "type")
+
+
+def text(h: dict[str, Any], name: str) -> str:
+    """A header string, or '' when absent or not a string."""
+    v = h.get(name)
+    return v if isinstance(v, str) else ""
+
+
+def count(h: dict[str, Any], name: str) -> int | None:
+    """A non-negative integer header field, or None."""
+    v = h.get(name)
+    return v if type(v) is int and v >= 0 else None
+
+
+def hour_of(t: datetime) -> datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+def day_of(t: datetime) -> datetime:
+    return t.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@dataclass(slots=True)
+class CallStats:
+    """Sums over tool calls with one key: count, latency histogram and sum, cost."""
+
+    calls: int = 0
+    latency_n: int = 0
+    latency_sum: int = 0
+    hist: list[int] = field(default_factory=histogram.empty)
+    cost_micros: int = 0
+
+
+# (bucket, server_id, tool_name, agent_id, decision, status, currency)
+RollupKey = tuple[datetime, str, str, str, str, str, str]
+# (bucket, limit_id, scope, agent_id, server_id, tool_name)
+RateKey = tuple[datetime, str, str, str, str, str]
+# (agent_id, server_id, tool_name)
+UsageKey = tuple[str, str, str]
+
+
+@dataclass(slots=True)
+class RateStats:
+    events: int = 0
+    max_observed: int = 0
+    max_limit: int = 0
+    max_window_s: int = 0
+
+
+@dataclass(slots=True)
+class SessionStats:
+    log_id: str
+    first_at: datetime
+    last_at: datetime
+    first_idx: int
+    last_idx: int
+    agent_id: str | None = None
+    events: int = 0
+    calls: int = 0
+    errors: int = 0
+    denials: int = 0
+
+
+@dataclass(slots=True)
+class UsageStats:
+    first: tuple[datetime, str, int]  # (occurred_at, log_id, idx) of the first use
+    last_used_at: datetime
+    calls: int = 0
+    def_hash: tuple[datetime, str] | None = None  # (occurred_at, def_hash) of the latest hashed call
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSnapshot:
+    """One tool_list event: the tools a server offered, in log order."""
+
+    log_id: str
+    idx: int
+    occurred_at: datetime
+    server_id: str
+    tools: tuple[tuple[str, str], ...]  # (name, def_hash)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUse:
+    """An entry sealed with ``key_id`` (period or subject; the adapter keeps subject keys)."""
+
+    key_id: str
+    log_id: str
+    idx: int
+    occurred_at: datetime
+
+
+@dataclass
+class BatchDelta:
+    """Everything one batch adds to the read models."""
+
+    hourly: dict[RollupKey, CallStats] = field(default_factory=dict)
+    daily: dict[RollupKey, CallStats] = field(default_factory=dict)
+    rate_limits: dict[RateKey, RateStats] = field(default_factory=dict)
+    sessions: dict[str, SessionStats] = field(default_factory=dict)
+    usage: dict[UsageKey, UsageStats] = field(default_factory=dict)
+    snapshots: list[ToolSnapshot] = field(default_factory=list)
+    key_uses: list[KeyUse] = field(default_factory=list)
+
+
+def aggregate(entries: Iterable[ProjectedEntry]) -> BatchDelta:
+    """The deltas of ``entries`` (one log, ascending index)."""
+    delta = BatchDelta()
+    for e in entries:
+        kind = e.type
+        if kind == "tool_call":
+            _tool_call(delta, e)
+        elif kind == "rate_limit":
+            _rate_limit(delta, e)
+        elif kind == "tool_list":
+            _tool_list(delta, e)
+        _session(delta, e, kind)
+        key_ids = e.header.get("key_ids")
+        if isinstance(key_ids, list):
+            delta.key_uses.extend(KeyUse(k, e.log_id, e.idx, e.occurred_at)
+                                  for k in key_ids if isinstance(k, str))
+    return delta
+
+
+def _tool_call(delta: BatchDelta, e: ProjectedEntry) -> None:
+    h = e.header
+    agent, server, tool = text(h, "agent_id"), text(h, "server_id"), text(h, "tool_name")
+    cost = count(h, "cost_micros")
+    currency = text(h, "currency") if cost is not None else ""
+    rest = (server, tool, agent, text(h, "decision"), text(h, "status"), currency)
+    latency = count(h, "latency_ms")
+    for table, bucket in ((delta.hourly, hour_of(e.occurred_at)), (delta.daily, day_of(e.occurred_at))):
+        stats = table.get((bucket, *rest))
+        if stats is None:
+            stats = table[(bucket, *rest)] = CallStats()
+        stats.calls += 1
+        stats.cost_micros += cost or 0
+        if latency is not None:
+            stats.latency_n += 1
+            stats.latency_sum += latency
+            histogram.add(stats.hist, latency)
+    _usage(delta, e, (agent, server, tool))
+
+
+def _usage(delta: BatchDelta, e: ProjectedEntry, key: UsageKey) -> None:
+    at = (e.occurred_at, e.log_id, e.idx)
+    u = delta.usage.get(key)
+    if u is None:
+        u = delta.usage[key] = UsageStats(first=at, last_used_at=e.occurred_at)
+    u.first = min(u.first, at)
+    u.last_used_at = max(u.last_used_at, e.occurred_at)
+    u.calls += 1
+    def_hash = text(e.header, "tool_def_hash")
+    if def_hash:
+        hashed = (e.occurred_at, def_hash)
+        u.def_hash = hashed if u.def_hash is None else max(u.def_hash, hashed)
+
+
+def _rate_limit(delta: BatchDelta, e: ProjectedEntry) -> None:
+    h = e.header
+    key = (hour_of(e.occurred_at), text(h, "limit_id"), text(h, "scope"), text(h, "agent_id"),
+           text(h, "server_id"), text(h, "tool_name"))
+    stats = delta.rate_limits.get(key)
+    if stats is None:
+        stats = delta.rate_limits[key] = RateStats()
+    stats.events += 1
+    stats.max_observed = max(stats.max_observed, count(h, "observed") or 0)
+    stats.max_limit = max(stats.max_limit, count(h, "limit") or 0)
+    stats.max_window_s = max(stats.max_window_s, count(h, "window_s") or 0)
+
+
+def _tool_list(delta: BatchDelta, e: ProjectedEntry) -> None:
+    tools = e.header.get("tools")
+    pairs: list[tuple[str, str]] = []
+    if isinstance(tools, list):
+        for t in tools:
+            if isinstance(t, dict) and text(t, "name") and text(t, "def_hash"):
+                pairs.append((text(t, "name"), text(t, "def_hash")))
+    delta.snapshots.append(ToolSnapshot(e.log_id, e.idx, e.occurred_at, text(e.header, "server_id"),
+                                        tuple(pairs)))
+
+
+def _session(delta: BatchDelta, e: ProjectedEntry, kind: str) -> None:
+    session_id = text(e.header, "session_id")
+    if not session_id:
+        return
+    s = delta.sessions.get(session_id)
+    if s is None:
+        s = delta.sessions[session_id] = SessionStats(e.log_id, e.occurred_at, e.occurred_at, e.idx, e.idx)
+    s.first_at, s.last_at = min(s.first_at, e.occurred_at), max(s.last_at, e.occurred_at)
+    s.first_idx, s.last_idx = min(s.first_idx, e.idx), max(s.last_idx, e.idx)
+    agent = text(e.header, "agent_id")
+    if agent and (s.agent_id is None or agent < s.agent_id):
+        s.agent_id = agent
+    s.events += 1
+    if kind == "tool_call":
+        s.calls += 1
+        s.errors += text(e.header, "status") in ERROR_STATUSES
+        s.denials += text(e.header, "decision") == "deny"
+
+
+def merge_hists(rows: Sequence[CallStats]) -> list[int]:
+    """The merged latency histogram of several stats rows."""
+    return histogram.merge(r.hist for r in rows)
