@@ -1,0 +1,168 @@
+"""Response bodies of the analytics API (see docs/analytics.md for what each figure means)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.query import histogram
+from services.query.analytics_store import CallTotals
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+
+class WindowOut(_Frozen):
+    start: datetime = Field(serialization_alias="from")
+    end: datetime = Field(serialization_alias="to")
+
+
+class Latency(_Frozen):
+    samples: int
+    mean: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class Cost(_Frozen):
+    currency: str
+    micros: int
+
+
+class Figures(_Frozen):
+    calls: int
+    ok: int
+    errors: int
+    executed: int
+    success_rate: float | None = Field(description="ok / executed (ok, error, timeout); null without any")
+    error_rate: float | None = Field(description="errors (error, timeout) / executed")
+    deny_rate: float | None = Field(description="decision deny / calls")
+    step_up_rate: float | None = Field(description="decision step_up / calls")
+    latency_ms: Latency
+    cost: list[Cost]
+
+    @staticmethod
+    def values(t: CallTotals) -> dict[str, object]:
+        def rate(n: int, d: int) -> float | None:
+            return round(n / d, 6) if d else None
+
+        latency = Latency(
+            samples=t.latency_n, mean=round(t.latency_sum / t.latency_n, 3) if t.latency_n else None,
+            p50=histogram.percentile(t.hist, 0.50), p95=histogram.percentile(t.hist, 0.95),
+            p99=histogram.percentile(t.hist, 0.99))
+        return {
+            "calls": t.calls, "ok": t.ok, "errors": t.errors, "executed": t.executed,
+            "success_rate": rate(t.ok, t.executed), "error_rate": rate(t.errors, t.executed),
+            "deny_rate": rate(t.denied, t.calls), "step_up_rate": rate(t.step_up, t.calls),
+            "latency_ms": latency, "cost": [Cost(currency=c, micros=m) for c, m in sorted(t.costs.items())],
+        }
+
+
+class ToolFigures(Figures):
+    server_id: str
+    tool_name: str
+
+
+class AgentFigures(Figures):
+    agent_id: str
+
+
+class ServerFigures(Figures):
+    server_id: str
+
+
+class ToolsPage(_Frozen):
+    window: WindowOut
+    tools: list[ToolFigures]
+
+
+class AgentsPage(_Frozen):
+    window: WindowOut
+    agents: list[AgentFigures]
+
+
+class ServersPage(_Frozen):
+    window: WindowOut
+    servers: list[ServerFigures]
+
+
+class RateLimitOut(_Frozen):
+    limit_id: str
+    scope: str
+    agent_id: str
+    server_id: str
+    tool_name: str
+    events: int
+    max_observed: int
+    max_limit: int
+    max_window_s: int
+    first_hour: datetime
+    last_hour: datetime
+
+
+class RateLimitsPage(_Frozen):
+    window: WindowOut
+    limits: list[RateLimitOut]
+
+
+class FirstUseOut(_Frozen):
+    agent_id: str
+    server_id: str
+    tool_name: str
+    first_used_at: datetime
+    log_id: str
+    index: int
+    calls: int = Field(description="calls of this tool by this agent so far, not only in the window")
+
+
+class FirstUsesPage(_Frozen):
+    window: WindowOut
+    first_uses: list[FirstUseOut]
+
+
+class StaleDefinitionOut(_Frozen):
+    agent_id: str
+    server_id: str
+    tool_name: str
+    last_used_at: datetime
+    used_hash: str | None
+    current_hash: str | None
+    change: str
+    changed_at: datetime
+
+
+class StaleDefinitionsPage(_Frozen):
+    stale: list[StaleDefinitionOut]
+
+
+class DefinitionChangeOut(_Frozen):
+    server_id: str
+    tool_name: str
+    change: str
+    old_hash: str | None
+    new_hash: str | None
+    occurred_at: datetime
+    log_id: str
+    index: int
+
+
+class DriftFinding(_Frozen):
+    server_id: str
+    tool_name: str
+    metric: str
+    currency: str | None = None
+    baseline: float
+    recent: float
+    ratio: float
+    z: float
+
+
+class DriftPage(_Frozen):
+    recent: WindowOut
+    baseline: WindowOut
+    tools_evaluated: int
+    findings: list[DriftFinding]
+    definition_changes: list[DefinitionChangeOut]

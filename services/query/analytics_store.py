@@ -1,0 +1,265 @@
+"""The analytics read port and its PostgreSQL adapter over the projector's read models.
+
+Every read runs in a read-only transaction as the ``sealtrail_reader`` role with
+``sealtrail.tenant`` set, so row-level security, not this code, keeps tenants apart; the
+explicit ``tenant_id = $1`` filters only help the planner. asyncpg errors are translated here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+import asyncpg
+
+from sealtrail.infra.pgerrors import translated
+from sealtrail.infra.postgres import Conn
+from services.query import histogram
+from services.query.drift import HourStats
+from services.query.windows import Window, split
+
+
+class Grouping(StrEnum):
+    TOOL = "tool"
+    AGENT = "agent"
+    SERVER = "server"
+
+
+GROUP_COLUMNS: dict[Grouping, tuple[str, ...]] = {
+    Grouping.TOOL: ("server_id", "tool_name"),
+    Grouping.AGENT: ("agent_id",),
+    Grouping.SERVER: ("server_id",),
+}
+
+
+@dataclass(slots=True)
+class CallTotals:
+    """Sums over a group's tool calls in a window."""
+
+    calls: int = 0
+    ok: int = 0
+    errors: int = 0
+    executed: int = 0
+    denied: int = 0
+    step_up: int = 0
+    latency_n: int = 0
+    latency_sum: int = 0
+    hist: list[int] = field(default_factory=histogram.empty)
+    costs: dict[str, int] = field(default_factory=dict)
+
+    def add(self, row: asyncpg.Record) -> None:
+        for name in ("calls", "ok", "errors", "executed", "denied", "step_up", "latency_n", "latency_sum"):
+            setattr(self, name, getattr(self, name) + (row[name] or 0))
+        self.hist = histogram.merge((self.hist, row["hist"]))
+        if row["currency"]:
+            self.costs[row["currency"]] = self.costs.get(row["currency"], 0) + (row["cost"] or 0)
+
+    def hour_stats(self) -> HourStats:
+        return HourStats(self.calls, self.executed, self.errors, self.denied, self.hist, dict(self.costs))
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitTotals:
+    limit_id: str
+    scope: str
+    agent_id: str
+    server_id: str
+    tool_name: str
+    events: int
+    max_observed: int
+    max_limit: int
+    max_window_s: int
+    first_hour: datetime
+    last_hour: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FirstUse:
+    agent_id: str
+    server_id: str
+    tool_name: str
+    first_used_at: datetime
+    log_id: str
+    index: int
+    calls: int
+
+
+@dataclass(frozen=True, slots=True)
+class DefinitionChange:
+    """A tool's definition changed (or the tool was added or removed) in a server's tool list."""
+
+    server_id: str
+    tool_name: str
+    change: str
+    old_hash: str | None
+    new_hash: str | None
+    occurred_at: datetime
+    log_id: str
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class StaleDefinition:
+    """An agent last used a tool under a definition that is no longer the current one."""
+
+    agent_id: str
+    server_id: str
+    tool_name: str
+    last_used_at: datetime
+    used_hash: str | None
+    current_hash: str | None
+    change: str
+    changed_at: datetime
+
+
+ToolKey = tuple[str, str]  # (server_id, tool_name)
+
+
+class AnalyticsReader(Protocol):
+    """Tenant-scoped reads of the read models.
+
+    Every method MUST see only ``tenant``'s rows (enforced by the database, not by filters) and
+    MUST NOT return payload data: read models hold header facts only.
+    """
+
+    async def call_totals(self, tenant: str, grouping: Grouping, window: Window
+                          ) -> dict[tuple[str, ...], CallTotals]: ...
+    async def tool_hours(self, tenant: str, window: Window) -> dict[ToolKey, dict[datetime, CallTotals]]: ...
+    async def rate_limits(self, tenant: str, window: Window, limit: int) -> list[RateLimitTotals]: ...
+    async def first_uses(self, tenant: str, window: Window, agent_id: str | None, limit: int
+                         ) -> list[FirstUse]: ...
+    async def definition_changes(self, tenant: str, window: Window, limit: int) -> list[DefinitionChange]: ...
+    async def stale_definitions(self, tenant: str, agent_id: str | None, limit: int
+                                ) -> list[StaleDefinition]: ...
+
+
+_HIST = "ARRAY[" + ", ".join(f"sum(latency_hist[{i + 1}])" for i in range(histogram.BUCKETS)) + "]::bigint[]"
+_SUMS = (
+    "sum(calls)::bigint AS calls,"
+    " (sum(calls) FILTER (WHERE status = 'ok'))::bigint AS ok,"
+    " (sum(calls) FILTER (WHERE status IN ('error', 'timeout')))::bigint AS errors,"
+    " (sum(calls) FILTER (WHERE status IN ('ok', 'error', 'timeout')))::bigint AS executed,"
+    " (sum(calls) FILTER (WHERE decision = 'deny'))::bigint AS denied,"
+    " (sum(calls) FILTER (WHERE decision = 'step_up'))::bigint AS step_up,"
+    " sum(latency_n)::bigint AS latency_n, sum(latency_sum)::bigint AS latency_sum,"
+    f" sum(cost_micros)::bigint AS cost, {_HIST} AS hist"
+)
+_ROLLUP_COLUMNS = ("server_id, tool_name, agent_id, decision, status, currency, calls, latency_n,"
+                   " latency_sum, latency_hist, cost_micros")
+
+
+def _window_args(window: Window) -> list[datetime]:
+    """$2..$7: two hourly ranges and one daily range; unused ranges are empty."""
+    parts = split(window)
+    hours = list(parts.hour_ranges) + [(window.start, window.start)] * (2 - len(parts.hour_ranges))
+    days = parts.day_range or (window.start, window.start)
+    return [hours[0][0], hours[0][1], hours[1][0], hours[1][1], days[0], days[1]]
+
+
+def totals_sql(columns: tuple[str, ...]) -> str:
+    cols = ", ".join(columns)
+    return (
+        f"SELECT {cols}, currency, {_SUMS} FROM ("
+        f" SELECT {_ROLLUP_COLUMNS} FROM rollup_hourly WHERE tenant_id = $1"
+        "  AND ((bucket >= $2 AND bucket < $3) OR (bucket >= $4 AND bucket < $5))"
+        f" UNION ALL SELECT {_ROLLUP_COLUMNS} FROM rollup_daily WHERE tenant_id = $1"
+        "  AND bucket >= $6 AND bucket < $7) r"
+        f" GROUP BY {cols}, currency"
+    )
+
+
+class PostgresAnalyticsReader:
+    """:class:`AnalyticsReader` over the tables of migration 0004."""
+
+    def __init__(self, *, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @asynccontextmanager
+    async def _as_tenant(self, tenant: str) -> AsyncIterator[Conn]:
+        with translated("read analytics"):
+            async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+                await conn.execute("SELECT set_config('role', 'sealtrail_reader', true),"
+                                   " set_config('sealtrail.tenant', $1, true)", tenant)
+                yield conn
+
+    async def _fetch(self, tenant: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+        async with self._as_tenant(tenant) as conn:
+            return list(await conn.fetch(sql, tenant, *args))
+
+    async def call_totals(self, tenant: str, grouping: Grouping, window: Window
+                          ) -> dict[tuple[str, ...], CallTotals]:
+        columns = GROUP_COLUMNS[grouping]
+        out: dict[tuple[str, ...], CallTotals] = {}
+        for row in await self._fetch(tenant, totals_sql(columns), *_window_args(window)):
+            out.setdefault(tuple(row[c] for c in columns), CallTotals()).add(row)
+        return out
+
+    async def tool_hours(self, tenant: str, window: Window) -> dict[ToolKey, dict[datetime, CallTotals]]:
+        sql = (f"SELECT server_id, tool_name, bucket, currency, {_SUMS} FROM rollup_hourly"
+               " WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3"
+               " GROUP BY server_id, tool_name, bucket, currency")
+        out: dict[ToolKey, dict[datetime, CallTotals]] = {}
+        for row in await self._fetch(tenant, sql, window.start, window.end):
+            hours = out.setdefault((row["server_id"], row["tool_name"]), {})
+            hours.setdefault(row["bucket"], CallTotals()).add(row)
+        return out
+
+    async def rate_limits(self, tenant: str, window: Window, limit: int) -> list[RateLimitTotals]:
+        sql = ("SELECT limit_id, scope, agent_id, server_id, tool_name, sum(events)::bigint AS events,"
+               " max(max_observed) AS max_observed, max(max_limit) AS max_limit,"
+               " max(max_window_s) AS max_window_s, min(bucket) AS first_hour, max(bucket) AS last_hour"
+               " FROM rollup_rate_limits WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3"
+               " GROUP BY limit_id, scope, agent_id, server_id, tool_name"
+               " ORDER BY events DESC, limit_id, scope, agent_id, server_id, tool_name LIMIT $4")
+        return [RateLimitTotals(**dict(r)) for r in await self._fetch(tenant, sql, window.start, window.end,
+                                                                      limit)]
+
+    async def first_uses(self, tenant: str, window: Window, agent_id: str | None, limit: int
+                         ) -> list[FirstUse]:
+        sql = ("SELECT agent_id, server_id, tool_name, first_used_at, first_log_id AS log_id,"
+               " first_idx AS index, calls FROM tool_usage"
+               " WHERE tenant_id = $1 AND first_used_at >= $2 AND first_used_at < $3"
+               " AND ($4::text IS NULL OR agent_id = $4)"
+               " ORDER BY first_used_at, agent_id, server_id, tool_name LIMIT $5")
+        rows = await self._fetch(tenant, sql, window.start, window.end, agent_id, limit)
+        return [FirstUse(**dict(r)) for r in rows]
+
+    async def definition_changes(self, tenant: str, window: Window, limit: int) -> list[DefinitionChange]:
+        # A server's first snapshot adds every tool it lists: that is discovery, not a change.
+        sql = ("SELECT server_id, tool_name, change, old_hash, new_hash, occurred_at, log_id, idx AS index"
+               " FROM tool_definition_changes c"
+               " WHERE tenant_id = $1 AND occurred_at >= $2 AND occurred_at < $3"
+               " AND (change <> 'added' OR EXISTS (SELECT 1 FROM tool_definition_changes p"
+               "      WHERE p.tenant_id = c.tenant_id AND p.server_id = c.server_id"
+               "      AND (p.log_id, p.idx) < (c.log_id, c.idx)))"
+               " ORDER BY occurred_at, log_id, idx, server_id, tool_name LIMIT $4")
+        rows = await self._fetch(tenant, sql, window.start, window.end, limit)
+        return [DefinitionChange(**dict(r)) for r in rows]
+
+    async def stale_definitions(self, tenant: str, agent_id: str | None, limit: int
+                                ) -> list[StaleDefinition]:
+        rows = await self._fetch(tenant, _STALE_SQL, agent_id, limit)
+        return [StaleDefinition(**dict(r)) for r in rows]
+
+
+# For each (agent, tool) used: the tool's latest change in log order. Stale when the current
+# definition differs from the hash the agent's latest call carried; when its calls carried no
+# hash, when the definition changed after its last use; or when the tool has been removed.
+_STALE_SQL = """
+SELECT u.agent_id, u.server_id, u.tool_name, u.last_used_at, u.def_hash AS used_hash,
+       c.new_hash AS current_hash, c.change, c.occurred_at AS changed_at
+  FROM tool_usage u
+  JOIN LATERAL (SELECT change, new_hash, occurred_at FROM tool_definition_changes c
+                 WHERE c.tenant_id = u.tenant_id AND c.server_id = u.server_id AND c.tool_name = u.tool_name
+                 ORDER BY c.log_id DESC, c.idx DESC LIMIT 1) c ON true
+ WHERE u.tenant_id = $1 AND ($2::text IS NULL OR u.agent_id = $2)
+   AND (c.change = 'removed'
+        OR (u.def_hash IS NOT NULL AND c.new_hash <> u.def_hash)
+        OR (u.def_hash IS NULL AND c.change = 'changed' AND c.occurred_at > u.last_used_at))
+ ORDER BY c.occurred_at DESC, u.agent_id, u.server_id, u.tool_name
+ LIMIT $3
+"""

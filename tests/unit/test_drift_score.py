@@ -1,0 +1,66 @@
+"""Drift scoring against a tool's own baseline: spikes are flagged, steady noise is not."""
+
+from __future__ import annotations
+
+import random
+
+from services.query import histogram
+from services.query.drift import HourStats, score
+
+
+def hour(calls: int, *, errors: int = 0, denied: int = 0, latency: int = 50, cost: int = 0) -> HourStats:
+    hist = histogram.empty()
+    hist[histogram.bucket_of(latency)] = calls
+    return HourStats(calls=calls, executed=calls - denied, errors=errors, denied=denied, hist=hist,
+                     costs={"USD": cost} if cost else {})
+
+
+def poisson(rnd: random.Random, mean: float) -> int:
+    # Knuth's method is fine for the small means used here.
+    limit, k, p = 2.718281828459045 ** -mean, 0, 1.0
+    while True:
+        p *= rnd.random()
+        if p <= limit:
+            return k
+        k += 1
+
+
+def flagged(baseline: list[HourStats], recent: list[HourStats]) -> set[str]:
+    return {s.metric for s in score(baseline, recent) if s.flagged}
+
+
+def test_fifty_times_the_call_rate_is_flagged() -> None:
+    """A tool called 50x its hourly baseline is flagged on call rate (and its cost rate with it)."""
+    baseline = [hour(10, cost=1000) for _ in range(168)]
+    recent = [hour(500, cost=50_000)]
+    assert flagged(baseline, recent) == {"call_rate", "cost_rate"}
+    [s] = [s for s in score(baseline, recent) if s.metric == "call_rate"]
+    assert (s.baseline, s.recent, s.ratio) == (10, 500, 50)
+
+
+def test_steady_noisy_tools_are_not_flagged() -> None:
+    """Two hundred tools with Poisson traffic and 2% errors raise no flag at all."""
+    rnd = random.Random(42)
+    for _ in range(200):
+        mean = rnd.choice([5, 30, 200])
+        series = []
+        for _ in range(169):
+            n = poisson(rnd, mean)
+            errors = sum(rnd.random() < 0.02 for _ in range(n))
+            series.append(hour(n, errors=errors, latency=rnd.choice([40, 50, 60])))
+        assert flagged(series[:168], series[168:]) == set()
+
+
+def test_error_deny_and_latency_shifts_are_flagged() -> None:
+    """A jump from 1% to 30% errors, from 0 to 25% denials and from 50 ms to 400 ms p95 are each flagged."""
+    baseline = [hour(100, errors=1) for _ in range(168)]
+    assert flagged(baseline, [hour(100, errors=30)]) == {"error_rate"}
+    assert flagged(baseline, [hour(100, errors=1, denied=25)]) == {"deny_rate"}
+    assert flagged(baseline, [hour(100, errors=1, latency=400)]) == {"latency_p95"}
+
+
+def test_small_numbers_and_missing_baselines_are_not_scored() -> None:
+    """Fewer than 20 recent calls, or a tool with no baseline, gives no score, so no finding."""
+    assert score([hour(1) for _ in range(168)], [hour(19)]) == []
+    assert score([HourStats() for _ in range(168)], [hour(1000)]) == []
+    assert score([], [hour(10)]) == []
