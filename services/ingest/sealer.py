@@ -13,10 +13,13 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
+import orjson
 from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_encrypt
 
-from sealtrail.core.events import header_dict
+from sealtrail.core.events import SEALED_FIELDS
+from sealtrail.core.fields import format_timestamp
 from sealtrail.core.keystore import KeyStore, period_of
 from sealtrail.core.receipt import CachedEd25519Signer, Receipt, sign_receipt
 from sealtrail.core.record import SealedRecord
@@ -26,7 +29,6 @@ from sealtrail.core.sealing import (
     Kek,
     SealedPayload,
     derive_payload_key,
-    payload_aad,
     payload_digest,
     subject_ref,
 )
@@ -53,6 +55,15 @@ class PreparedBatch:
     rejected: list[Rejection]
 
 
+def identifiers_aad(*, tenant: str, event_id: str, type: str, key_ids: Sequence[str]) -> bytes:
+    """:func:`sealtrail.core.sealing.payload_aad`, by orjson with the keys already in JCS order.
+
+    Every value is a validated ASCII identifier (UUID, hex key ids, ``[a-z0-9-]`` tenant,
+    ``[a-z_]`` type), for which RFC 8785 and orjson write the same bytes.
+    """
+    return orjson.dumps({"event_id": event_id, "key_ids": list(key_ids), "tenant": tenant, "type": type})
+
+
 def seal_canonical(
     plaintext: bytes, *, tenant: str, event_id: str, type: str, period_key: DataKey,
     subject_keys: Sequence[DataKey],
@@ -65,9 +76,21 @@ def seal_canonical(
     key_ids = (period_key.key_id, *sorted(k.key_id for k in subject_keys))
     nonce = secrets.token_bytes(NONCE_BYTES)
     key = derive_payload_key(period_key, subject_keys, event_id)
-    aad = payload_aad(tenant=tenant, event_id=event_id, type=type, key_ids=key_ids)
+    aad = identifiers_aad(tenant=tenant, event_id=event_id, type=type, key_ids=key_ids)
     ciphertext = crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, aad, nonce, key)
     return SealedPayload(nonce, ciphertext, key_ids, payload_digest(nonce, ciphertext), len(plaintext))
+
+
+def header_from_raw(raw: dict[str, Any], stamp: dict[str, str], sealed: SealedPayload) -> dict[str, Any]:
+    """:func:`sealtrail.core.events.header_dict` built from the validated event as it was sent.
+
+    The models are strict (no coercion), forbid unknown fields and refuse nulls, so an accepted
+    event's dump equals its raw fields; taking them as sent skips a model dump per event.
+    """
+    header = {k: v for k, v in raw.items() if k not in SEALED_FIELDS}
+    header.update(stamp)
+    header.update(sealed.header_fields())
+    return header
 
 
 class TenantIndexKeys:
@@ -112,25 +135,29 @@ class Sealer:
         accepted: list[AcceptedEvent] = []
         log_key = tenant.encode()
         time_ms = int(received_at.timestamp() * 1000)
+        stamp = {"tenant": tenant, "gateway_id": principal.gateway_id,
+                 "received_at": format_timestamp(received_at)}
         for v in valid:
             keys = [subject_keys[s] for s in v.subjects]
-            record = self._seal_one(v, principal, received_at, period_key, keys)
+            raw = raw_events[v.index]
+            assert isinstance(raw, dict)
+            record = self._seal_one(v, raw, stamp, period_key, keys)
             records.append((log_key, record.encode()))
             receipt = Receipt(record.event_id, tenant, record.header["payload_digest"], time_ms)
             accepted.append(AcceptedEvent(record.event_id, tenant, sign_receipt(receipt, self._signer)))
         return PreparedBatch(records, accepted, rejected)
 
+    @staticmethod
     def _seal_one(
-        self, v: ValidEvent, principal: Principal, received_at: datetime, period_key: DataKey,
+        v: ValidEvent, raw: dict[str, Any], stamp: dict[str, str], period_key: DataKey,
         subject_keys: list[DataKey],
     ) -> SealedRecord:
-        tenant = principal.tenant_id
+        tenant = stamp["tenant"]
         sealed = seal_canonical(
             v.payload_json or EMPTY_PAYLOAD, tenant=tenant, event_id=v.event.event_id, type=v.event.type,
             period_key=period_key, subject_keys=subject_keys,
         )
-        header = header_dict(v.event, tenant=tenant, gateway_id=principal.gateway_id,
-                             received_at=received_at, sealed=sealed.header_fields())
+        header = header_from_raw(raw, stamp, sealed)
         return SealedRecord(log=tenant, header=header, nonce=sealed.nonce, ciphertext=sealed.ciphertext)
 
     async def _subject_keys(self, tenant: str, subjects: set[str]) -> dict[str, DataKey]:

@@ -49,3 +49,11 @@ def test_only_the_exact_v1_text_parses(text: str) -> None:
     """Anything but the five-line v1 text is refused."""
     with pytest.raises(NoteError):
         parse_receipt_text(text)
+
+
+def test_receipt_note_is_what_sign_note_writes() -> None:
+    """sign_receipt's direct formatting gives exactly the note the core's sign_note gives."""
+    from sealtrail.core.note import sign_note
+
+    signer = Ed25519Signer.generate("sealtrail-ingest")
+    assert sign_receipt(RECEIPT, signer) == sign_note(RECEIPT.text(), [signer])

@@ -1,0 +1,261 @@
+"""Ingest benchmark: events/s into Kafka and request latency, for 1 KiB events in batches of 500.
+
+Usage: ``python bench/bench_ingest.py [--seconds S] [--concurrency C] [--workers 1,2]``
+
+Starts durable PostgreSQL and Kafka (sealtrail.devstack) in a temporary directory, creates a
+tenant and a gateway key, runs ``sealtrail ingest`` under uvicorn as a separate process (once per
+worker count), and drives it with C concurrent httpx connections, each sending batches of 500
+events of ~1 KiB (one subject each, drawn from 100) as fast as answers come back. Only 202
+answers count; the topic's offsets are checked against the accepted count. Everything (Kafka,
+PostgreSQL, ingest and this driver) shares the machine. Writes bench/results/ingest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+import orjson
+
+from bench.machine import describe
+from sealtrail.devstack import KafkaServer, PostgresServer
+from sealtrail.devstack._proc import free_port
+from sealtrail.sdk import tool_call, uuid7
+
+RESULTS = Path(__file__).resolve().parent / "results" / "ingest.json"
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("fastapi", "uvicorn", "uvloop", "httptools", "aiokafka", "asyncpg", "pydantic", "orjson",
+            "pynacl", "blake3", "httpx", "rfc8785")
+EVENT_BYTES = 1024
+SUBJECTS = 100
+MARK = "00000000-0000-7000-8000-000000000000"
+
+
+def templates(event_bytes: int) -> list[tuple[bytes, bytes]]:
+    """Per subject, the JSON of one ~``event_bytes`` tool_call split around its event id."""
+    out = []
+    for i in range(SUBJECTS):
+        base = tool_call(agent_id="agent-7", session_id="sess-42", server_id="srv-crm",
+                         tool_name="crm.search", tool_tier="read", decision="allow", status="ok",
+                         latency_ms=87, event_id=MARK,
+                         payload={"args": {"query": ""}, "result": {"rows": 3}},
+                         subjects=[f"user:customer-{i}@example.com"])
+        pad = event_bytes - len(orjson.dumps(base))
+        base["payload"] = {"args": {"query": "x" * max(0, pad)}, "result": {"rows": 3}}
+        prefix, suffix = orjson.dumps(base).split(MARK.encode())
+        out.append((prefix, suffix))
+    return out
+
+
+def batch_body(parts: list[tuple[bytes, bytes]], size: int, offset: int) -> bytes:
+    events = (parts[(offset + i) % SUBJECTS][0] + uuid7().encode() + parts[(offset + i) % SUBJECTS][1]
+              for i in range(size))
+    return b'{"events":[' + b",".join(events) + b"]}"
+
+
+async def provision(db_url: str, workdir: Path) -> tuple[str, dict[str, str]]:
+    """KEK and receipt-key files, tenant ``bench`` and a gateway key; the env ingest runs with."""
+    from sealtrail.core.note import generate_key
+    from sealtrail.infra.apikeys import KeyAdmin
+    from sealtrail.infra.auth import Role
+    from sealtrail.infra.auth_postgres import PostgresAuthStore
+    from sealtrail.infra.kek import IndexKeyWrapper, write_kek_file
+    from sealtrail.infra.postgres import create_pool, migrate_url
+
+    kek = write_kek_file(workdir / "kek")
+    receipt = workdir / "receipt.key"
+    receipt.write_text(generate_key("bench-ingest")[0] + "\n")
+    receipt.chmod(0o600)
+    await migrate_url(db_url)
+    pool = await create_pool(db_url, min_size=1, max_size=2)
+    try:
+        admin = KeyAdmin(store=PostgresAuthStore(pool=pool))
+        await admin.create_tenant("bench", kek=IndexKeyWrapper(kek=kek, tenant="bench"))
+        issued = await admin.create_key(tenant="bench", role=Role.GATEWAY, label="bench-gw")
+    finally:
+        await pool.close()
+    env = {"SEALTRAIL_DATABASE_URL": db_url, "SEALTRAIL_KEK_FILE": str(workdir / "kek"),
+           "SEALTRAIL_SERVICE_KEY_FILE": str(receipt), "SEALTRAIL_LOG_LEVEL": "WARNING"}
+    return issued.token, env
+
+
+def start_ingest(
+    env: dict[str, str], topic: str, port: int, workers: int, log: Path, profile: Path | None = None
+) -> subprocess.Popen[bytes]:
+    cmd = [sys.executable, "-m", "sealtrail.cli.main", "ingest", "--port", str(port),
+           "--workers", str(workers)]
+    if profile is not None:  # pyinstrument around the whole server process (one worker)
+        cmd[1:1] = ["-m", "pyinstrument", "-r", "text", "--show-all", "-o", str(profile)]
+    full_env = {**os.environ, **env, "SEALTRAIL_SEALED_TOPIC": topic}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, env=full_env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise SystemExit(f"ingest exited during start; see {log}")
+        time.sleep(0.3)
+    raise SystemExit(f"ingest did not become ready; see {log}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+async def drive(url: str, token: str, *, seconds: float, warmup: float, concurrency: int,
+                batch: int, event_bytes: int) -> dict[str, Any]:
+    """C connections sending batches back to back; counts what was measured after the warm-up."""
+    parts = templates(event_bytes)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    accepted = 0
+    start = time.perf_counter()
+    measure_from, end = start + warmup, start + warmup + seconds
+
+    async def worker(n: int) -> None:
+        nonlocal accepted
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
+            offset = n
+            while (now := time.perf_counter()) < end:
+                body = batch_body(parts, batch, offset)
+                offset += batch
+                sent = time.perf_counter()
+                resp = await client.post("/v1/events", content=body)
+                done = time.perf_counter()
+                if now >= measure_from:
+                    statuses[resp.status_code] = statuses.get(resp.status_code, 0) + 1
+                    latencies.append(done - sent)
+                    if resp.status_code == 202:
+                        accepted += len(orjson.loads(resp.content)["accepted"])
+
+    await asyncio.gather(*(worker(n) for n in range(concurrency)))
+    latencies.sort()
+    return {
+        "events_per_s": round(accepted / seconds),
+        "accepted_events": accepted,
+        "requests": len(latencies),
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "latency_ms": {
+            "p50": round(statistics.median(latencies) * 1000, 1) if latencies else None,
+            "p99": round(latencies[int(0.99 * (len(latencies) - 1))] * 1000, 1) if latencies else None,
+            "max": round(latencies[-1] * 1000, 1) if latencies else None,
+        },
+    }
+
+
+async def topic_total(bootstrap: str, topic: str) -> int:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+        return sum((await consumer.end_offsets(tps)).values())
+    finally:
+        await consumer.stop()
+
+
+async def run_one(args: argparse.Namespace, env: dict[str, str], token: str, bootstrap: str,
+                  workers: int, workdir: Path) -> dict[str, Any]:
+    topic = f"bench.sealed.w{workers}"
+    port = free_port()
+    proc = start_ingest({**env, "SEALTRAIL_KAFKA_BOOTSTRAP": bootstrap}, topic, port, workers,
+                        workdir / f"ingest-w{workers}.log", args.profile)
+    try:
+        result = await drive(f"http://127.0.0.1:{port}", token, seconds=args.seconds, warmup=args.warmup,
+                             concurrency=args.concurrency, batch=args.batch, event_bytes=args.event_bytes)
+    finally:
+        stop(proc)
+    result["records_on_topic_incl_warmup"] = await topic_total(bootstrap, topic)
+    result["workers"] = workers
+    return result
+
+
+async def runs(args: argparse.Namespace, pg: PostgresServer, kafka: KafkaServer,
+               workdir: Path) -> list[dict[str, Any]]:
+    token, env = await provision(pg.url, workdir)
+    out = []
+    for workers in args.workers:
+        print(f"ingest with {workers} worker(s): {args.concurrency} connections, "
+              f"{args.warmup:.0f} s warm-up + {args.seconds:.0f} s ...", flush=True)
+        out.append(await run_one(args, env, token, kafka.bootstrap, workers, workdir))
+        print(json.dumps(out[-1]), flush=True)
+    return out
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Start the servers (outside any event loop: their start-up probe runs its own), run, stop."""
+    with tempfile.TemporaryDirectory(prefix="sealtrail-bench-ingest-") as tmp:
+        workdir = Path(tmp)
+        pg = PostgresServer(datadir=workdir / "pg", durable=True)
+        kafka = KafkaServer(datadir=workdir / "kafka")
+        try:
+            pg.start()
+            kafka.start()
+            results = asyncio.run(runs(args, pg, kafka, workdir))
+        finally:
+            kafka.stop()
+            pg.stop()
+    return {"benchmark": "ingest", "machine": describe(*PACKAGES),
+            "setup": {"batch_events": args.batch, "event_bytes": args.event_bytes,
+                      "concurrency": args.concurrency, "seconds": args.seconds, "warmup_s": args.warmup,
+                      "postgres_durable": True, "kafka_acks": "all", "subjects": SUBJECTS},
+            "runs": results}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--event-bytes", type=int, default=EVENT_BYTES)
+    parser.add_argument("--workers", type=lambda s: [int(w) for w in s.split(",")], default=[1, 2])
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="write a pyinstrument profile of the ingest process here (use --workers 1)")
+    args = parser.parse_args()
+    report = measure(args)
+    print(json.dumps(report["machine"], indent=2))
+    for run in report["runs"]:
+        print(f"workers={run['workers']}: {run['events_per_s']:,} events/s accepted, "
+              f"p50 {run['latency_ms']['p50']} ms, p99 {run['latency_ms']['p99']} ms per request of "
+              f"{args.batch} events; statuses {run['statuses']}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
