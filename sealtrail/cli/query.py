@@ -1,0 +1,85 @@
+"""``sealtrail query``, ``sealtrail admin tenant retention`` and ``sealtrail admin retention run``.
+
+The query service reads ``SEALTRAIL_DATABASE_URL``, ``SEALTRAIL_KAFKA_BOOTSTRAP``, the KEK
+(``SEALTRAIL_KEK_FILE``) and its own Ed25519 key for erasure receipts
+(``SEALTRAIL_SERVICE_KEY_FILE``, made with ``sealtrail admin receipt-key generate``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+DEFAULT_QUERY_PORT = 8082
+
+retention_app = typer.Typer(help="Payload retention: expire period keys past each tenant's retention.",
+                            no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    from sealtrail.cli.admin import admin_group, tenant_app
+
+    app.command("query")(query)
+    tenant_app.command("retention")(tenant_retention)
+    admin_group(app).add_typer(retention_app, name="retention")
+
+
+def query(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = DEFAULT_QUERY_PORT,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
+) -> None:
+    """Run the query API: investigations, analytics, proofs, export and erasure."""
+    import uvicorn
+
+    from sealtrail.infra.logs import configure_logging
+    from sealtrail.infra.settings import Settings
+
+    configure_logging(Settings().log_level)
+    uvicorn.run("services.query.app:create_app_from_env", factory=True, host=host, port=port,
+                workers=workers, log_config=None, access_log=False, server_header=False)
+
+
+def tenant_retention(
+    name: Annotated[str, typer.Argument(help="tenant id")],
+    months: Annotated[int | None, typer.Option("--months", min=1, help="keep payloads this many whole "
+                                               "months")] = None,
+    keep: Annotated[bool, typer.Option("--keep-forever", help="keep payloads until erased")] = False,
+) -> None:
+    """Set a tenant's payload retention (the shredder expires older months' keys)."""
+    if (months is None) == (not keep):
+        raise typer.BadParameter("give exactly one of --months N and --keep-forever")
+    from sealtrail.cli.admin import _run
+    from sealtrail.errors import NotFoundError
+    from sealtrail.infra.postgres import connect, migrate
+    from sealtrail.infra.settings import Settings
+
+    async def go() -> None:
+        async with connect(Settings().require_database()) as conn:
+            await migrate(conn)
+            status = await conn.execute("UPDATE tenants SET retention_months = $2 WHERE tenant_id = $1",
+                                        name, months)
+        if status.endswith(" 0"):
+            raise NotFoundError(f"no tenant {name}")
+        typer.echo(f"tenant {name}: payloads kept {f'{months} months' if months else 'until erased'}")
+
+    _run(go)
+
+
+@retention_app.command("run")
+def retention_run(
+    tenant: Annotated[str | None, typer.Option("--tenant", help="only this tenant")] = None,
+) -> None:
+    """Expire every period past retention now and log a retention event for each."""
+    from sealtrail.cli.admin import _run
+
+    async def go() -> None:
+        from sealtrail.infra.settings import Settings
+        from services.query.shredder import run_once_from_settings
+
+        for done in await run_once_from_settings(Settings(), tenant):
+            typer.echo(f"{done.tenant} {done.period}: period key {done.period_key_id} expired, "
+                       f"{done.payloads_deleted} payloads deleted, event {done.event_id}")
+
+    _run(go)

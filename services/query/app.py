@@ -1,0 +1,122 @@
+"""The query API app factory: investigations, analytics, proofs, subjects, and the shredder.
+
+Components can be passed in (tests, the embedded mode); the others are built from
+:class:`Settings` (see :mod:`services.query.service`). The lifespan starts them, runs the
+retention shredder every ``shred_interval_s`` seconds, and stops everything on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sealtrail.infra.logs import configure_logging
+from sealtrail.infra.problems import install_problem_handlers
+from sealtrail.infra.settings import Settings
+from services.query import analytics, calls, health, proofs, subjects
+from services.query.analytics_store import AnalyticsReader, PostgresAnalyticsReader
+from services.query.config import QueryOptions
+from services.query.deps import ServiceDep, current_principal
+from services.query.responses import validation_problem
+from services.query.service import QueryParts, QueryService, build_service
+
+DESCRIPTION = (
+    "Investigations, analytics, proofs and data-subject requests over Sealtrail's tenant logs. "
+    "Authenticate with `Authorization: Bearer <API key>`; errors are RFC 9457 problem details. "
+    "Revealing or exporting a payload writes an `access` event into the log first. See docs/query.md."
+)
+
+
+class RequestMetrics:
+    """Counts requests and their latency by route template (never by concrete path)."""
+
+    def __init__(self, app: ASGIApp, *, owner: FastAPI) -> None:
+        self._app = app
+        self._owner = owner
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self._app(scope, receive, sending)
+        finally:
+            service: QueryService | None = getattr(self._owner.state, "query", None)
+            if service is not None:
+                route = getattr(scope.get("route"), "path", "unmatched")
+                service.metrics.requests.labels(route=route, status=str(status)).inc()
+                service.metrics.request_seconds.labels(route=route).observe(time.perf_counter() - started)
+
+
+def _include_routers(app: FastAPI) -> None:
+    app.include_router(health.router)
+    app.include_router(calls.router)
+    app.include_router(proofs.router)
+    app.include_router(subjects.router)
+    _include_analytics(app)
+
+
+def _include_analytics(app: FastAPI) -> None:
+    """``/v1/analytics/*`` (services/query/analytics.py), wired to this app's authentication and
+    to an analytics reader over the service's pool, as that module's docstring asks."""
+    def analytics_reader(service: ServiceDep) -> AnalyticsReader:
+        return PostgresAnalyticsReader(pool=service.pool)
+
+    app.include_router(analytics.router)
+    app.dependency_overrides[analytics.get_principal] = current_principal
+    app.dependency_overrides[analytics.get_analytics_reader] = analytics_reader
+
+
+def create_app(settings: Settings, *, options: QueryOptions | None = None,
+               parts: QueryParts | None = None) -> FastAPI:
+    """The query ASGI app; its lifespan starts and stops the service's dependencies."""
+    opts = options or QueryOptions()
+    given = parts or QueryParts()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            service = await build_service(settings, opts, given, stack)
+            app.state.query = service
+            stop = asyncio.Event()
+            shredder = None
+            if opts.shred_interval_s > 0:
+                shredder = asyncio.create_task(service.shredder.run_forever(opts.shred_interval_s, stop),
+                                               name="query-shredder")
+            try:
+                yield
+            finally:
+                stop.set()
+                service.publisher_started = False
+                if shredder is not None:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await shredder
+
+    app = FastAPI(title="Sealtrail query", version="1", lifespan=lifespan, description=DESCRIPTION)
+    install_problem_handlers(app)
+    app.add_exception_handler(RequestValidationError, validation_problem)
+    _include_routers(app)
+    app.add_middleware(RequestMetrics, owner=app)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` and worker processes: settings from ``SEALTRAIL_*``."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)

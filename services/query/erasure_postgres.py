@@ -1,0 +1,186 @@
+"""PostgreSQL side of erasure and legal holds (tables of migration 0005, plus the deletions).
+
+Writes run as the service's own role and name the tenant in every statement. A per-subject
+advisory lock serialises setting a hold and starting an erasure, so a subject cannot be put on
+hold while its erasure slips past the check. Driver errors are translated here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from sealtrail.errors import ConflictError, LegalHoldError, NotFoundError
+from sealtrail.infra.pgerrors import translated
+from sealtrail.infra.postgres import Conn
+
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('subject:' || $1 || ':' || encode($2, 'hex'), 0))"
+_RECORD_COLUMNS = (
+    "request_ref, history_ref, legal_basis, requested_by, state, erased_key_ids, payloads_deleted,"
+    " index_rows_deleted, event_id, requested_at, erased_at, caches_clear_by, receipt"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureRecord:
+    """One erasure request as stored: findable by request reference and by ``history_ref``."""
+
+    request_ref: str
+    history_ref: bytes
+    legal_basis: str
+    requested_by: str
+    state: str
+    erased_key_ids: tuple[str, ...]
+    payloads_deleted: int
+    index_rows_deleted: int
+    event_id: str | None
+    requested_at: datetime
+    erased_at: datetime | None
+    caches_clear_by: datetime | None
+    receipt: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "request_ref": self.request_ref, "legal_basis": self.legal_basis, "state": self.state,
+            "requested_by": self.requested_by, "erased_key_ids": list(self.erased_key_ids),
+            "payloads_deleted": self.payloads_deleted, "index_rows_deleted": self.index_rows_deleted,
+            "event_id": self.event_id, "requested_at": _iso(self.requested_at),
+            "erased_at": _iso(self.erased_at), "caches_clear_by": _iso(self.caches_clear_by),
+            "receipt": self.receipt,
+        }
+
+
+def _iso(t: datetime | None) -> str | None:
+    return t.isoformat() if t is not None else None
+
+
+def record_of(row: asyncpg.Record) -> ErasureRecord:
+    return ErasureRecord(
+        row["request_ref"], bytes(row["history_ref"]), row["legal_basis"], row["requested_by"], row["state"],
+        tuple(row["erased_key_ids"]), row["payloads_deleted"], row["index_rows_deleted"],
+        str(row["event_id"]) if row["event_id"] is not None else None, row["requested_at"],
+        row["erased_at"], row["caches_clear_by"], row["receipt"],
+    )
+
+
+class ErasureStore:
+    """The erasure and hold tables, and the deletions an erasure makes."""
+
+    def __init__(self, *, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def begin(self, tenant: str, *, request_ref: str, href: bytes, subject_ref: bytes,
+                    legal_basis: str, requested_by: str) -> ErasureRecord:
+        """Start (or find) the erasure of ``request_ref``; LegalHoldError when the subject is held.
+
+        The subject's active key ids are recorded before anything is destroyed, so a retry after
+        a crash still knows which ciphertexts to delete.
+        """
+        with translated("start erasure"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(_LOCK, tenant, href)
+                row = await self._get(conn, tenant, request_ref)
+                if row is not None:
+                    if row.history_ref != href:
+                        raise ConflictError(f"request {request_ref} was used for another subject")
+                    return row
+                hold = await conn.fetchval("SELECT reason FROM subject_holds"
+                                           " WHERE tenant_id = $1 AND history_ref = $2", tenant, href)
+                if hold is not None:
+                    raise LegalHoldError(f"the subject is under legal hold ({hold}); it cannot be erased")
+                key_ids = await conn.fetchval(
+                    "SELECT coalesce(array_agg(key_id), '{}') FROM data_keys WHERE tenant_id = $1"
+                    " AND kind = 'subject' AND subject_ref = $2 AND state = 'active'", tenant, subject_ref)
+                created = await conn.fetchrow(
+                    "INSERT INTO subject_erasures (tenant_id, request_ref, history_ref, legal_basis,"
+                    " requested_by, erased_key_ids) VALUES ($1, $2, $3, $4, $5, $6)"
+                    f" RETURNING {_RECORD_COLUMNS}",
+                    tenant, request_ref, href, legal_basis, requested_by, list(key_ids))
+        return record_of(_found(created))
+
+    async def delete_data(self, tenant: str, *, request_ref: str, subject_ref: bytes, key_ids: list[str],
+                          event_id: str, erased_at: datetime, clear_by: datetime) -> ErasureRecord:
+        """In one transaction: delete the ciphertexts that needed any of ``key_ids`` and the
+        subject's index rows, and record the counts, the event id and the times (kept on a retry)."""
+        with translated("erase subject data"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                payloads = await conn.execute(
+                    "DELETE FROM payloads WHERE tenant_id = $1 AND key_ids && $2::text[]", tenant, key_ids)
+                rows = await conn.execute(
+                    "DELETE FROM subject_index WHERE tenant_id = $1"
+                    " AND (subject_ref = $2 OR key_id = ANY($3::text[]))", tenant, subject_ref, key_ids)
+                updated = await conn.fetchrow(
+                    "UPDATE subject_erasures SET"
+                    " erased_key_ids = ARRAY(SELECT DISTINCT unnest(erased_key_ids || $3::text[])"
+                    " ORDER BY 1),"
+                    " payloads_deleted = payloads_deleted + $4, index_rows_deleted = index_rows_deleted + $5,"
+                    " event_id = coalesce(event_id, $6), erased_at = coalesce(erased_at, $7),"
+                    " caches_clear_by = greatest(caches_clear_by, $8)"
+                    f" WHERE tenant_id = $1 AND request_ref = $2 RETURNING {_RECORD_COLUMNS}",
+                    tenant, request_ref, key_ids, rows_affected(payloads), rows_affected(rows),
+                    uuid.UUID(event_id), erased_at, clear_by)
+        return record_of(_found(updated))
+
+    async def finish(self, tenant: str, request_ref: str, receipt: str) -> ErasureRecord:
+        with translated("finish erasure"):
+            row = await self._pool.fetchrow(
+                "UPDATE subject_erasures SET state = 'done', receipt = $3 WHERE tenant_id = $1"
+                f" AND request_ref = $2 RETURNING {_RECORD_COLUMNS}", tenant, request_ref, receipt)
+        return record_of(_found(row))
+
+    async def set_hold(self, tenant: str, href: bytes, *, reason: str, case_ref: str | None,
+                       set_by: str) -> None:
+        with translated("set legal hold"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(_LOCK, tenant, href)
+                await conn.execute(
+                    "INSERT INTO subject_holds (tenant_id, history_ref, reason, case_ref, set_by)"
+                    " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, history_ref) DO UPDATE"
+                    " SET reason = $3, case_ref = $4, set_by = $5, set_at = now()",
+                    tenant, href, reason, case_ref, set_by)
+
+    async def clear_hold(self, tenant: str, href: bytes) -> bool:
+        with translated("clear legal hold"):
+            status = await self._pool.execute(
+                "DELETE FROM subject_holds WHERE tenant_id = $1 AND history_ref = $2", tenant, href)
+        return rows_affected(status) > 0
+
+    @staticmethod
+    async def _get(conn: Conn, tenant: str, request_ref: str) -> ErasureRecord | None:
+        row = await conn.fetchrow(f"SELECT {_RECORD_COLUMNS} FROM subject_erasures"
+                                  " WHERE tenant_id = $1 AND request_ref = $2", tenant, request_ref)
+        return None if row is None else record_of(row)
+
+
+def _found(row: asyncpg.Record | None) -> asyncpg.Record:
+    if row is None:
+        raise NotFoundError("the erasure request vanished while it ran")
+    return row
+
+
+def rows_affected(status: str) -> int:
+    """Rows affected, from a command status such as ``DELETE 42``."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+async def erasure_history(conn: Conn, tenant: str, *, href: bytes | None, request_ref: str | None,
+                          limit: int) -> list[ErasureRecord]:
+    """Erasures of one subject, one request, or (neither given) the latest ones; newest first."""
+    rows = await conn.fetch(
+        f"SELECT {_RECORD_COLUMNS} FROM subject_erasures WHERE tenant_id = $1"
+        " AND ($2::bytea IS NULL OR history_ref = $2) AND ($3::text IS NULL OR request_ref = $3)"
+        " ORDER BY requested_at DESC, request_ref LIMIT $4", tenant, href, request_ref, limit)
+    return [record_of(r) for r in rows]
+
+
+async def hold_of(conn: Conn, tenant: str, href: bytes) -> dict[str, Any] | None:
+    row = await conn.fetchrow("SELECT reason, case_ref, set_by, set_at FROM subject_holds"
+                              " WHERE tenant_id = $1 AND history_ref = $2", tenant, href)
+    if row is None:
+        return None
+    return {"reason": row["reason"], "case_ref": row["case_ref"], "set_by": row["set_by"],
+            "set_at": row["set_at"].isoformat()}

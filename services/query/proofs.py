@@ -1,0 +1,159 @@
+"""Proofs for auditors (scope ``proofs:read``): logs, checkpoints, entries, proofs and keys.
+
+Everything of the ledger's is read through ``services.ledger.reader``, tenant-scoped by
+row-level security. The entries listing adds, per entry, the digest of its stored payload (or
+null when none is stored), so a verifier can tell a payload present, altered, or gone; the
+erasure and retention events that explain a gone one are in the log itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Annotated, Any
+
+import blake3
+import orjson
+from fastapi import APIRouter, Query, Response
+
+from sealtrail.core.sealing import DIGEST_PREFIX
+from sealtrail.core.tlogproof import format_proof
+from sealtrail.errors import InvalidInputError, NotFoundError
+from services.query.db import tenant_scope
+from services.query.deps import ProofsReader, ServiceDep, TenantConn
+from services.query.models import (
+    CheckpointList,
+    ConsistencyProof,
+    EntryPage,
+    ErasureEvents,
+    InclusionProof,
+    KeyList,
+    LogList,
+)
+from services.query.responses import TEXT, json_response, problems
+from services.query.search import call_by_event_id
+from services.query.service import ERASURE_RECEIPT_PURPOSE, QueryService
+
+router = APIRouter(tags=["proofs"])
+
+Size = Annotated[int, Query(ge=0, le=2**63 - 1)]
+_NOTE: dict[int | str, dict[str, Any]] = {200: {"content": {TEXT: {}}, "description": "C2SP signed note"}}
+_PROOF_FILE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {TEXT: {}}, "description": "C2SP tlog-proof file"}}
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@router.get("/v1/logs", response_model=LogList, responses=problems(401, 403), summary="The tenant's logs")
+async def list_logs(principal: ProofsReader, service: ServiceDep) -> Response:
+    logs = await service.reader.logs(principal.tenant_id)
+    return json_response({"logs": [{"log": x.log_id, "origin": x.origin, "size": x.size} for x in logs]})
+
+
+@router.get("/v1/logs/{log}/checkpoint", response_class=Response,
+            responses={**_NOTE, **problems(401, 403, 404)},
+            summary="The latest signed checkpoint (text/plain)")
+async def latest_checkpoint(log: str, principal: ProofsReader, service: ServiceDep) -> Response:
+    cp = await service.reader.latest_checkpoint(principal.tenant_id, log)
+    return Response(cp.note, media_type=TEXT)
+
+
+@router.get("/v1/logs/{log}/checkpoints", response_model=CheckpointList,
+            responses=problems(400, 401, 403, 404),
+            summary="Signed checkpoints with tree sizes in [from, to], oldest first")
+async def list_checkpoints(
+    log: str, principal: ProofsReader, service: ServiceDep,
+    size_from: Annotated[int, Query(alias="from", ge=0)] = 0,
+    size_to: Annotated[int, Query(alias="to", ge=0)] = 2**63 - 1,
+) -> Response:
+    cps = await service.reader.checkpoints(principal.tenant_id, log, size_from, size_to)
+    full = len(cps) >= service.options.max_page
+    after = cps[-1].size + 1 if full and cps and cps[-1].size < size_to else None
+    return json_response({"log": log, "next": after, "checkpoints": [
+        {"size": c.size, "signed_at": c.signed_at.isoformat(), "note": c.note} for c in cps]})
+
+
+@router.get("/v1/logs/{log}/entries", response_model=EntryPage, responses=problems(400, 401, 403, 404),
+            summary="Entries [start, end) with chain values and payload presence")
+async def list_entries(log: str, principal: ProofsReader, service: ServiceDep, start: Size, end: Size
+                       ) -> Response:
+    if not start <= end or end - start > service.options.max_page:
+        raise InvalidInputError(f"need start <= end and at most {service.options.max_page} entries",
+                                pointer="query:end")
+    stored = await service.reader.entries(principal.tenant_id, log, start, end)
+    digests = await _payload_digests(service, principal.tenant_id, log, start, end)
+    items = []
+    for e in stored:
+        digest = digests.get(e.index)
+        items.append({"index": e.index, "entry": _b64(e.entry), "chain": _b64(e.chain),
+                      "payload_present": digest is not None, "payload_digest": digest})
+    return json_response({"log": log, "start": start, "end": end, "entries": items})
+
+
+async def _payload_digests(service: QueryService, tenant: str, log: str, start: int, end: int
+                           ) -> dict[int, str]:
+    async with tenant_scope(service.pool, tenant) as conn:
+        rows = await conn.fetch("SELECT idx, nonce, ciphertext FROM payloads WHERE log_id = $1"
+                                " AND idx >= $2 AND idx < $3", log, start, end)
+    return {r["idx"]: DIGEST_PREFIX + blake3.blake3(r["nonce"] + r["ciphertext"]).hexdigest() for r in rows}
+
+
+@router.get("/v1/logs/{log}/proof/inclusion", response_model=InclusionProof,
+            responses=problems(400, 401, 403, 404), summary="RFC 9162 inclusion proof")
+async def inclusion(log: str, principal: ProofsReader, service: ServiceDep, index: Size, size: Size
+                    ) -> Response:
+    if index >= size:
+        raise InvalidInputError("index must be below size", pointer="query:index")
+    proof = await service.reader.inclusion_proof(principal.tenant_id, log, index, size)
+    return json_response({"log": log, "index": index, "size": size, "proof": [_b64(h) for h in proof]})
+
+
+@router.get("/v1/logs/{log}/proof/consistency", response_model=ConsistencyProof,
+            responses=problems(400, 401, 403, 404), summary="RFC 9162 consistency proof")
+async def consistency(
+    log: str, principal: ProofsReader, service: ServiceDep,
+    size1: Annotated[int, Query(alias="from", ge=1)], size2: Annotated[int, Query(alias="to", ge=1)],
+) -> Response:
+    if size1 > size2:
+        raise InvalidInputError("from must not exceed to", pointer="query:from")
+    proof = await service.reader.consistency_proof(principal.tenant_id, log, size1, size2)
+    return json_response({"log": log, "from": size1, "to": size2, "proof": [_b64(h) for h in proof]})
+
+
+@router.get("/v1/logs/{log}/erasures", response_model=ErasureEvents, responses=problems(401, 403, 404),
+            summary="The log's erasure and retention events")
+async def erasure_events(log: str, principal: ProofsReader, conn: TenantConn) -> Response:
+    if await conn.fetchval("SELECT 1 FROM logs WHERE log_id = $1", log) is None:
+        raise NotFoundError(f"no log {log!r}")
+    rows = await conn.fetch("SELECT idx, entry FROM entries WHERE log_id = $1"
+                            " AND type IN ('erasure', 'retention') ORDER BY idx", log)
+    return json_response({"log": log, "events": [{"index": r["idx"], "header": orjson.loads(r["entry"])}
+                                                 for r in rows]})
+
+
+@router.get("/v1/events/{event_id}/tlog-proof", response_class=Response,
+            responses={**_PROOF_FILE, **problems(401, 403, 404)}, summary="Offline inclusion proof file")
+async def tlog_proof(event_id: uuid.UUID, principal: ProofsReader, service: ServiceDep, conn: TenantConn
+                     ) -> Response:
+    """The event's inclusion proof under the latest checkpoint that covers it."""
+    call = await call_by_event_id(conn, event_id, with_payload=False)
+    if call is None:
+        raise NotFoundError(f"event {event_id} is not in any log of this tenant")
+    log, index = call.found.log_id, call.found.idx
+    cp = await service.reader.latest_checkpoint(principal.tenant_id, log)
+    if cp.size <= index:
+        raise NotFoundError(f"event {event_id} is logged but no signed checkpoint covers it yet")
+    proof = await service.reader.inclusion_proof(principal.tenant_id, log, index, cp.size)
+    return Response(format_proof(index, proof, cp.note), media_type=TEXT)
+
+
+@router.get("/v1/keys", response_model=KeyList, responses=problems(401, 403),
+            summary="Published verifier keys with their validity windows")
+async def keys(principal: ProofsReader, service: ServiceDep) -> Response:
+    published = [{"purpose": k.purpose, "vkey": k.vkey, "not_before": k.not_before, "not_after": k.not_after}
+                 for k in await service.reader.published_keys()]
+    published.append({"purpose": ERASURE_RECEIPT_PURPOSE, "vkey": service.receipt_vkey,
+                      "not_before": None, "not_after": None})
+    return json_response({"keys": published})

@@ -1,0 +1,131 @@
+"""The query service object: every component a request handler needs, built and started once.
+
+At start: connect to PostgreSQL (applying pending migrations), load the KEK and the service's
+Ed25519 key (erasure receipts), create the sealed topic if missing and start the Kafka producer
+(access, erasure and retention events go to the log through it). Anything missing fails the
+start with a reason (ServiceStartError).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from sealtrail.core.note import Ed25519Signer
+from sealtrail.core.receipt import CachedEd25519Signer
+from sealtrail.errors import ServiceStartError, UnavailableError
+from sealtrail.infra.apikeys import Authenticator, utc_now
+from sealtrail.infra.auth_postgres import PostgresAuthStore
+from sealtrail.infra.bus import BusPublisher, TopicSpec
+from sealtrail.infra.emitter import EventEmitter
+from sealtrail.infra.kafka import KafkaPublisher
+from sealtrail.infra.kek import load_kek
+from sealtrail.infra.keycache import CachingKeyStore
+from sealtrail.infra.keystore_postgres import PostgresKeyStore
+from sealtrail.infra.postgres import create_pool, migrate_url
+from sealtrail.infra.servicekey import load_service_signer
+from sealtrail.infra.settings import Settings
+from services.ledger.reader import PostgresLedgerReader
+from services.query.config import WRITER_ID, QueryOptions
+from services.query.db import TenantIndexKeys
+from services.query.erasure import SubjectEraser
+from services.query.erasure_postgres import ErasureStore
+from services.query.metrics import QueryMetrics
+from services.query.reveal import AccessRecorder, PayloadOpener
+from services.query.shredder import Shredder
+
+ERASURE_RECEIPT_PURPOSE = "erasure-receipt"
+
+
+@dataclass(frozen=True)
+class QueryParts:
+    """Components a caller may supply instead of having them built from settings."""
+
+    publisher: BusPublisher | None = None
+    signer: Ed25519Signer | None = None
+    clock: Callable[[], datetime] = utc_now
+
+
+@dataclass
+class QueryService:
+    """The started components of one query process."""
+
+    options: QueryOptions
+    pool: asyncpg.Pool
+    reader: PostgresLedgerReader
+    authenticator: Authenticator
+    keystore: CachingKeyStore
+    index_keys: TenantIndexKeys
+    opener: PayloadOpener
+    access: AccessRecorder
+    erasures: ErasureStore
+    eraser: SubjectEraser
+    shredder: Shredder
+    metrics: QueryMetrics
+    receipt_vkey: str
+    publisher_started: bool = False
+
+    async def ready(self) -> dict[str, bool]:
+        """Whether the producer is started and the database answers."""
+        try:
+            await self.pool.fetchval("SELECT 1")
+            db = True
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            db = False
+        return {"kafka_producer": self.publisher_started, "database": db}
+
+
+async def _open_pool(settings: Settings, options: QueryOptions, stack: AsyncExitStack) -> asyncpg.Pool:
+    url = settings.require_database()
+    if options.migrate:
+        await migrate_url(url)
+    pool = await create_pool(url, min_size=min(settings.db_pool_min, 2), max_size=settings.db_pool_max)
+    stack.push_async_callback(pool.close)
+    return pool
+
+
+async def _start_publisher(settings: Settings, options: QueryOptions, parts: QueryParts,
+                           stack: AsyncExitStack) -> BusPublisher:
+    publisher = parts.publisher or KafkaPublisher(bootstrap=settings.require_kafka(),
+                                                  timeout_s=options.publish_timeout_s)
+    spec = TopicSpec(name=settings.sealed_topic, partitions=settings.topic_partitions,
+                     replication=settings.topic_replication, min_insync=settings.topic_min_insync)
+    try:
+        await publisher.ensure_topics([spec])
+        await publisher.start()
+    except UnavailableError as e:
+        raise ServiceStartError(f"query cannot start: {e}") from e
+    stack.push_async_callback(publisher.stop)
+    return publisher
+
+
+async def build_service(settings: Settings, options: QueryOptions, parts: QueryParts,
+                        stack: AsyncExitStack) -> QueryService:
+    """Everything the query service needs, started; ``stack`` stops it again."""
+    signer = CachedEd25519Signer(parts.signer or load_service_signer(settings.service_key_file,
+                                                                     what="query service key"))
+    kek = load_kek(settings)
+    pool = await _open_pool(settings, options, stack)
+    auth_store = PostgresAuthStore(pool=pool)
+    keystore = CachingKeyStore(inner=PostgresKeyStore(pool=pool, kek=kek), ttl_s=options.key_cache_ttl_s)
+    index_keys = TenantIndexKeys(store=auth_store, kek=kek)
+    metrics = QueryMetrics()
+    publisher = await _start_publisher(settings, options, parts, stack)
+    emitter = EventEmitter(keystore=keystore, publisher=publisher, topic=settings.sealed_topic,
+                           writer=WRITER_ID, clock=parts.clock)
+    erasures = ErasureStore(pool=pool)
+    eraser = SubjectEraser(store=erasures, keystore=keystore, index_keys=index_keys, emitter=emitter,
+                           signer=signer, clear_after=timedelta(seconds=options.key_cache_ttl_s),
+                           metrics=metrics, clock=parts.clock)
+    return QueryService(
+        options=options, pool=pool, reader=PostgresLedgerReader(pool=pool),
+        authenticator=Authenticator(store=auth_store, cache_ttl_s=options.auth_cache_ttl_s),
+        keystore=keystore, index_keys=index_keys, opener=PayloadOpener(keystore=keystore, metrics=metrics),
+        access=AccessRecorder(emitter=emitter, metrics=metrics), erasures=erasures, eraser=eraser,
+        shredder=Shredder(pool=pool, keystore=keystore, emitter=emitter, metrics=metrics, clock=parts.clock),
+        metrics=metrics, receipt_vkey=signer.vkey(), publisher_started=True,
+    )
