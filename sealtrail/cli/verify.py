@@ -1,7 +1,10 @@
 """``sealtrail verify``: check Sealtrail's evidence offline, trusting only published vkeys.
 
-Sub-commands share one contract: exit 0 and print one line when everything verifies; otherwise
-exit 1 with a one-line reason on stderr. More sources (export bundles, a live log) join this group.
+Sources: a ``.tlog-proof`` file (``verify proof``), a live log over the query API
+(``verify --url URL --log LOG``, also spelled ``verify live``), and an export bundle
+(``verify bundle PATH``, written by ``sealtrail export``). They share one contract: exit 0 and
+print one line when everything verifies; otherwise exit 1 with a one-line reason on stderr that
+names the first bad index or checkpoint.
 """
 
 from __future__ import annotations
@@ -18,13 +21,60 @@ from sealtrail.errors import InvalidProofError, SealtrailError
 verify_app = typer.Typer(
     name="verify",
     help="Verify proofs, bundles and logs offline against published verifier keys.",
-    no_args_is_help=True,
+    invoke_without_command=True,
 )
+
+URL_HELP = "Base URL of the query API, e.g. https://audit.example.org"
+TOKEN_HELP = "API key with proofs:read (prefer the SEALTRAIL_TOKEN environment variable)"
+PIN_HELP = "Trust only this verifier key (repeat); default: the keys the log publishes"
+Url = Annotated[str, typer.Option("--url", help=URL_HELP)]
+Log = Annotated[str, typer.Option("--log", help="Log id (the tenant id)")]
+Token = Annotated[str, typer.Option("--token", envvar="SEALTRAIL_TOKEN", help=TOKEN_HELP)]
+Pins = Annotated[list[str] | None, typer.Option("--vkey", help=PIN_HELP)]
 
 
 def register(app: typer.Typer) -> None:
-    """Attach the ``verify`` group to the root app."""
+    """Attach the ``verify`` group and ``export`` to the root app."""
+    from sealtrail.cli.audit import export
+
     app.add_typer(verify_app, name="verify")
+    app.command("export")(export)
+
+
+@verify_app.callback()
+def verify_log(
+    ctx: typer.Context,
+    url: Annotated[str | None, typer.Option("--url", help=URL_HELP)] = None,
+    log: Annotated[str | None, typer.Option("--log", help="Log id (the tenant id)")] = None,
+    token: Annotated[str | None, typer.Option("--token", envvar="SEALTRAIL_TOKEN", help=TOKEN_HELP)] = None,
+    vkey: Pins = None,
+) -> None:
+    """Verify a live log (--url, --log, --token), or use a sub-command."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if url is None or log is None or token is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0 if url is None and log is None else 2)
+    live(url=url, log=log, token=token, vkey=vkey)
+
+
+@verify_app.command("live")
+def live(url: Url, log: Log, token: Token, vkey: Pins = None) -> None:
+    """Verify every entry, checkpoint and payload of a live log over the query API."""
+    from sealtrail.cli.audit import run_live
+
+    run_live(url=url, log=log, token=token, pins=vkey or [])
+
+
+@verify_app.command("bundle")
+def bundle(
+    path: Annotated[Path, typer.Argument(help="A bundle directory or tar written by `sealtrail export`.")],
+    vkey: Pins = None,
+) -> None:
+    """Verify an export bundle offline."""
+    from sealtrail.cli.audit import run_bundle
+
+    run_bundle(path, pins=vkey or [])
 
 
 def fail(reason: str) -> typer.Exit:
