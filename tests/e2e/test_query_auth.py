@@ -1,0 +1,94 @@
+"""The authorisation matrix of the query API: every role x every endpoint x own and other tenant.
+
+A role without the endpoint's scope gets 403 and learns nothing. A role with it, using a key of
+another tenant, gets 404 for anything named by id (as if it did not exist) and only its own
+tenant's rows from listings. Without a key every endpoint is 401.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from sealtrail.infra.auth import ROLE_SCOPES, Role, Scope
+from tests.e2e.conftest import Seed
+from tests.support.query import QueryStack
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    scope: Scope
+    by_id: bool  # names an acme resource (log, event, session) in its path
+    params: dict[str, Any] | None = None
+    body: dict[str, Any] | None = None
+
+
+def _endpoints(seed: Seed) -> list[Endpoint]:
+    event = seed.acme[0]["event_id"]
+    read, proofs, erase = Scope.CALLS_READ, Scope.PROOFS_READ, Scope.SUBJECTS_ERASE
+    subject = {"subject": f"user:nobody-{uuid.uuid4().hex[:8]}@example.com"}
+    return [
+        Endpoint("GET", "/v1/calls", read, False, {"agent": "agent-1"}),
+        Endpoint("GET", f"/v1/calls/{event}", read, True),
+        Endpoint("GET", f"/v1/calls/{event}", Scope.CALLS_REVEAL, True, {"purpose": "matrix"}),
+        Endpoint("GET", "/v1/sessions/s-0", read, True),
+        Endpoint("GET", "/v1/logs", proofs, False),
+        Endpoint("GET", "/v1/logs/acme/checkpoint", proofs, True),
+        Endpoint("GET", "/v1/logs/acme/checkpoints", proofs, True),
+        Endpoint("GET", "/v1/logs/acme/entries", proofs, True, {"start": 0, "end": 5}),
+        Endpoint("GET", "/v1/logs/acme/proof/inclusion", proofs, True, {"index": 0, "size": 5}),
+        Endpoint("GET", "/v1/logs/acme/proof/consistency", proofs, True, {"from": 1, "to": 5}),
+        Endpoint("GET", "/v1/logs/acme/erasures", proofs, True),
+        Endpoint("GET", f"/v1/events/{event}/tlog-proof", proofs, True),
+        Endpoint("GET", "/v1/keys", proofs, False),
+        Endpoint("POST", "/v1/subjects/export", Scope.SUBJECTS_EXPORT, False, None,
+                 {"subject": "user:alice@example.com", "purpose": "matrix"}),
+        Endpoint("GET", "/v1/subjects/erasures", erase, False),
+        Endpoint("PUT", "/v1/subjects/hold", erase, False, None, {**subject, "reason": "matrix"}),
+        Endpoint("DELETE", "/v1/subjects/hold", erase, False, None, subject),
+        Endpoint("POST", "/v1/subjects/erase", erase, False, None,
+                 {**subject, "request_ref": f"M-{uuid.uuid4().hex[:8]}", "legal_basis": "gdpr.art17"}),
+        Endpoint("GET", "/v1/analytics/tools", Scope.ANALYTICS_READ, False),
+    ]
+
+
+async def _call(stack: QueryStack, e: Endpoint, headers: dict[str, str]) -> Any:
+    return await stack.api.request(e.method, e.path, params=e.params, json=e.body, headers=headers)
+
+
+@pytest.mark.parametrize("role", list(Role), ids=lambda r: r.value)
+async def test_role_against_every_endpoint_in_own_and_other_tenant(
+        stack: QueryStack, seed: Seed, role: Role) -> None:
+    """Own tenant: 2xx with the scope, 403 without. Other tenant: 403 without the scope; with it,
+    404 for acme's resources by id and no acme row in any listing."""
+    acme_ids = {e["event_id"] for e in seed.acme}
+    for e in _endpoints(seed):
+        allowed = e.scope in ROLE_SCOPES[role]
+        own = await _call(stack, e, stack.auth(f"acme:{role.value}"))
+        if not allowed:
+            assert own.status_code == 403, (role, e)
+            assert own.headers["content-type"] == "application/problem+json"
+        else:
+            assert own.status_code in (200, 204), (role, e, own.text)
+        other = await _call(stack, e, stack.auth(f"beta:{role.value}"))
+        if not allowed:
+            assert other.status_code == 403, (role, e)
+        elif e.by_id:
+            assert other.status_code == 404, (role, e, other.text)
+        else:
+            assert other.status_code in (200, 204), (role, e, other.text)
+            assert not any(i in other.text for i in acme_ids) and '"acme"' not in other.text, (role, e)
+
+
+async def test_no_key_or_a_bad_key_is_401_everywhere(stack: QueryStack, seed: Seed) -> None:
+    """Every endpoint answers 401 without a key, with a malformed one, or with an unknown one."""
+    forged = "st_0123456789abcdef_" + "A" * 43
+    for e in _endpoints(seed):
+        for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": f"Bearer {forged}"}):
+            resp = await _call(stack, e, headers)
+            assert resp.status_code == 401, (e, headers)
