@@ -125,8 +125,21 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
+def group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by every process of a process group."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # field 5 of stat: process group
+            total += int(fields[11]) + int(fields[12])  # fields 14 and 15: utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 async def drive(url: str, token: str, *, seconds: float, warmup: float, concurrency: int,
-                batch: int, event_bytes: int) -> dict[str, Any]:
+                batch: int, event_bytes: int, pgid: int) -> dict[str, Any]:
     """C connections sending batches back to back; counts what was measured after the warm-up."""
     parts = templates(event_bytes)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
@@ -152,10 +165,20 @@ async def drive(url: str, token: str, *, seconds: float, warmup: float, concurre
                     if resp.status_code == 202:
                         accepted += len(orjson.loads(resp.content)["accepted"])
 
+    async def cpu_window() -> float:
+        await asyncio.sleep(warmup)
+        before = group_cpu_s(pgid)
+        await asyncio.sleep(seconds)
+        return group_cpu_s(pgid) - before
+
+    window = asyncio.create_task(cpu_window())
     await asyncio.gather(*(worker(n) for n in range(concurrency)))
+    ingest_cpu = await window
     latencies.sort()
     return {
         "events_per_s": round(accepted / seconds),
+        "ingest_cpu_s": round(ingest_cpu, 1),
+        "ingest_cpu_us_per_event": round(ingest_cpu / accepted * 1e6, 1) if accepted else None,
         "accepted_events": accepted,
         "requests": len(latencies),
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
@@ -194,10 +217,12 @@ async def run_one(args: argparse.Namespace, env: dict[str, str], token: str, boo
                         workdir / f"ingest-w{workers}.log", args.profile)
     try:
         result = await drive(f"http://127.0.0.1:{port}", token, seconds=args.seconds, warmup=args.warmup,
-                             concurrency=args.concurrency, batch=args.batch, event_bytes=args.event_bytes)
+                             concurrency=args.concurrency, batch=args.batch, event_bytes=args.event_bytes,
+                             pgid=proc.pid)
     finally:
         stop(proc)
     result["records_on_topic_incl_warmup"] = await topic_total(bootstrap, topic)
+    result["load_average"] = [round(x, 2) for x in os.getloadavg()]
     result["workers"] = workers
     return result
 
@@ -251,7 +276,8 @@ def main() -> None:
     for run in report["runs"]:
         print(f"workers={run['workers']}: {run['events_per_s']:,} events/s accepted, "
               f"p50 {run['latency_ms']['p50']} ms, p99 {run['latency_ms']['p99']} ms per request of "
-              f"{args.batch} events; statuses {run['statuses']}")
+              f"{args.batch} events; statuses {run['statuses']}; ingest CPU "
+              f"{run['ingest_cpu_us_per_event']} us/event; load average {run['load_average']}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
