@@ -6,44 +6,24 @@ PostgreSQL adapters, nowhere else.
 
 from __future__ import annotations
 
-import itertools
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from importlib import resources
 
 import asyncpg
 
-from sealtrail.errors import ServiceStartError, UnavailableError
+from sealtrail.errors import UnavailableError
+from sealtrail.infra.migrations import Migration, load
 
 # A plain connection or one borrowed from a pool: adapters accept either.
 Conn = asyncpg.Connection | asyncpg.pool.PoolConnectionProxy
 
-_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 # Any fixed number works; it only has to be the same for every process that migrates.
 _MIGRATION_LOCK = 0x5EA17A11
 
 
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    sql: str
-
-
 def load_migrations() -> list[Migration]:
-    """The packaged migrations, in version order. Versions MUST be unique; gaps are allowed."""
-    found: list[Migration] = []
-    for entry in resources.files("sealtrail.infra.migrations").joinpath("postgres").iterdir():
-        m = _MIGRATION_NAME.match(entry.name)
-        if m:
-            found.append(Migration(int(m.group(1)), m.group(2), entry.read_text(encoding="utf-8")))
-    found.sort(key=lambda mig: mig.version)
-    for before, after in itertools.pairwise(found):
-        if before.version == after.version:
-            raise ServiceStartError(f"two migrations share version {after.version:04d}")
-    return found
+    """The packaged PostgreSQL migrations, in version order. Versions MUST be unique; gaps are allowed."""
+    return load("postgres")
 
 
 async def migrate(conn: asyncpg.Connection) -> list[int]:
