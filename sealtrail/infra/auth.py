@@ -6,7 +6,8 @@ SHA-256(secret bytes) is stored; the token is shown once, at creation, and never
 bound to one tenant and one role; the role fixes its scopes.
 
 Storage adapters implement :class:`AuthStore` (PostgreSQL in :mod:`sealtrail.infra.auth_postgres`,
-SQLite later). Everything else here is storage-agnostic.
+SQLite in :mod:`sealtrail.infra.auth_sqlite`; both pass ``tests/contract/auth_contract.py``).
+Everything else here is storage-agnostic.
 """
 
 from __future__ import annotations
