@@ -1,9 +1,10 @@
 """Signs C2SP checkpoints for logs that have grown, and never two inconsistent ones.
 
-For each grown log, in one transaction holding a per-log advisory lock: read the committed
-head, prove it consistent with the previous checkpoint from the stored tree (and the root
-recomputable from stored nodes), sign the checkpoint note with the active key, add a
-timestamped cosignature (its signed time), store it, then publish it on the checkpoints topic.
+For each grown log, in one signing transaction of the checkpoint store (one signer per log, no
+key rotation meanwhile): read the committed head, prove it consistent with the previous
+checkpoint from the stored tree (and the root recomputable from stored nodes), sign the
+checkpoint note with the active key, add a timestamped cosignature (its signed time), store it,
+then publish it on the checkpoints topic. The decisions here are pure; the store does the I/O.
 """
 
 from __future__ import annotations
@@ -12,36 +13,31 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import asyncpg
-
+from sealtrail.core import merkle
 from sealtrail.core.checkpoint import format_checkpoint
-from sealtrail.core.merkle import verify_consistency
+from sealtrail.core.merkle import NodeID, verify_consistency
 from sealtrail.core.note import sign_note
-from sealtrail.errors import InconsistentCheckpointError, InvalidProofError, SealtrailError
+from sealtrail.errors import InconsistentCheckpointError, InvalidInputError, SealtrailError
 from sealtrail.infra.bus import BusPublisher
-from sealtrail.infra.postgres import Conn
-from services.ledger import metrics, tree_postgres
-from services.ledger.signing import DEFAULT_KEY_NAME, load_active, rotate
+from services.ledger import metrics
+from services.ledger.checkpoint_store import CheckpointStore, SignedCheckpoint, SigningState
+from services.ledger.signing import DEFAULT_KEY_NAME, load_active, load_keys, rotate
 
 log = logging.getLogger("sealtrail.ledger.checkpointer")
 
 DEFAULT_CHECKPOINT_INTERVAL_S = 1.0
 
-_GROWN_SQL = """
-SELECT l.log_id FROM logs l
-WHERE l.size > coalesce((SELECT max(c.tree_size) FROM checkpoints c WHERE c.log_id = l.log_id), 0)
-"""
-
 
 class Checkpointer:
     """Periodically signs checkpoints; safe to run in several ledger processes at once."""
 
-    def __init__(self, *, pool: asyncpg.Pool, key_dir: Path, key_name: str = DEFAULT_KEY_NAME,
+    def __init__(self, *, store: CheckpointStore, key_dir: Path, key_name: str = DEFAULT_KEY_NAME,
                  interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
                  publisher: BusPublisher | None = None, topic: str = "") -> None:
-        self._pool = pool
+        self._store = store
         self._key_dir = key_dir
         self._key_name = key_name
         self._interval_s = interval_s
@@ -50,74 +46,71 @@ class Checkpointer:
 
     async def ensure_keys(self) -> None:
         """Create the first key pair when none exists."""
-        async with self._pool.acquire() as conn:
-            if await load_active(conn, key_dir=self._key_dir) is None:
-                await rotate(conn, key_dir=self._key_dir, name=self._key_name)
+        if await load_active(self._store, key_dir=self._key_dir) is None:
+            await rotate(self._store, key_dir=self._key_dir, name=self._key_name)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 await self.tick()
-            except (SealtrailError, OSError, asyncpg.PostgresError) as e:
+            except (SealtrailError, OSError) as e:
                 log.error("checkpoint round failed: %s: %s", type(e).__name__, e)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self._interval_s)
 
     async def tick(self) -> list[str]:
         """Sign a checkpoint for every grown log; return the notes signed."""
-        async with self._pool.acquire() as conn:
-            grown = [r["log_id"] for r in await conn.fetch(_GROWN_SQL)]
         notes = []
-        for log_id in grown:
-            note = await self._sign_one(log_id)
-            if note is not None:
-                notes.append(note)
-                if self._publisher is not None:
-                    await self._publisher.publish(self._topic, [(log_id.encode(), note.encode())])
+        for log_id in await self._store.grown_logs():
+            signed = await self._store.sign_next(log_id, self._sign)
+            if signed is None:
+                continue
+            metrics.CHECKPOINTS.labels(log_id).inc()
+            notes.append(signed.note)
+            if self._publisher is not None:
+                await self._publisher.publish(self._topic, [(log_id.encode(), signed.note.encode())])
         return notes
 
-    async def _sign_one(self, log_id: str) -> str | None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            if not await conn.fetchval(
-                "SELECT pg_try_advisory_xact_lock(hashtextextended('checkpoint:' || $1, 0))", log_id
-            ):
-                return None
-            head = await conn.fetchrow("SELECT origin, size, root FROM logs WHERE log_id = $1", log_id)
-            prev = await conn.fetchrow(
-                "SELECT tree_size, root FROM checkpoints WHERE log_id = $1 ORDER BY tree_size DESC LIMIT 1",
-                log_id,
-            )
-            if head is None or (prev is not None and prev["tree_size"] >= head["size"]):
-                return None
-            await _check_consistent(conn, log_id, prev, head)
-            keys = await load_active(conn, key_dir=self._key_dir)
-            if keys is None:
-                raise InconsistentCheckpointError("no active signing key; run ensure_keys first")
-            now = int(time.time())
-            body = format_checkpoint(head["origin"], head["size"], head["root"])
-            note = sign_note(body, [keys.signer, keys.cosigner.at(now)])
-            await conn.execute(
-                "INSERT INTO checkpoints (log_id, tree_size, root, note, signed_at)"
-                " VALUES ($1, $2, $3, $4, to_timestamp($5))",
-                log_id, head["size"], head["root"], note, now,
-            )
-        metrics.CHECKPOINTS.labels(log_id).inc()
-        return note
+    def _sign(self, state: SigningState) -> SignedCheckpoint:
+        _check_consistent(state)
+        keys = load_keys(self._key_dir, state.key_ids)
+        if keys is None:
+            raise InconsistentCheckpointError("no active signing key; run ensure_keys first")
+        now = int(time.time())
+        head = state.head
+        body = format_checkpoint(state.origin, head.size, head.root)
+        note = sign_note(body, [keys.signer, keys.cosigner.at(now)])
+        return SignedCheckpoint(head.size, head.root, note, now)
 
 
-async def _check_consistent(conn: Conn, log_id: str, prev: asyncpg.Record | None,
-                            head: asyncpg.Record) -> None:
-    """Refuse to sign unless the stored tree reproduces the head's root and extends ``prev``."""
-    size, root = head["size"], head["root"]
+class _FetchedNodes:
+    """The nodes the store read, as a :class:`~sealtrail.core.merkle.NodeReader`."""
+
+    def __init__(self, log_id: str, nodes: Mapping[NodeID, bytes]) -> None:
+        self._log_id = log_id
+        self._nodes = nodes
+
+    def get_nodes(self, ids: Sequence[NodeID]) -> list[bytes]:
+        for node in ids:
+            if node not in self._nodes:
+                raise InvalidInputError(
+                    f"node ({node.level}, {node.index}) of log {self._log_id} is not stored")
+        return [self._nodes[node] for node in ids]
+
+
+def _check_consistent(state: SigningState) -> None:
+    """Refuse to sign unless the stored tree reproduces the head's root and extends the previous one."""
+    head, prev = state.head, state.previous
+    nodes = _FetchedNodes(state.log_id, state.nodes)
     try:
-        stored_root = await tree_postgres.root_at(conn, log_id, size)
-        if stored_root != root:
-            raise InvalidProofError(f"stored tree of size {size} does not reproduce the head's root")
+        if merkle.root_at(nodes, head.size) != head.root:
+            raise InconsistentCheckpointError(
+                f"stored tree of size {head.size} does not reproduce the head's root")
         if prev is not None:
-            proof = await tree_postgres.consistency_proof(conn, log_id, prev["tree_size"], size)
-            verify_consistency(prev["tree_size"], size, proof, prev["root"], root)
-    except (InvalidProofError, SealtrailError) as e:
-        metrics.CHECKPOINT_REFUSED.labels(log_id).inc()
+            proof = merkle.consistency_proof(nodes, prev.size, head.size)
+            verify_consistency(prev.size, head.size, proof, prev.root, head.root)
+    except SealtrailError as e:
+        metrics.CHECKPOINT_REFUSED.labels(state.log_id).inc()
         raise InconsistentCheckpointError(
-            f"log {log_id}: refusing to sign size {size}: {e}", index=size - 1
+            f"log {state.log_id}: refusing to sign size {head.size}: {e}", index=head.size - 1
         ) from e

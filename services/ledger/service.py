@@ -17,6 +17,7 @@ from sealtrail.infra.bus import TopicSpec
 from sealtrail.infra.kafka import KafkaPublisher
 from sealtrail.infra.postgres import connect, create_pool, migrate
 from sealtrail.infra.settings import Settings
+from services.ledger.checkpoint_postgres import PostgresCheckpointStore
 from services.ledger.checkpointer import Checkpointer
 from services.ledger.deadletter import DeadLetterSink
 from services.ledger.kafka_driver import KafkaLedgerDriver
@@ -82,7 +83,8 @@ class LedgerService:
         self.driver = KafkaLedgerDriver(bootstrap=s.require_kafka(), topic=s.sealed_topic,
                                         group=s.ledger_group, worker=worker, store=store,
                                         max_records=self._max_records, instance_id=s.ledger_instance_id)
-        self.checkpointer = Checkpointer(pool=pool, key_dir=s.signing_key_dir, key_name=s.key_name,
+        self.checkpointer = Checkpointer(store=PostgresCheckpointStore(pool=pool),
+                                         key_dir=s.signing_key_dir, key_name=s.key_name,
                                          interval_s=s.checkpoint_interval_s, publisher=publisher,
                                          topic=s.checkpoints_topic)
         await self.checkpointer.ensure_keys()

@@ -20,16 +20,21 @@ ORDER BY n.ord
 """
 
 
+async def find_nodes(conn: Conn, log_id: str, ids: Sequence[NodeID]) -> dict[NodeID, bytes]:
+    """The stored hashes of those of ``ids`` that are stored."""
+    if not ids:
+        return {}
+    rows = await conn.fetch(_NODES_SQL, log_id, [i.level for i in ids], [i.index for i in ids])
+    return {node: r["hash"] for node, r in zip(ids, rows, strict=True) if r["hash"] is not None}
+
+
 async def get_nodes(conn: Conn, log_id: str, ids: Sequence[NodeID]) -> list[bytes]:
     """The stored hashes of ``ids``, in order; InvalidInputError when one is missing."""
-    if not ids:
-        return []
-    rows = await conn.fetch(_NODES_SQL, log_id, [i.level for i in ids], [i.index for i in ids])
-    hashes = [r["hash"] for r in rows]
-    for node, h in zip(ids, hashes, strict=True):
-        if h is None:
+    found = await find_nodes(conn, log_id, ids)
+    for node in ids:
+        if node not in found:
             raise InvalidInputError(f"node ({node.level}, {node.index}) of log {log_id} is not stored")
-    return hashes
+    return [found[node] for node in ids]
 
 
 async def _assemble(conn: Conn, log_id: str, plan: ProofPlan) -> list[bytes]:

@@ -1,0 +1,115 @@
+"""The checkpointer's storage port: grown logs, one signing transaction per log, signing keys.
+
+Adapters: :mod:`services.ledger.checkpoint_postgres` and :mod:`services.ledger.checkpoint_sqlite`.
+The checkpointer's decisions (is the stored tree consistent? sign with which key?) stay pure in
+:mod:`services.ledger.checkpointer`; a store only reads, locks and writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from sealtrail.core.merkle import NodeID, plan_consistency, range_nodes
+
+# Logs grown beyond their latest checkpoint; the same SQL on PostgreSQL and SQLite.
+GROWN_LOGS_SQL = """
+SELECT l.log_id FROM logs l
+WHERE l.size > coalesce((SELECT max(c.tree_size) FROM checkpoints c WHERE c.log_id = l.log_id), 0)
+ORDER BY l.log_id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class TreeHead:
+    """A tree size and its root."""
+
+    size: int
+    root: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SigningState:
+    """One grown log as the signer sees it inside the signing transaction.
+
+    ``nodes`` holds the stored nodes of :func:`nodes_for` ``(previous, head)``; a node that is not
+    stored is absent. ``key_ids`` maps a purpose (``checkpoint``, ``cosign``) to the id of its
+    active key; it is empty when no key was ever made.
+    """
+
+    log_id: str
+    origin: str
+    head: TreeHead
+    previous: TreeHead | None
+    nodes: Mapping[NodeID, bytes]
+    key_ids: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class SignedCheckpoint:
+    """A checkpoint note to store: its size, root, note text and signed time (Unix seconds)."""
+
+    size: int
+    root: bytes
+    note: str
+    signed_at: int
+
+
+Sign = Callable[[SigningState], SignedCheckpoint]
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKeyRow:
+    """The public part of one signing key, as published."""
+
+    key_name: str
+    key_id: str
+    purpose: str
+    vkey: str
+
+
+def nodes_for(previous: TreeHead | None, head: TreeHead) -> list[NodeID]:
+    """The stored nodes that recompute ``head.root`` and prove ``previous`` consistent with it."""
+    ids = range_nodes(0, head.size)
+    if previous is not None and 0 < previous.size < head.size:
+        ids += plan_consistency(previous.size, head.size).ids
+    return list(dict.fromkeys(ids))
+
+
+@runtime_checkable
+class SigningKeyStore(Protocol):
+    """The published halves of the checkpoint keys and their validity windows."""
+
+    async def active_key_ids(self) -> dict[str, str]:
+        """Purpose → key id of the keys whose window is open (none: empty)."""
+        ...
+
+    async def replace_active_keys(self, keys: Sequence[SigningKeyRow]) -> None:
+        """In one transaction: close the open windows of the checkpoint and cosign keys, open ``keys``.
+
+        MUST wait for (or exclude) a signing transaction in flight, so that no checkpoint is
+        stored under a key whose window closed before its signed time.
+        """
+        ...
+
+
+class CheckpointStore(SigningKeyStore, Protocol):
+    """Storage of signed checkpoints."""
+
+    async def grown_logs(self) -> list[str]:
+        """Logs whose size exceeds their latest checkpoint's, in log-id order."""
+        ...
+
+    async def sign_next(self, log_id: str, sign: Sign) -> SignedCheckpoint | None:
+        """Sign and store the log's next checkpoint, or return None when there is nothing to do.
+
+        MUST run as one transaction that excludes every other signer of the log and every key
+        rotation: read the log's head, its latest checkpoint, the nodes of :func:`nodes_for` and
+        the active key ids; return None (storing nothing) when another signer holds the log or
+        the head is not beyond the latest checkpoint; otherwise call ``sign`` and store what it
+        returns. When ``sign`` raises, MUST store nothing and let the error through. Driver
+        errors MUST come out as :class:`~sealtrail.errors.SealtrailError`.
+        """
+        ...
+
