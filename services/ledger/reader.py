@@ -1,8 +1,11 @@
 """The ledger's published read interface: what the query service may use of the ledger's data.
 
-Every read runs in a transaction as the ``sealtrail_reader`` role with ``sealtrail.tenant`` set,
-so PostgreSQL's row-level security, not this code, keeps one tenant from another's logs. This
-module is the only part of ``services.ledger`` that another service may import.
+Two implementations. :class:`PostgresLedgerReader` runs every read in a transaction as the
+``sealtrail_reader`` role with ``sealtrail.tenant`` set, so PostgreSQL's row-level security, not
+this code, keeps one tenant from another's logs. :class:`SqliteLedgerReader` (embedded default,
+in :mod:`services.ledger.reader_sqlite`, re-exported here) has no row-level security to lean on:
+its own queries name the tenant. This module is the only part of ``services.ledger`` that another
+service may import.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
 
@@ -20,6 +23,9 @@ from sealtrail.core.tlogproof import format_proof
 from sealtrail.errors import InvalidInputError, NotFoundError
 from sealtrail.infra.postgres import Conn
 from services.ledger import tree_postgres
+
+if TYPE_CHECKING:
+    from services.ledger.reader_sqlite import SqliteLedgerReader
 
 MAX_ENTRIES_PER_READ = 1000
 
@@ -128,12 +134,12 @@ class PostgresLedgerReader:
 
     async def inclusion_proof(self, tenant: str, log_id: str, index: int, size: int) -> list[bytes]:
         async with self._as_tenant(tenant) as conn:
-            _check_size(size, await self._size(conn, log_id))
+            check_size(size, await self._size(conn, log_id))
             return await tree_postgres.inclusion_proof(conn, log_id, index, size)
 
     async def consistency_proof(self, tenant: str, log_id: str, size1: int, size2: int) -> list[bytes]:
         async with self._as_tenant(tenant) as conn:
-            _check_size(size2, await self._size(conn, log_id))
+            check_size(size2, await self._size(conn, log_id))
             return await tree_postgres.consistency_proof(conn, log_id, size1, size2)
 
     async def tlog_proof(self, tenant: str, event_id: uuid.UUID) -> str:
@@ -154,10 +160,10 @@ class PostgresLedgerReader:
             rows = await conn.fetch("SELECT purpose, vkey, not_before, not_after FROM signing_keys"
                                     " ORDER BY not_before, purpose")
         return [PublishedKey(r["purpose"], r["vkey"], int(r["not_before"].timestamp()),
-                             _ceil_ts(r["not_after"])) for r in rows]
+                             ceil_ts(r["not_after"])) for r in rows]
 
 
-def _ceil_ts(t: datetime | None) -> int | None:
+def ceil_ts(t: datetime | None) -> int | None:
     """Windows are published in whole seconds: not_after rounds up so no signature falls outside."""
     if t is None:
         return None
@@ -165,11 +171,21 @@ def _ceil_ts(t: datetime | None) -> int | None:
     return int(ts) if ts == int(ts) else int(ts) + 1
 
 
-def _check_size(size: int, current: int) -> None:
+def check_size(size: int, current: int) -> None:
     if not 0 < size <= current:
         raise InvalidInputError(f"tree size {size} is outside 1..{current}")
 
 
+def __getattr__(name: str) -> object:
+    # The SQLite reader imports this module's types, so it is re-exported on first use.
+    if name == "SqliteLedgerReader":
+        from services.ledger.reader_sqlite import SqliteLedgerReader
+
+        return SqliteLedgerReader
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__: Sequence[str] = (
-    "LedgerReader", "LogInfo", "PostgresLedgerReader", "PublishedKey", "StoredCheckpoint", "StoredEntry",
+    "LedgerReader", "LogInfo", "PostgresLedgerReader", "PublishedKey", "SqliteLedgerReader",
+    "StoredCheckpoint", "StoredEntry",
 )

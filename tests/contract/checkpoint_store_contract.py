@@ -1,0 +1,92 @@
+"""The checkpoint-store contract, run against every adapter through the checkpointer.
+
+Subclass :class:`CheckpointStoreContract` and override the ``backend`` fixture with a fresh,
+migrated database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from sealtrail.errors import InconsistentCheckpointError
+from services.ledger.checkpointer import Checkpointer
+from services.ledger.signing import load_active, rotate
+from tests.contract.ledger_reader_contract import trusted
+from tests.support.backends import LedgerBackend, LogWriter
+
+
+class CheckpointStoreContract:
+    """What every :class:`~services.ledger.checkpoint_store.CheckpointStore` adapter guarantees."""
+
+    @pytest.fixture
+    def backend(self) -> LedgerBackend:
+        raise NotImplementedError("an adapter's test class overrides the backend fixture")
+
+    @pytest.fixture
+    async def checkpointer(self, backend: LedgerBackend, tmp_path: Path) -> Checkpointer:
+        cp = Checkpointer(store=backend.checkpoints, key_dir=tmp_path / "keys")
+        await cp.ensure_keys()
+        return cp
+
+    async def test_each_grown_log_is_signed_once(
+        self, backend: LedgerBackend, checkpointer: Checkpointer
+    ) -> None:
+        """A round signs every grown log once; a round without growth signs nothing."""
+        writer = LogWriter(backend)
+        await writer.append("acme", 5)
+        await writer.append("beta", 2)
+        assert await backend.checkpoints.grown_logs() == ["acme", "beta"]
+        assert len(await checkpointer.tick()) == 2
+        assert await checkpointer.tick() == []
+        await writer.append("beta", 1)
+        notes = await checkpointer.tick()
+        assert len(notes) == 1 and "\n3\n" in notes[0]
+        assert await backend.raw.count("checkpoints") == 3
+
+    async def test_concurrent_rounds_sign_each_size_once(
+        self, backend: LedgerBackend, checkpointer: Checkpointer, tmp_path: Path
+    ) -> None:
+        """Two checkpointers racing over the same logs store one checkpoint per log and size."""
+        writer = LogWriter(backend)
+        for log_id in ("a1", "a2", "a3"):
+            await writer.append(log_id, 4)
+        other = Checkpointer(store=backend.checkpoints, key_dir=tmp_path / "keys")
+        results = await asyncio.gather(checkpointer.tick(), other.tick(), checkpointer.tick())
+        assert sum(len(r) for r in results) == 3
+        assert await backend.raw.count("checkpoints") == 3
+
+    async def test_a_damaged_tree_is_never_signed(
+        self, backend: LedgerBackend, checkpointer: Checkpointer
+    ) -> None:
+        """When the stored tree no longer reproduces the head, the round refuses and stores nothing."""
+        writer = LogWriter(backend)
+        await writer.append("acme", 6)
+        await checkpointer.tick()
+        await writer.append("acme", 3)
+        await backend.raw.damage_leaf("acme", 8)
+        with pytest.raises(InconsistentCheckpointError):
+            await checkpointer.tick()
+        assert await backend.raw.count("checkpoints") == 1
+
+    async def test_rotation_keeps_old_checkpoints_verifiable(
+        self, backend: LedgerBackend, checkpointer: Checkpointer, tmp_path: Path
+    ) -> None:
+        """After a rotation both key pairs are published with windows, and checkpoints signed
+        before and after it verify under them."""
+        writer = LogWriter(backend)
+        await writer.append("acme", 3)
+        await checkpointer.tick()
+        before = await load_active(backend.checkpoints, key_dir=tmp_path / "keys")
+        await rotate(backend.checkpoints, key_dir=tmp_path / "keys")
+        after = await load_active(backend.checkpoints, key_dir=tmp_path / "keys")
+        assert before is not None and after is not None and before.signer.key_id != after.signer.key_id
+        await writer.append("acme", 3)
+        await checkpointer.tick()
+        published = await backend.reader.published_keys()
+        assert len(published) == 4 and sum(k.not_after is None for k in published) == 2
+        keys = await trusted(backend)
+        cps = await backend.reader.checkpoints("acme", "acme", 0, 6)
+        assert [keys.verify_checkpoint(c.note).checkpoint.size for c in cps] == [3, 6]
