@@ -127,5 +127,9 @@ class ServiceStartError(SealtrailError):
     """A local service (PostgreSQL, Kafka) needed for a run could not be started; says why."""
 
 
+class CorruptLogError(SealtrailError):
+    """Stored bytes of the local log fail their checksum where no crash can have torn them."""
+
+
 class ConcurrentWriteError(SealtrailError):
     """Another writer advanced a log or a consumer offset first; reload state and retry."""

@@ -1,6 +1,7 @@
 """The bus port: an ordered, durable, partitioned log of records (Kafka, or a local log).
 
-Adapters: :mod:`sealtrail.infra.kafka` (production) and the embedded local log.
+Adapters: :mod:`sealtrail.infra.kafka` (production) and :mod:`sealtrail.infra.locallog` (the
+embedded default, one process). Both pass ``tests/contract/bus_contract.py``.
 """
 
 from __future__ import annotations
