@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from sealtrail.errors import (
     AuthenticationError,
     BackpressureError,
+    ConcurrentWriteError,
     ConflictError,
     InvalidInputError,
     LegalHoldError,
@@ -48,6 +49,7 @@ PROBLEM_TABLE: tuple[tuple[type[SealtrailError], int, str, str], ...] = (
     (ConflictError, 409, "conflict", "Conflict"),
     (VerificationError, 422, "verification-failed", "Verification failed"),
     (UnavailableError, 503, "unavailable", "Service unavailable"),
+    (ConcurrentWriteError, 503, "contention", "Concurrent update, retry"),
     (BackpressureError, 429, "backpressure", "Too many requests"),
 )
 _STATUS_SLUGS = {400: "invalid-request", 404: "not-found", 405: "method-not-allowed", 413: "too-large"}
@@ -80,6 +82,8 @@ def _detail(error: SealtrailError) -> str:
 def _headers(error: SealtrailError) -> dict[str, str] | None:
     if isinstance(error, BackpressureError):
         return {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
+    if isinstance(error, ConcurrentWriteError):
+        return {"Retry-After": "1"}
     if isinstance(error, AuthenticationError):
         return {"WWW-Authenticate": 'Bearer realm="sealtrail"'}
     return None

@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPBearer
 
-from sealtrail.core.validation import Rejection
+from sealtrail.core.validation import Rejection, escape_pointer
 from sealtrail.errors import InvalidInputError, SealtrailError, TooLargeError
 from sealtrail.infra.auth import Scope
 from sealtrail.infra.problems import PROBLEM_JSON, PROBLEM_TABLE, problem_response
@@ -129,8 +129,9 @@ def _parse_batch(body: bytes, max_events: int) -> list[object]:
         raise InvalidInputError("body must be a JSON object {\"events\": [...]}", pointer="")
     for key in doc:
         if key != "events":
-            raise InvalidInputError("unknown member (only 'events' is allowed)", pointer=f"/{key}"
-                                    if key.isprintable() and len(key) < 64 else "")
+            printable = key.isprintable() and len(key) <= 64
+            raise InvalidInputError("unknown member (only 'events' is allowed)",
+                                    pointer=f"/{escape_pointer(key)}" if printable else "")
     events = doc["events"]
     if not isinstance(events, list):
         raise InvalidInputError("events must be an array", pointer="/events")
