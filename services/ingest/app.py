@@ -28,6 +28,7 @@ from sealtrail.infra.kek import load_kek
 from sealtrail.infra.keycache import CachingKeyStore
 from sealtrail.infra.keystore_postgres import PostgresKeyStore
 from sealtrail.infra.logs import configure_logging
+from sealtrail.infra.pgerrors import translated
 from sealtrail.infra.postgres import create_pool, migrate_url
 from sealtrail.infra.problems import install_problem_handlers
 from sealtrail.infra.settings import Settings
@@ -92,6 +93,15 @@ async def _start_publisher(settings: Settings, options: IngestOptions, parts: In
     return publisher
 
 
+async def publish_receipt_key(pool: asyncpg.Pool, signer: CachedEd25519Signer) -> None:
+    """Record the receipt vkey in ``signing_keys`` (purpose ``receipt``) so that the query API can
+    publish it with the checkpoint keys; a key already there is left as it is."""
+    with translated("publish receipt key"):
+        await pool.execute(
+            "INSERT INTO signing_keys (key_name, key_id, purpose, vkey) VALUES ($1, $2, 'receipt', $3)"
+            " ON CONFLICT DO NOTHING", signer.name, f"{signer.key_id:08x}", signer.vkey())
+
+
 async def build_service(
     settings: Settings, options: IngestOptions, parts: IngestParts, stack: AsyncExitStack
 ) -> IngestService:
@@ -99,6 +109,7 @@ async def build_service(
     signer = CachedEd25519Signer(parts.signer or load_receipt_signer(settings))
     kek = load_kek(settings)
     pool = await _open_pool(settings, options, stack)
+    await publish_receipt_key(pool, signer)
     auth_store = PostgresAuthStore(pool=pool)
     keystore = CachingKeyStore(inner=PostgresKeyStore(pool=pool, kek=kek), ttl_s=options.key_cache_ttl_s)
     sealer = Sealer(keystore=keystore, index_keys=TenantIndexKeys(store=auth_store, kek=kek),

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
@@ -63,8 +64,6 @@ async def test_records_are_sealed_stamped_and_open_with_the_keys(ingest: Ingest,
     assert (record.log, header["tenant"], header["gateway_id"]) == ("acme", "acme", "gateway-1")
     assert "payload" not in header and "subjects" not in header and "received_at" in header
     assert len(header["key_ids"]) == 2 and header["payload_digest"].startswith("blake3:")
-    import asyncpg
-
     pool = await asyncpg.create_pool(fresh_db_url, min_size=1, max_size=2)
     assert pool is not None
     try:
@@ -84,10 +83,15 @@ async def test_records_are_sealed_stamped_and_open_with_the_keys(ingest: Ingest,
 
 
 async def test_receipts_verify_with_the_published_key(ingest: Ingest) -> None:
-    """Each receipt is a signed note that verifies with the vkey from GET /v1/keys and promises
-    the event id, log and payload digest of the published record."""
+    """Each receipt is a signed note that verifies with the vkey from GET /v1/keys (also recorded in
+    signing_keys) and promises the event id, log and payload digest of the published record."""
     resp = await _post(ingest, [event(), event()])
     vkey = (await ingest.client.get("/v1/keys")).json()["receipt"][0]["vkey"]
+    conn = await asyncpg.connect(ingest.settings.require_database())
+    try:
+        assert await conn.fetchval("SELECT vkey FROM signing_keys WHERE purpose = 'receipt'") == vkey
+    finally:
+        await conn.close()
     verifier = Ed25519Verifier.from_vkey(vkey)
     records = {r.event_id: r for r in await records_on(ingest.settings.kafka_bootstrap,
                                                        ingest.settings.sealed_topic)}
