@@ -24,13 +24,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import asyncpg  # noqa: E402
-from aiokafka import AIOKafkaProducer  # noqa: E402
+import asyncpg
+from aiokafka import AIOKafkaProducer
 
-from bench.machine import describe, rss_mib  # noqa: E402
-from sealtrail.devstack import KafkaServer, PostgresServer  # noqa: E402
-from sealtrail.devstack._proc import free_port  # noqa: E402
-from tests.support.ledger import create_tenants, sealed  # noqa: E402
+from bench.machine import describe, rss_mib
+from sealtrail.core.record import SealedRecord
+from sealtrail.devstack import KafkaServer, PostgresServer
+from sealtrail.devstack._proc import free_port
+from tests.support.ledger import create_tenants, sealed, uuid7
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ledger.json"
 TOPIC = "sealtrail.sealed"
@@ -48,8 +49,7 @@ async def produce(bootstrap: str, count: int, payload: int) -> float:
         for start in range(0, count, 10_000):
             futures = []
             for _ in range(min(10_000, count - start)):
-                r = sealed("bench", ciphertext_size=payload) if False else _fresh(template)
-                futures.append(await producer.send(TOPIC, r, key=b"bench"))
+                futures.append(await producer.send(TOPIC, _fresh(template), key=b"bench"))
             await asyncio.gather(*futures)
             print(f"\r  produced {start + len(futures):,}", end="", flush=True)
     finally:
@@ -58,12 +58,10 @@ async def produce(bootstrap: str, count: int, payload: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def _fresh(template: Any) -> bytes:
-    from tests.support.ledger import uuid7
-
-    header = dict(template.header)
-    header["event_id"] = uuid7()
-    return type(template)(template.log, header, template.nonce, template.ciphertext).encode()  # type: ignore[no-any-return]
+def _fresh(template: SealedRecord) -> bytes:
+    """The template record under a new event id."""
+    return SealedRecord(template.log, {**template.header, "event_id": uuid7()}, template.nonce,
+                        template.ciphertext).encode()
 
 
 async def _ensure_topic(bootstrap: str) -> None:
