@@ -51,6 +51,7 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 DEFAULT_BASELINE_DAYS = 7
 DEFAULT_CHANGES_HOURS = 24
+_NO_CALLS = drift.HourStats()
 
 
 def get_principal() -> Principal:
@@ -160,7 +161,7 @@ async def definition_changes(caller: Caller, reader: Reader, agent_id: str | Non
 
 def _series(by_hour: dict[datetime, CallTotals], window: Window) -> list[drift.HourStats]:
     """One item per hour of ``window``; hours without calls are zeros."""
-    return [by_hour[h].hour_stats() if h in by_hour else drift.HourStats() for h in window.hour_starts()]
+    return [by_hour[h].hour_stats() if h in by_hour else _NO_CALLS for h in window.hour_starts()]
 
 
 def _findings(hours: dict[ToolKey, dict[datetime, CallTotals]], baseline: Window, recent: Window

@@ -34,6 +34,12 @@ GROUP_COLUMNS: dict[Grouping, tuple[str, ...]] = {
     Grouping.AGENT: ("agent_id",),
     Grouping.SERVER: ("server_id",),
 }
+# The narrow rollups (hourly, daily) each grouping reads.
+GROUP_TABLES: dict[Grouping, tuple[str, str]] = {
+    Grouping.TOOL: ("rollup_tool_hourly", "rollup_tool_daily"),
+    Grouping.AGENT: ("rollup_agent_hourly", "rollup_agent_daily"),
+    Grouping.SERVER: ("rollup_tool_hourly", "rollup_tool_daily"),
+}
 
 
 @dataclass(slots=True)
@@ -52,14 +58,22 @@ class CallTotals:
     costs: dict[str, int] = field(default_factory=dict)
 
     def add(self, row: asyncpg.Record) -> None:
-        for name in ("calls", "ok", "errors", "executed", "denied", "step_up", "latency_n", "latency_sum"):
-            setattr(self, name, getattr(self, name) + (row[name] or 0))
-        self.hist = histogram.merge((self.hist, row["hist"]))
+        self.calls += row["calls"] or 0
+        self.ok += row["ok"] or 0
+        self.errors += row["errors"] or 0
+        self.executed += row["executed"] or 0
+        self.denied += row["denied"] or 0
+        self.step_up += row["step_up"] or 0
+        self.latency_n += row["latency_n"] or 0
+        self.latency_sum += row["latency_sum"] or 0
+        hist = self.hist
+        for i, n in enumerate(row["hist"]):
+            hist[i] += n
         if row["currency"]:
             self.costs[row["currency"]] = self.costs.get(row["currency"], 0) + (row["cost"] or 0)
 
     def hour_stats(self) -> HourStats:
-        return HourStats(self.calls, self.executed, self.errors, self.denied, self.hist, dict(self.costs))
+        return HourStats(self.calls, self.executed, self.errors, self.denied, self.hist, self.costs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,19 +151,10 @@ class AnalyticsReader(Protocol):
                                 ) -> list[StaleDefinition]: ...
 
 
+_COUNTERS = ("calls", "ok", "errors", "executed", "denied", "step_up", "latency_n", "latency_sum")
 _HIST = "ARRAY[" + ", ".join(f"sum(latency_hist[{i + 1}])" for i in range(histogram.BUCKETS)) + "]::bigint[]"
-_SUMS = (
-    "sum(calls)::bigint AS calls,"
-    " (sum(calls) FILTER (WHERE status = 'ok'))::bigint AS ok,"
-    " (sum(calls) FILTER (WHERE status IN ('error', 'timeout')))::bigint AS errors,"
-    " (sum(calls) FILTER (WHERE status IN ('ok', 'error', 'timeout')))::bigint AS executed,"
-    " (sum(calls) FILTER (WHERE decision = 'deny'))::bigint AS denied,"
-    " (sum(calls) FILTER (WHERE decision = 'step_up'))::bigint AS step_up,"
-    " sum(latency_n)::bigint AS latency_n, sum(latency_sum)::bigint AS latency_sum,"
-    f" sum(cost_micros)::bigint AS cost, {_HIST} AS hist"
-)
-_ROLLUP_COLUMNS = ("server_id, tool_name, agent_id, decision, status, currency, calls, latency_n,"
-                   " latency_sum, latency_hist, cost_micros")
+_SUMS = (", ".join(f"sum({c})::bigint AS {c}" for c in _COUNTERS)
+         + f", sum(cost_micros)::bigint AS cost, {_HIST} AS hist")
 
 
 def _window_args(window: Window) -> list[datetime]:
@@ -160,14 +165,15 @@ def _window_args(window: Window) -> list[datetime]:
     return [hours[0][0], hours[0][1], hours[1][0], hours[1][1], days[0], days[1]]
 
 
-def totals_sql(columns: tuple[str, ...]) -> str:
-    cols = ", ".join(columns)
+def totals_sql(grouping: Grouping) -> str:
+    """Sums per group over a window: whole days from the daily rollup, the ends from the hourly one."""
+    cols = ", ".join(GROUP_COLUMNS[grouping])
+    hourly, daily = GROUP_TABLES[grouping]
     return (
         f"SELECT {cols}, currency, {_SUMS} FROM ("
-        f" SELECT {_ROLLUP_COLUMNS} FROM rollup_hourly WHERE tenant_id = $1"
+        f" SELECT * FROM {hourly} WHERE tenant_id = $1"
         "  AND ((bucket >= $2 AND bucket < $3) OR (bucket >= $4 AND bucket < $5))"
-        f" UNION ALL SELECT {_ROLLUP_COLUMNS} FROM rollup_daily WHERE tenant_id = $1"
-        "  AND bucket >= $6 AND bucket < $7) r"
+        f" UNION ALL SELECT * FROM {daily} WHERE tenant_id = $1 AND bucket >= $6 AND bucket < $7) r"
         f" GROUP BY {cols}, currency"
     )
 
@@ -194,14 +200,14 @@ class PostgresAnalyticsReader:
                           ) -> dict[tuple[str, ...], CallTotals]:
         columns = GROUP_COLUMNS[grouping]
         out: dict[tuple[str, ...], CallTotals] = {}
-        for row in await self._fetch(tenant, totals_sql(columns), *_window_args(window)):
+        for row in await self._fetch(tenant, totals_sql(grouping), *_window_args(window)):
             out.setdefault(tuple(row[c] for c in columns), CallTotals()).add(row)
         return out
 
     async def tool_hours(self, tenant: str, window: Window) -> dict[ToolKey, dict[datetime, CallTotals]]:
-        sql = (f"SELECT server_id, tool_name, bucket, currency, {_SUMS} FROM rollup_hourly"
-               " WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3"
-               " GROUP BY server_id, tool_name, bucket, currency")
+        sql = (f"SELECT server_id, tool_name, bucket, currency, {', '.join(_COUNTERS)},"
+               " cost_micros AS cost, latency_hist AS hist FROM rollup_tool_hourly"
+               " WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3")
         out: dict[ToolKey, dict[datetime, CallTotals]] = {}
         for row in await self._fetch(tenant, sql, window.start, window.end):
             hours = out.setdefault((row["server_id"], row["tool_name"]), {})

@@ -8,7 +8,7 @@ which translates them once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,22 +16,52 @@ from sealtrail.infra.postgres import Conn
 from services.query.rollups import BatchDelta, CallStats, KeyUse, RollupKey
 from services.query.tooldefs import CurrentTool, ServerState, SnapshotResult
 
-_ROLLUP_SQL = """
-INSERT INTO {table} AS r (tenant_id, bucket, server_id, tool_name, agent_id, decision, status, currency,
-                          calls, latency_n, latency_sum, latency_hist, cost_micros)
+_HOURLY_SQL = """
+INSERT INTO rollup_hourly AS r (tenant_id, bucket, server_id, tool_name, agent_id, decision, status, currency,
+                                calls, errors, latency_n, latency_sum, latency_hist, cost_micros)
 SELECT $1, u.bucket, u.server_id, u.tool_name, u.agent_id, u.decision, u.status, u.currency,
-       u.calls, u.latency_n, u.latency_sum, u.hist::bigint[], u.cost
+       u.calls, u.errors, u.latency_n, u.latency_sum, u.hist::bigint[], u.cost
   FROM unnest($2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-              $9::bigint[], $10::bigint[], $11::bigint[], $12::text[], $13::bigint[])
+              $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::text[], $14::bigint[])
        AS u(bucket, server_id, tool_name, agent_id, decision, status, currency,
-            calls, latency_n, latency_sum, hist, cost)
+            calls, errors, latency_n, latency_sum, hist, cost)
 ON CONFLICT (tenant_id, bucket, server_id, tool_name, agent_id, decision, status, currency) DO UPDATE SET
     calls = r.calls + EXCLUDED.calls,
+    errors = r.errors + EXCLUDED.errors,
     latency_n = r.latency_n + EXCLUDED.latency_n,
     latency_sum = r.latency_sum + EXCLUDED.latency_sum,
     latency_hist = sealtrail_hist_add(r.latency_hist, EXCLUDED.latency_hist),
     cost_micros = r.cost_micros + EXCLUDED.cost_micros
 """
+
+_COUNTERS = ("calls", "ok", "errors", "executed", "denied", "step_up", "latency_n", "latency_sum")
+
+
+def _counters_sql(table: str, keys: tuple[str, ...]) -> str:
+    """Upsert of a narrow rollup (tool or agent, hourly or daily) from column arrays."""
+    n = len(keys)
+    key_types = ["timestamptz"] + ["text"] * (n - 1)
+    arrays = [f"${i + 2}::{t}[]" for i, t in enumerate(key_types + ["bigint"] * len(_COUNTERS))]
+    arrays += [f"${n + len(_COUNTERS) + 2}::text[]", f"${n + len(_COUNTERS) + 3}::bigint[]"]
+    names = [*keys, *_COUNTERS, "hist", "cost"]
+    merge = ", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in (*_COUNTERS, "cost_micros"))
+    return (
+        f"INSERT INTO {table} AS r (tenant_id, {', '.join(keys)}, {', '.join(_COUNTERS)}, latency_hist,"
+        f" cost_micros) SELECT $1, {', '.join(f'u.{k}' for k in keys)}, {', '.join(f'u.{c}' for c in _COUNTERS)},"
+        f" u.hist::bigint[], u.cost FROM unnest({', '.join(arrays)}) AS u({', '.join(names)})"
+        f" ON CONFLICT (tenant_id, {', '.join(keys)}) DO UPDATE SET {merge},"
+        " latency_hist = sealtrail_hist_add(r.latency_hist, EXCLUDED.latency_hist)"
+    )
+
+
+_TOOL_KEYS = ("bucket", "server_id", "tool_name", "currency")
+_AGENT_KEYS = ("bucket", "agent_id", "currency")
+_NARROW = {
+    "rollup_tool_hourly": _counters_sql("rollup_tool_hourly", _TOOL_KEYS),
+    "rollup_tool_daily": _counters_sql("rollup_tool_daily", _TOOL_KEYS),
+    "rollup_agent_hourly": _counters_sql("rollup_agent_hourly", _AGENT_KEYS),
+    "rollup_agent_daily": _counters_sql("rollup_agent_daily", _AGENT_KEYS),
+}
 
 _RATE_SQL = """
 INSERT INTO rollup_rate_limits AS r (tenant_id, bucket, limit_id, scope, agent_id, server_id, tool_name,
@@ -105,26 +135,36 @@ def _hist_text(hist: list[int]) -> str:
     return "{" + ",".join(map(str, hist)) + "}"
 
 
-async def write_rollup(conn: Conn, table: str, tenant: str, rows: dict[RollupKey, CallStats]) -> None:
-    if not rows:
-        return
-    flat = [(*k, s.calls, s.latency_n, s.latency_sum, _hist_text(s.hist), s.cost_micros)
+async def _write_hourly(conn: Conn, tenant: str, rows: dict[RollupKey, CallStats]) -> None:
+    flat = [(*k, s.calls, s.errors, s.latency_n, s.latency_sum, _hist_text(s.hist), s.cost_micros)
             for k, s in rows.items()]
-    await conn.execute(_ROLLUP_SQL.format(table=table), tenant, *_columns(flat, 12))
+    await conn.execute(_HOURLY_SQL, tenant, *_columns(flat, 13))
+
+
+async def _write_narrow(conn: Conn, table: str, tenant: str, rows: Mapping[tuple[Any, ...], CallStats]) -> None:
+    flat = [(*k, s.calls, s.ok, s.errors, s.executed, s.denied, s.step_up, s.latency_n, s.latency_sum,
+             _hist_text(s.hist), s.cost_micros) for k, s in rows.items()]
+    width = len(next(iter(rows))) + len(_COUNTERS) + 2
+    await conn.execute(_NARROW[table], tenant, *_columns(flat, width))
 
 
 async def write_delta(conn: Conn, tenant: str, delta: BatchDelta) -> None:
     """Merge the sums, minima and maxima of ``delta`` (everything but snapshots and key uses)."""
-    await write_rollup(conn, "rollup_hourly", tenant, delta.hourly)
-    await write_rollup(conn, "rollup_daily", tenant, delta.daily)
+    if delta.hourly:
+        await _write_hourly(conn, tenant, delta.hourly)
+        narrow: tuple[tuple[str, Mapping[tuple[Any, ...], CallStats]], ...] = (
+            ("rollup_tool_hourly", delta.tool_hourly), ("rollup_tool_daily", delta.tool_daily),
+            ("rollup_agent_hourly", delta.agent_hourly), ("rollup_agent_daily", delta.agent_daily))
+        for table, stats in narrow:
+            await _write_narrow(conn, table, tenant, stats)
     if delta.rate_limits:
         flat = [(*k, s.events, s.max_observed, s.max_limit, s.max_window_s)
                 for k, s in delta.rate_limits.items()]
         await conn.execute(_RATE_SQL, tenant, *_columns(flat, 10))
     if delta.sessions:
-        rows = [(sid, s.agent_id, s.log_id, s.first_at, s.last_at, s.first_idx, s.last_idx, s.events,
-                 s.calls, s.errors, s.denials) for sid, s in delta.sessions.items()]
-        await conn.execute(_SESSIONS_SQL, tenant, *_columns(rows, 11))
+        sessions = [(sid, s.agent_id, s.log_id, s.first_at, s.last_at, s.first_idx, s.last_idx, s.events,
+                     s.calls, s.errors, s.denials) for sid, s in delta.sessions.items()]
+        await conn.execute(_SESSIONS_SQL, tenant, *_columns(sessions, 11))
     if delta.usage:
         usage = [(*k, *u.first, u.last_used_at, u.calls, *(u.def_hash[::-1] if u.def_hash else (None, None)))
                  for k, u in delta.usage.items()]
@@ -142,9 +182,8 @@ async def write_subjects(conn: Conn, tenant: str, uses: Sequence[KeyUse]) -> int
     refs = {r["key_id"]: bytes(r["subject_ref"]) for r in await conn.fetch(
         "SELECT key_id, subject_ref FROM data_keys WHERE tenant_id = $1 AND kind = 'subject'"
         " AND state = 'active' AND key_id = ANY($2::text[]) FOR SHARE",
-        tenant, sorted({u.key_id for u in uses}))}
-    rows = [(tenant, refs[u.key_id], u.key_id, u.log_id, u.idx, u.occurred_at)
-            for u in uses if u.key_id in refs]
+        tenant, sorted(set().union(*(u.key_ids for u in uses))))}
+    rows = [(tenant, refs[k], k, u.log_id, u.idx, u.occurred_at) for u in uses for k in u.key_ids if k in refs]
     if rows:
         await conn.copy_records_to_table(
             "subject_index", records=rows,

@@ -10,7 +10,7 @@ No I/O here; the PostgreSQL adapter writes what :func:`aggregate` returns.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -64,9 +64,14 @@ def day_of(t: datetime) -> datetime:
 
 @dataclass(slots=True)
 class CallStats:
-    """Sums over tool calls with one key: count, latency histogram and sum, cost."""
+    """Sums over tool calls with one key: outcome counters, latency histogram and sum, cost."""
 
     calls: int = 0
+    ok: int = 0
+    errors: int = 0
+    executed: int = 0
+    denied: int = 0
+    step_up: int = 0
     latency_n: int = 0
     latency_sum: int = 0
     hist: list[int] = field(default_factory=histogram.empty)
@@ -75,6 +80,10 @@ class CallStats:
 
 # (bucket, server_id, tool_name, agent_id, decision, status, currency)
 RollupKey = tuple[datetime, str, str, str, str, str, str]
+# (bucket, server_id, tool_name, currency)
+ToolKey = tuple[datetime, str, str, str]
+# (bucket, agent_id, currency)
+AgentKey = tuple[datetime, str, str]
 # (bucket, limit_id, scope, agent_id, server_id, tool_name)
 RateKey = tuple[datetime, str, str, str, str, str]
 # (agent_id, server_id, tool_name)
@@ -124,9 +133,9 @@ class ToolSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class KeyUse:
-    """An entry sealed with ``key_id`` (period or subject; the adapter keeps subject keys)."""
+    """An entry and the key ids that seal it (period and subject; the adapter keeps subject keys)."""
 
-    key_id: str
+    key_ids: tuple[str, ...]
     log_id: str
     idx: int
     occurred_at: datetime
@@ -137,7 +146,10 @@ class BatchDelta:
     """Everything one batch adds to the read models."""
 
     hourly: dict[RollupKey, CallStats] = field(default_factory=dict)
-    daily: dict[RollupKey, CallStats] = field(default_factory=dict)
+    tool_hourly: dict[ToolKey, CallStats] = field(default_factory=dict)
+    tool_daily: dict[ToolKey, CallStats] = field(default_factory=dict)
+    agent_hourly: dict[AgentKey, CallStats] = field(default_factory=dict)
+    agent_daily: dict[AgentKey, CallStats] = field(default_factory=dict)
     rate_limits: dict[RateKey, RateStats] = field(default_factory=dict)
     sessions: dict[str, SessionStats] = field(default_factory=dict)
     usage: dict[UsageKey, UsageStats] = field(default_factory=dict)
@@ -158,30 +170,53 @@ def aggregate(entries: Iterable[ProjectedEntry]) -> BatchDelta:
             _tool_list(delta, e)
         _session(delta, e, kind)
         key_ids = e.header.get("key_ids")
-        if isinstance(key_ids, list):
-            delta.key_uses.extend(KeyUse(k, e.log_id, e.idx, e.occurred_at)
-                                  for k in key_ids if isinstance(k, str))
+        if isinstance(key_ids, list) and key_ids:
+            delta.key_uses.append(KeyUse(tuple(k for k in key_ids if isinstance(k, str)), e.log_id, e.idx,
+                                         e.occurred_at))
     return delta
 
 
 def _tool_call(delta: BatchDelta, e: ProjectedEntry) -> None:
     h = e.header
     agent, server, tool = text(h, "agent_id"), text(h, "server_id"), text(h, "tool_name")
+    decision, status = text(h, "decision"), text(h, "status")
     cost = count(h, "cost_micros")
     currency = text(h, "currency") if cost is not None else ""
-    rest = (server, tool, agent, text(h, "decision"), text(h, "status"), currency)
+    hour, day = hour_of(e.occurred_at), day_of(e.occurred_at)
+    outcome = (status == "ok", status in ERROR_STATUSES, status in EXECUTED_STATUSES, decision == "deny",
+               decision == "step_up")
     latency = count(h, "latency_ms")
-    for table, bucket in ((delta.hourly, hour_of(e.occurred_at)), (delta.daily, day_of(e.occurred_at))):
-        stats = table.get((bucket, *rest))
-        if stats is None:
-            stats = table[(bucket, *rest)] = CallStats()
-        stats.calls += 1
-        stats.cost_micros += cost or 0
-        if latency is not None:
-            stats.latency_n += 1
-            stats.latency_sum += latency
-            histogram.add(stats.hist, latency)
+    bucket = None if latency is None else histogram.bucket_of(latency)
+    for stats in (_stats(delta.hourly, (hour, server, tool, agent, decision, status, currency)),
+                  _stats(delta.tool_hourly, (hour, server, tool, currency)),
+                  _stats(delta.tool_daily, (day, server, tool, currency)),
+                  _stats(delta.agent_hourly, (hour, agent, currency)),
+                  _stats(delta.agent_daily, (day, agent, currency))):
+        _count(stats, outcome, cost or 0, latency, bucket)
     _usage(delta, e, (agent, server, tool))
+
+
+def _stats(table: dict[Any, CallStats], key: Any) -> CallStats:
+    stats = table.get(key)
+    if stats is None:
+        stats = table[key] = CallStats()
+    return stats
+
+
+def _count(s: CallStats, outcome: tuple[bool, bool, bool, bool, bool], cost: int, latency: int | None,
+           bucket: int | None) -> None:
+    ok, error, executed, denied, step_up = outcome
+    s.calls += 1
+    s.ok += ok
+    s.errors += error
+    s.executed += executed
+    s.denied += denied
+    s.step_up += step_up
+    s.cost_micros += cost
+    if latency is not None and bucket is not None:
+        s.latency_n += 1
+        s.latency_sum += latency
+        s.hist[bucket] += 1
 
 
 def _usage(delta: BatchDelta, e: ProjectedEntry, key: UsageKey) -> None:
@@ -239,8 +274,3 @@ def _session(delta: BatchDelta, e: ProjectedEntry, kind: str) -> None:
         s.calls += 1
         s.errors += text(e.header, "status") in ERROR_STATUSES
         s.denials += text(e.header, "decision") == "deny"
-
-
-def merge_hists(rows: Sequence[CallStats]) -> list[int]:
-    """The merged latency histogram of several stats rows."""
-    return histogram.merge(r.hist for r in rows)

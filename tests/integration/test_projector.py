@@ -79,7 +79,12 @@ async def test_read_models_hold_what_the_entries_say(pool: asyncpg.Pool) -> None
     assert (ok["bucket"], ok["calls"], ok["latency_n"], ok["latency_sum"], ok["cost_micros"], ok["currency"]) == (
         T0, 2, 2, 40, 400, "USD")
     assert sum(ok["latency_hist"]) == 2
-    assert await pool.fetchval("SELECT sum(calls) FROM rollup_daily") == 4
+    assert ok["errors"] == 0
+    assert await pool.fetchval("SELECT sum(errors) FROM rollup_hourly") == 1
+    for table in ("rollup_tool_daily", "rollup_agent_daily", "rollup_tool_hourly", "rollup_agent_hourly"):
+        sums = await pool.fetchrow(f"SELECT sum(calls) c, sum(ok) o, sum(errors) e, sum(executed) x,"
+                                   f" sum(denied) d, sum(cost_micros) m FROM {table}")
+        assert tuple(sums) == (4, 2, 1, 3, 1, 400), table
     s = await pool.fetchrow("SELECT * FROM sessions WHERE session_id = 's-1'")
     assert (s["agent_id"], s["events"], s["calls"], s["errors"], s["denials"]) == ("agent-1", 4, 4, 1, 1)
     assert s["first_at"] == T0 - timedelta(hours=5)

@@ -17,7 +17,8 @@ def entry(idx: int, at: datetime, **header: object) -> ProjectedEntry:
 
 
 def test_tool_calls_sum_into_hourly_and_daily_rows() -> None:
-    """Calls with the same key and hour share a row: counts, latency histogram and cost add up."""
+    """Calls with the same key and hour (day) share a row: counts, outcome counters, latency
+    histogram and cost add up, in the full hourly rollup and in the per-tool and per-agent ones."""
     common = {"type": "tool_call", "agent_id": "a", "server_id": "s", "tool_name": "t", "decision": "allow",
               "status": "ok"}
     delta = aggregate([
@@ -30,8 +31,19 @@ def test_tool_calls_sum_into_hourly_and_daily_rows() -> None:
     assert (row.calls, row.latency_n, row.latency_sum, row.cost_micros) == (2, 2, 1010, 12)
     assert row.hist[histogram.bucket_of(10)] == 1 and row.hist[histogram.bucket_of(1000)] == 1
     assert delta.hourly[(hour + timedelta(hours=1), "s", "t", "a", "allow", "ok", "")].latency_n == 0
-    day = delta.daily[(hour.replace(hour=0), "s", "t", "a", "allow", "ok", "EUR")]
-    assert day.calls == 2
+    day = delta.tool_daily[(hour.replace(hour=0), "s", "t", "EUR")]
+    assert (day.calls, day.ok, day.executed, day.errors, day.cost_micros) == (2, 2, 2, 0, 12)
+    assert delta.agent_hourly[(hour, "a", "EUR")].hist == row.hist
+    assert delta.agent_daily[(hour.replace(hour=0), "a", "")].calls == 1
+
+
+def test_outcome_counters() -> None:
+    """ok, errors (error, timeout), executed, denied and step-up are counted from status and decision."""
+    calls = [("allow", "ok"), ("allow", "error"), ("allow", "timeout"), ("deny", "denied"), ("step_up", "pending")]
+    delta = aggregate([entry(i, T0, type="tool_call", agent_id="a", server_id="s", tool_name="t", decision=d,
+                             status=st) for i, (d, st) in enumerate(calls)])
+    t = delta.tool_hourly[(T0.replace(minute=0), "s", "t", "")]
+    assert (t.calls, t.ok, t.errors, t.executed, t.denied, t.step_up) == (5, 1, 2, 3, 1, 1)
 
 
 def test_sessions_usage_and_key_uses() -> None:
@@ -51,7 +63,7 @@ def test_sessions_usage_and_key_uses() -> None:
     u = delta.usage[("b", "s", "t")]
     assert u.first == (T0 - timedelta(hours=2), "acme", 1)
     assert u.def_hash == (T0, "sha256:2")
-    assert [(k.key_id, k.idx) for k in delta.key_uses] == [("p", 0), ("k1", 0)]
+    assert [(k.key_ids, k.idx) for k in delta.key_uses] == [(("p", "k1"), 0)]
     assert delta.snapshots[0].tools == (("t", "sha256:3"),)
 
 

@@ -16,10 +16,11 @@ CREATE FUNCTION sealtrail_hist_add(a bigint[], b bigint[]) RETURNS bigint[]
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     AS $$ SELECT array_agg(x + y ORDER BY i) FROM unnest(a, b) WITH ORDINALITY AS t(x, y, i) $$;
 
--- tool_call events per hour and per day (UTC). Absent header strings are stored as ''. The latency
--- histogram has fixed log-scale buckets (services/query/histogram.py), so rows of any window merge
--- by elementwise sums and p50/p95/p99 come from the merged histogram. `currency` is part of the
--- key so cost sums never mix currencies; calls without a cost have currency ''.
+-- tool_call events per UTC hour, one row per tool x agent x decision x status x currency. Absent
+-- header strings are stored as ''. The latency histogram has fixed log-scale buckets
+-- (services/query/histogram.py), so rows of any window merge by elementwise sums and p50/p95/p99
+-- come from the merged histogram. `currency` is part of every rollup key so cost sums never mix
+-- currencies; calls without a cost have currency ''.
 CREATE TABLE rollup_hourly (
     tenant_id    text NOT NULL,
     bucket       timestamptz NOT NULL,
@@ -30,13 +31,56 @@ CREATE TABLE rollup_hourly (
     status       text NOT NULL,
     currency     text NOT NULL,
     calls        bigint NOT NULL,
+    errors       bigint NOT NULL,            -- status error or timeout
     latency_n    bigint NOT NULL,
     latency_sum  bigint NOT NULL,
     latency_hist bigint[] NOT NULL,
     cost_micros  bigint NOT NULL,
     PRIMARY KEY (tenant_id, bucket, server_id, tool_name, agent_id, decision, status, currency)
 );
-CREATE TABLE rollup_daily (LIKE rollup_hourly INCLUDING ALL);
+
+-- The same calls summed per tool and per agent, per hour and per day: the analytics endpoints
+-- and drift read these narrow tables, so a 30-day window merges hundreds of rows, not the full
+-- product of tools, agents, decisions and statuses. Outcomes become counters:
+-- ok (status ok), errors (error, timeout), executed (ok, error, timeout), denied (decision deny),
+-- step_up (decision step_up).
+CREATE TABLE rollup_tool_hourly (
+    tenant_id    text NOT NULL,
+    bucket       timestamptz NOT NULL,
+    server_id    text NOT NULL,
+    tool_name    text NOT NULL,
+    currency     text NOT NULL,
+    calls        bigint NOT NULL,
+    ok           bigint NOT NULL,
+    errors       bigint NOT NULL,
+    executed     bigint NOT NULL,
+    denied       bigint NOT NULL,
+    step_up      bigint NOT NULL,
+    latency_n    bigint NOT NULL,
+    latency_sum  bigint NOT NULL,
+    latency_hist bigint[] NOT NULL,
+    cost_micros  bigint NOT NULL,
+    PRIMARY KEY (tenant_id, bucket, server_id, tool_name, currency)
+);
+CREATE TABLE rollup_tool_daily (LIKE rollup_tool_hourly INCLUDING ALL);
+CREATE TABLE rollup_agent_hourly (
+    tenant_id    text NOT NULL,
+    bucket       timestamptz NOT NULL,
+    agent_id     text NOT NULL,
+    currency     text NOT NULL,
+    calls        bigint NOT NULL,
+    ok           bigint NOT NULL,
+    errors       bigint NOT NULL,
+    executed     bigint NOT NULL,
+    denied       bigint NOT NULL,
+    step_up      bigint NOT NULL,
+    latency_n    bigint NOT NULL,
+    latency_sum  bigint NOT NULL,
+    latency_hist bigint[] NOT NULL,
+    cost_micros  bigint NOT NULL,
+    PRIMARY KEY (tenant_id, bucket, agent_id, currency)
+);
+CREATE TABLE rollup_agent_daily (LIKE rollup_agent_hourly INCLUDING ALL);
 
 -- rate_limit events per hour.
 CREATE TABLE rollup_rate_limits (
@@ -151,13 +195,14 @@ CREATE INDEX tool_usage_first ON tool_usage (tenant_id, first_used_at);
 CREATE INDEX tool_usage_tool ON tool_usage (tenant_id, server_id, tool_name);
 
 -- Tenant isolation for the query service, as in 0003.
-GRANT SELECT ON projector_progress, rollup_hourly, rollup_daily, rollup_rate_limits, subject_index,
-    sessions, tool_definitions, server_tools, tool_definition_changes, tool_usage TO sealtrail_reader;
+GRANT SELECT ON projector_progress, rollup_hourly, rollup_tool_hourly, rollup_tool_daily, rollup_agent_hourly,
+    rollup_agent_daily, rollup_rate_limits, subject_index, sessions, tool_definitions, server_tools,
+    tool_definition_changes, tool_usage TO sealtrail_reader;
 DO $$
 DECLARE t text;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['projector_progress', 'rollup_hourly', 'rollup_daily', 'rollup_rate_limits',
-                             'subject_index', 'sessions', 'tool_definitions', 'server_tools',
+    FOREACH t IN ARRAY ARRAY['projector_progress', 'rollup_hourly', 'rollup_tool_hourly', 'rollup_tool_daily',
+                             'rollup_agent_hourly', 'rollup_agent_daily', 'rollup_rate_limits', 'subject_index', 'sessions', 'tool_definitions', 'server_tools',
                              'tool_definition_changes', 'tool_usage'] LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('CREATE POLICY %I ON %I TO sealtrail_reader'
