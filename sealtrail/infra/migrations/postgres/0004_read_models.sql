@@ -100,8 +100,8 @@ CREATE TABLE rollup_rate_limits (
 
 -- Which entries each data subject's key seals: the subject's calls for export and erasure.
 -- Only subject keys that were active when projected appear here; erasure deletes the rows of
--- the keys it destroys. Writers lock the data_keys rows FOR SHARE, so an erasure that updates
--- data_keys before deleting these rows never leaves one behind.
+-- the keys it destroys. Writers lock the data_keys rows FOR SHARE until they commit, so an
+-- erasure that erases the key row before deleting these rows never leaves one behind.
 CREATE TABLE subject_index (
     tenant_id   text NOT NULL,
     subject_ref bytea NOT NULL,
