@@ -14,9 +14,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
 from sealtrail.core.record import SealedRecord
+from sealtrail.devstack._proc import free_port
 from sealtrail.infra.postgres import migrate_url
 from services.query import projector_writes
 from services.query.projector import Projector, rebuild_equals_incremental
@@ -161,6 +163,17 @@ async def test_a_failed_batch_leaves_nothing_and_resumes_exactly_once(
     assert (await rebuild_equals_incremental(store)).equal
 
 
+async def _get(port: int, path: str) -> httpx.Response:
+    """GET from the projector's HTTP endpoint, which may still be binding its socket."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        for _ in range(100):
+            try:
+                return await http.get(path)
+            except httpx.ConnectError:
+                await asyncio.sleep(0.05)
+    raise AssertionError(f"nothing listens on port {port}")
+
+
 async def _run(*cmd: str, env: dict[str, str]) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=120)
@@ -168,12 +181,14 @@ async def _run(*cmd: str, env: dict[str, str]) -> tuple[int, str]:
 
 
 async def test_sigkilled_projector_process_resumes(fresh_db_url: str, pool: asyncpg.Pool, tmp_path: Path) -> None:
-    """``sealtrail projector`` SIGKILLed mid-way and started again with ``--once`` ends with the
-    same read models as a rebuild; ``--rebuild --once`` replays from index 0."""
+    """``sealtrail projector`` serves /readyz and /metrics while it works; SIGKILLed mid-way and
+    started again with ``--once`` it ends with the same read models as a rebuild; ``--rebuild
+    --once`` replays from index 0."""
     await append(pool, "acme", mixed("acme", 30_000))
     env = {**os.environ, "SEALTRAIL_DATABASE_URL": fresh_db_url, "SEALTRAIL_LOG_LEVEL": "WARNING"}
-    cmd = [sys.executable, "-m", "sealtrail.cli.main", "projector", "--batch-entries", "500", "--port", "0"]
-    proc = await asyncio.create_subprocess_exec(*cmd, env=env, stdout=subprocess.DEVNULL,
+    port = free_port()
+    cmd = [sys.executable, "-m", "sealtrail.cli.main", "projector", "--batch-entries", "500"]
+    proc = await asyncio.create_subprocess_exec(*cmd, "--port", str(port), env=env, stdout=subprocess.DEVNULL,
                                                 stderr=subprocess.DEVNULL)
     try:
         for _ in range(1500):
@@ -181,10 +196,13 @@ async def test_sigkilled_projector_process_resumes(fresh_db_url: str, pool: asyn
             if done >= 2000:
                 break
             await asyncio.sleep(0.02)
+        ready, metrics = await _get(port, "/readyz"), await _get(port, "/metrics")
         proc.send_signal(signal.SIGKILL)
     finally:
         await asyncio.wait_for(proc.wait(), timeout=10)
     assert 0 < done < 30_000
+    assert ready.status_code == 200 and ready.json() == {"ready": True}
+    assert 'sealtrail_projector_entries_total{log="acme"}' in metrics.text
     assert (await _run(*cmd, "--once", env=env))[0] == 0
     assert await pool.fetchval("SELECT next_idx FROM projector_progress") == 30_000
     store = PostgresProjectorStore(pool=pool)
