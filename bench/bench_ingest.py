@@ -268,6 +268,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--event-bytes", type=int, default=EVENT_BYTES)
     parser.add_argument("--workers", type=lambda s: [int(w) for w in s.split(",")], default=[1, 2])
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the JSON report")
     parser.add_argument("--profile", type=Path, default=None,
                         help="write a pyinstrument profile of the ingest process here (use --workers 1)")
     args = parser.parse_args()
@@ -278,9 +279,9 @@ def main() -> None:
               f"p50 {run['latency_ms']['p50']} ms, p99 {run['latency_ms']['p99']} ms per request of "
               f"{args.batch} events; statuses {run['statuses']}; ingest CPU "
               f"{run['ingest_cpu_us_per_event']} us/event; load average {run['load_average']}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.results}")
 
 
 if __name__ == "__main__":
