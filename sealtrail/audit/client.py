@@ -15,6 +15,7 @@ import httpx
 import orjson
 
 from sealtrail.core.audit import AuditEntry
+from sealtrail.core.entrypage import MEDIA_TYPE, decode_page
 from sealtrail.errors import (
     AuthenticationError,
     InvalidInputError,
@@ -45,9 +46,10 @@ class LogClient:
         self._http = http
         self.log = log
 
-    async def _get(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
+    async def _get(self, path: str, params: dict[str, Any] | None = None, *, accept: str = "application/json"
+                   ) -> httpx.Response:
         try:
-            resp = await self._http.get(path, params=params)
+            resp = await self._http.get(path, params=params, headers={"Accept": accept})
         except httpx.HTTPError as e:
             raise UnavailableError(f"query API unreachable: {type(e).__name__}") from e
         if resp.status_code != 200:
@@ -83,7 +85,12 @@ class LogClient:
         return notes
 
     async def entries(self, start: int, end: int) -> list[AuditEntry]:
-        body = await self._json(f"/v1/logs/{self.log}/entries", {"start": start, "end": end})
+        """Entries [start, end), in the binary page form when the server offers it."""
+        resp = await self._get(f"/v1/logs/{self.log}/entries", {"start": start, "end": end},
+                               accept=f"{MEDIA_TYPE}, application/json;q=0.5")
+        if resp.headers.get("content-type", "").startswith(MEDIA_TYPE):
+            return decode_page(resp.content)
+        body = orjson.loads(resp.content)
         b64 = base64.b64decode
         return [AuditEntry(e["index"], b64(e["entry"]), b64(e["chain"]), e["payload_digest"])
                 for e in body["entries"]]

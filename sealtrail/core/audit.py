@@ -41,18 +41,38 @@ _ERASURE = b'"type":"erasure"'
 _RETENTION = b'"type":"retention"'
 
 
-@dataclass(frozen=True, slots=True)
 class AuditEntry:
     """One entry as published: its bytes, stored chain value and the digest of its stored payload.
 
     ``payload_digest`` is ``"blake3:" + hex`` of the stored nonce and ciphertext, or None when no
-    payload is stored for the entry.
+    payload is stored for the entry. (A plain slotted class: a verifier makes a million of them,
+    and a frozen dataclass costs several times more to build.)
     """
 
-    index: int
-    entry: bytes
-    chain: bytes
-    payload_digest: str | None
+    __slots__ = ("chain", "entry", "index", "payload_digest")
+
+    def __init__(self, index: int, entry: bytes, chain: bytes, payload_digest: str | None) -> None:
+        self.index = index
+        self.entry = entry
+        self.chain = chain
+        self.payload_digest = payload_digest
+
+    def _fields(self) -> tuple[int, bytes, bytes, str | None]:
+        return (self.index, self.entry, self.chain, self.payload_digest)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AuditEntry) and self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return f"AuditEntry(index={self.index}, entry=<{len(self.entry)} bytes>, digest={self.payload_digest!r})"
+
+    def replace(self, *, index: int | None = None, entry: bytes | None = None) -> AuditEntry:
+        """A copy with another index or other entry bytes (tests tamper with entries this way)."""
+        return AuditEntry(self.index if index is None else index, self.entry if entry is None else entry,
+                          self.chain, self.payload_digest)
 
 
 @dataclass(frozen=True, slots=True)

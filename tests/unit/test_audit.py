@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from sealtrail.core import merkle
@@ -117,11 +115,11 @@ def test_tampered_entries_name_the_first_bad_index(tamper: str) -> None:
     log = Log(20)
     entries = log.audit_entries()
     if tamper == "edit":
-        entries[6] = dataclasses.replace(entries[6], entry=entries[6].entry.replace(b"tool_call", b"tool_cell"))
+        entries[6] = entries[6].replace(entry=entries[6].entry.replace(b"tool_call", b"tool_cell"))
     elif tamper == "drop":
         del entries[6]
     elif tamper == "swap":
-        entries[6], entries[9] = (dataclasses.replace(entries[9], index=6), dataclasses.replace(entries[6], index=9))
+        entries[6], entries[9] = (entries[9].replace(index=6), entries[6].replace(index=9))
     else:
         entries = entries[:6]
     with pytest.raises(VerificationError) as e:
