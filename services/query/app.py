@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sealtrail.infra.logs import configure_logging
@@ -63,23 +65,35 @@ class RequestMetrics:
                 service.metrics.request_seconds.labels(route=route).observe(time.perf_counter() - started)
 
 
-def _include_routers(app: FastAPI) -> None:
-    app.include_router(health.router)
-    app.include_router(calls.router)
-    app.include_router(proofs.router)
-    app.include_router(subjects.router)
-    _include_analytics(app)
+def _errors(app: FastAPI) -> None:
+    install_problem_handlers(app)
+    app.add_exception_handler(RequestValidationError, validation_problem)
 
 
-def _include_analytics(app: FastAPI) -> None:
-    """``/v1/analytics/*`` (services/query/analytics.py), wired to this app's authentication and
-    to an analytics reader over the service's pool, as that module's docstring asks."""
-    def analytics_reader(service: ServiceDep) -> AnalyticsReader:
-        return PostgresAnalyticsReader(pool=service.pool)
+async def _analytics_reader(service: ServiceDep) -> AnalyticsReader:
+    return PostgresAnalyticsReader(pool=service.pool)
 
-    app.include_router(analytics.router)
-    app.dependency_overrides[analytics.get_principal] = current_principal
-    app.dependency_overrides[analytics.get_analytics_reader] = analytics_reader
+
+def _analytics_app() -> FastAPI:
+    """``/v1/analytics/*`` (services/query/analytics.py), wired as that module's docstring asks:
+    its placeholders are overridden with this app's authentication and an analytics reader over
+    the service's pool. It is a sub-application because FastAPI re-derives every dependency of
+    every route, on every request, while an app has any override; this keeps that cost here."""
+    sub = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    _errors(sub)
+    sub.include_router(analytics.router)
+    sub.dependency_overrides[analytics.get_principal] = current_principal
+    sub.dependency_overrides[analytics.get_analytics_reader] = _analytics_reader
+    return sub
+
+
+def _merged_openapi(app: FastAPI, sub: FastAPI) -> Callable[[], dict[str, Any]]:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                             routes=[*app.routes, *sub.routes])
+        return app.openapi_schema
+    return openapi
 
 
 def create_app(settings: Settings, *, options: QueryOptions | None = None,
@@ -92,7 +106,7 @@ def create_app(settings: Settings, *, options: QueryOptions | None = None,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             service = await build_service(settings, opts, given, stack)
-            app.state.query = service
+            app.state.query = analytics_app.state.query = service
             stop = asyncio.Event()
             shredder = None
             if opts.shred_interval_s > 0:
@@ -108,9 +122,12 @@ def create_app(settings: Settings, *, options: QueryOptions | None = None,
                         await shredder
 
     app = FastAPI(title="Sealtrail query", version="1", lifespan=lifespan, description=DESCRIPTION)
-    install_problem_handlers(app)
-    app.add_exception_handler(RequestValidationError, validation_problem)
-    _include_routers(app)
+    _errors(app)
+    for router in (health.router, calls.router, proofs.router, subjects.router):
+        app.include_router(router)
+    analytics_app = _analytics_app()
+    app.mount("", analytics_app)  # last: it also answers (404) every path no route above matched
+    app.openapi = _merged_openapi(app, analytics_app)  # type: ignore[method-assign]
     app.add_middleware(RequestMetrics, owner=app)
     return app
 

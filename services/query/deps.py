@@ -26,7 +26,8 @@ from services.query.service import QueryService
 _bearer = HTTPBearer(auto_error=False, description="API key `st_<key_id>_<secret>`")
 
 
-def _service(request: Request) -> QueryService:
+async def _service(request: Request) -> QueryService:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, per request.
     service: QueryService = request.app.state.query
     return service
 
