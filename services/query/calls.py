@@ -10,8 +10,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import unquote
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 
 from sealtrail.core.fields import CODE_PATTERN
 from sealtrail.core.sealing import subject_ref
@@ -31,6 +32,7 @@ Text = Annotated[str | None, Query(min_length=1, max_length=256)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="results per page")]
 Cursor = Annotated[str | None, Query(max_length=512, description="`next` of the previous page")]
 ALL_TYPES = "all"
+NOTE_HEADER = "Sealtrail-Purpose-Note"
 
 
 def _utc(t: datetime | None) -> datetime | None:
@@ -93,18 +95,28 @@ async def _session_summary(conn: Conn, tenant: str, session_id: str) -> dict[str
     return out
 
 
+def _note(header: str | None) -> str | None:
+    try:
+        return None if header is None else unquote(header, errors="strict")
+    except UnicodeDecodeError as e:
+        raise InvalidInputError("the note must be percent-encoded UTF-8", pointer=f"header:{NOTE_HEADER}") from e
+
+
 @router.get("/v1/calls/{event_id}", response_model=CallDetail, responses=problems(400, 401, 403, 404, 503),
             summary="One call; with ?purpose= and calls:reveal, its decrypted payload")
 async def get_call(
     event_id: uuid.UUID, principal: CallsReader, service: ServiceDep, conn: TenantConn,
     purpose: Annotated[str | None, Query(pattern=CODE_PATTERN, description="why the payload is revealed "
                                          "(a code); asks for the payload")] = None,
-    note: Annotated[str | None, Query(max_length=1000, description="free-text purpose, sealed into the "
-                                      "access event")] = None,
+    note_header: Annotated[str | None, Header(alias=NOTE_HEADER, max_length=3000, description=(
+        "free-text purpose, percent-encoded UTF-8, sealed into the access event (a header, so that "
+        "no URL carries it)"))] = None,
 ) -> Response:
     """The call's header; with ``purpose`` its payload too, after an access event is logged."""
-    if purpose is None and note is not None:
-        raise InvalidInputError("note goes with purpose", pointer="query:note")
+    note = _note(note_header)
+    if note is not None and (purpose is None or len(note) > 1000):
+        raise InvalidInputError("the note goes with a purpose and holds at most 1000 characters",
+                                pointer=f"header:{NOTE_HEADER}")
     if purpose is not None:
         principal.require(Scope.CALLS_REVEAL)
     call = await call_by_event_id(conn, event_id, with_payload=purpose is not None)

@@ -110,9 +110,8 @@ async def test_reveal_returns_the_payload_after_logging_an_access_event(stack: Q
     """With calls:reveal and a purpose, the payload sent comes back decrypted, and an access
     event naming the accessor key, purpose and target is in the log (its header holds no payload)."""
     sent = next(e for e in seed.acme if e["event_id"] == seed.alice[1])
-    resp = await stack.api.get(f"/v1/calls/{sent['event_id']}", params={"purpose": "incident.review",
-                                                                        "note": "ticket INC-7"},
-                               headers=stack.auth(INVESTIGATOR))
+    resp = await stack.api.get(f"/v1/calls/{sent['event_id']}", params={"purpose": "incident.review"},
+                               headers={**stack.auth(INVESTIGATOR), "Sealtrail-Purpose-Note": "ticket%20INC-7"})
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["payload_state"] == "revealed" and body["payload"] == sent["payload"]
