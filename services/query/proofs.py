@@ -21,7 +21,7 @@ from sealtrail.core.sealing import DIGEST_PREFIX
 from sealtrail.core.tlogproof import format_proof
 from sealtrail.errors import InvalidInputError, NotFoundError
 from services.query.db import tenant_scope
-from services.query.deps import ProofsReader, ServiceDep, TenantConn
+from services.query.deps import PrincipalDep, ProofsReader, ServiceDep, TenantConn
 from services.query.models import (
     CheckpointList,
     ConsistencyProof,
@@ -161,9 +161,10 @@ async def tlog_proof(event_id: uuid.UUID, principal: ProofsReader, service: Serv
     return Response(format_proof(index, proof, cp.note), media_type=TEXT)
 
 
-@router.get("/v1/keys", response_model=KeyList, responses=problems(401, 403),
-            summary="Published verifier keys with their validity windows")
-async def keys(principal: ProofsReader, service: ServiceDep) -> Response:
+@router.get("/v1/keys", response_model=KeyList, responses=problems(401),
+            summary="Published verifier keys with their validity windows (any valid API key)")
+async def keys(_: PrincipalDep, service: ServiceDep) -> Response:
+    """Public keys: auditors check checkpoints with them, DPOs their erasure receipts."""
     published = [{"purpose": k.purpose, "vkey": k.vkey, "not_before": k.not_before, "not_after": k.not_after}
                  for k in await service.reader.published_keys()]
     published.append({"purpose": ERASURE_RECEIPT_PURPOSE, "vkey": service.receipt_vkey,
