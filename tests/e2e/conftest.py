@@ -1,6 +1,6 @@
 """The Sealtrail stack the query end-to-end tests share (see ``tests/support/query.py``).
 
-One stack per session, on its own database and topic; tests that change or tamper with data
+One stack for the tests of this package, on its own database and topic; tests that change or tamper with data
 work in tenants of their own, so the shared tenants ``acme`` and ``beta`` stay as seeded.
 """
 
@@ -16,7 +16,7 @@ import pytest
 from tests.support.query import QueryStack, call, drop_database, new_database, query_stack
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def stack(pg_url: str, kafka_bootstrap: str,
                 tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[QueryStack]:
     """Ingest, ledger, projector and the query API, with tenants acme, beta, erase and tamper."""
@@ -56,7 +56,7 @@ def seed_events(now: datetime) -> tuple[list[dict[str, Any]], list[dict[str, Any
     return acme, beta
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def seed(stack: QueryStack) -> Seed:
     """The seed events, logged under signed checkpoints and projected."""
     acme, beta = seed_events(datetime.now(UTC))
