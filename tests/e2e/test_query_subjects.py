@@ -127,6 +127,8 @@ async def test_erasing_a_subject_with_2000_calls(stack: QueryStack) -> None:
                                                    uuid.UUID(record["event_id"])))
     assert event["type"] == "erasure" and event["erased_key_ids"] == [dave_key]
     assert b"dave" not in orjson.dumps(event)
+    listed = (await stack.api.get("/v1/logs/erase/erasures", headers=stack.auth("erase:auditor"))).json()
+    assert record["event_id"] in [e["header"]["event_id"] for e in listed["events"]]
     async with http_client("http://query", stack.tokens["erase:auditor"], transport=stack.api._transport) as http:
         report = await audit_live(http, "erase")
     assert report.payloads_erased >= 2000 and report.erasure_events >= 1
