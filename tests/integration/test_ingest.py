@@ -201,8 +201,21 @@ async def test_broker_outage_is_503_and_the_sdk_spools_until_it_returns(
 ) -> None:
     """With the broker stopped, ingest answers 503 with Retry-After and accepts nothing; the SDK
     spools its batches to disk and delivers every event once the broker is back on its ports."""
-    if kafka_server is None:
-        pytest.skip("needs the broker this test run started (it stops and restarts it)")
+    private: KafkaServer | None = None
+    if kafka_server is None:  # an external broker cannot be stopped here: start a private one
+        private = KafkaServer(datadir=tmp_path / "kafka")
+        await asyncio.to_thread(private.start)
+        kafka_server, kafka_bootstrap = private, private.bootstrap
+    try:
+        await _outage(fresh_db_url, kafka_bootstrap, kafka_server, topic_name, tmp_path)
+    finally:
+        if private is not None:
+            await asyncio.to_thread(private.stop)
+
+
+async def _outage(
+    fresh_db_url: str, kafka_bootstrap: str, kafka_server: KafkaServer, topic_name: str, tmp_path: Path
+) -> None:
     running = await make_ingest(fresh_db_url, kafka_bootstrap, topic_name, options=IngestOptions(
         publish_timeout_s=2.0, unavailable_retry_after_s=1.0, auth_cache_ttl_s=0.0))
     token = running.tokens["acme:gateway"]
