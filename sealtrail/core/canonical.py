@@ -38,18 +38,40 @@ def canonical_json(value: Any) -> bytes:
 
 
 def _fast_ok(value: Any, depth: int) -> bool:
-    if depth > 64:
-        return False
+    # Scalars inside containers are checked inline: this runs once per stored entry.
     t = type(value)
+    if t is dict:
+        if depth > 64:
+            return False
+        for k, v in value.items():
+            if type(k) is not str or not (k.isascii() or max(k) < _FAST_KEY_LIMIT):
+                return False
+            tv = type(v)
+            if tv is str or tv is bool or v is None:
+                continue
+            if tv is int:
+                if -_MAX_SAFE_INT <= v <= _MAX_SAFE_INT:
+                    continue
+                return False
+            if not _fast_ok(v, depth + 1):
+                return False
+        return True
+    if t is list:
+        if depth > 64:
+            return False
+        for v in value:
+            tv = type(v)
+            if tv is str or tv is bool or v is None:
+                continue
+            if tv is int:
+                if -_MAX_SAFE_INT <= v <= _MAX_SAFE_INT:
+                    continue
+                return False
+            if not _fast_ok(v, depth + 1):
+                return False
+        return True
     if t is str or t is bool or value is None:
         return True
     if t is int:
         return bool(-_MAX_SAFE_INT <= value <= _MAX_SAFE_INT)
-    if t is dict:
-        for k, v in value.items():
-            if type(k) is not str or (k and max(k) >= _FAST_KEY_LIMIT) or not _fast_ok(v, depth + 1):
-                return False
-        return True
-    if t is list:
-        return all(_fast_ok(v, depth + 1) for v in value)
     return False

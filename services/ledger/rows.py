@@ -7,8 +7,8 @@ it goes to the dead-letter topic and never consumes an index.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from sealtrail.core.record import SealedRecord
 from sealtrail.errors import InvalidInputError
@@ -18,9 +18,8 @@ _INT_COLUMNS = ("latency_ms", "cost_micros")
 _MAX_INT = 2**63 - 1
 
 
-@dataclass(frozen=True, slots=True)
-class EntryColumns:
-    """The searchable copy of a header, in database types."""
+class EntryColumns(NamedTuple):
+    """The searchable copy of a header, in database types (a tuple: cheap on the hot path)."""
 
     event_id: uuid.UUID
     type: str
@@ -44,9 +43,17 @@ def entry_columns(record: SealedRecord) -> EntryColumns:
         type=_text(h, "type", required=True) or "",
         occurred_at=_time(h, "occurred_at"),
         received_at=_time(h, "received_at"),
-        text=tuple(_text(h, c) for c in _TEXT_COLUMNS),
+        text=_texts(h),
         ints=tuple(_int(h, c) for c in _INT_COLUMNS),
     )
+
+
+def _texts(h: dict[str, object]) -> tuple[str | None, ...]:
+    values = tuple(h.get(c) for c in _TEXT_COLUMNS)
+    for name, v in zip(_TEXT_COLUMNS, values, strict=True):
+        if v is not None and type(v) is not str:
+            raise InvalidInputError(f"{name} must be a string", pointer=f"/header/{name}")
+    return values  # type: ignore[return-value]  # checked just above
 
 
 def _text(h: dict[str, object], name: str, *, required: bool = False) -> str | None:
