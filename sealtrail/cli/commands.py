@@ -18,6 +18,7 @@ _GROUPS = (
     "sealtrail.cli.ledger",
     "sealtrail.cli.projector",
     "sealtrail.cli.query",
+    "sealtrail.cli.serve",
     "sealtrail.cli.demo",
 )
 

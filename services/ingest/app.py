@@ -17,10 +17,12 @@ from datetime import datetime
 import asyncpg
 from fastapi import FastAPI
 
+from sealtrail.core.keystore import KeyStore
 from sealtrail.core.note import Ed25519Signer
 from sealtrail.core.receipt import CachedEd25519Signer
 from sealtrail.errors import NoteError, ServiceStartError, UnavailableError
 from sealtrail.infra.apikeys import Authenticator, utc_now
+from sealtrail.infra.auth import AuthStore
 from sealtrail.infra.auth_postgres import PostgresAuthStore
 from sealtrail.infra.bus import BusPublisher, TopicSpec
 from sealtrail.infra.kafka import KafkaPublisher
@@ -40,12 +42,24 @@ from services.ingest.service import IngestService
 
 
 @dataclass(frozen=True)
+class IngestStores:
+    """Storage supplied by an embedding process (SQLite in ``sealtrail serve``) in place of the
+    PostgreSQL pool. The caller then owns the stores' lifetime, their migrations, and recording
+    the receipt vkey in ``signing_keys``."""
+
+    auth: AuthStore
+    keys: KeyStore
+    """The key store wrapping data keys with the same KEK as ``Settings`` names."""
+
+
+@dataclass(frozen=True)
 class IngestParts:
     """Components a caller may supply instead of having them built from settings."""
 
     publisher: BusPublisher | None = None
     signer: Ed25519Signer | None = None
     clock: Callable[[], datetime] = utc_now
+    stores: IngestStores | None = None
 
 
 def load_receipt_signer(settings: Settings) -> Ed25519Signer:
@@ -102,16 +116,25 @@ async def publish_receipt_key(pool: asyncpg.Pool, signer: CachedEd25519Signer) -
             " ON CONFLICT DO NOTHING", signer.name, f"{signer.key_id:08x}", signer.vkey())
 
 
+async def _stores(settings: Settings, options: IngestOptions, parts: IngestParts, signer: CachedEd25519Signer,
+                  stack: AsyncExitStack) -> tuple[AuthStore, KeyStore]:
+    """The given stores, or PostgreSQL ones over a new pool (recording the receipt vkey there)."""
+    if parts.stores is not None:
+        return parts.stores.auth, parts.stores.keys
+    pool = await _open_pool(settings, options, stack)
+    await publish_receipt_key(pool, signer)
+    auth_store = PostgresAuthStore(pool=pool)
+    return auth_store, PostgresKeyStore(pool=pool, kek=load_kek(settings))
+
+
 async def build_service(
     settings: Settings, options: IngestOptions, parts: IngestParts, stack: AsyncExitStack
 ) -> IngestService:
     """Everything ingest needs, started; ``stack`` stops it again."""
     signer = CachedEd25519Signer(parts.signer or load_receipt_signer(settings))
     kek = load_kek(settings)
-    pool = await _open_pool(settings, options, stack)
-    await publish_receipt_key(pool, signer)
-    auth_store = PostgresAuthStore(pool=pool)
-    keystore = CachingKeyStore(inner=PostgresKeyStore(pool=pool, kek=kek), ttl_s=options.key_cache_ttl_s)
+    auth_store, inner = await _stores(settings, options, parts, signer, stack)
+    keystore = CachingKeyStore(inner=inner, ttl_s=options.key_cache_ttl_s)
     sealer = Sealer(keystore=keystore, index_keys=TenantIndexKeys(store=auth_store, kek=kek),
                     signer=signer, clock=parts.clock)
     publisher = await _start_publisher(settings, options, parts, stack)

@@ -1,0 +1,109 @@
+"""One ASGI app for the embedded default: ingest, ledger, projector and query in this process.
+
+Routes: ``POST /v1/events`` goes to ingest; ``GET /v1/keys`` is answered here (public, every
+verifier key: receipt, checkpoint, cosign and erasure-receipt, in the query API's ``keys`` list
+and ingest's ``receipt`` list); every other path goes to the query API. The lifespan opens the
+SQLite database and the local log, starts the ledger, then ingest, the query API and the
+projector, and stops them in the reverse order.
+
+Ingest answers 202 only after the local log fsync'd the batch, so a crash loses nothing
+acknowledged; the ledger resumes from the offsets stored with the entries.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import orjson
+from fastapi import FastAPI
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+
+from sealtrail.cli.embedded import query as embedded_query
+from sealtrail.cli.embedded.datadir import DataDir
+from sealtrail.cli.embedded.ledger import DEFAULT_CHECKPOINT_INTERVAL_S, SharedLog, running_ledger
+from sealtrail.core.note import Ed25519Signer
+from sealtrail.core.receipt import CachedEd25519Signer
+from sealtrail.infra.auth_sqlite import SqliteAuthStore
+from sealtrail.infra.keystore_sqlite import SqliteKeyStore
+from sealtrail.infra.locallog import LocalLog
+from sealtrail.infra.servicekey import load_service_signer
+from sealtrail.infra.sqlite import SqliteDatabase, translated
+from services.ingest.app import IngestParts, IngestStores
+from services.ingest.app import create_app as create_ingest_app
+from services.ingest.config import IngestOptions
+from services.ledger.reader_sqlite import SqliteLedgerReader
+
+RECEIPT_FORMAT = "sealtrail.dev/receipt/v1"
+
+
+@dataclass(frozen=True)
+class EmbeddedOptions:
+    """Tunables of the embedded process."""
+
+    checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S
+    projector_poll_s: float = 0.2
+
+
+async def record_receipt_key(db: SqliteDatabase, signer: Ed25519Signer) -> None:
+    """Publish the receipt vkey in ``signing_keys`` (purpose ``receipt``); kept if already there."""
+    cached = CachedEd25519Signer(signer)
+    with translated("publish receipt key"):
+        await db.write(lambda c: c.execute(
+            "INSERT INTO signing_keys (key_name, key_id, purpose, vkey) VALUES (?, ?, 'receipt', ?)"
+            " ON CONFLICT DO NOTHING", (cached.name, f"{cached.key_id:08x}", cached.vkey())))
+
+
+def _keys_endpoint(db: SqliteDatabase, erasure_vkey: str) -> Route:
+    reader = SqliteLedgerReader(db=db)
+
+    async def keys(_: Request) -> Response:
+        published = [{"purpose": k.purpose, "vkey": k.vkey, "not_before": k.not_before,
+                      "not_after": k.not_after} for k in await reader.published_keys()]
+        published.append({"purpose": "erasure-receipt", "vkey": erasure_vkey, "not_before": None,
+                          "not_after": None})
+        receipts = [{"vkey": k["vkey"], "purpose": "receipt"} for k in published if k["purpose"] == "receipt"]
+        body = {"keys": published, "receipt": receipts, "receipt_format": RECEIPT_FORMAT}
+        return Response(orjson.dumps(body), media_type="application/json")
+
+    return Route("/v1/keys", keys, methods=["GET"])
+
+
+def create_app(data: DataDir, *, options: EmbeddedOptions | None = None) -> Starlette:
+    """The embedded app over ``data`` (prepared by :func:`~sealtrail.cli.embedded.datadir.initialise`)."""
+    opts = options or EmbeddedOptions()
+    settings = data.settings()
+    kek = data.load_kek()
+    receipt_signer = load_service_signer(data.receipt_key, what="receipt key")
+    query_signer = load_service_signer(data.query_key, what="query service key")
+    db = SqliteDatabase(path=data.db)
+    log = LocalLog(root=data.log)
+    publisher = SharedLog(log)
+    ingest: FastAPI = create_ingest_app(settings, options=IngestOptions(migrate=False), parts=IngestParts(
+        publisher=publisher, signer=receipt_signer,
+        stores=IngestStores(auth=SqliteAuthStore(db=db), keys=SqliteKeyStore(db=db, kek=kek))))
+    query = embedded_query.build(settings, db=db, publisher=publisher, signer=query_signer)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(db.close)
+            await db.migrate()
+            await log.start()
+            stack.push_async_callback(log.stop)
+            await record_receipt_key(db, receipt_signer)
+            await stack.enter_async_context(running_ledger(
+                data, db, log, checkpoint_interval_s=opts.checkpoint_interval_s))
+            await stack.enter_async_context(ingest.router.lifespan_context(ingest))
+            await stack.enter_async_context(query.lifespan())
+            yield
+
+    routes = [Route("/v1/events", ingest, methods=["POST"]),
+              _keys_endpoint(db, CachedEd25519Signer(query_signer).vkey()),
+              Mount("", app=query.app)]
+    return Starlette(routes=routes, lifespan=lifespan)
