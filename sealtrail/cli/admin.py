@@ -1,7 +1,9 @@
 """``sealtrail admin``: tenants, API keys, the KEK and the ingest receipt key.
 
 Commands read ``SEALTRAIL_DATABASE_URL`` and the KEK (``SEALTRAIL_KEK_FILE``, or ``SEALTRAIL_KEK``
-hex for development) and apply pending migrations first. A token is printed once, at creation or
+hex for development) and apply pending migrations first. With ``--data-dir D`` (or
+``SEALTRAIL_DATA_DIR``) the tenant and key commands work on the embedded default's SQLite
+database and KEK in ``D`` instead (``sealtrail serve`` may be running on it). A token is printed once, at creation or
 rotation, and is stored nowhere. Other modules add groups under ``admin`` through
 :func:`admin_group` (the ledger adds ``signing-key``).
 """
@@ -32,6 +34,9 @@ receipt_app = typer.Typer(help="The Ed25519 key ingest signs receipts with.", no
 
 ROLE_HELP = "gateway|investigator|dpo|auditor|operator"
 _NEW_FILE = "file to create (mode 0600, never overwritten)"
+DataDirOpt = Annotated[Path | None, typer.Option(
+    "--data-dir", envvar="SEALTRAIL_DATA_DIR",
+    help="work on the data directory of `sealtrail serve` (SQLite) instead of PostgreSQL")]
 
 
 def admin_group(app: typer.Typer) -> typer.Typer:
@@ -64,7 +69,29 @@ def _run(work: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
 
 
 @asynccontextmanager
-async def _key_admin() -> AsyncIterator[KeyAdmin]:
+async def _sqlite_key_admin(data_dir: Path) -> AsyncIterator[KeyAdmin]:
+    from sealtrail.cli.embedded.datadir import DataDir
+    from sealtrail.errors import NotFoundError
+    from sealtrail.infra.apikeys import KeyAdmin
+    from sealtrail.infra.auth_sqlite import SqliteAuthStore
+    from sealtrail.infra.sqlite import open_database
+
+    path = DataDir(data_dir).db
+    if not path.exists():
+        raise NotFoundError(f"no Sealtrail database in {data_dir} (run `sealtrail serve --data-dir {data_dir}`)")
+    db = await open_database(path)
+    try:
+        yield KeyAdmin(store=SqliteAuthStore(db=db))
+    finally:
+        await db.close()
+
+
+@asynccontextmanager
+async def _key_admin(data_dir: Path | None = None) -> AsyncIterator[KeyAdmin]:
+    if data_dir is not None:
+        async with _sqlite_key_admin(data_dir) as admin:
+            yield admin
+        return
     from sealtrail.infra.apikeys import KeyAdmin
     from sealtrail.infra.auth_postgres import PostgresAuthStore
     from sealtrail.infra.postgres import create_pool, migrate_url
@@ -114,14 +141,19 @@ def _expiry(days: float | None) -> timedelta | None:
 
 
 @tenant_app.command("create")
-def tenant_create(name: str = typer.Argument(..., help="tenant id = log id: [a-z0-9-], up to 63")) -> None:
+def tenant_create(name: str = typer.Argument(..., help="tenant id = log id: [a-z0-9-], up to 63"),
+                  data_dir: DataDirOpt = None) -> None:
     """Create a tenant with a fresh index key wrapped by the KEK."""
     from sealtrail.infra.kek import IndexKeyWrapper, load_kek
     from sealtrail.infra.settings import Settings
 
     async def go() -> None:
-        kek = load_kek(Settings())
-        async with _key_admin() as admin:
+        if data_dir is None:
+            kek = load_kek(Settings())
+        else:
+            from sealtrail.cli.embedded.datadir import DataDir
+            kek = DataDir(data_dir).load_kek()
+        async with _key_admin(data_dir) as admin:
             tenant = await admin.create_tenant(name, kek=IndexKeyWrapper(kek=kek, tenant=name))
         typer.echo(f"created tenant {tenant.tenant_id} (index key wrapped by KEK {tenant.kek_id})")
 
@@ -129,10 +161,10 @@ def tenant_create(name: str = typer.Argument(..., help="tenant id = log id: [a-z
 
 
 @tenant_app.command("list")
-def tenant_list() -> None:
+def tenant_list(data_dir: DataDirOpt = None) -> None:
     """Every tenant."""
     async def go() -> None:
-        async with _key_admin() as admin:
+        async with _key_admin(data_dir) as admin:
             for t in await admin.list_tenants():
                 typer.echo(f"{t.tenant_id}\t{t.created_at.isoformat()}")
 
@@ -146,6 +178,7 @@ def key_create(
     label: str = typer.Option("", "--label", help="identifier; a gateway key's label is its gateway_id"),
     expires_in: float | None = typer.Option(None, "--expires-in", help="days until the key expires"),
     as_json: bool = typer.Option(False, "--json", help="print a JSON object"),
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Issue an API key; its token is printed once."""
     from sealtrail.infra.auth import Role
@@ -156,7 +189,7 @@ def key_create(
         raise typer.BadParameter(f"role must be one of {ROLE_HELP}", param_hint="--role") from None
 
     async def go() -> None:
-        async with _key_admin() as admin:
+        async with _key_admin(data_dir) as admin:
             issued = await admin.create_key(tenant=tenant, role=parsed, label=label,
                                             expires_in=_expiry(expires_in))
         _print_issued(issued, as_json)
@@ -165,11 +198,11 @@ def key_create(
 
 
 @key_app.command("revoke")
-def key_revoke(key_id: str = typer.Argument(...)) -> None:
+def key_revoke(key_id: str = typer.Argument(...), data_dir: DataDirOpt = None) -> None:
     """Revoke a key now (ingest processes stop accepting it within their auth cache TTL, 5 s)."""
 
     async def go() -> None:
-        async with _key_admin() as admin:
+        async with _key_admin(data_dir) as admin:
             key = await admin.revoke_key(key_id)
         typer.echo(f"revoked {key.key_id} at {key.revoked_at.isoformat() if key.revoked_at else '?'}")
 
@@ -181,11 +214,12 @@ def key_rotate(
     key_id: str = typer.Argument(...),
     expires_in: float | None = typer.Option(None, "--expires-in", help="days until the new key expires"),
     as_json: bool = typer.Option(False, "--json", help="print a JSON object"),
+    data_dir: DataDirOpt = None,
 ) -> None:
     """Issue a new key with the same tenant, role and label, and revoke the old one."""
 
     async def go() -> None:
-        async with _key_admin() as admin:
+        async with _key_admin(data_dir) as admin:
             issued = await admin.rotate_key(key_id, expires_in=_expiry(expires_in))
         _print_issued(issued, as_json)
 
@@ -196,11 +230,12 @@ def key_rotate(
 def key_list(
     tenant: str = typer.Option(..., "--tenant"),
     as_json: bool = typer.Option(False, "--json", help="print a JSON array"),
+    data_dir: DataDirOpt = None,
 ) -> None:
     """A tenant's keys (never their tokens)."""
 
     async def go() -> Sequence[ApiKey]:
-        async with _key_admin() as admin:
+        async with _key_admin(data_dir) as admin:
             return await admin.list_keys(tenant)
 
     keys = _run(go)
