@@ -187,7 +187,7 @@ async def test_health_readiness_metrics_and_openapi(ingest: Ingest) -> None:
     metrics = (await ingest.client.get("/metrics")).text
     assert "sealtrail_ingest_events_accepted_total 1.0" in metrics
     assert 'sealtrail_ingest_events_rejected_total{reason="invalid-event"} 1.0' in metrics
-    assert ingest.tokens["acme:gateway"].split("_")[2] not in metrics and "alice" not in metrics
+    assert ingest.tokens["acme:gateway"].split("_", 2)[2] not in metrics and "alice" not in metrics
     spec = (await ingest.client.get("/openapi.json")).json()
     responses = spec["paths"]["/v1/events"]["post"]["responses"]
     assert {"202", "401", "403", "413", "422", "429", "503"} <= set(responses)
