@@ -7,7 +7,7 @@ explicit ``tenant_id = $1`` filters only help the planner. asyncpg errors are tr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -57,7 +57,7 @@ class CallTotals:
     hist: list[int] = field(default_factory=histogram.empty)
     costs: dict[str, int] = field(default_factory=dict)
 
-    def add(self, row: asyncpg.Record) -> None:
+    def add(self, row: Mapping[str, Any] | asyncpg.Record) -> None:
         self.calls += row["calls"] or 0
         self.ok += row["ok"] or 0
         self.errors += row["errors"] or 0
@@ -136,8 +136,10 @@ ToolKey = tuple[str, str]  # (server_id, tool_name)
 class AnalyticsReader(Protocol):
     """Tenant-scoped reads of the read models.
 
-    Every method MUST see only ``tenant``'s rows (enforced by the database, not by filters) and
-    MUST NOT return payload data: read models hold header facts only.
+    Every method MUST see only ``tenant``'s rows and MUST NOT return payload data: read models
+    hold header facts only. PostgreSQL enforces the tenant in the database (row-level security);
+    the SQLite adapter (:mod:`services.query.analytics_sqlite`) in every query's WHERE clause.
+    Figures MUST be equal on both adapters for the same projected entries.
     """
 
     async def call_totals(self, tenant: str, grouping: Grouping, window: Window

@@ -1,7 +1,8 @@
 """The query API app factory: investigations, analytics, proofs, subjects, and the shredder.
 
-Components can be passed in (tests, the embedded mode); the others are built from
-:class:`Settings` (see :mod:`services.query.service`). The lifespan starts them, runs the
+Components can be passed in (tests, the embedded mode: storage as
+:class:`~services.query.stores.QueryStores`); the others are built from :class:`Settings` (see
+:mod:`services.query.service`). The lifespan starts them, runs the
 retention shredder every ``shred_interval_s`` seconds, and stops everything on shutdown.
 """
 
@@ -12,6 +13,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI
@@ -23,11 +25,12 @@ from sealtrail.infra.logs import configure_logging
 from sealtrail.infra.problems import install_problem_handlers
 from sealtrail.infra.settings import Settings
 from services.query import analytics, calls, health, proofs, subjects
-from services.query.analytics_store import AnalyticsReader, PostgresAnalyticsReader
+from services.query.analytics_store import AnalyticsReader
 from services.query.config import QueryOptions
 from services.query.deps import ServiceDep, current_principal
 from services.query.responses import validation_problem
 from services.query.service import QueryParts, QueryService, build_service
+from services.query.stores import QueryStores
 
 DESCRIPTION = (
     "Investigations, analytics, proofs and data-subject requests over Sealtrail's tenant logs. "
@@ -71,13 +74,13 @@ def _errors(app: FastAPI) -> None:
 
 
 async def _analytics_reader(service: ServiceDep) -> AnalyticsReader:
-    return PostgresAnalyticsReader(pool=service.pool)
+    return service.stores.analytics
 
 
 def _analytics_app() -> FastAPI:
     """``/v1/analytics/*`` (services/query/analytics.py), wired as that module's docstring asks:
     its placeholders are overridden with this app's authentication and an analytics reader over
-    the service's pool. It is a sub-application because FastAPI re-derives every dependency of
+    the service's stores. It is a sub-application because FastAPI re-derives every dependency of
     every route, on every request, while an app has any override; this keeps that cost here."""
     sub = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     _errors(sub)
@@ -97,10 +100,16 @@ def _merged_openapi(app: FastAPI, sub: FastAPI) -> Callable[[], dict[str, Any]]:
 
 
 def create_app(settings: Settings, *, options: QueryOptions | None = None,
-               parts: QueryParts | None = None) -> FastAPI:
-    """The query ASGI app; its lifespan starts and stops the service's dependencies."""
+               parts: QueryParts | None = None, stores: QueryStores | None = None) -> FastAPI:
+    """The query ASGI app; its lifespan starts and stops the service's dependencies.
+
+    Without ``stores`` it connects to PostgreSQL (``settings.database_url``); the embedded default
+    passes :func:`services.query.stores.sqlite_stores` (see that module for the whole recipe).
+    """
     opts = options or QueryOptions()
     given = parts or QueryParts()
+    if stores is not None:
+        given = replace(given, stores=stores)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

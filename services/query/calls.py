@@ -18,12 +18,11 @@ from sealtrail.core.fields import CODE_PATTERN
 from sealtrail.core.sealing import subject_ref
 from sealtrail.errors import InvalidInputError, NotFoundError
 from sealtrail.infra.auth import Principal, Scope
-from sealtrail.infra.postgres import Conn
 from services.query.cursor import decode_cursor, encode_cursor
-from services.query.deps import CallsReader, ServiceDep, TenantConn
+from services.query.deps import CallsReader, ServiceDep
 from services.query.models import CallDetail, CallPage, SessionTimeline
 from services.query.responses import json_response, problems
-from services.query.search import CallFilter, call_by_event_id, search_calls, session_timeline
+from services.query.search import CallFilter
 from services.query.service import QueryService
 
 router = APIRouter(tags=["investigations"])
@@ -44,7 +43,7 @@ def _utc(t: datetime | None) -> datetime | None:
 @router.get("/v1/calls", response_model=CallPage, responses=problems(400, 401, 403),
             summary="Search calls (newest first, keyset pages)")
 async def list_calls(
-    principal: CallsReader, service: ServiceDep, conn: TenantConn,
+    principal: CallsReader, service: ServiceDep,
     agent: Text = None, session: Text = None, server: Text = None, tool: Text = None,
     tier: Text = None, decision: Text = None, status: Text = None,
     type: Annotated[str, Query(max_length=64, description="event type, or 'all'")] = "tool_call",
@@ -62,7 +61,8 @@ async def list_calls(
         ref = subject_ref(await service.index_keys.get(principal.tenant_id), subject)
     equals = {k: v for k, v in given.items() if v is not None}
     f = CallFilter(equals, _utc(occurred_from), _utc(occurred_to), ref)
-    found, more = await search_calls(conn, principal.tenant_id, f, decode_cursor("calls", cursor), limit)
+    found, more = await service.stores.investigations.search_calls(
+        principal.tenant_id, f, decode_cursor("calls", cursor), limit)
     after = encode_cursor("calls", found[-1].position) if more else None
     return json_response({"calls": [c.as_json() for c in found], "next": after})
 
@@ -70,29 +70,19 @@ async def list_calls(
 @router.get("/v1/sessions/{session_id}", response_model=SessionTimeline,
             responses=problems(400, 401, 403, 404), summary="A session's timeline (oldest first)")
 async def get_session(
-    principal: CallsReader, conn: TenantConn,
+    principal: CallsReader, service: ServiceDep,
     session_id: Annotated[str, Path(min_length=1, max_length=256)], cursor: Cursor = None, limit: Limit = 500,
 ) -> Response:
     """Every entry of the session, in time order, with the projector's summary of it."""
-    found, more = await session_timeline(conn, principal.tenant_id, session_id,
-                                         decode_cursor("session", cursor), limit)
-    summary = await _session_summary(conn, principal.tenant_id, session_id)
+    investigations = service.stores.investigations
+    found, more = await investigations.session_timeline(principal.tenant_id, session_id,
+                                                        decode_cursor("session", cursor), limit)
+    summary = await investigations.session_summary(principal.tenant_id, session_id)
     if not found and cursor is None and summary is None:
         raise NotFoundError("no such session")
     after = encode_cursor("session", found[-1].position) if more else None
     return json_response({"session_id": session_id, "summary": summary,
                           "calls": [c.as_json() for c in found], "next": after})
-
-
-async def _session_summary(conn: Conn, tenant: str, session_id: str) -> dict[str, Any] | None:
-    row = await conn.fetchrow(
-        "SELECT agent_id, first_at, last_at, events, calls, errors, denials FROM sessions"
-        " WHERE tenant_id = $1 AND session_id = $2", tenant, session_id)
-    if row is None:
-        return None
-    out = dict(row)
-    out["first_at"], out["last_at"] = row["first_at"].isoformat(), row["last_at"].isoformat()
-    return out
 
 
 def _note(header: str | None) -> str | None:
@@ -105,7 +95,7 @@ def _note(header: str | None) -> str | None:
 @router.get("/v1/calls/{event_id}", response_model=CallDetail, responses=problems(400, 401, 403, 404, 503),
             summary="One call; with ?purpose= and calls:reveal, its decrypted payload")
 async def get_call(
-    event_id: uuid.UUID, principal: CallsReader, service: ServiceDep, conn: TenantConn,
+    event_id: uuid.UUID, principal: CallsReader, service: ServiceDep,
     purpose: Annotated[str | None, Query(pattern=CODE_PATTERN, description="why the payload is revealed "
                                          "(a code); asks for the payload")] = None,
     note_header: Annotated[str | None, Header(alias=NOTE_HEADER, max_length=3000, description=(
@@ -119,7 +109,8 @@ async def get_call(
                                 pointer=f"header:{NOTE_HEADER}")
     if purpose is not None:
         principal.require(Scope.CALLS_REVEAL)
-    call = await call_by_event_id(conn, event_id, with_payload=purpose is not None)
+    call = await service.stores.investigations.call_by_event_id(principal.tenant_id, event_id,
+                                                                with_payload=purpose is not None)
     if call is None:
         raise NotFoundError(f"no event {event_id} in this tenant's logs")
     body = call.found.as_json()

@@ -4,23 +4,21 @@
 - :data:`PrincipalDep`: the caller, from ``Authorization: Bearer <API key>`` (401 otherwise).
 - :data:`CallsReader`, :data:`ProofsReader`, :data:`AnalyticsReader`, :data:`SubjectExporter`,
   :data:`SubjectEraserDep`: the caller, once its role is known to grant that scope (403 otherwise).
-- :data:`TenantConn`: a read-only connection running as ``sealtrail_reader`` with
-  ``sealtrail.tenant`` set to the caller's tenant, so row-level security confines every query
-  to that tenant. Declare it after the scope alias: the scope is then checked before a
-  connection is taken from the pool.
+
+Storage is reached through the service's ports (``service.stores``), each of which confines
+every read to the tenant it is given (row-level security on PostgreSQL, the adapters' queries on
+SQLite); handlers pass ``principal.tenant_id``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
 from sealtrail.infra.auth import Principal, Scope
-from sealtrail.infra.postgres import Conn
-from services.query.db import tenant_scope
 from services.query.service import QueryService
 
 _bearer = HTTPBearer(auto_error=False, description="API key `st_<key_id>_<secret>`")
@@ -60,11 +58,3 @@ ProofsReader = Annotated[Principal, Depends(scoped(Scope.PROOFS_READ))]
 AnalyticsReader = Annotated[Principal, Depends(scoped(Scope.ANALYTICS_READ))]
 SubjectExporter = Annotated[Principal, Depends(scoped(Scope.SUBJECTS_EXPORT))]
 SubjectEraserDep = Annotated[Principal, Depends(scoped(Scope.SUBJECTS_ERASE))]
-
-
-async def _tenant_conn(principal: PrincipalDep, service: ServiceDep) -> AsyncIterator[Conn]:
-    async with tenant_scope(service.pool, principal.tenant_id) as conn:
-        yield conn
-
-
-TenantConn = Annotated[Conn, Depends(_tenant_conn)]

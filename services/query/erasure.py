@@ -29,7 +29,7 @@ from sealtrail.infra.auth import Principal
 from sealtrail.infra.emitter import Emission, EventEmitter, erasure_event, new_event_id
 from sealtrail.infra.keycache import CachingKeyStore
 from services.query.db import TenantIndexKeys
-from services.query.erasure_postgres import ErasureRecord, ErasureStore
+from services.query.erasure_store import ErasureRecord, ErasureStore
 from services.query.metrics import QueryMetrics
 
 

@@ -1,4 +1,5 @@
-"""PostgreSQL side of erasure and legal holds (tables of migration 0005, plus the deletions).
+""":class:`~services.query.erasure_store.ErasureStore` in PostgreSQL (tables of migration 0005, plus
+the deletions).
 
 Writes run as the service's own role and name the tenant in every statement. A per-subject
 advisory lock serialises setting a hold and starting an erasure, so a subject cannot be put on
@@ -8,7 +9,6 @@ hold while its erasure slips past the check. Driver errors are translated here.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,45 +17,14 @@ import asyncpg
 from sealtrail.errors import ConflictError, LegalHoldError, NotFoundError
 from sealtrail.infra.pgerrors import translated
 from sealtrail.infra.postgres import Conn
+from services.query.db import tenant_scope
+from services.query.erasure_store import ErasureRecord
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('subject:' || $1 || ':' || encode($2, 'hex'), 0))"
 _RECORD_COLUMNS = (
     "request_ref, history_ref, legal_basis, requested_by, state, erased_key_ids, payloads_deleted,"
     " index_rows_deleted, event_id, requested_at, erased_at, caches_clear_by, receipt"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class ErasureRecord:
-    """One erasure request as stored: findable by request reference and by ``history_ref``."""
-
-    request_ref: str
-    history_ref: bytes
-    legal_basis: str
-    requested_by: str
-    state: str
-    erased_key_ids: tuple[str, ...]
-    payloads_deleted: int
-    index_rows_deleted: int
-    event_id: str | None
-    requested_at: datetime
-    erased_at: datetime | None
-    caches_clear_by: datetime | None
-    receipt: str | None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "request_ref": self.request_ref, "legal_basis": self.legal_basis, "state": self.state,
-            "requested_by": self.requested_by, "erased_key_ids": list(self.erased_key_ids),
-            "payloads_deleted": self.payloads_deleted, "index_rows_deleted": self.index_rows_deleted,
-            "event_id": self.event_id, "requested_at": _iso(self.requested_at),
-            "erased_at": _iso(self.erased_at), "caches_clear_by": _iso(self.caches_clear_by),
-            "receipt": self.receipt,
-        }
-
-
-def _iso(t: datetime | None) -> str | None:
-    return t.isoformat() if t is not None else None
 
 
 def record_of(row: asyncpg.Record) -> ErasureRecord:
@@ -67,7 +36,7 @@ def record_of(row: asyncpg.Record) -> ErasureRecord:
     )
 
 
-class ErasureStore:
+class PostgresErasureStore:
     """The erasure and hold tables, and the deletions an erasure makes."""
 
     def __init__(self, *, pool: asyncpg.Pool) -> None:
@@ -148,6 +117,15 @@ class ErasureStore:
             status = await self._pool.execute(
                 "DELETE FROM subject_holds WHERE tenant_id = $1 AND history_ref = $2", tenant, href)
         return rows_affected(status) > 0
+
+    async def history(self, tenant: str, *, href: bytes | None, request_ref: str | None,
+                      limit: int) -> list[ErasureRecord]:
+        async with tenant_scope(self._pool, tenant) as conn:
+            return await erasure_history(conn, tenant, href=href, request_ref=request_ref, limit=limit)
+
+    async def hold(self, tenant: str, href: bytes) -> dict[str, Any] | None:
+        async with tenant_scope(self._pool, tenant) as conn:
+            return await hold_of(conn, tenant, href)
 
     @staticmethod
     async def _get(conn: Conn, tenant: str, request_ref: str) -> ErasureRecord | None:

@@ -12,7 +12,6 @@ import base64
 import uuid
 from typing import Annotated, Any
 
-import blake3
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 
@@ -20,8 +19,7 @@ from sealtrail.core.entrypage import MEDIA_TYPE, encode_page
 from sealtrail.core.sealing import DIGEST_PREFIX
 from sealtrail.core.tlogproof import format_proof
 from sealtrail.errors import InvalidInputError, NotFoundError
-from services.query.db import tenant_scope
-from services.query.deps import PrincipalDep, ProofsReader, ServiceDep, TenantConn
+from services.query.deps import PrincipalDep, ProofsReader, ServiceDep
 from services.query.models import (
     CheckpointList,
     ConsistencyProof,
@@ -32,7 +30,6 @@ from services.query.models import (
     LogList,
 )
 from services.query.responses import TEXT, json_response, problems
-from services.query.search import call_by_event_id
 from services.query.service import ERASURE_RECEIPT_PURPOSE, QueryService
 
 router = APIRouter(tags=["proofs"])
@@ -106,10 +103,7 @@ async def list_entries(request: Request, log: str, principal: ProofsReader, serv
 async def _payload_digests(service: QueryService, tenant: str, log: str, start: int, end: int
                            ) -> dict[int, bytes]:
     """BLAKE3(nonce || ciphertext) of each stored payload: recomputed, so an altered one shows."""
-    async with tenant_scope(service.pool, tenant) as conn:
-        rows = await conn.fetch("SELECT idx, nonce, ciphertext FROM payloads WHERE log_id = $1"
-                                " AND idx >= $2 AND idx < $3", log, start, end)
-    return {r["idx"]: blake3.blake3(r["nonce"] + r["ciphertext"]).digest() for r in rows}
+    return await service.stores.investigations.payload_digests(tenant, log, start, end)
 
 
 @router.get("/v1/logs/{log}/proof/inclusion", response_model=InclusionProof,
@@ -136,21 +130,20 @@ async def consistency(
 
 @router.get("/v1/logs/{log}/erasures", response_model=ErasureEvents, responses=problems(401, 403, 404),
             summary="The log's erasure and retention events")
-async def erasure_events(log: str, principal: ProofsReader, conn: TenantConn) -> Response:
-    if await conn.fetchval("SELECT 1 FROM logs WHERE log_id = $1", log) is None:
+async def erasure_events(log: str, principal: ProofsReader, service: ServiceDep) -> Response:
+    rows = await service.stores.investigations.erasure_events(principal.tenant_id, log)
+    if rows is None:
         raise NotFoundError(f"no log {log!r}")
-    rows = await conn.fetch("SELECT idx, entry FROM entries WHERE log_id = $1"
-                            " AND type IN ('erasure', 'retention') ORDER BY idx", log)
-    return json_response({"log": log, "events": [{"index": r["idx"], "header": orjson.loads(r["entry"])}
-                                                 for r in rows]})
+    return json_response({"log": log, "events": [{"index": idx, "header": orjson.loads(entry)}
+                                                 for idx, entry in rows]})
 
 
 @router.get("/v1/events/{event_id}/tlog-proof", response_class=Response,
             responses={**_PROOF_FILE, **problems(401, 403, 404)}, summary="Offline inclusion proof file")
-async def tlog_proof(event_id: uuid.UUID, principal: ProofsReader, service: ServiceDep, conn: TenantConn
-                     ) -> Response:
+async def tlog_proof(event_id: uuid.UUID, principal: ProofsReader, service: ServiceDep) -> Response:
     """The event's inclusion proof under the latest checkpoint that covers it."""
-    call = await call_by_event_id(conn, event_id, with_payload=False)
+    call = await service.stores.investigations.call_by_event_id(principal.tenant_id, event_id,
+                                                                with_payload=False)
     if call is None:
         raise NotFoundError(f"event {event_id} is not in any log of this tenant")
     log, index = call.found.log_id, call.found.idx

@@ -1,9 +1,11 @@
 """The query service object: every component a request handler needs, built and started once.
 
-At start: connect to PostgreSQL (applying pending migrations), load the KEK and the service's
-Ed25519 key (erasure receipts), create the sealed topic if missing and start the Kafka producer
-(access, erasure and retention events go to the log through it). Anything missing fails the
-start with a reason (ServiceStartError).
+At start: connect to PostgreSQL (applying pending migrations) unless the caller supplies its
+storage as :class:`~services.query.stores.QueryStores` (the embedded default passes SQLite ones,
+see :mod:`services.query.stores`), load the KEK and the service's Ed25519 key (erasure receipts),
+create the sealed topic if missing and start the Kafka producer, unless a started publisher is
+given (access, erasure and retention events go to the log through it). Anything missing fails
+the start with a reason (ServiceStartError).
 """
 
 from __future__ import annotations
@@ -13,39 +15,41 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import asyncpg
-
 from sealtrail.core.note import Ed25519Signer
 from sealtrail.core.receipt import CachedEd25519Signer
 from sealtrail.errors import ServiceStartError, UnavailableError
 from sealtrail.infra.apikeys import Authenticator, utc_now
-from sealtrail.infra.auth_postgres import PostgresAuthStore
 from sealtrail.infra.bus import BusPublisher, TopicSpec
 from sealtrail.infra.emitter import EventEmitter
 from sealtrail.infra.kafka import KafkaPublisher
 from sealtrail.infra.kek import load_kek
 from sealtrail.infra.keycache import CachingKeyStore
-from sealtrail.infra.keystore_postgres import PostgresKeyStore
-from sealtrail.infra.postgres import create_pool, migrate_url
 from sealtrail.infra.servicekey import load_service_signer
 from sealtrail.infra.settings import Settings
-from services.ledger.reader import PostgresLedgerReader
+from services.ledger.reader import LedgerReader
 from services.query.config import WRITER_ID, QueryOptions
 from services.query.db import TenantIndexKeys
 from services.query.erasure import SubjectEraser
-from services.query.erasure_postgres import ErasureStore
+from services.query.erasure_store import ErasureStore
 from services.query.metrics import QueryMetrics
 from services.query.reveal import AccessRecorder, PayloadOpener
 from services.query.shredder import Shredder
+from services.query.stores import QueryStores, postgres_stores
 
 ERASURE_RECEIPT_PURPOSE = "erasure-receipt"
 
 
 @dataclass(frozen=True)
 class QueryParts:
-    """Components a caller may supply instead of having them built from settings."""
+    """Components a caller may supply instead of having them built from settings.
+
+    ``stores``: the storage ports (default: PostgreSQL from ``settings.database_url``).
+    ``publisher_started``: the publisher is started and stopped by its owner, not by the service.
+    """
 
     publisher: BusPublisher | None = None
+    publisher_started: bool = False
+    stores: QueryStores | None = None
     signer: Ed25519Signer | None = None
     clock: Callable[[], datetime] = utc_now
 
@@ -55,8 +59,8 @@ class QueryService:
     """The started components of one query process."""
 
     options: QueryOptions
-    pool: asyncpg.Pool
-    reader: PostgresLedgerReader
+    stores: QueryStores
+    reader: LedgerReader
     authenticator: Authenticator
     keystore: CachingKeyStore
     index_keys: TenantIndexKeys
@@ -71,21 +75,7 @@ class QueryService:
 
     async def ready(self) -> dict[str, bool]:
         """Whether the producer is started and the database answers."""
-        try:
-            await self.pool.fetchval("SELECT 1")
-            db = True
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            db = False
-        return {"kafka_producer": self.publisher_started, "database": db}
-
-
-async def _open_pool(settings: Settings, options: QueryOptions, stack: AsyncExitStack) -> asyncpg.Pool:
-    url = settings.require_database()
-    if options.migrate:
-        await migrate_url(url)
-    pool = await create_pool(url, min_size=min(settings.db_pool_min, 2), max_size=settings.db_pool_max)
-    stack.push_async_callback(pool.close)
-    return pool
+        return {"kafka_producer": self.publisher_started, "database": await self.stores.ping()}
 
 
 async def _start_publisher(settings: Settings, options: QueryOptions, parts: QueryParts,
@@ -96,10 +86,11 @@ async def _start_publisher(settings: Settings, options: QueryOptions, parts: Que
                      replication=settings.topic_replication, min_insync=settings.topic_min_insync)
     try:
         await publisher.ensure_topics([spec])
-        await publisher.start()
+        if not parts.publisher_started:
+            await publisher.start()
+            stack.push_async_callback(publisher.stop)
     except UnavailableError as e:
         raise ServiceStartError(f"query cannot start: {e}") from e
-    stack.push_async_callback(publisher.stop)
     return publisher
 
 
@@ -109,23 +100,24 @@ async def build_service(settings: Settings, options: QueryOptions, parts: QueryP
     signer = CachedEd25519Signer(parts.signer or load_service_signer(settings.service_key_file,
                                                                      what="query service key"))
     kek = load_kek(settings)
-    pool = await _open_pool(settings, options, stack)
-    auth_store = PostgresAuthStore(pool=pool)
-    keystore = CachingKeyStore(inner=PostgresKeyStore(pool=pool, kek=kek), ttl_s=options.key_cache_ttl_s)
+    stores = parts.stores or await postgres_stores(settings, kek=kek, stack=stack, migrate=options.migrate)
+    auth_store = stores.auth
+    keystore = CachingKeyStore(inner=stores.keys, ttl_s=options.key_cache_ttl_s)
     index_keys = TenantIndexKeys(store=auth_store, kek=kek)
     metrics = QueryMetrics()
     publisher = await _start_publisher(settings, options, parts, stack)
     emitter = EventEmitter(keystore=keystore, publisher=publisher, topic=settings.sealed_topic,
                            writer=WRITER_ID, clock=parts.clock)
-    erasures = ErasureStore(pool=pool)
+    erasures = stores.erasures
     eraser = SubjectEraser(store=erasures, keystore=keystore, index_keys=index_keys, emitter=emitter,
                            signer=signer, clear_after=timedelta(seconds=options.key_cache_ttl_s),
                            metrics=metrics, clock=parts.clock)
     return QueryService(
-        options=options, pool=pool, reader=PostgresLedgerReader(pool=pool),
+        options=options, stores=stores, reader=stores.ledger,
         authenticator=Authenticator(store=auth_store, cache_ttl_s=options.auth_cache_ttl_s),
         keystore=keystore, index_keys=index_keys, opener=PayloadOpener(keystore=keystore, metrics=metrics),
         access=AccessRecorder(emitter=emitter, metrics=metrics), erasures=erasures, eraser=eraser,
-        shredder=Shredder(pool=pool, keystore=keystore, emitter=emitter, metrics=metrics, clock=parts.clock),
+        shredder=Shredder(store=stores.retention, keystore=keystore, emitter=emitter, metrics=metrics,
+                          clock=parts.clock),
         metrics=metrics, receipt_vkey=signer.vkey(), publisher_started=True,
     )

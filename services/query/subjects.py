@@ -16,10 +16,8 @@ from sealtrail.core.sealing import subject_ref
 from sealtrail.errors import NotFoundError
 from sealtrail.infra.emitter import new_event_id
 from services.query.cursor import Position, decode_cursor, encode_cursor
-from services.query.db import tenant_scope
-from services.query.deps import ServiceDep, SubjectEraserDep, SubjectExporter, TenantConn
+from services.query.deps import ServiceDep, SubjectEraserDep, SubjectExporter
 from services.query.erasure import ErasureRequest
-from services.query.erasure_postgres import erasure_history, hold_of
 from services.query.models import (
     EraseRequest,
     ErasureHistory,
@@ -30,7 +28,6 @@ from services.query.models import (
     SubjectRequest,
 )
 from services.query.responses import json_response, problems
-from services.query.search import subject_calls
 
 router = APIRouter(tags=["subjects"])
 
@@ -42,8 +39,8 @@ async def export_subject(body: ExportRequest, principal: SubjectExporter, servic
     event (action ``export``) per payload revealed is acknowledged before the answer."""
     tenant = principal.tenant_id
     ref = subject_ref(await service.index_keys.get(tenant), body.subject)
-    async with tenant_scope(service.pool, tenant) as conn:
-        calls, more = await subject_calls(conn, tenant, ref, decode_cursor("export", body.cursor), body.limit)
+    calls, more = await service.stores.investigations.subject_calls(
+        tenant, ref, decode_cursor("export", body.cursor), body.limit)
     opened = await service.opener.open_all(tenant, calls)
     export_ref = new_event_id()
     revealed = [str(c.found.header["event_id"]) for c, o in zip(calls, opened, strict=True)
@@ -91,13 +88,13 @@ async def clear_hold(body: SubjectRequest, principal: SubjectEraserDep, service:
 @router.get("/v1/subjects/erasures", response_model=ErasureHistory, responses=problems(400, 401, 403),
             summary="Erasure history: of one subject, one request, or the latest")
 async def list_erasures(
-    principal: SubjectEraserDep, service: ServiceDep, conn: TenantConn,
+    principal: SubjectEraserDep, service: ServiceDep,
     subject: Annotated[str | None, Query(max_length=320, description="data-subject id")] = None,
     request_ref: Annotated[str | None, Query(pattern=REQUEST_REF_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
     tenant = principal.tenant_id
     href = history_ref(await service.index_keys.get(tenant), subject) if subject is not None else None
-    records = await erasure_history(conn, tenant, href=href, request_ref=request_ref, limit=limit)
-    hold = await hold_of(conn, tenant, href) if href is not None else None
+    records = await service.erasures.history(tenant, href=href, request_ref=request_ref, limit=limit)
+    hold = await service.erasures.hold(tenant, href) if href is not None else None
     return json_response({"erasures": [r.as_json() for r in records], "hold": hold})

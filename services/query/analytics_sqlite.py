@@ -1,0 +1,146 @@
+""":class:`~services.query.analytics_store.AnalyticsReader` over the embedded SQLite database.
+
+SQLite has no row-level security: every query below names the tenant (``tenant_id = ?``) and
+that filter is the only barrier between tenants. Histograms are JSON arrays, merged in Python
+by :class:`~services.query.analytics_store.CallTotals` (the same code sums PostgreSQL's rows), so
+the figures equal PostgreSQL's for the same entries. Reads run in one read transaction each.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from sealtrail.infra.sqlite import SqliteDatabase, from_db_time, to_db_time, translated
+from services.query.analytics_store import (
+    GROUP_COLUMNS,
+    GROUP_TABLES,
+    CallTotals,
+    DefinitionChange,
+    FirstUse,
+    Grouping,
+    RateLimitTotals,
+    StaleDefinition,
+    ToolKey,
+)
+from services.query.windows import Window, split
+
+_COUNTERS = "calls, ok, errors, executed, denied, step_up, latency_n, latency_sum"
+_TIMES = frozenset({"bucket", "first_hour", "last_hour", "first_used_at", "occurred_at", "last_used_at",
+                    "changed_at"})
+
+
+def _row(names: list[str], values: tuple[Any, ...]) -> dict[str, Any]:
+    out = dict(zip(names, values, strict=True))
+    for k in _TIMES.intersection(out):
+        if out[k] is not None:
+            out[k] = from_db_time(out[k])
+    if "hist" in out:
+        out["hist"] = orjson.loads(out["hist"])
+    return out
+
+
+def _ranges(window: Window) -> list[tuple[str, str, bool]]:
+    """(start, end, daily) of each part of the window: the ends hourly, whole days daily."""
+    parts = split(window)
+    out = [(to_db_time(a), to_db_time(b), False) for a, b in parts.hour_ranges]
+    if parts.day_range is not None:
+        out.append((to_db_time(parts.day_range[0]), to_db_time(parts.day_range[1]), True))
+    return out
+
+
+class SqliteAnalyticsReader:
+    """Tenant-scoped reads of the read models of SQLite migration 0004."""
+
+    def __init__(self, *, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def _fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        def run(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            cur = conn.execute(sql, args)
+            names = [d[0] for d in cur.description]
+            return [_row(names, r) for r in cur]
+
+        with translated("read analytics"):
+            return await self._db.read(run)
+
+    async def call_totals(self, tenant: str, grouping: Grouping, window: Window
+                          ) -> dict[tuple[str, ...], CallTotals]:
+        columns = GROUP_COLUMNS[grouping]
+        hourly, daily = GROUP_TABLES[grouping]
+        out: dict[tuple[str, ...], CallTotals] = {}
+        for start, end, is_daily in _ranges(window):
+            sql = (f"SELECT {', '.join(columns)}, currency, {_COUNTERS}, cost_micros AS cost,"
+                   f" latency_hist AS hist FROM {daily if is_daily else hourly}"
+                   " WHERE tenant_id = ? AND bucket >= ? AND bucket < ?")
+            for row in await self._fetch(sql, tenant, start, end):
+                out.setdefault(tuple(row[c] for c in columns), CallTotals()).add(row)
+        return out
+
+    async def tool_hours(self, tenant: str, window: Window) -> dict[ToolKey, dict[datetime, CallTotals]]:
+        sql = (f"SELECT server_id, tool_name, bucket, currency, {_COUNTERS}, cost_micros AS cost,"
+               " latency_hist AS hist FROM rollup_tool_hourly WHERE tenant_id = ? AND bucket >= ? AND bucket < ?")
+        out: dict[ToolKey, dict[datetime, CallTotals]] = {}
+        for row in await self._fetch(sql, tenant, to_db_time(window.start), to_db_time(window.end)):
+            hours = out.setdefault((row["server_id"], row["tool_name"]), {})
+            hours.setdefault(row["bucket"], CallTotals()).add(row)
+        return out
+
+    async def rate_limits(self, tenant: str, window: Window, limit: int) -> list[RateLimitTotals]:
+        sql = ("SELECT limit_id, scope, agent_id, server_id, tool_name, sum(events) AS events,"
+               " max(max_observed) AS max_observed, max(max_limit) AS max_limit,"
+               " max(max_window_s) AS max_window_s, min(bucket) AS first_hour, max(bucket) AS last_hour"
+               " FROM rollup_rate_limits WHERE tenant_id = ? AND bucket >= ? AND bucket < ?"
+               " GROUP BY limit_id, scope, agent_id, server_id, tool_name"
+               " ORDER BY events DESC, limit_id, scope, agent_id, server_id, tool_name LIMIT ?")
+        rows = await self._fetch(sql, tenant, to_db_time(window.start), to_db_time(window.end), limit)
+        return [RateLimitTotals(**r) for r in rows]
+
+    async def first_uses(self, tenant: str, window: Window, agent_id: str | None, limit: int
+                         ) -> list[FirstUse]:
+        sql = ("SELECT agent_id, server_id, tool_name, first_used_at, first_log_id AS log_id,"
+               " first_idx AS \"index\", calls FROM tool_usage"
+               " WHERE tenant_id = ? AND first_used_at >= ? AND first_used_at < ?"
+               " AND (?4 IS NULL OR agent_id = ?4)"
+               " ORDER BY first_used_at, agent_id, server_id, tool_name LIMIT ?5")
+        rows = await self._fetch(sql, tenant, to_db_time(window.start), to_db_time(window.end), agent_id, limit)
+        return [FirstUse(**r) for r in rows]
+
+    async def definition_changes(self, tenant: str, window: Window, limit: int) -> list[DefinitionChange]:
+        # A server's first snapshot adds every tool it lists: that is discovery, not a change.
+        sql = ("SELECT server_id, tool_name, change, old_hash, new_hash, occurred_at, log_id, idx AS \"index\""
+               " FROM tool_definition_changes c"
+               " WHERE tenant_id = ? AND occurred_at >= ? AND occurred_at < ?"
+               " AND (change <> 'added' OR EXISTS (SELECT 1 FROM tool_definition_changes p"
+               "      WHERE p.tenant_id = c.tenant_id AND p.server_id = c.server_id"
+               "      AND (p.log_id, p.idx) < (c.log_id, c.idx)))"
+               " ORDER BY occurred_at, log_id, idx, server_id, tool_name LIMIT ?")
+        rows = await self._fetch(sql, tenant, to_db_time(window.start), to_db_time(window.end), limit)
+        return [DefinitionChange(**r) for r in rows]
+
+    async def stale_definitions(self, tenant: str, agent_id: str | None, limit: int
+                                ) -> list[StaleDefinition]:
+        rows = await self._fetch(_STALE_SQL, tenant, agent_id, limit)
+        return [StaleDefinition(**r) for r in rows]
+
+
+# As PostgreSQL's query (analytics_store._STALE_SQL), with a window function for the lateral join.
+_STALE_SQL = """
+WITH latest AS (
+    SELECT server_id, tool_name, change, new_hash, occurred_at,
+           row_number() OVER (PARTITION BY server_id, tool_name ORDER BY log_id DESC, idx DESC) AS rn
+      FROM tool_definition_changes WHERE tenant_id = ?1)
+SELECT u.agent_id, u.server_id, u.tool_name, u.last_used_at, u.def_hash AS used_hash,
+       c.new_hash AS current_hash, c.change, c.occurred_at AS changed_at
+  FROM tool_usage u
+  JOIN latest c ON c.server_id = u.server_id AND c.tool_name = u.tool_name AND c.rn = 1
+ WHERE u.tenant_id = ?1 AND (?2 IS NULL OR u.agent_id = ?2)
+   AND (c.change = 'removed'
+        OR (u.def_hash IS NOT NULL AND c.new_hash <> u.def_hash)
+        OR (u.def_hash IS NULL AND c.change = 'changed' AND c.occurred_at > u.last_used_at))
+ ORDER BY c.occurred_at DESC, u.agent_id, u.server_id, u.tool_name
+ LIMIT ?3
+"""

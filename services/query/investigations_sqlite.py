@@ -1,0 +1,142 @@
+""":class:`~services.query.investigations.InvestigationReader` over the embedded SQLite database.
+
+SQLite has no row-level security: every statement here names the tenant (``tenant_id = ?`` on
+entries, payloads, sessions and the subject index; a log is looked up with its tenant), and that
+filter is the only barrier between tenants. Each method is one read transaction (one snapshot).
+Timestamps are fixed-width UTC text, so text order is time order and row-value comparisons give
+the same keyset order as PostgreSQL's.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from typing import Any
+
+import orjson
+
+from sealtrail.infra.sqlite import SqliteDatabase, from_db_time, to_db_time, translated
+from services.query.cursor import Position
+from services.query.investigations import digest
+from services.query.search import FILTER_COLUMNS, CallFilter, Found, StoredCall
+
+_ENTRY = "e.log_id, e.idx, e.occurred_at, e.entry"
+_PAYLOAD = ", p.key_ids, p.nonce, p.ciphertext"
+_PAYLOAD_JOIN = " LEFT JOIN payloads p ON p.log_id = e.log_id AND p.idx = e.idx AND p.tenant_id = e.tenant_id"
+
+
+def _found(row: tuple[Any, ...]) -> Found:
+    return Found(row[0], row[1], from_db_time(row[2]), orjson.loads(row[3]))
+
+
+def _stored(row: tuple[Any, ...]) -> StoredCall:
+    found = _found(row)
+    if len(row) < 7 or row[6] is None:
+        return StoredCall(found, None, None, None)
+    return StoredCall(found, tuple(orjson.loads(row[4])), bytes(row[5]), bytes(row[6]))
+
+
+def _search_sql(tenant: str, f: CallFilter, after: Position | None, limit: int) -> tuple[str, list[object]]:
+    where: list[str] = ["e.tenant_id = ?"]
+    args: list[object] = [tenant]
+    for name, value in f.equals.items():
+        where.append(f"e.{FILTER_COLUMNS[name]} = ?")
+        args.append(value)
+    if f.occurred_from is not None:
+        where.append("e.occurred_at >= ?")
+        args.append(to_db_time(f.occurred_from))
+    if f.occurred_to is not None:
+        where.append("e.occurred_at < ?")
+        args.append(to_db_time(f.occurred_to))
+    join = ""
+    if f.subject_ref is not None:
+        join = " JOIN subject_index s ON s.log_id = e.log_id AND s.idx = e.idx"
+        where.append("s.tenant_id = e.tenant_id AND s.subject_ref = ?")
+        args.append(f.subject_ref)
+    if after is not None:
+        assert after.occurred_at is not None
+        t = to_db_time(after.occurred_at)
+        where.append("e.occurred_at <= ? AND (e.occurred_at, e.log_id, e.idx) < (?, ?, ?)")
+        args += [t, t, after.log_id, after.idx]
+    sql = (f"SELECT {_ENTRY} FROM entries e{join} WHERE {' AND '.join(where)}"
+           " ORDER BY e.occurred_at DESC, e.log_id DESC, e.idx DESC LIMIT ?")
+    return sql, [*args, limit + 1]
+
+
+class SqliteInvestigationReader:
+    """Investigation reads over the ledger's and the projector's SQLite tables."""
+
+    def __init__(self, *, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def _rows(self, sql: str, *args: object) -> list[tuple[Any, ...]]:
+        with translated("read"):
+            return await self._db.read(lambda conn: conn.execute(sql, args).fetchall())
+
+    async def search_calls(self, tenant: str, f: CallFilter, after: Position | None, limit: int
+                           ) -> tuple[list[Found], bool]:
+        sql, args = _search_sql(tenant, f, after, limit)
+        rows = await self._rows(sql, *args)
+        return [_found(r) for r in rows[:limit]], len(rows) > limit
+
+    async def session_timeline(self, tenant: str, session_id: str, after: Position | None, limit: int
+                               ) -> tuple[list[Found], bool]:
+        args: list[object] = [tenant, session_id]
+        cond = ""
+        if after is not None:
+            assert after.occurred_at is not None
+            args += [to_db_time(after.occurred_at), after.log_id, after.idx]
+            cond = " AND (e.occurred_at, e.log_id, e.idx) > (?, ?, ?)"
+        rows = await self._rows(
+            f"SELECT {_ENTRY} FROM entries e WHERE e.tenant_id = ? AND e.session_id = ?{cond}"
+            " ORDER BY e.occurred_at, e.log_id, e.idx LIMIT ?", *args, limit + 1)
+        return [_found(r) for r in rows[:limit]], len(rows) > limit
+
+    async def session_summary(self, tenant: str, session_id: str) -> dict[str, Any] | None:
+        rows = await self._rows(
+            "SELECT agent_id, first_at, last_at, events, calls, errors, denials FROM sessions"
+            " WHERE tenant_id = ? AND session_id = ?", tenant, session_id)
+        if not rows:
+            return None
+        agent, first, last, events, calls, errors, denials = rows[0]
+        return {"agent_id": agent, "first_at": from_db_time(first).isoformat(),
+                "last_at": from_db_time(last).isoformat(), "events": events, "calls": calls,
+                "errors": errors, "denials": denials}
+
+    async def call_by_event_id(self, tenant: str, event_id: uuid.UUID, *, with_payload: bool
+                               ) -> StoredCall | None:
+        cols, join = (_PAYLOAD, _PAYLOAD_JOIN) if with_payload else ("", "")
+        rows = await self._rows(f"SELECT {_ENTRY}{cols} FROM entries e{join}"
+                                " WHERE e.tenant_id = ? AND e.event_id = ? LIMIT 1", tenant, str(event_id))
+        return _stored(rows[0]) if rows else None
+
+    async def subject_calls(self, tenant: str, ref: bytes, after: Position | None, limit: int
+                            ) -> tuple[list[StoredCall], bool]:
+        args: list[object] = [tenant, ref]
+        cond = ""
+        if after is not None:
+            args += [after.log_id, after.idx]
+            cond = " AND (s.log_id, s.idx) > (?, ?)"
+        rows = await self._rows(
+            f"SELECT {_ENTRY}{_PAYLOAD} FROM subject_index s"
+            " JOIN entries e ON e.log_id = s.log_id AND e.idx = s.idx AND e.tenant_id = s.tenant_id"
+            f"{_PAYLOAD_JOIN} WHERE s.tenant_id = ? AND s.subject_ref = ?{cond}"
+            " ORDER BY s.log_id, s.idx LIMIT ?", *args, limit + 1)
+        return [_stored(r) for r in rows[:limit]], len(rows) > limit
+
+    async def payload_digests(self, tenant: str, log_id: str, start: int, end: int) -> dict[int, bytes]:
+        rows = await self._rows("SELECT idx, nonce, ciphertext FROM payloads WHERE tenant_id = ? AND log_id = ?"
+                                " AND idx >= ? AND idx < ?", tenant, log_id, start, end)
+        return {idx: digest(nonce, ct) for idx, nonce, ct in rows}
+
+    async def erasure_events(self, tenant: str, log_id: str) -> list[tuple[int, bytes]] | None:
+        def run(conn: sqlite3.Connection) -> list[tuple[int, bytes]] | None:
+            if conn.execute("SELECT 1 FROM logs WHERE log_id = ? AND tenant_id = ?",
+                            (log_id, tenant)).fetchone() is None:
+                return None
+            return [(i, bytes(e)) for i, e in conn.execute(
+                "SELECT idx, entry FROM entries WHERE log_id = ? AND tenant_id = ?"
+                " AND type IN ('erasure', 'retention') ORDER BY idx", (log_id, tenant))]
+
+        with translated("read erasure events"):
+            return await self._db.read(run)

@@ -1,0 +1,127 @@
+"""Every storage port of the query side, bundled: the one construction point for both backends.
+
+:class:`QueryStores` holds the ports the query API and the projector use. Build it with
+:func:`postgres_stores` (production; what :func:`services.query.service.build_service` does when
+no stores are given) or :func:`sqlite_stores` (the embedded default).
+
+Query app and projector over SQLite (the embedded ``sealtrail serve``)::
+
+    db = await open_database(data_dir / "sealtrail.db")           # migrates, 0001..0005
+    kek = load_kek(settings)
+    stores = sqlite_stores(db, kek=kek)
+    log = LocalLog(root=data_dir / "log"); await log.start()       # shared with ingest and ledger
+    app = create_app(settings, options=QueryOptions(migrate=False),
+                     parts=QueryParts(publisher=log, publisher_started=True, signer=signer),
+                     stores=stores)
+    projector = Projector(store=stores.projector)
+    task = asyncio.create_task(projector.run(stop_event))
+
+``settings`` still supplies the KEK file, the service key file (unless ``signer`` is given) and
+``sealed_topic``; ``database_url`` and ``kafka_bootstrap`` are not read when stores and a publisher
+are given. With ``publisher_started=True`` the query app neither starts nor stops the shared
+``LocalLog`` (its owner does) but still creates the sealed topic if missing. The database is not
+closed by the app either: close ``db`` after the app and the projector have stopped.
+
+Tenant isolation: PostgreSQL adds row-level security on the read paths; SQLite has none, so every
+SQLite adapter names the tenant in every query (see docs/embedded.md). Both adapters of each
+port pass the same contract suite (tests/contract/query_*_contract.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import asyncpg
+
+from sealtrail.core.keystore import KeyStore
+from sealtrail.core.sealing import Kek
+from sealtrail.errors import UnavailableError
+from sealtrail.infra.auth import AuthStore
+from sealtrail.infra.auth_postgres import PostgresAuthStore
+from sealtrail.infra.auth_sqlite import SqliteAuthStore
+from sealtrail.infra.keystore_postgres import PostgresKeyStore
+from sealtrail.infra.keystore_sqlite import SqliteKeyStore
+from sealtrail.infra.postgres import create_pool, migrate_url
+from sealtrail.infra.settings import Settings
+from sealtrail.infra.sqlite import SqliteDatabase
+from services.ledger.reader import LedgerReader, PostgresLedgerReader, SqliteLedgerReader
+from services.query.analytics_sqlite import SqliteAnalyticsReader
+from services.query.analytics_store import AnalyticsReader, PostgresAnalyticsReader
+from services.query.erasure_postgres import PostgresErasureStore
+from services.query.erasure_sqlite import SqliteErasureStore
+from services.query.erasure_store import ErasureStore
+from services.query.investigations import InvestigationReader, PostgresInvestigationReader
+from services.query.investigations_sqlite import SqliteInvestigationReader
+from services.query.projector_sqlite import SqliteProjectorStore
+from services.query.projector_store import PostgresProjectorStore, ProjectorStore
+from services.query.retention_sqlite import SqliteRetentionStore
+from services.query.retention_store import PostgresRetentionStore, RetentionStore
+
+
+@dataclass(frozen=True)
+class QueryStores:
+    """The query side's storage ports over one database (see the module docstring).
+
+    ``keys`` is the bare key store; the query service wraps it in its own cache. ``ping`` answers
+    whether the database responds (readiness) and never raises.
+    """
+
+    backend: str
+    auth: AuthStore
+    keys: KeyStore
+    ledger: LedgerReader
+    projector: ProjectorStore
+    analytics: AnalyticsReader
+    investigations: InvestigationReader
+    erasures: ErasureStore
+    retention: RetentionStore
+    ping: Callable[[], Awaitable[bool]]
+
+
+def postgres_stores_on(pool: asyncpg.Pool, *, kek: Kek) -> QueryStores:
+    """Every port over an open asyncpg pool (the caller closes it)."""
+
+    async def ping() -> bool:
+        try:
+            await pool.fetchval("SELECT 1")
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return False
+        return True
+
+    return QueryStores(
+        backend="postgres", auth=PostgresAuthStore(pool=pool), keys=PostgresKeyStore(pool=pool, kek=kek),
+        ledger=PostgresLedgerReader(pool=pool), projector=PostgresProjectorStore(pool=pool),
+        analytics=PostgresAnalyticsReader(pool=pool), investigations=PostgresInvestigationReader(pool=pool),
+        erasures=PostgresErasureStore(pool=pool), retention=PostgresRetentionStore(pool=pool), ping=ping)
+
+
+async def postgres_stores(settings: Settings, *, kek: Kek, stack: AsyncExitStack, migrate: bool = True
+                          ) -> QueryStores:
+    """Connect to ``settings.database_url`` (applying pending migrations when ``migrate``) and
+    bundle every port; ``stack`` closes the pool."""
+    url = settings.require_database()
+    if migrate:
+        await migrate_url(url)
+    pool = await create_pool(url, min_size=min(settings.db_pool_min, 2), max_size=settings.db_pool_max)
+    stack.push_async_callback(pool.close)
+    return postgres_stores_on(pool, kek=kek)
+
+
+def sqlite_stores(db: SqliteDatabase, *, kek: Kek) -> QueryStores:
+    """Every port over an open, migrated SQLite database (the caller closes it)."""
+
+    async def ping() -> bool:
+        try:
+            await db.read(lambda c: c.execute("SELECT 1").fetchone())
+        except (sqlite3.Error, UnavailableError, OSError):
+            return False
+        return True
+
+    return QueryStores(
+        backend="sqlite", auth=SqliteAuthStore(db=db), keys=SqliteKeyStore(db=db, kek=kek),
+        ledger=SqliteLedgerReader(db=db), projector=SqliteProjectorStore(db=db),
+        analytics=SqliteAnalyticsReader(db=db), investigations=SqliteInvestigationReader(db=db),
+        erasures=SqliteErasureStore(db=db), retention=SqliteRetentionStore(db=db), ping=ping)
