@@ -87,7 +87,8 @@ def create_app(data: DataDir, *, options: EmbeddedOptions | None = None) -> Star
     ingest: FastAPI = create_ingest_app(settings, options=IngestOptions(migrate=False), parts=IngestParts(
         publisher=publisher, signer=receipt_signer,
         stores=IngestStores(auth=SqliteAuthStore(db=db), keys=SqliteKeyStore(db=db, kek=kek))))
-    query = embedded_query.build(settings, db=db, publisher=publisher, signer=query_signer)
+    query = embedded_query.build(settings, db=db, kek=kek, publisher=publisher, signer=query_signer,
+                                 projector_poll_s=opts.projector_poll_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

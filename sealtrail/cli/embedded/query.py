@@ -1,36 +1,73 @@
-"""The query half of the embedded default: the query API and the projector over SQLite."""
+"""The query half of the embedded default: the query API and the projector over SQLite.
+
+Built with :func:`services.query.stores.sqlite_stores` (the query side's one construction point):
+the query app publishes access, erasure and retention events to the shared local log, and the
+projector follows the SQLite log into the read models in this process.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
-from starlette.applications import Starlette
-from starlette.types import ASGIApp
+from fastapi import FastAPI
 
 from sealtrail.core.note import Ed25519Signer
+from sealtrail.core.sealing import Kek
+from sealtrail.errors import SealtrailError
 from sealtrail.infra.bus import BusPublisher
 from sealtrail.infra.settings import Settings
 from sealtrail.infra.sqlite import SqliteDatabase
+from services.query.app import create_app
+from services.query.config import QueryOptions
+from services.query.projector import Projector
+from services.query.service import QueryParts
+from services.query.stores import sqlite_stores
+
+log = logging.getLogger("sealtrail.embedded")
+_RETRY_S = 1.0
 
 
 @dataclass(frozen=True)
 class EmbeddedQuery:
-    """The query API's ASGI app and a context that runs its lifespan and the projector."""
+    """The query API's app and a context that runs its lifespan and the projector."""
 
-    app: ASGIApp
+    app: FastAPI
     lifespan: Callable[[], AbstractAsyncContextManager[None]]
 
 
-def build(settings: Settings, *, db: SqliteDatabase, publisher: BusPublisher, signer: Ed25519Signer
-          ) -> EmbeddedQuery:
+async def _project(projector: Projector, stop: asyncio.Event) -> None:
+    """Run the projector until ``stop``; a failed round is logged and retried, never fatal."""
+    while not stop.is_set():
+        try:
+            await projector.run(stop)
+        except SealtrailError as e:
+            log.error("projection round failed: %s: %s", type(e).__name__, e)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=_RETRY_S)
+
+
+def build(settings: Settings, *, db: SqliteDatabase, kek: Kek, publisher: BusPublisher, signer: Ed25519Signer,
+          projector_poll_s: float = 0.2) -> EmbeddedQuery:
     """The query API and projector over ``db``, publishing access and erasure events to ``publisher``."""
-    app = Starlette()
+    stores = sqlite_stores(db, kek=kek)
+    app = create_app(settings, options=QueryOptions(migrate=False),
+                     parts=QueryParts(publisher=publisher, publisher_started=True, signer=signer), stores=stores)
+    projector = Projector(store=stores.projector, poll_interval_s=projector_poll_s)
 
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
-        yield
+        stop = asyncio.Event()
+        async with app.router.lifespan_context(app):
+            task = asyncio.create_task(_project(projector, stop), name="projector")
+            try:
+                yield
+            finally:
+                stop.set()
+                await task
 
     return EmbeddedQuery(app=app, lifespan=lifespan)
