@@ -19,6 +19,7 @@ from sealtrail.core.entrypage import MEDIA_TYPE, encode_page
 from sealtrail.core.sealing import DIGEST_PREFIX
 from sealtrail.core.tlogproof import format_proof
 from sealtrail.errors import InvalidInputError, NotFoundError
+from services.ledger.reader import MAX_ENTRIES_PER_READ
 from services.query.deps import PrincipalDep, ProofsReader, ServiceDep
 from services.query.models import (
     CheckpointList,
@@ -67,7 +68,7 @@ async def list_checkpoints(
     size_to: Annotated[int, Query(alias="to", ge=0)] = 2**63 - 1,
 ) -> Response:
     cps = await service.reader.checkpoints(principal.tenant_id, log, size_from, size_to)
-    full = len(cps) >= service.options.max_page
+    full = len(cps) >= MAX_ENTRIES_PER_READ  # the reader returns at most this many
     after = cps[-1].size + 1 if full and cps and cps[-1].size < size_to else None
     return json_response({"log": log, "next": after, "checkpoints": [
         {"size": c.size, "signed_at": c.signed_at.isoformat(), "note": c.note} for c in cps]})
