@@ -95,8 +95,12 @@ def demo() -> None:
         first = asyncio.run(initialise(data, roles=tuple(Role)))
         assert first is not None
         tokens = {role: issued.token for role, issued in first.tokens.items()}
-        with _server(data.root, _free_port()) as url:
-            _run(url, first.tenant, tokens)
+        try:
+            with _server(data.root, _free_port()) as url:
+                _run(url, first.tenant, tokens)
+        except (OSError, RuntimeError, TimeoutError) as e:
+            typer.echo(f"demo failed: {type(e).__name__}: {e}", err=True)
+            raise typer.Exit(1) from None
     typer.echo(f"demo finished in {time.monotonic() - started:.1f} s")
 
 
@@ -105,20 +109,19 @@ def _section(console: Any, title: str) -> None:
 
 
 def _run(url: str, tenant: str, tokens: dict[str, str]) -> None:
-    import httpx
     from rich.console import Console
 
     from sealtrail.cli import demo_report as report
     from sealtrail.cli.audit import run_live
     from sealtrail.cli.demo_traffic import scenario
 
-    console = Console()
+    console = Console(width=max(Console().width, 110))
     _section(console, f"Sealtrail embedded default on {url} (tenant {tenant})")
     s = scenario(datetime.now(UTC))
     console.print(f"  {len(s.events)} events from 3 agents on 3 MCP servers: "
                   + ", ".join(f"{n} {k}" for k, n in s.counts.items()))
     sent = asyncio.run(_send(url, tokens["gateway"], s.events))
-    with httpx.Client(base_url=url, timeout=30) as http:
+    with report.client(url) as http:
         report.wait_for_entries(http, tokens["auditor"], tenant, sent)
         console.print(f"  {sent} events acknowledged, logged and covered by a signed checkpoint")
         time.sleep(1.0)  # the projector follows the log within a poll interval

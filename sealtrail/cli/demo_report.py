@@ -7,7 +7,9 @@ the public API an investigator, DPO or auditor would use; tokens go in headers o
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,6 +17,25 @@ from rich.console import Console
 from rich.table import Table
 
 from sealtrail.cli.demo_traffic import Scenario
+from sealtrail.core.erasure import verify_erasure_receipt
+from sealtrail.core.note import Ed25519Verifier
+
+
+class DemoError(RuntimeError):
+    """A step of the demo failed; the message says which and why."""
+
+
+@contextlib.contextmanager
+def client(url: str) -> Iterator[httpx.Client]:
+    """An HTTP client whose failures surface as :class:`DemoError` naming the request."""
+    try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            yield http
+    except httpx.HTTPStatusError as e:
+        raise DemoError(f"{e.request.method} {e.request.url.path} answered {e.response.status_code}: "
+                        f"{e.response.text[:300]}") from e
+    except httpx.HTTPError as e:
+        raise DemoError(f"{e.request.method} {e.request.url.path} failed: {e}") from e
 
 
 def _get(http: httpx.Client, path: str, token: str, **params: Any) -> Any:
@@ -71,7 +92,7 @@ def analytics(console: Console, http: httpx.Client, token: str) -> None:
     console.print(table)
     limits = _get(http, "/v1/analytics/rate-limits", token)["limits"]
     for lim in limits:
-        console.print(f"  rate limit {lim.get('limit_id')}: {lim.get('events', lim.get('count', '?'))} events "
+        console.print(f"  rate limit {lim.get('limit_id')} hit {lim.get('events', '?')} times "
                       f"(agent {lim.get('agent_id') or '-'}, tool {lim.get('tool_name') or '-'})")
 
 
@@ -86,8 +107,11 @@ def drift(console: Console, http: httpx.Client, token: str) -> int:
                       f"{f['recent']:.2f}", f"{f['ratio']:.1f}x", f"{f['z']:.1f}", style="bold red")
     console.print(table)
     for c in body["definition_changes"]:
-        console.print(f"  tool definition {c.get('change', c.get('kind', 'changed'))}: "
-                      f"{c.get('server_id')}/{c.get('tool_name')}")
+        console.print(f"  tool definition {c['change']}: {c['server_id']}/{c['tool_name']} "
+                      f"at {c['occurred_at'][11:19]} (log index {c['index']})")
+    for c in _get(http, "/v1/analytics/definition-changes", token)["stale"]:
+        console.print(f"  [yellow]agent {c['agent_id']} last used {c['server_id']}/{c['tool_name']} under a "
+                      f"definition that has since {c['change']}[/yellow]")
     return len(body["findings"])
 
 
@@ -130,5 +154,10 @@ def erase(console: Console, http: httpx.Client, token: str, s: Scenario) -> dict
     console.print(f"  erased {len(body['erased_key_ids'])} key(s), {body['payloads_deleted']} payloads deleted, "
                   f"{body['index_rows_deleted']} index rows; erasure event {body['event_id']}")
     console.print("  signed receipt:")
-    console.print("    " + str(body["receipt"]).replace("\n", "\n    "), highlight=False)
+    console.print("    " + str(body["receipt"]).strip().replace("\n", "\n    "), highlight=False)
+    keys = http.get("/v1/keys").json()["keys"]
+    verifiers = [Ed25519Verifier.from_vkey(k["vkey"]) for k in keys if k["purpose"] == "erasure-receipt"]
+    checked = verify_erasure_receipt(str(body["receipt"]), verifiers)
+    console.print(f"  receipt signature checked against the published erasure-receipt key: request "
+                  f"{checked.request_ref}, {checked.payloads_deleted} payloads deleted", style="green")
     return body

@@ -52,8 +52,8 @@ class Scenario:
 
 
 def _call(rng: random.Random, at: datetime, agent: str, server: str, tool: str, tier: ev.ToolTier,
-          **extra: Any) -> dict[str, Any]:
-    subject = rng.choice(SUBJECTS)
+          subject: str | None = None, **extra: Any) -> dict[str, Any]:
+    subject = subject or rng.choice(SUBJECTS)
     failed = rng.random() < 0.04
     fields: dict[str, Any] = {
         "agent_id": agent, "server_id": server, "tool_name": tool, "tool_tier": tier,
@@ -92,20 +92,22 @@ def _spike(s: Scenario, rng: random.Random, now: datetime) -> None:
 
 
 def _tool_lists(s: Scenario, now: datetime) -> None:
-    """Two capability snapshots of the CRM server: update_customer's definition changes."""
+    """Two capability snapshots of the CRM server in the last complete hour: update_customer's
+    definition changes and export_customers appears."""
+    hour = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
     first = [(t, def_hash("crm", t)) for t, _ in SERVERS["crm"]]
     second = [(t, def_hash("crm", t, 2 if (("crm", t) == CHANGED_TOOL) else 1)) for t, _ in SERVERS["crm"]]
     s.add("tool_list", ev.tool_list(server_id="crm", tools=first, agent_id="support-bot",
-                                    occurred_at=now - timedelta(minutes=30)))
+                                    occurred_at=hour + timedelta(minutes=20)))
     s.add("tool_list", ev.tool_list(server_id="crm", tools=[*second, ("export_customers", def_hash("crm", "x"))],
-                                    agent_id="support-bot", occurred_at=now - timedelta(minutes=12)))
+                                    agent_id="support-bot", occurred_at=hour + timedelta(minutes=40)))
 
 
 def _session(s: Scenario, rng: random.Random, now: datetime) -> None:
     """One support session: reads, a write, a denied refund, a step-up deletion that is approved."""
     t = now - timedelta(minutes=10)
     alice = SUBJECTS[0]
-    common = {"session_id": SESSION, "subjects": [alice]}
+    common = {"session_id": SESSION, "subject": alice}
     first = s.add("session call", _call(rng, t, "support-bot", "crm", "lookup_customer", "read", **common))
     s.reveal_event_id = first["event_id"]
     s.add("session call", _call(rng, t + timedelta(seconds=20), "support-bot", "crm", "update_customer",
