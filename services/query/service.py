@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 
 from sealtrail.core.note import Ed25519Signer
 from sealtrail.core.receipt import CachedEd25519Signer
+from sealtrail.core.sealing import Kek
 from sealtrail.errors import ServiceStartError, UnavailableError
 from sealtrail.infra.apikeys import Authenticator, utc_now
 from sealtrail.infra.bus import BusPublisher, TopicSpec
@@ -45,11 +46,13 @@ class QueryParts:
 
     ``stores``: the storage ports (default: PostgreSQL from ``settings.database_url``).
     ``publisher_started``: the publisher is started and stopped by its owner, not by the service.
+    ``kek``: the KEK (default: loaded from settings); MUST be the one ``stores.keys`` was built with.
     """
 
     publisher: BusPublisher | None = None
     publisher_started: bool = False
     stores: QueryStores | None = None
+    kek: Kek | None = None
     signer: Ed25519Signer | None = None
     clock: Callable[[], datetime] = utc_now
 
@@ -99,7 +102,7 @@ async def build_service(settings: Settings, options: QueryOptions, parts: QueryP
     """Everything the query service needs, started; ``stack`` stops it again."""
     signer = CachedEd25519Signer(parts.signer or load_service_signer(settings.service_key_file,
                                                                      what="query service key"))
-    kek = load_kek(settings)
+    kek = parts.kek or load_kek(settings)
     stores = parts.stores or await postgres_stores(settings, kek=kek, stack=stack, migrate=options.migrate)
     auth_store = stores.auth
     keystore = CachingKeyStore(inner=stores.keys, ttl_s=options.key_cache_ttl_s)

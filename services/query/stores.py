@@ -11,20 +11,25 @@ Query app and projector over SQLite (the embedded ``sealtrail serve``)::
     stores = sqlite_stores(db, kek=kek)
     log = LocalLog(root=data_dir / "log"); await log.start()       # shared with ingest and ledger
     app = create_app(settings, options=QueryOptions(migrate=False),
-                     parts=QueryParts(publisher=log, publisher_started=True, signer=signer),
+                     parts=QueryParts(publisher=log, publisher_started=True, signer=signer, kek=kek),
                      stores=stores)
     projector = Projector(store=stores.projector)
     task = asyncio.create_task(projector.run(stop_event))
 
-``settings`` still supplies the KEK file, the service key file (unless ``signer`` is given) and
-``sealed_topic``; ``database_url`` and ``kafka_bootstrap`` are not read when stores and a publisher
-are given. With ``publisher_started=True`` the query app neither starts nor stops the shared
-``LocalLog`` (its owner does) but still creates the sealed topic if missing. The database is not
-closed by the app either: close ``db`` after the app and the projector have stopped.
+``settings`` still supplies the service key file (unless ``signer`` is given), ``sealed_topic``
+and the KEK unless ``kek`` is given (it MUST be the KEK ``stores`` was built with);
+``database_url`` and ``kafka_bootstrap`` are not read when stores and a publisher are given.
+With ``publisher_started=True`` the query app neither starts nor stops the shared ``LocalLog``
+(its owner does) but still creates the sealed topic if missing. The database is not closed by
+the app either: close ``db`` after the app and the projector have stopped. The retention
+shredder runs inside the app's lifespan (``QueryOptions.shred_interval_s``) on ``stores.retention``.
+Access, erasure and retention events go to the local log's sealed topic; the embedded ledger
+appends them like any other event.
 
 Tenant isolation: PostgreSQL adds row-level security on the read paths; SQLite has none, so every
 SQLite adapter names the tenant in every query (see docs/embedded.md). Both adapters of each
-port pass the same contract suite (tests/contract/query_*_contract.py).
+port pass the same contract suite (tests/contract/query_*_contract.py);
+tests/integration/test_query_embedded.py runs the whole query app this way.
 """
 
 from __future__ import annotations

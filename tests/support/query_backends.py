@@ -54,7 +54,9 @@ class _PgRaw:
         await self._pool.execute("UPDATE tenants SET retention_months = $2 WHERE tenant_id = $1", tenant, months)
 
 
-class _SqliteRaw:
+class SqliteRaw:
+    """Raw reads of a SQLite database."""
+
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
@@ -126,7 +128,7 @@ async def sqlite_query_backend(path: Path) -> AsyncIterator[QueryBackend]:
     db = await open_database(path)
     kek = Kek.generate()
     try:
-        yield QueryBackend("sqlite", sqlite_stores(db, kek=kek), SqliteLedgerStore(db=db), _SqliteRaw(db), kek)
+        yield QueryBackend("sqlite", sqlite_stores(db, kek=kek), SqliteLedgerStore(db=db), SqliteRaw(db), kek)
     finally:
         await db.close()
 

@@ -1,0 +1,101 @@
+"""The whole query app over SQLite and the local log, built the way the embedded default builds
+it (services/query/stores.py): investigations, analytics, holds, erasure with a receipt, history."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from sealtrail.core.note import Ed25519Signer
+from sealtrail.core.sealing import Kek
+from sealtrail.infra.apikeys import KeyAdmin
+from sealtrail.infra.auth import Role
+from sealtrail.infra.bus import TopicSpec
+from sealtrail.infra.locallog import LocalLog
+from sealtrail.infra.settings import Settings
+from sealtrail.infra.sqlite import open_database
+from services.ledger.store_sqlite import SqliteLedgerStore
+from services.query.app import create_app
+from services.query.config import QueryOptions
+from services.query.projector import Projector
+from services.query.service import QueryParts
+from services.query.stores import sqlite_stores
+from tests.contract.query_seed import ALICE, Seeded, seed
+from tests.support.query_backends import QueryBackend, SqliteRaw
+
+TOPIC = "sealtrail.sealed"
+
+
+@contextlib.asynccontextmanager
+async def embedded(root: Path) -> AsyncIterator[tuple[httpx.AsyncClient, QueryBackend, Seeded, LocalLog]]:
+    db = await open_database(root / "sealtrail.db")
+    log = LocalLog(root=root / "log")
+    await log.start()
+    try:
+        await log.ensure_topics([TopicSpec(TOPIC, 1)])
+        kek_hex = os.urandom(32).hex()
+        kek = Kek(bytes.fromhex(kek_hex))
+        backend = QueryBackend("sqlite", sqlite_stores(db, kek=kek), SqliteLedgerStore(db=db), SqliteRaw(db), kek)
+        seeded = await seed(backend)
+        await Projector(store=backend.stores.projector).catch_up()
+        settings = Settings(kek=SecretStr(kek_hex), sealed_topic=TOPIC)
+        app = create_app(settings, options=QueryOptions(migrate=False, auth_cache_ttl_s=0, shred_interval_s=0),
+                         parts=QueryParts(publisher=log, publisher_started=True, kek=kek,
+                                          signer=Ed25519Signer.generate("test-query")),
+                         stores=backend.stores)
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://q") as client:
+            yield client, backend, seeded, log
+    finally:
+        await log.stop()
+        await db.close()
+
+
+async def _token(backend: QueryBackend, role: Role) -> dict[str, str]:
+    key = await KeyAdmin(store=backend.stores.auth).create_key(tenant="acme", role=role, label="t")
+    return {"Authorization": f"Bearer {key.token}"}
+
+
+async def test_query_app_runs_on_sqlite(tmp_path: Path) -> None:
+    """Over SQLite stores the app is ready, searches and pages calls, follows a session, reports
+    analytics, refuses an erasure under hold, erases after the hold is cleared (payloads gone,
+    erasure event in the local log) and lists the erasure."""
+    async with embedded(tmp_path) as (client, backend, seeded, log):
+        assert (await client.get("/readyz")).status_code == 200
+        inv, dpo = await _token(backend, Role.INVESTIGATOR), await _token(backend, Role.DPO)
+        page = (await client.get("/v1/calls", params={"limit": 7}, headers=inv)).json()
+        assert len(page["calls"]) == 7 and page["next"]
+        rest = (await client.get("/v1/calls", params={"limit": 100, "cursor": page["next"]}, headers=inv)).json()
+        assert len(page["calls"]) + len(rest["calls"]) == 20
+        session = (await client.get("/v1/sessions/s-2", headers=inv)).json()
+        assert session["summary"]["calls"] == 5 and len(session["calls"]) == 5
+        tools = await client.get("/v1/analytics/tools", params={"from": "2025-03-03T09:00:00Z",
+                                                                "end": "2025-03-03T11:00:00Z"}, headers=inv)
+        assert tools.status_code == 200, tools.text
+        one = await client.get(f"/v1/calls/{seeded.alice[0]}", headers=inv)
+        assert one.status_code == 200 and one.json()["header"]["event_id"] == seeded.alice[0]
+        hold = {"subject": ALICE, "reason": "litigation"}
+        assert (await client.put("/v1/subjects/hold", json=hold, headers=dpo)).status_code == 200
+        erase = {"subject": ALICE, "request_ref": "REQ-1", "legal_basis": "gdpr.art17"}
+        assert (await client.post("/v1/subjects/erase", json=erase, headers=dpo)).status_code == 409
+        cleared = await client.request("DELETE", "/v1/subjects/hold", json={"subject": ALICE}, headers=dpo)
+        assert cleared.status_code == 204
+        done = await client.post("/v1/subjects/erase", json=erase, headers=dpo)
+        assert done.status_code == 200, done.text
+        assert (done.json()["payloads_deleted"], done.json()["state"]) == (3, "done")
+        history = (await client.get("/v1/subjects/erasures", params={"subject": ALICE}, headers=dpo)).json()
+        assert [e["request_ref"] for e in history["erasures"]] == ["REQ-1"] and history["hold"] is None
+        assert await backend.raw.count("subject_index", "tenant_id = 'acme'") == 1
+        assert log.end_offset(TOPIC, 0) == 1  # the erasure event, for the ledger to append
+
+
+@pytest.fixture(autouse=True)
+def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SEALTRAIL_DATABASE_URL", "SEALTRAIL_KAFKA_BOOTSTRAP", "SEALTRAIL_KEK_FILE"):
+        monkeypatch.delenv(name, raising=False)
