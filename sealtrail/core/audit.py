@@ -37,8 +37,9 @@ from sealtrail.errors import (
 TRUSTED_PURPOSES = frozenset({"checkpoint", "cosign"})
 """Published key purposes that sign checkpoints; others (receipts) are not trusted for logs."""
 
-_ERASURE = b'"type":"erasure"'
-_RETENTION = b'"type":"retention"'
+_TYPE = b'"type":"'
+_SYSTEM = (b'erasure"', b'retention"')
+_DIGEST = b'"payload_digest":"'
 
 
 class AuditEntry:
@@ -167,9 +168,13 @@ class LogAudit:
             self._check_payload(e)
 
     def _check_payload(self, e: AuditEntry) -> None:
-        p = self._payloads
+        # Entries are RFC 8785 JSON: keys sorted, quotes inside strings escaped. So the one
+        # unescaped '"type":"' (near the end: rfind) starts the type's value, and the one
+        # '"payload_digest":"' the digest's; no header string can imitate either.
+        p, entry = self._payloads, e.entry
         header: dict[str, Any] | None = None
-        if _ERASURE in e.entry or _RETENTION in e.entry:
+        at = entry.rfind(_TYPE)
+        if entry.startswith(_SYSTEM, at + len(_TYPE)):
             header = _header(e)
             if header.get("type") == "erasure":
                 p.erasures += 1
@@ -178,7 +183,9 @@ class LogAudit:
                 p.retentions += 1
                 p.period_ids.add(str(header.get("period_key_id")))
         if e.payload_digest is not None:
-            if b'"payload_digest":"' + e.payload_digest.encode() + b'"' not in e.entry:
+            at = entry.find(_DIGEST) + len(_DIGEST)
+            digest = e.payload_digest.encode()
+            if at < len(_DIGEST) or entry[at:at + len(digest) + 1] != digest + b'"':
                 raise VerificationError(
                     f"stored payload of entry {e.index} does not have the digest its entry commits to",
                     index=e.index)
