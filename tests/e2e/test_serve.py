@@ -1,0 +1,177 @@
+"""``sealtrail serve`` and ``sealtrail demo`` as a user runs them: child processes, no PostgreSQL or Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sqlite3
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from sealtrail.sdk import events
+from sealtrail.sdk.client import Accepted, SealtrailClient
+from tests.support.serve import Served, cli, start_serve, wait_for_checkpoint
+
+TENANT = "default"
+
+
+def _event(i: int, agent: str = "agent-1") -> dict[str, Any]:
+    return events.tool_call(agent_id=agent, server_id="crm", tool_name="lookup_customer", tool_tier="read",
+                            decision="allow", status="ok", session_id=f"sess-{agent}",
+                            payload={"arguments": {"n": i, "email": "alice@example.com"}},
+                            subjects=["user:alice@example.com"])
+
+
+async def _send(url: str, token: str, batch: list[dict[str, Any]]) -> list[str]:
+    accepted: list[Accepted] = []
+    async with SealtrailClient(url, token, on_accepted=accepted.extend) as client:
+        for e in batch:
+            await client.send(e)
+    return [a.event_id for a in accepted]
+
+
+def _key(served: Served, role: str) -> str:
+    done = cli("admin", "key", "create", "--data-dir", str(served.data_dir), "--tenant", TENANT, "--role", role,
+               "--json")
+    assert done.returncode == 0, done.stderr
+    token: str = json.loads(done.stdout)["token"]
+    return token
+
+
+def _calls(served: Served, token: str, agent: str) -> list[dict[str, Any]]:
+    r = httpx.get(f"{served.url}/v1/calls", params={"agent": agent, "limit": 1000},
+                  headers={"Authorization": f"Bearer {token}"})
+    r.raise_for_status()
+    calls: list[dict[str, Any]] = r.json()["calls"]
+    return calls
+
+
+def _logged_event_ids(db: Path) -> list[str]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return [r[0] for r in conn.execute("SELECT event_id FROM entries WHERE log_id = ?", (TENANT,))]
+    finally:
+        conn.close()
+
+
+def _verify(served: Served, token: str) -> str:
+    done = cli("verify", "--url", served.url, "--log", TENANT, "--token", token)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _wait_projected(served: Served, token: str, agent: str, n: int) -> list[dict[str, Any]]:
+    for _ in range(100):
+        calls = _calls(served, token, agent)
+        if len(calls) >= n:
+            return calls
+        asyncio.run(asyncio.sleep(0.1))
+    return _calls(served, token, agent)
+
+
+def test_first_run_serves_and_a_restart_keeps_everything(tmp_path: Path) -> None:
+    """First run prints an operator and a gateway token, keeps secrets 0600 in a 0700 directory and
+    never prints the KEK; SDK events are searchable; after a restart nothing is lost, the old tokens
+    still work, nothing is created again, and the log verifies."""
+    data = tmp_path / "data"
+    served = start_serve(data)
+    try:
+        assert set(served.tokens) == {"operator", "gateway"}
+        assert "sealtrail admin key create --data-dir" in served.stdout()
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        for f in [data / "kek", data / "sealtrail.db", *(data / "keys").iterdir()]:
+            assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+        kek = (data / "kek").read_text().strip()
+        assert len(kek) == 64 and kek not in served.stdout() + served.stderr()
+        investigator, auditor = _key(served, "investigator"), _key(served, "auditor")
+        first = asyncio.run(_send(served.url, served.tokens["gateway"], [_event(i) for i in range(300)]))
+        assert len(first) == 300
+        wait_for_checkpoint(served.url, auditor, TENANT, 300)
+        assert {c["header"]["event_id"] for c in _wait_projected(served, investigator, "agent-1", 300)} == set(first)
+    finally:
+        assert served.stop() in (0, -signal.SIGTERM)  # uvicorn re-raises SIGTERM after a clean shutdown
+        assert "Application shutdown complete" in served.stderr()
+    again = start_serve(data, port=served.port)
+    try:
+        assert again.tokens == {} and "first run" not in again.stdout()
+        second = asyncio.run(_send(again.url, served.tokens["gateway"], [_event(i, "agent-2") for i in range(50)]))
+        wait_for_checkpoint(again.url, auditor, TENANT, 350)
+        assert len(_calls(again, investigator, "agent-1")) == 300
+        assert len(_wait_projected(again, investigator, "agent-2", 50)) == len(second) == 50
+        assert "350 entries" in _verify(again, auditor)
+        assert kek not in again.stdout() + again.stderr()
+    finally:
+        again.stop()
+
+
+async def _traffic(url: str, token: str, acked: set[str], stop: asyncio.Event, spool: Path) -> None:
+    """Send batches until ``stop``; record every event id the server answered 202 for."""
+    def on_accepted(items: list[Accepted]) -> None:
+        acked.update(a.event_id for a in items)
+
+    async with SealtrailClient(url, token, batch_max=200, flush_interval_s=0.02, spool_dir=spool,
+                               on_accepted=on_accepted) as client:
+        i = 0
+        while not stop.is_set():
+            await client.send(_event(i, "agent-k"))
+            i += 1
+            if i % 200 == 0:
+                await asyncio.sleep(0.01)
+
+
+async def _until(condition: Callable[[], bool], seconds: float = 60) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError("condition not met")
+
+
+def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    """SIGKILL while the SDK sends: after a restart every event that got a 202 is in the log exactly
+    once, and ``sealtrail verify --url`` passes."""
+    data = tmp_path / "data"
+    served = start_serve(data)
+    gateway = served.tokens["gateway"]
+    auditor = _key(served, "auditor")
+    acked: set[str] = set()
+
+    async def scenario() -> Served:
+        stop = asyncio.Event()
+        sender = asyncio.create_task(_traffic(served.url, gateway, acked, stop, tmp_path / "spool"))
+        await _until(lambda: len(acked) >= 2000)
+        served.stop(signal.SIGKILL)
+        killed_at = len(acked)
+        restarted = await asyncio.to_thread(start_serve, data, port=served.port)
+        await _until(lambda: len(acked) >= killed_at + 1000)
+        stop.set()
+        await sender
+        return restarted
+
+    restarted = asyncio.run(asyncio.wait_for(scenario(), timeout=120))
+    try:
+        wait_for_checkpoint(restarted.url, auditor, TENANT, len(acked))
+        logged = _logged_event_ids(data / "sealtrail.db")
+        assert len(logged) == len(set(logged)), "an event was logged twice"
+        assert acked <= set(logged), f"{len(acked - set(logged))} acknowledged events are missing"
+        assert "OK:" in _verify(restarted, auditor)
+    finally:
+        restarted.stop()
+
+
+@pytest.mark.timeout(200)
+def test_demo_exits_0_and_shows_every_section() -> None:
+    """``sealtrail demo`` runs the whole story on a temporary directory and ends with a passing verify."""
+    done = cli("demo", timeout=170)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    for section in ("Investigation: session", "Analytics: tools", "Drift:", "call_rate", "definition changed",
+                    "Reveal with a purpose", "access event written before the answer", "Subject erasure",
+                    "erasure-receipt/v1", "receipt signature checked", "Full verification", "OK: "):
+        assert section in out, section
