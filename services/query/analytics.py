@@ -77,7 +77,7 @@ Caller = Annotated[Principal, Depends(analytics_caller)]
 Reader = Annotated[AnalyticsReader, Depends(get_analytics_reader)]
 Clock = Annotated[Callable[[], datetime], Depends(get_clock)]
 From = Annotated[str | None, Query(alias="from", description="RFC 3339; rounded down to the hour")]
-To = Annotated[str | None, Query(description="RFC 3339; rounded up to the hour (default: now)")]
+To = Annotated[str | None, Query(alias="to", description="RFC 3339; rounded up to the hour (default: now)")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])

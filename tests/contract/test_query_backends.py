@@ -71,7 +71,7 @@ async def _figures(backend: QueryBackend, records: list[SealedRecord]) -> dict[s
     out: dict[str, Any] = {}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app(backend)), base_url="http://q") as client:
         for path in PATHS:
-            for params in ({}, {"from": START.isoformat(), "end": END.isoformat()}):
+            for params in ({}, {"from": START.isoformat(), "to": END.isoformat()}):
                 r = await client.get(path, params=params if path != "/v1/analytics/drift" else {})
                 assert r.status_code == 200, r.text
                 out[f"{path}?{sorted(params)}"] = r.json()

@@ -76,7 +76,7 @@ async def test_query_app_runs_on_sqlite(tmp_path: Path) -> None:
         session = (await client.get("/v1/sessions/s-2", headers=inv)).json()
         assert session["summary"]["calls"] == 5 and len(session["calls"]) == 5
         tools = await client.get("/v1/analytics/tools", params={"from": "2025-03-03T09:00:00Z",
-                                                                "end": "2025-03-03T11:00:00Z"}, headers=inv)
+                                                                "to": "2025-03-03T11:00:00Z"}, headers=inv)
         assert tools.status_code == 200, tools.text
         one = await client.get(f"/v1/calls/{seeded.alice[0]}", headers=inv)
         assert one.status_code == 200 and one.json()["header"]["event_id"] == seeded.alice[0]
