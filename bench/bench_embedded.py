@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -135,20 +136,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--profile", type=Path, default=None, help="py-spy flame graph of the server (SVG)")
+    parser.add_argument("--profile", type=Path, default=None,
+                        help="py-spy profile of the server: .svg flame graph, .txt collapsed stacks")
     parser.add_argument("--no-results", action="store_true", help="print only; leave bench/results alone")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sealtrail-bench-embedded-") as tmp:
         served = start_serve(Path(tmp) / "data")
         spy = None
         if args.profile is not None:
+            fmt = "raw" if args.profile.suffix == ".txt" else "flamegraph"  # raw: collapsed stacks
             spy = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-o", str(args.profile),
-                                    "-p", str(served.proc.pid), "-r", "200", "--threads"])
+                                    "-p", str(served.proc.pid), "-r", "100", "--threads", "-f", fmt])
         try:
             result = asyncio.run(run(args, served))
         finally:
             if spy is not None:
-                spy.terminate()
+                spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
                 spy.wait(timeout=60)
             served.stop()
     report = {"benchmark": "embedded", "machine": describe(*PACKAGES),
