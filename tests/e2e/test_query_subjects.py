@@ -7,12 +7,14 @@ import time
 import uuid
 
 import orjson
+import pytest
 
 from sealtrail.audit import audit_live
 from sealtrail.audit.client import http_client
 from sealtrail.core.erasure import verify_erasure_receipt
 from sealtrail.core.sealing import subject_ref
 from sealtrail.core.verify import verifier_from_vkey
+from sealtrail.errors import UnavailableError
 from sealtrail.infra.kek import IndexKeyWrapper
 from tests.e2e.conftest import Seed
 from tests.support.query import QueryStack, call
@@ -168,3 +170,34 @@ async def _erin_is_untouched(stack: QueryStack, erin: list[str]) -> None:
     assert len(export.json()["entries"]) == 50
     ids = [revealed.json()["access_event_id"]]
     await stack.logged("erase", ids)
+
+
+async def test_an_erasure_cut_short_before_its_event_finishes_on_retry(
+        stack: QueryStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the erasure event cannot be published (503), the key and ciphertexts are already
+    gone; repeating the request finishes the same erasure, with the event id chosen the first
+    time, the same counts, and one erasure event in the log."""
+    subject, who = "user:fred@example.com", "erase:dpo"
+    calls = await stack.send("erase", [call(subjects=[subject]) for _ in range(30)])
+    await stack.logged("erase", calls)
+    service = stack.query_app.state.query
+
+    async def unavailable(*_: object) -> None:
+        raise UnavailableError("Kafka did not acknowledge")
+
+    body = {"subject": subject, "request_ref": "DSR-F1", "legal_basis": "gdpr.art17"}
+    with monkeypatch.context() as patch:
+        patch.setattr(service.eraser, "_append_event", unavailable)
+        cut = await stack.api.post("/v1/subjects/erase", headers=stack.auth(who), json=body)
+    assert cut.status_code == 503 and cut.headers["retry-after"]
+    pending = (await stack.api.get("/v1/subjects/erasures", params={"request_ref": "DSR-F1"},
+                                   headers=stack.auth(who))).json()["erasures"][0]
+    assert (pending["state"], pending["payloads_deleted"], pending["receipt"]) == ("pending", 30, None)
+    done = await stack.api.post("/v1/subjects/erase", headers=stack.auth(who), json=body)
+    assert done.status_code == 200, done.text
+    record = done.json()
+    assert (record["state"], record["event_id"], record["payloads_deleted"]) == ("done", pending["event_id"], 30)
+    await stack.logged("erase", [record["event_id"]])
+    count = await stack.pool.fetchval("SELECT count(*) FROM entries WHERE log_id = 'erase' AND type = 'erasure'"
+                                      " AND entry LIKE $1::bytea", b"%DSR-F1%")
+    assert count == 1
