@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sqlite3
 import statistics
@@ -135,11 +136,12 @@ async def run(args: argparse.Namespace, served: Served) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--profile", type=Path, default=None,
                         help="py-spy profile of the server: .svg flame graph, .txt collapsed stacks")
     parser.add_argument("--no-results", action="store_true", help="print only; leave bench/results alone")
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="sealtrail-bench-embedded-") as tmp:
         served = start_serve(Path(tmp) / "data")
         spy = None
@@ -157,7 +159,8 @@ def main() -> None:
     report = {"benchmark": "embedded", "machine": describe(*PACKAGES),
               "setup": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
               | {"batch_events": BATCH, "event_bytes": 1024, "sqlite_synchronous": "FULL",
-                 "local_log": "fsync before 202"}, "result": result}
+                 "local_log": "fsync before 202", "load_average_1m_before": round(load_before, 2)},
+              "result": result}
     print(json.dumps(report, indent=2))
     if not args.no_results:
         RESULTS.write_text(json.dumps(report, indent=2) + "\n")
