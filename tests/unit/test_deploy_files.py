@@ -25,7 +25,11 @@ README = DEPLOY / "README.md"
 SEALTRAIL_SERVICES = {"ingest": 8081, "query": 8082, "ledger": 9101, "projector": 9102}
 BACKENDS = {"kafka", "postgres"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "Job"}
-EXTERNAL_SECRETS = {"sealtrail-db", "sealtrail-keys", "sealtrail-signing-keys"}
+EXTERNAL_SECRETS = {"sealtrail-db", "sealtrail-keys", "sealtrail-service-keys", "sealtrail-signing-keys"}
+# The services that sign with their own Ed25519 key (SEALTRAIL_SERVICE_KEY_FILE): ingest its receipts,
+# query its erasure receipts. Each has its own key; no other service gets one.
+SERVICE_KEY_USERS = {"ingest", "query"}
+SERVICE_KEYS_SECRET = "sealtrail-service-keys"
 
 Doc = dict[str, Any]
 
@@ -231,6 +235,40 @@ def test_compose_secrets_are_defined_and_kek_comes_from_a_file() -> None:
     assert kek_users == {"ingest", "query"}
 
 
+def _compose_secret_mounts(svc: Doc) -> dict[str, str]:
+    """Mount path -> secret name for each secret a compose service mounts."""
+    mounts = {}
+    for s in svc.get("secrets", []):
+        source = s if isinstance(s, str) else s["source"]
+        target = source if isinstance(s, str) else s.get("target", source)
+        mounts[target if target.startswith("/") else f"/run/secrets/{target}"] = source
+    return mounts
+
+
+def test_compose_service_keys_are_own_files_mounted_where_service_key_file_says() -> None:
+    """ingest and query each read SEALTRAIL_SERVICE_KEY_FILE from their own file-backed secret; no other
+    service has a service key setting or mounts a service key."""
+    declared = _compose()["secrets"]
+    key_secrets: dict[str, str] = {}
+    for name, svc in _services().items():
+        mounts = _compose_secret_mounts(svc)
+        key_file = svc.get("environment", {}).get("SEALTRAIL_SERVICE_KEY_FILE")
+        if name not in SERVICE_KEY_USERS:
+            assert key_file is None, f"{name} is given a service key it does not need"
+            continue
+        assert key_file, f"{name} has no SEALTRAIL_SERVICE_KEY_FILE and would not start"
+        assert key_file in mounts, f"{name}: {key_file} is not a mounted secret"
+        secret = mounts[key_file]
+        assert "file" in declared[secret], f"{name}: service key secret {secret} must come from a file"
+        key_secrets[name] = secret
+    assert len(set(key_secrets.values())) == len(SERVICE_KEY_USERS), "ingest and query must not share a key"
+    assert not {"kek", "db_password"} & set(key_secrets.values())
+    for name, svc in _services().items():
+        held = set(_compose_secret_mounts(svc).values()) & set(key_secrets.values())
+        own = {key_secrets[name]} if name in key_secrets else set()
+        assert held == own, f"{name} mounts service keys {held - own} that are not its own"
+
+
 def test_compose_backends_are_kraft_kafka_and_postgres_16_with_volumes() -> None:
     """kafka is apache/kafka:3.9.1 in KRaft combined mode, postgres is 16 with pg_isready; both keep data."""
     kafka, postgres = _services()["kafka"], _services()["postgres"]
@@ -405,6 +443,55 @@ def test_keys_reach_only_the_services_that_need_them() -> None:
             users.setdefault(secret, set()).add(w["metadata"]["name"])
     assert users["sealtrail-keys"] == {"ingest", "query"}
     assert users["sealtrail-signing-keys"] == {"ledger"}
+    assert users[SERVICE_KEYS_SECRET] == SERVICE_KEY_USERS
+    for w in _of_kind(*WORKLOAD_KINDS):
+        name = w["metadata"]["name"]
+        projected = [v["secret"] for v in _pod_spec(w).get("volumes", [])
+                     if v.get("secret", {}).get("secretName") == SERVICE_KEYS_SECRET]
+        # Without `items` a Secret volume projects every key, the other service's included.
+        assert all(v.get("items") for v in projected), f"{name} projects all of {SERVICE_KEYS_SECRET}"
+        keys = {item["key"] for v in projected for item in v["items"]}
+        assert keys == ({f"{name}.key"} if name in SERVICE_KEY_USERS else set()), f"{name} gets {keys}"
+        for c in _containers(w):
+            if "SEALTRAIL_SERVICE_KEY_FILE" in _env(c):
+                assert name in SERVICE_KEY_USERS, f"{name}/{c['name']} is given a service key setting"
+
+
+def _mount_of(container: Doc, path: str) -> Doc | None:
+    """The volumeMount of ``container`` under which ``path`` lies."""
+    for mount in container.get("volumeMounts", []):
+        if path.startswith(mount["mountPath"].rstrip("/") + "/"):
+            return dict(mount)
+    return None
+
+
+def test_ingest_and_query_read_their_service_key_from_the_secret() -> None:
+    """SEALTRAIL_SERVICE_KEY_FILE names a file that an init container copies with mode 0400 from this
+    service's own entry of the service keys Secret into the in-memory key volume, mounted read-only."""
+    for name in SERVICE_KEY_USERS:
+        w = _named("Deployment", name)
+        pod = _pod_spec(w)
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        (c,) = _containers(w, init=False)
+        key_file = _env(c).get("SEALTRAIL_SERVICE_KEY_FILE")
+        assert isinstance(key_file, str) and key_file, f"{name} has no SEALTRAIL_SERVICE_KEY_FILE"
+        mount = _mount_of(c, key_file)
+        assert mount and mount.get("readOnly") is True, f"{name}: {key_file} is not on a read-only mount"
+        assert volumes[mount["name"]].get("emptyDir", {}).get("medium") == "Memory", name
+        installers = [i for i in pod.get("initContainers", []) if (i.get("command") or [])[-1:] == [key_file]]
+        assert len(installers) == 1, f"{name}: no init container writes {key_file}"
+        (init,) = installers
+        command = init["command"]
+        assert command[:3] == ["install", "-m", "0400"], f"{name}: {init['name']} must install with 0400"
+        source = command[-2]
+        src_mount = _mount_of(init, source)
+        assert src_mount, f"{name}: {init['name']} reads {source} from no volume"
+        secret = volumes[src_mount["name"]].get("secret", {})
+        assert secret.get("secretName") == SERVICE_KEYS_SECRET, f"{name}: {source} is not from the Secret"
+        relative = source[len(src_mount["mountPath"].rstrip("/")) + 1:]
+        assert {"key": f"{name}.key", "path": relative} in secret.get("items", []), name
+        dst_mount = _mount_of(init, key_file)
+        assert dst_mount and dst_mount["name"] == mount["name"] and not dst_mount.get("readOnly"), name
 
 
 def test_config_map_references_exist() -> None:
