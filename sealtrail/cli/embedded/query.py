@@ -56,7 +56,8 @@ def build(settings: Settings, *, db: SqliteDatabase, kek: Kek, publisher: BusPub
     """The query API and projector over ``db``, publishing access and erasure events to ``publisher``."""
     stores = sqlite_stores(db, kek=kek)
     app = create_app(settings, options=QueryOptions(migrate=False),
-                     parts=QueryParts(publisher=publisher, publisher_started=True, signer=signer), stores=stores)
+                     parts=QueryParts(publisher=publisher, publisher_started=True, signer=signer, kek=kek),
+                     stores=stores)
     projector = Projector(store=stores.projector, poll_interval_s=projector_poll_s)
 
     @contextlib.asynccontextmanager
