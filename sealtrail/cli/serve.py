@@ -37,6 +37,28 @@ def first_run_text(data_dir: Path, url: str, tenant: str, tokens: dict[str, str]
     return "\n".join(lines)
 
 
+def _refuse_if_served(log_dir: Path) -> None:
+    """Fail with one line when another process has the data directory's local log open.
+
+    The log takes the same lock at start and fails then anyway; this only says so before uvicorn
+    starts, without a traceback.
+    """
+    import fcntl
+    import os
+
+    lock = log_dir / ".lock"
+    if not lock.exists():
+        return
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        typer.echo(f"error: {log_dir.parent} is already being served by another process", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        os.close(fd)  # releases the lock if it was taken
+
+
 def serve(
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help=DATA_DIR_HELP)] = None,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
@@ -51,6 +73,7 @@ def serve(
     from sealtrail.infra.logs import configure_logging
 
     data = DataDir(data_dir or default_data_dir())
+    _refuse_if_served(data.log)
     try:
         first = asyncio.run(initialise(data))
         app = create_app(data)

@@ -77,8 +77,9 @@ def _wait_projected(served: Served, token: str, agent: str, n: int) -> list[dict
 
 def test_first_run_serves_and_a_restart_keeps_everything(tmp_path: Path) -> None:
     """First run prints an operator and a gateway token, keeps secrets 0600 in a 0700 directory and
-    never prints the KEK; SDK events are searchable; after a restart nothing is lost, the old tokens
-    still work, nothing is created again, and the log verifies."""
+    never prints the KEK; a second serve of the directory is refused; SDK events are searchable;
+    after a restart nothing is lost, the old tokens still work, nothing is created again, and the
+    log verifies."""
     data = tmp_path / "data"
     served = start_serve(data)
     try:
@@ -89,6 +90,8 @@ def test_first_run_serves_and_a_restart_keeps_everything(tmp_path: Path) -> None
             assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
         kek = (data / "kek").read_text().strip()
         assert len(kek) == 64 and kek not in served.stdout() + served.stderr()
+        twice = cli("serve", "--data-dir", str(data), "--port", str(served.port + 1), timeout=30)
+        assert twice.returncode == 1 and "already being served" in twice.stderr
         investigator, auditor = _key(served, "investigator"), _key(served, "auditor")
         first = asyncio.run(_send(served.url, served.tokens["gateway"], [_event(i) for i in range(300)]))
         assert len(first) == 300
