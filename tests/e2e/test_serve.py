@@ -77,7 +77,8 @@ def _wait_projected(served: Served, token: str, agent: str, n: int) -> list[dict
 
 def test_first_run_serves_and_a_restart_keeps_everything(tmp_path: Path) -> None:
     """First run prints an operator and a gateway token, keeps secrets 0600 in a 0700 directory and
-    never prints the KEK; a second serve of the directory is refused; SDK events are searchable;
+    never prints the KEK; GET /v1/keys lists every verifier key without a token; a second serve of
+    the directory is refused; SDK events are searchable;
     after a restart nothing is lost, the old tokens still work, nothing is created again, and the
     log verifies."""
     data = tmp_path / "data"
@@ -90,6 +91,9 @@ def test_first_run_serves_and_a_restart_keeps_everything(tmp_path: Path) -> None
             assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
         kek = (data / "kek").read_text().strip()
         assert len(kek) == 64 and kek not in served.stdout() + served.stderr()
+        keys = httpx.get(f"{served.url}/v1/keys").json()  # public: gateways and auditors alike
+        assert {k["purpose"] for k in keys["keys"]} == {"receipt", "checkpoint", "cosign", "erasure-receipt"}
+        assert [k["vkey"] for k in keys["receipt"]] == [k["vkey"] for k in keys["keys"] if k["purpose"] == "receipt"]
         twice = cli("serve", "--data-dir", str(data), "--port", str(served.port + 1), timeout=30)
         assert twice.returncode == 1 and "already being served" in twice.stderr
         investigator, auditor = _key(served, "investigator"), _key(served, "auditor")
