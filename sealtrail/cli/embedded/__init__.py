@@ -1,0 +1,1 @@
+"""The embedded default's wiring: ingest, ledger, projector and query in one process (``sealtrail serve``)."""
