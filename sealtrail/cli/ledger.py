@@ -71,5 +71,6 @@ def ledger(
     settings = Settings()
     configure_logging(settings.log_level)
     svc = ledger_service.LedgerService(settings, max_records=max_records)
-    uvicorn.run(ledger_service.health_app(svc), host=host, port=port, log_config=None, access_log=False)
-    raise typer.Exit(ledger_service.EXIT_CODE)
+    app, status = ledger_service.health_app(svc)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    raise typer.Exit(status.code)

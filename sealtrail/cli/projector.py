@@ -38,5 +38,6 @@ def projector(
         return
     import uvicorn
 
-    uvicorn.run(projector_service.health_app(svc), host=host, port=port, log_config=None, access_log=False)
-    raise typer.Exit(projector_service.EXIT_CODE)
+    app, status = projector_service.health_app(svc)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    raise typer.Exit(status.code)

@@ -5,18 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
-from collections.abc import AsyncIterator
 
 import asyncpg
-from fastapi import FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import FastAPI
 
 from sealtrail.infra.bus import TopicSpec
 from sealtrail.infra.kafka import KafkaPublisher
 from sealtrail.infra.postgres import connect, create_pool, migrate
 from sealtrail.infra.settings import Settings
+from sealtrail.infra.workerapp import WorkerExit, worker_app
 from services.ledger.checkpoint_postgres import PostgresCheckpointStore
 from services.ledger.checkpointer import Checkpointer
 from services.ledger.deadletter import DeadLetterSink
@@ -25,18 +22,6 @@ from services.ledger.store_postgres import PostgresLedgerStore
 from services.ledger.worker import LedgerWorker
 
 log = logging.getLogger("sealtrail.ledger")
-
-
-def _exit_on_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        exc = task.exception()
-        log.critical("ledger stopped: %s: %s", type(exc).__name__, exc)
-        global EXIT_CODE
-        EXIT_CODE = 1
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-EXIT_CODE = 0
 
 
 def topics(settings: Settings) -> list[TopicSpec]:
@@ -104,37 +89,9 @@ class LedgerService:
         self._stop.set()
 
 
-def health_app(service: LedgerService) -> FastAPI:
-    """/healthz, /readyz and /metrics of one ledger process, which it also runs.
-
-    The ledger runs inside the app's lifespan, so the HTTP server's signal handling stops both.
-    If the ledger fails on its own, the process is asked to terminate (and exits non-zero).
-    """
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(service.run(), name="ledger")
-        task.add_done_callback(_exit_on_failure)
-        yield
-        service.stop()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    app = FastAPI(title="Sealtrail ledger", docs_url=None, redoc_url=None, lifespan=lifespan)
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    async def readyz(response: Response) -> dict[str, object]:
-        if not service.ready:
-            response.status_code = 503
-        return {"ready": service.ready,
-                "partitions": service.driver.assigned if service.driver else []}
-
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    return app
+def health_app(service: LedgerService) -> tuple[FastAPI, WorkerExit]:
+    """/healthz, /readyz (with the assigned partitions) and /metrics of one ledger, which it runs."""
+    return worker_app(
+        name="ledger", run=service.run, stop=service.stop,
+        readiness=lambda: (service.ready, {"partitions": service.driver.assigned if service.driver else []}),
+    )

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import signal
-from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from fastapi import FastAPI
 
 from sealtrail.infra.postgres import create_pool, migrate_url
 from sealtrail.infra.settings import Settings
+from sealtrail.infra.workerapp import WorkerExit, worker_app
 from services.query.projector import DEFAULT_POLL_INTERVAL_S, Projector
 from services.query.projector_store import DEFAULT_BATCH_ENTRIES, PostgresProjectorStore
 
 log = logging.getLogger("sealtrail.projector")
-EXIT_CODE = 0
 
 
 class ProjectorService:
@@ -59,44 +54,7 @@ class ProjectorService:
         self._stop.set()
 
 
-def _exit_on_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        exc = task.exception()
-        log.critical("projector stopped: %s: %s", type(exc).__name__, exc)
-        global EXIT_CODE
-        EXIT_CODE = 1
-        os.kill(os.getpid(), signal.SIGTERM)
-
-
-def health_app(service: ProjectorService) -> FastAPI:
-    """/healthz, /readyz and /metrics of one projector process, which runs inside the app's lifespan.
-
-    If the projector fails on its own, the process is asked to terminate (and exits non-zero).
-    """
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(service.run(), name="projector")
-        task.add_done_callback(_exit_on_failure)
-        yield
-        service.stop()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    app = FastAPI(title="Sealtrail projector", docs_url=None, redoc_url=None, lifespan=lifespan)
-
-    @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/readyz")
-    async def readyz(response: Response) -> dict[str, object]:
-        if not service.ready:
-            response.status_code = 503
-        return {"ready": service.ready}
-
-    @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    return app
+def health_app(service: ProjectorService) -> tuple[FastAPI, WorkerExit]:
+    """/healthz, /readyz and /metrics of one projector process, which runs inside the app's lifespan."""
+    return worker_app(name="projector", run=service.run, stop=service.stop,
+                      readiness=lambda: (service.ready, {}))
