@@ -29,10 +29,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx
-import orjson
 
-from bench.bench_ingest import batch_body, templates
+from bench.bench_e2e import send
 from bench.machine import describe, rss_mib
 from tests.support.serve import Served, start_serve
 
@@ -61,30 +59,6 @@ async def watch_checkpoints(db: Path, stop_at: asyncio.Event, seen: list[tuple[f
         await asyncio.sleep(0.05)
 
 
-async def send(url: str, token: str, seconds: float, concurrency: int,
-               accepted: list[tuple[float, list[str]]]) -> dict[int, int]:
-    parts = templates(1024)
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    statuses: dict[int, int] = {}
-    end = time.perf_counter() + seconds
-
-    async def worker(n: int) -> None:
-        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
-            offset = n * 1_000_003
-            while time.perf_counter() < end:
-                resp = await client.post("/v1/events", content=batch_body(parts, BATCH, offset))
-                offset += BATCH
-                statuses[resp.status_code] = statuses.get(resp.status_code, 0) + 1
-                if resp.status_code == 202:
-                    ids = [a["event_id"] for a in orjson.loads(resp.content)["accepted"]]
-                    accepted.append((time.perf_counter(), ids))
-                elif resp.status_code in (429, 503):
-                    await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
-
-    await asyncio.gather(*(worker(n) for n in range(concurrency)))
-    return statuses
-
-
 def latencies(db: Path, accepted: list[tuple[float, list[str]]], seen: list[tuple[float, int]]) -> list[float]:
     """Seconds from each event's 202 to the first observed checkpoint covering its index."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -109,7 +83,8 @@ async def run(args: argparse.Namespace, served: Served) -> dict[str, Any]:
     watcher = asyncio.create_task(watch_checkpoints(db, done, seen))
     try:
         started = time.perf_counter()
-        statuses = await send(served.url, served.tokens["gateway"], args.seconds, args.concurrency, accepted)
+        statuses = await send(served.url, served.tokens["gateway"], args.seconds, args.concurrency, BATCH,
+                              accepted)
         sent_s = time.perf_counter() - started
         total = sum(len(ids) for _, ids in accepted)
         while not seen or seen[-1][1] < total:
