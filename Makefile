@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-all lint demo bench clean services-up services-down
+.PHONY: install test test-all fuzz lint demo bench clean services-up services-down
 
 install: $(STAMP)
 
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml
 ## Unit, contract, integration and end-to-end tests; starts and stops real PostgreSQL and Kafka.
 test: install
 	$(BIN)/python -m pytest -m "not slow" --timeout=900 -q
+
+## The fuzz tests (tests/fuzz) with more examples per operation and parser than the bounded default.
+fuzz: install
+	SEALTRAIL_FUZZ_EXAMPLES=$${SEALTRAIL_FUZZ_EXAMPLES:-200} $(BIN)/python -m pytest tests/fuzz --timeout=3600 -q -s
 
 ## Everything, the long-running suites included.
 test-all: install

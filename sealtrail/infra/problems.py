@@ -102,7 +102,8 @@ async def _sealtrail_error(_: Request, exc: Exception) -> Response:
     return problem_for(exc)
 
 
-async def _http_error(_: Request, exc: Exception) -> Response:
+async def http_problem(_: Request, exc: Exception) -> Response:
+    """The problem response for a Starlette/FastAPI HTTPException (404, 405, an unparsable body...)."""
     assert isinstance(exc, StarletteHTTPException)
     slug = _STATUS_SLUGS.get(exc.status_code, "http-error")
     return problem_response(exc.status_code, slug, slug.replace("-", " ").capitalize(), str(exc.detail),
@@ -117,5 +118,5 @@ async def _unexpected(_: Request, exc: Exception) -> Response:
 def install_problem_handlers(app: FastAPI) -> None:
     """Answer every error of ``app`` as ``application/problem+json``."""
     app.add_exception_handler(SealtrailError, _sealtrail_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StarletteHTTPException, http_problem)
     app.add_exception_handler(Exception, _unexpected)

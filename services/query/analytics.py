@@ -45,6 +45,7 @@ from services.query.analytics_models import (
     WindowOut,
 )
 from services.query.analytics_store import AnalyticsReader, CallTotals, Grouping, ToolKey
+from services.query.responses import problems
 from services.query.windows import HOUR, Window, floor_hour, parse_time, window_of
 
 DEFAULT_LIMIT = 100
@@ -80,7 +81,7 @@ From = Annotated[str | None, Query(alias="from", description="RFC 3339; rounded 
 To = Annotated[str | None, Query(alias="to", description="RFC 3339; rounded up to the hour (default: now)")]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
-router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
+router = APIRouter(prefix="/v1/analytics", tags=["analytics"], responses=problems(400, 401, 403))
 
 
 def _window(start: str | None, end: str | None, clock: Callable[[], datetime]) -> Window:

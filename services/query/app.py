@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sealtrail.infra.logs import configure_logging
@@ -28,7 +29,7 @@ from services.query import analytics, calls, health, proofs, subjects
 from services.query.analytics_store import AnalyticsReader
 from services.query.config import QueryOptions
 from services.query.deps import ServiceDep, current_principal
-from services.query.responses import validation_problem
+from services.query.responses import body_problem, validation_problem
 from services.query.service import QueryParts, QueryService, build_service
 from services.query.stores import QueryStores
 
@@ -71,6 +72,7 @@ class RequestMetrics:
 def _errors(app: FastAPI) -> None:
     install_problem_handlers(app)
     app.add_exception_handler(RequestValidationError, validation_problem)
+    app.add_exception_handler(StarletteHTTPException, body_problem)
 
 
 async def _analytics_reader(service: ServiceDep) -> AnalyticsReader:

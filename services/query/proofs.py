@@ -140,7 +140,7 @@ async def erasure_events(log: str, principal: ProofsReader, service: ServiceDep)
 
 
 @router.get("/v1/events/{event_id}/tlog-proof", response_class=Response,
-            responses={**_PROOF_FILE, **problems(401, 403, 404)}, summary="Offline inclusion proof file")
+            responses={**_PROOF_FILE, **problems(400, 401, 403, 404)}, summary="Offline inclusion proof file")
 async def tlog_proof(event_id: uuid.UUID, principal: ProofsReader, service: ServiceDep) -> Response:
     """The event's inclusion proof under the latest checkpoint that covers it."""
     call = await service.stores.investigations.call_by_event_id(principal.tenant_id, event_id,

@@ -8,8 +8,10 @@ from typing import Any
 import orjson
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from sealtrail.infra.problems import PROBLEM_JSON, problem_response
+from sealtrail.errors import AuthenticationError
+from sealtrail.infra.problems import PROBLEM_JSON, http_problem, problem_for, problem_response
 from services.query.models import Problem
 
 TEXT = "text/plain; charset=utf-8"
@@ -39,11 +41,40 @@ def _pointer(loc: tuple[Any, ...]) -> str:
     return ("/" + "/".join(parts)) if where == "body" else f"{where}:{'/'.join(parts)}"
 
 
-async def validation_problem(_: Request, exc: Exception) -> Response:
-    """400 for the first invalid parameter or field; its value is never repeated."""
+async def validation_problem(request: Request, exc: Exception) -> Response:
+    """400 for the first invalid parameter or field; its value is never repeated.
+
+    FastAPI parses a JSON body before it runs the route's dependencies, so the caller is
+    authenticated here first: without a valid key the answer is 401, never a description of the
+    input."""
     assert isinstance(exc, RequestValidationError)
+    refused = await _unauthenticated(request)
+    if refused is not None:
+        return refused
     errors = exc.errors()
     first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
     pointer = _pointer(tuple(first.get("loc", ())))
     detail = f"{pointer}: {first.get('msg', 'invalid')}" if pointer else str(first.get("msg", "invalid"))
     return problem_response(400, "invalid-request", "Invalid request", detail, extra={"pointer": pointer})
+
+
+async def body_problem(request: Request, exc: Exception) -> Response:
+    """An HTTPException as a problem; for an unparsable body (400), only once the caller is known."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        refused = await _unauthenticated(request)
+        if refused is not None:
+            return refused
+    return await http_problem(request, exc)
+
+
+async def _unauthenticated(request: Request) -> Response | None:
+    """The 401 for a request without a valid key, or None when its key is valid."""
+    service = getattr(request.app.state, "query", None)
+    if service is None:
+        return None
+    try:
+        await service.authenticator.authenticate(request.headers.get("authorization"))
+    except AuthenticationError as e:
+        return problem_for(e)
+    return None

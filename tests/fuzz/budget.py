@@ -7,7 +7,11 @@ import os
 ENV = "SEALTRAIL_FUZZ_EXAMPLES"
 
 
+BASE = 25
+"""Examples per HTTP operation by default; ``SEALTRAIL_FUZZ_EXAMPLES`` replaces it."""
+
+
 def examples(default: int) -> int:
-    """``SEALTRAIL_FUZZ_EXAMPLES`` when set and larger than ``default``, else ``default``."""
+    """``default`` scaled by ``SEALTRAIL_FUZZ_EXAMPLES / BASE`` (unchanged when the variable is unset)."""
     raw = os.environ.get(ENV, "")
-    return max(default, int(raw)) if raw.isdigit() else default
+    return max(1, round(default * int(raw) / BASE)) if raw.isdigit() and int(raw) > 0 else default

@@ -100,12 +100,17 @@ def fuzz_operations(
     """
     schema = load_schema(base_url)
     session = requests.Session()
+    failures: list[str] = []
     for result in schema.get_all_operations():
         operation = result.ok()
         label = f"{operation.method.upper()} {operation.path}"
         report.cases.setdefault(label, 0)
-        _fuzz_one(operation, label, base_url, session, headers_for(operation.method.upper(), operation.path),
-                  report, examples(default_examples), check, validate)
+        try:
+            _fuzz_one(operation, label, base_url, session, headers_for(operation.method.upper(), operation.path),
+                      report, examples(default_examples), check, validate)
+        except Exception as e:  # every operation runs; all failures are reported together
+            failures.append(f"--- {label}:\n{e}")
+    assert not failures, f"{len(failures)} operations failed:\n" + "\n".join(failures)
 
 
 def _fuzz_one(operation: Any, label: str, base_url: str, session: requests.Session, headers: dict[str, str],

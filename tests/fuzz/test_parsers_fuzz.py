@@ -78,7 +78,7 @@ BYTES = st.binary(max_size=300) | TEXTS.map(lambda t: t.encode("utf-8", "surroga
 
 
 def _only(errors: tuple[type[SealtrailError], ...], parse: Callable[[], object]) -> None:
-    with contextlib.suppress(errors):
+    with contextlib.suppress(*errors):
         parse()
 
 
