@@ -1,0 +1,202 @@
+"""Bad input at ingest's HTTP edge, on real PostgreSQL and Kafka.
+
+Every bad event gets an RFC 9457 rejection naming its problem type and pointing (RFC 6901) at the
+field at fault, while the good events of the same batch are accepted (202 with both lists). Bad
+bodies and bad credentials get a problem document of their own. What tests/integration/
+test_ingest.py already covers (missing, server-set, unknown and mistyped fields, non-object bodies,
+the count and byte limits, replays of a whole batch) is not repeated here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from sealtrail.core.fields import MAX_HEADER_STRING
+from sealtrail.core.validation import MAX_DEPTH, MAX_PAYLOAD_BYTES
+from sealtrail.infra.apikeys import KeyAdmin
+from sealtrail.infra.auth import Role
+from sealtrail.infra.auth_postgres import PostgresAuthStore
+from tests.support.ingest import Ingest, event, in_process, make_ingest, records_on
+
+pytestmark = pytest.mark.services
+PROBLEMS = "https://sealtrail.dev/problems/"
+TRIED: set[str] = set()
+
+
+@pytest.fixture(scope="module")
+async def ingest(pg_url: str, kafka_bootstrap: str) -> AsyncIterator[Ingest]:
+    from tests.support.query import drop_database, new_database
+
+    db_url = await new_database(pg_url)
+    try:
+        running = await make_ingest(db_url, kafka_bootstrap, "fuzz.bad-input", roles=(Role.GATEWAY,))
+        async with in_process(running):
+            yield running
+    finally:
+        await drop_database(pg_url, db_url)
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
+def _iso(delta: timedelta) -> str:
+    return (datetime.now(UTC) + delta).isoformat().replace("+00:00", "Z")
+
+
+# name -> (the bad event, the problem type slug, the pointer under /events/<i>)
+BAD_EVENTS: dict[str, tuple[dict[str, Any] | object, str, str]] = {
+    "NUL in a header string": (event(agent_id="agent\x00-7"), "invalid-event", "/agent_id"),
+    "escape character in a header string": (event(tool_name="db\x1b[2Jquery"), "invalid-event", "/tool_name"),
+    "newline in a header string": (event(server_id="srv\ndb"), "invalid-event", "/server_id"),
+    "C1 control in a header string": (event(session_id="s\x851"), "invalid-event", "/session_id"),
+    "header string over the limit": (event(agent_id="a" * (MAX_HEADER_STRING + 1)), "invalid-event", "/agent_id"),
+    "NUL in a field name": ({**event(), "bad\x00name": 1}, "invalid-event", ""),
+    "integer where a string is due": (event(agent_id=7), "invalid-event", "/agent_id"),
+    "boolean where an integer is due": (event(latency_ms=True), "invalid-event", "/latency_ms"),
+    "object where a string is due": (event(decision={"allow": True}), "invalid-event", "/decision"),
+    "subjects as a string": (event(subjects="user:alice@example.com"), "invalid-event", "/subjects"),
+    "event id not a UUID": (event(event_id="not-a-uuid"), "invalid-event", "/event_id"),
+    "occurred_at not a time": (event(occurred_at="yesterday"), "invalid-event", "/occurred_at"),
+    "occurred_at an hour ahead": (event(occurred_at=_iso(timedelta(hours=1))), "clock-skew", "/occurred_at"),
+    "occurred_at thirty days old": (event(occurred_at=_iso(-timedelta(days=30))), "clock-skew", "/occurred_at"),
+    "unknown event type": (event(type="teleport"), "", "/type"),
+    "arguments nested too deep": (event(payload={"args": _nested(MAX_DEPTH + 5)}), "", "/payload"),
+    "payload over the limit": (event(payload={"args": {"blob": "x" * (MAX_PAYLOAD_BYTES + 1)}}), "", "/payload"),
+    "event that is a string": ("tool_call", "invalid-event", ""),
+    "event that is null": (None, "invalid-event", ""),
+    "event that is an array": ([event()], "invalid-event", ""),
+}
+
+
+async def _post(ingest: Ingest, events: list[object], **headers: str) -> httpx.Response:
+    return await ingest.client.post("/v1/events", json={"events": events},
+                                    headers={**ingest.auth("acme:gateway"), **headers})
+
+
+def _is_problem(resp: httpx.Response, status: int) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = resp.json()
+    assert body["status"] == status and body["type"].startswith(PROBLEMS) and body["title"] and body["detail"]
+    return body
+
+
+async def test_each_bad_event_is_rejected_next_to_good_ones(ingest: Ingest) -> None:
+    """One batch interleaving every bad event with good ones: 202, exactly the good events accepted
+    and published, and each bad one rejected with its problem type and a pointer at its field."""
+    batch: list[object] = []
+    expected: dict[int, tuple[str, str, str]] = {}
+    good_ids: list[str] = []
+    for name, (bad, slug, where) in BAD_EVENTS.items():
+        good = event()
+        good_ids.append(good["event_id"])
+        batch.append(good)
+        expected[len(batch)] = (name, slug, where)
+        batch.append(bad)
+        TRIED.add(name)
+    resp = await _post(ingest, batch)
+    assert resp.status_code == 202, resp.text
+    body = resp.json()
+    assert [a["event_id"] for a in body["accepted"]] == good_ids
+    rejected = {r["index"]: r for r in body["rejected"]}
+    assert sorted(rejected) == sorted(expected)
+    for index, (name, slug, where) in expected.items():
+        r = rejected[index]
+        assert r["pointer"].startswith(f"/events/{index}{where}"), (name, r)
+        assert r["type"].startswith(PROBLEMS) and r["title"] and r["detail"], (name, r)
+        if slug:
+            assert r["type"] == PROBLEMS + slug, (name, r)
+        assert "x" * 100 not in r["detail"] and "\x00" not in r["detail"], (name, "echoes its input")
+    records = await records_on(ingest.settings.kafka_bootstrap, ingest.settings.sealed_topic)
+    assert set(good_ids) <= {r.event_id for r in records}
+    assert not {batch[i]["event_id"] for i in expected if isinstance(batch[i], dict)  # type: ignore[index]
+                } & {r.event_id for r in records}
+
+
+async def test_replayed_event_ids_in_one_batch_are_each_acknowledged(ingest: Ingest) -> None:
+    """The same event id twice in one batch: ingest keeps no memory of ids (docs/ingest.md), so both
+    are accepted with a receipt each; the ledger keeps one."""
+    TRIED.add("event id repeated within a batch")
+    once = event()
+    resp = await _post(ingest, [once, once, event()])
+    assert resp.status_code == 202, resp.text
+    ids = [a["event_id"] for a in resp.json()["accepted"]]
+    assert ids[:2] == [once["event_id"]] * 2 and len(ids) == 3 and resp.json()["rejected"] == []
+
+
+BAD_BODIES: dict[str, tuple[bytes, int, str]] = {
+    "invalid UTF-8 bytes": (b'{"events": [{"agent_id": "\xff\xfe\xc3"}]}', 400, ""),
+    "lone surrogate escape": (b'{"events": [{"agent_id": "\\ud800"}]}', 400, ""),
+    "truncated JSON": (b'{"events": [{"type": "tool_call"', 400, ""),
+    "NaN literal": (b'{"events": [NaN]}', 400, ""),
+    "empty body": (b"", 400, ""),
+    "JSON nested past the parser's limit": (b'{"events": [' + b"[" * 5000 + b"]" * 5000 + b"]}", 400, ""),
+    "events as a string": (b'{"events": "[]"}', 400, "/events"),
+    "member name with a NUL": (b'{"events": [], "a\\u0000b": 1}', 400, ""),
+}
+
+
+async def test_bad_bodies_are_400_problems(ingest: Ingest) -> None:
+    """Bodies that cannot be read as a batch: a 400 problem, with a pointer where a member is at
+    fault, and never a 5xx."""
+    headers = {**ingest.auth("acme:gateway"), "content-type": "application/json"}
+    for name, (body, status, pointer) in BAD_BODIES.items():
+        TRIED.add(name)
+        resp = await ingest.client.post("/v1/events", content=body, headers=headers)
+        problem = _is_problem(resp, status)
+        assert problem.get("pointer", "") == pointer, (name, problem)
+
+
+async def _key(ingest: Ingest, *, revoked: bool = False, expired: bool = False) -> str:
+    pool = await asyncpg.create_pool(ingest.settings.require_database(), min_size=1, max_size=1)
+    assert pool is not None
+    try:
+        past = datetime.now(UTC) - timedelta(days=10)
+        admin = KeyAdmin(store=PostgresAuthStore(pool=pool), clock=(lambda: past) if expired else datetime.now)
+        issued = await admin.create_key(tenant="acme", role=Role.GATEWAY, label="edge",
+                                        expires_in=timedelta(days=1) if expired else None)
+        if revoked:
+            await KeyAdmin(store=PostgresAuthStore(pool=pool)).revoke_key(issued.key.key_id)
+        return issued.token
+    finally:
+        await pool.close()
+
+
+async def test_bad_credentials_are_401_problems(ingest: Ingest) -> None:
+    """Expired, revoked, truncated or control-character credentials: 401 with WWW-Authenticate, and
+    nothing of the (valid) batch is accepted."""
+    good = ingest.tokens["acme:gateway"]
+    credentials: dict[str, str | bytes] = {
+        "expired key": f"Bearer {await _key(ingest, expired=True)}",
+        "revoked key": f"Bearer {await _key(ingest, revoked=True)}",
+        "truncated key": f"Bearer {good[:-1]}",
+        "key with a tab inside": f"Bearer {good[:10]}\t{good[10:]}",
+        "key with DEL inside": f"Bearer {good[:10]}\x7f{good[10:]}",
+        "key with a NUL inside": f"Bearer {good[:10]}\x00{good[10:]}".encode(),
+        "key with Latin-1 bytes": f"Bearer {good}\xe9".encode("latin-1"),
+        "key with invalid UTF-8 bytes": f"Bearer {good}".encode() + b"\xff\xfe",
+        "empty bearer": "Bearer ",
+    }
+    for name, value in credentials.items():
+        TRIED.add(name)
+        resp = await ingest.client.post("/v1/events", json={"events": [event()]},
+                                        headers={"Authorization": value})
+        problem = _is_problem(resp, 401)
+        assert resp.headers["www-authenticate"].startswith("Bearer"), name
+        assert good not in problem["detail"], name
+
+
+def test_count_of_bad_inputs_tried() -> None:
+    """Records how many distinct bad inputs the tests above tried (printed with -s)."""
+    print(f"bad inputs tried at the ingest edge: {len(TRIED)}")
+    assert len(TRIED) >= len(BAD_EVENTS) + len(BAD_BODIES) + 10
