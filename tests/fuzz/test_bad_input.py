@@ -190,7 +190,8 @@ async def test_bad_credentials_are_401_problems(ingest: Ingest) -> None:
     for name, value in credentials.items():
         TRIED.add(name)
         resp = await ingest.client.post("/v1/events", json={"events": [event()]},
-                                        headers={"Authorization": value})
+                                        headers={b"Authorization": value if isinstance(value, bytes)
+                                                 else value.encode()})
         problem = _is_problem(resp, 401)
         assert resp.headers["www-authenticate"].startswith("Bearer"), name
         assert good not in problem["detail"], name
