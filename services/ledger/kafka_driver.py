@@ -41,6 +41,7 @@ class KafkaLedgerDriver(ConsumerRebalanceListener):  # type: ignore[misc]
         self._poll_timeout_ms = poll_timeout_ms
         self._lock = asyncio.Lock()
         self._positions: dict[int, int | None] = {}
+        self._unseeked: set[int] = set()  # assigned while the store was unavailable
         self._stopping = asyncio.Event()
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group, group_instance_id=instance_id,
@@ -58,11 +59,26 @@ class KafkaLedgerDriver(ConsumerRebalanceListener):  # type: ignore[misc]
         async with self._lock:  # waits for a commit in flight
             for tp in revoked:
                 self._positions.pop(tp.partition, None)
+                self._unseeked.discard(tp.partition)
             self._worker.forget()
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
         async with self._lock:
-            await self._seek_stored([tp.partition for tp in assigned])
+            # aiokafka logs and swallows a listener's exception, which would leave these partitions
+            # fetched but never handled: remember them and seek again before each poll instead.
+            self._unseeked.update(tp.partition for tp in assigned)
+            await self._seek_unseeked()
+
+    async def _seek_unseeked(self) -> None:
+        if not self._unseeked:
+            return
+        partitions = sorted(self._unseeked)
+        try:
+            await self._seek_stored(partitions)
+        except (UnavailableError, OSError) as e:
+            log.warning("partitions %s assigned but not seeked: %s; retrying", partitions, e)
+            return
+        self._unseeked.difference_update(partitions)
 
     async def _seek_stored(self, partitions: list[int]) -> None:
         stored = await self._store.load_offsets(group=self._group, topic=self._topic, partitions=partitions)
@@ -89,6 +105,11 @@ class KafkaLedgerDriver(ConsumerRebalanceListener):  # type: ignore[misc]
         self._stopping.set()
 
     async def _poll_once(self) -> None:
+        if self._unseeked:
+            async with self._lock:
+                await self._seek_unseeked()
+            if self._unseeked:
+                await asyncio.sleep(1)
         try:
             data = await self._consumer.getmany(
                 timeout_ms=self._poll_timeout_ms, max_records=self._max_records)
