@@ -35,6 +35,8 @@ def translated(what: str) -> Iterator[None]:
         raise NotFoundError(f"{what}: a referenced row does not exist ({e.constraint_name})") from e
     except (asyncpg.CheckViolationError, asyncpg.NotNullViolationError) as e:
         raise InvalidInputError(f"{what}: rejected by {e.constraint_name or 'a constraint'}") from e
+    except (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError) as e:
+        raise InvalidInputError(f"{what}: text holds a character PostgreSQL cannot store (such as NUL)") from e
     except _UNREACHABLE as e:
         raise UnavailableError(f"PostgreSQL unavailable during {what}: {type(e).__name__}",
                                retry_after=2.0) from e

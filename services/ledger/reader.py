@@ -21,6 +21,7 @@ import asyncpg
 
 from sealtrail.core.tlogproof import format_proof
 from sealtrail.errors import InvalidInputError, NotFoundError
+from sealtrail.infra.pgerrors import translated
 from sealtrail.infra.postgres import Conn
 from services.ledger import tree_postgres
 
@@ -87,10 +88,11 @@ class PostgresLedgerReader:
 
     @asynccontextmanager
     async def _as_tenant(self, tenant: str) -> AsyncIterator[Conn]:
-        async with self._pool.acquire() as conn, conn.transaction(readonly=True):
-            await conn.execute("SET LOCAL ROLE sealtrail_reader")
-            await conn.execute("SELECT set_config('sealtrail.tenant', $1, true)", tenant)
-            yield conn
+        with translated("read the ledger"):
+            async with self._pool.acquire() as conn, conn.transaction(readonly=True):
+                await conn.execute("SET LOCAL ROLE sealtrail_reader")
+                await conn.execute("SELECT set_config('sealtrail.tenant', $1, true)", tenant)
+                yield conn
 
     async def logs(self, tenant: str) -> list[LogInfo]:
         async with self._as_tenant(tenant) as conn:

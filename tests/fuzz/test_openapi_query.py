@@ -14,6 +14,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+import requests
 
 from sealtrail.infra.apikeys import KeyAdmin
 from sealtrail.infra.auth_postgres import PostgresAuthStore
@@ -105,3 +106,17 @@ def test_without_a_valid_key_only_public_operations_answer(live_query: tuple[Que
     fuzz_operations(url, lambda method, path: headers, report, default_examples=4, check=check, validate=False)
     print(report.summary(f"query, credential {credential}"))
     assert len(report.cases) >= 20
+
+
+@pytest.mark.parametrize("path", [
+    "/v1/calls?tool=db%00query", "/v1/calls?agent=a%00", "/v1/calls?session=%00", "/v1/calls?type=x%00",
+    "/v1/sessions/s%001", "/v1/logs/ac%00me/checkpoint", "/v1/logs/ac%00me/entries",
+])
+def test_nul_in_text_parameters_is_a_400_not_a_500(live_query: tuple[QueryStack, str, str], path: str) -> None:
+    """A NUL in a text filter or path segment (PostgreSQL cannot store it) is answered as bad input
+    (found by the fuzzer: GET /v1/calls?tool=...%00... was a 500), or a plain 404 for a path."""
+    stack, url, _ = live_query
+    who = "acme:auditor" if path.startswith("/v1/logs") else "acme:investigator"
+    resp = requests.get(url + path, headers=stack.auth(who), timeout=30)
+    assert resp.status_code in (400, 404), (resp.status_code, resp.text)
+    assert resp.headers["content-type"].startswith("application/problem+json")
