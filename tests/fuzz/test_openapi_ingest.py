@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from sealtrail.infra.auth import Role
-from tests.fuzz.harness import FuzzReport, LoopThread, cleanup, fuzz_operations
-from tests.support.ingest import Ingest, make_ingest, on_port
+from tests.fuzz.harness import CHECKS, FuzzReport, LoopThread, cleanup, fuzz_operations, load_schema
+from tests.support.ingest import Ingest, event, make_ingest, on_port
 from tests.support.query import drop_database, new_database
 
 pytestmark = pytest.mark.services
@@ -70,3 +70,15 @@ def test_without_a_valid_key_only_public_operations_answer(live_ingest: tuple[In
     fuzz_operations(url, lambda method, path: headers, report, default_examples=6, check=check)
     print(report.summary(f"ingest, credential {credential}"))
     assert report.cases.get("POST /v1/events", 0) > 0
+
+
+def test_accepted_batch_conforms(live_ingest: tuple[Ingest, str]) -> None:
+    """A batch with good and bad events (which generated cases rarely hit) answers 202 with a body,
+    status and content type that match the OpenAPI document."""
+    ingest, url = live_ingest
+    operation = load_schema(url)["/v1/events"]["POST"]
+    case = operation.Case(body={"events": [event(), {"type": "tool_call"}]}, media_type="application/json")
+    response = case.call(base_url=url, headers=ingest.auth("acme:gateway"), timeout=60)
+    assert response.status_code == 202, response.text
+    case.validate_response(response, checks=CHECKS)
+    assert len(response.json()["accepted"]) == 1 and len(response.json()["rejected"]) == 1
