@@ -76,9 +76,17 @@ class LedgerService:
         tasks = [asyncio.create_task(self.driver.run(), name="ledger-consumer"),
                  asyncio.create_task(self.checkpointer.run(self._stop), name="ledger-checkpointer")]
         self.ready = True
+        stopping = asyncio.create_task(self._stop.wait(), name="ledger-stop")
         try:
-            await self._stop.wait()
+            # A part that ends on its own (an error it does not handle) ends the process, which then
+            # exits non-zero to be restarted, instead of running on without a consumer or checkpointer.
+            await asyncio.wait([stopping, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for t in tasks:
+                if t.done() and not self._stop.is_set():
+                    raise RuntimeError(f"{t.get_name()} ended") from t.exception()
         finally:
+            stopping.cancel()
+            self._stop.set()
             self.ready = False
             self.driver.stop()
             for t in tasks:
