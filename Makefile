@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-all fuzz lint demo bench clean services-up services-down
+.PHONY: install test test-all fuzz test-chaos soak lint demo bench clean services-up services-down
 
 install: $(STAMP)
 
@@ -25,6 +25,14 @@ fuzz: install
 ## Everything, the long-running suites included.
 test-all: install
 	$(BIN)/python -m pytest --timeout=3600 -q
+
+## Fault injection on the whole pipeline, 30 faults of each kind (the fast run does 2 of each).
+test-chaos: install
+	SEALTRAIL_CHAOS_FAULTS=30 $(BIN)/python -m pytest tests/chaos --timeout=7200 -q -s
+
+## The pipeline at 60% of its measured rate for SEALTRAIL_SOAK_SECONDS (600); bench/results/soak.{txt,png}.
+soak: install
+	$(BIN)/python bench/soak.py
 
 lint: install
 	$(BIN)/ruff check sealtrail services tests bench
