@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import statistics
 import sys
@@ -60,9 +61,13 @@ async def watch_signed(db_url: str, stop: asyncio.Event, seen: list[tuple[float,
 
 
 async def sample(pipe: Pipeline, load: Load, s: Samples, started: float, stop: asyncio.Event) -> None:
-    prev_acked, prev_signed, prev_t = len(load.accepted_ids), 0, time.monotonic()
-    while not stop.is_set():
-        await asyncio.sleep(SAMPLE_S)
+    prev_signed = s.signed_seen[-1][1] if s.signed_seen else 0
+    prev_acked, prev_t = len(load.accepted_ids), time.monotonic()
+    while True:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=SAMPLE_S)
+        if stop.is_set():  # a partial window at the end would read as a drop
+            return
         now = time.monotonic()
         acked = len(load.accepted_ids)
         signed = s.signed_seen[-1][1] if s.signed_seen else 0
@@ -179,6 +184,7 @@ def plot(s: Samples, path: Path) -> None:
     for name, rss in s.rss.items():
         bottom.plot(s.t, rss, label=name)
     bottom.set_ylabel("RSS MiB")
+    bottom.set_ylim(bottom=0)
     bottom.set_xlabel("seconds")
     bottom.legend()
     fig.tight_layout()
