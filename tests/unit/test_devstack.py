@@ -41,3 +41,9 @@ def test_kafka_pom_names_the_broker_and_its_logging_jars() -> None:
     assert "<artifactId>reload4j</artifactId>" in text
     assert "<artifactId>slf4j-reload4j</artifactId>" in text
     assert kafka.KAFKA_VERSION.startswith("3.9.")
+
+
+def test_cluster_ids_never_start_with_a_dash() -> None:
+    """Kafka's storage tool reads an id starting with '-' as an option, so none is ever made."""
+    ids = [kafka._cluster_id() for _ in range(5000)]
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
