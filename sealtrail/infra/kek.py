@@ -19,6 +19,7 @@ from pathlib import Path
 
 from sealtrail.core.sealing import KEY_BYTES, NONCE_BYTES, DataKey, Kek, WrappedKey
 from sealtrail.errors import InvalidInputError, SealingError, ServiceStartError
+from sealtrail.infra.auth import AuthStore
 from sealtrail.infra.settings import Settings
 
 INDEX_KEY_ID = "0" * 32
@@ -85,3 +86,24 @@ class IndexKeyWrapper:
             raise SealingError(f"index key of tenant {self._tenant} is malformed")
         wrapped = WrappedKey(kek_id, INDEX_KEY_ID, "period", blob[:NONCE_BYTES], blob[NONCE_BYTES:])
         return self._kek.unwrap(wrapped, tenant=self._tenant).secret
+
+
+class TenantIndexKeys:
+    """Each tenant's index key (the BLAKE3 key of ``subject_ref``), unwrapped once with the KEK.
+
+    An index key never changes, so it is kept for the life of the process.
+    """
+
+    def __init__(self, *, store: AuthStore, kek: Kek) -> None:
+        self._store = store
+        self._kek = kek
+        self._keys: dict[str, bytes] = {}
+
+    async def get(self, tenant: str) -> bytes:
+        key = self._keys.get(tenant)
+        if key is None:
+            row = await self._store.get_tenant(tenant)
+            wrapper = IndexKeyWrapper(kek=self._kek, tenant=tenant)
+            key = wrapper.unwrap(row.wrapped_index_key, kek_id=row.kek_id)
+            self._keys[tenant] = key
+        return key

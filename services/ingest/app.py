@@ -26,7 +26,7 @@ from sealtrail.infra.auth import AuthStore
 from sealtrail.infra.auth_postgres import PostgresAuthStore
 from sealtrail.infra.bus import BusPublisher, TopicSpec
 from sealtrail.infra.kafka import KafkaPublisher
-from sealtrail.infra.kek import load_kek
+from sealtrail.infra.kek import TenantIndexKeys, load_kek
 from sealtrail.infra.keycache import CachingKeyStore
 from sealtrail.infra.keystore_postgres import PostgresKeyStore
 from sealtrail.infra.logs import configure_logging
@@ -37,7 +37,7 @@ from sealtrail.infra.settings import Settings
 from services.ingest.config import IngestOptions
 from services.ingest.metrics import IngestMetrics
 from services.ingest.routes import router
-from services.ingest.sealer import Sealer, TenantIndexKeys
+from services.ingest.sealer import Sealer
 from services.ingest.service import IngestService
 
 

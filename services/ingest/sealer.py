@@ -26,15 +26,14 @@ from sealtrail.core.record import SealedRecord
 from sealtrail.core.sealing import (
     NONCE_BYTES,
     DataKey,
-    Kek,
     SealedPayload,
     derive_payload_key,
     payload_digest,
     subject_ref,
 )
 from sealtrail.core.validation import Rejection, ValidEvent, validate_batch
-from sealtrail.infra.auth import AuthStore, Principal
-from sealtrail.infra.kek import IndexKeyWrapper
+from sealtrail.infra.auth import Principal
+from sealtrail.infra.kek import TenantIndexKeys
 
 EMPTY_PAYLOAD = b"{}"
 
@@ -91,24 +90,6 @@ def header_from_raw(raw: dict[str, Any], stamp: dict[str, str], sealed: SealedPa
     header.update(stamp)
     header.update(sealed.header_fields())
     return header
-
-
-class TenantIndexKeys:
-    """Each tenant's index key, unwrapped once and kept (an index key never changes)."""
-
-    def __init__(self, *, store: AuthStore, kek: Kek) -> None:
-        self._store = store
-        self._kek = kek
-        self._keys: dict[str, bytes] = {}
-
-    async def get(self, tenant: str) -> bytes:
-        key = self._keys.get(tenant)
-        if key is None:
-            row = await self._store.get_tenant(tenant)
-            wrapper = IndexKeyWrapper(kek=self._kek, tenant=tenant)
-            key = wrapper.unwrap(row.wrapped_index_key, kek_id=row.kek_id)
-            self._keys[tenant] = key
-        return key
 
 
 class Sealer:

@@ -13,9 +13,6 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 
-from sealtrail.core.sealing import Kek
-from sealtrail.infra.auth import AuthStore
-from sealtrail.infra.kek import IndexKeyWrapper
 from sealtrail.infra.pgerrors import translated
 from sealtrail.infra.postgres import Conn
 
@@ -31,22 +28,3 @@ async def tenant_scope(pool: asyncpg.Pool, tenant: str) -> AsyncIterator[Conn]:
             yield conn
 
 
-class TenantIndexKeys:
-    """Each tenant's index key (the BLAKE3 key of ``subject_ref``), unwrapped once with the KEK.
-
-    An index key never changes, so it is kept for the life of the process.
-    """
-
-    def __init__(self, *, store: AuthStore, kek: Kek) -> None:
-        self._store = store
-        self._kek = kek
-        self._keys: dict[str, bytes] = {}
-
-    async def get(self, tenant: str) -> bytes:
-        key = self._keys.get(tenant)
-        if key is None:
-            row = await self._store.get_tenant(tenant)
-            wrapper = IndexKeyWrapper(kek=self._kek, tenant=tenant)
-            key = wrapper.unwrap(row.wrapped_index_key, kek_id=row.kek_id)
-            self._keys[tenant] = key
-        return key

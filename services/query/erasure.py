@@ -27,8 +27,8 @@ from sealtrail.core.sealing import subject_ref
 from sealtrail.errors import LegalHoldError
 from sealtrail.infra.auth import Principal
 from sealtrail.infra.emitter import Emission, EventEmitter, erasure_event, new_event_id
+from sealtrail.infra.kek import TenantIndexKeys
 from sealtrail.infra.keycache import CachingKeyStore
-from services.query.db import TenantIndexKeys
 from services.query.erasure_store import ErasureRecord, ErasureStore
 from services.query.metrics import QueryMetrics
 

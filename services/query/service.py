@@ -23,13 +23,12 @@ from sealtrail.infra.apikeys import Authenticator, utc_now
 from sealtrail.infra.bus import BusPublisher, TopicSpec
 from sealtrail.infra.emitter import EventEmitter
 from sealtrail.infra.kafka import KafkaPublisher
-from sealtrail.infra.kek import load_kek
+from sealtrail.infra.kek import TenantIndexKeys, load_kek
 from sealtrail.infra.keycache import CachingKeyStore
 from sealtrail.infra.servicekey import load_service_signer
 from sealtrail.infra.settings import Settings
 from services.ledger.reader import LedgerReader
 from services.query.config import WRITER_ID, QueryOptions
-from services.query.db import TenantIndexKeys
 from services.query.erasure import SubjectEraser
 from services.query.erasure_store import ErasureStore
 from services.query.metrics import QueryMetrics
