@@ -73,4 +73,5 @@ def _inside(bucket: int, fraction: float) -> float:
     if bucket == LAST:
         return _LAST_LOW
     low, high = bounds(bucket)
-    return round(float(low * (high / low) ** fraction), 3)
+    # Rounded down to the microsecond, so that a bucket's top never rounds up into the next one.
+    return math.floor(low * (high / low) ** fraction * 1000) / 1000
