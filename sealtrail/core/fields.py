@@ -1,8 +1,10 @@
 """Field types shared by the event models: the header's wire formats, checked without coercion.
 
 Each type mirrors a definition of ``schemas/common.v1.schema.json``; the regular expressions
-here are the same strings as that file's ``pattern`` keywords, matched in full (``re.fullmatch``),
-so the models and the JSON Schemas accept the same text.
+here are the same strings as that file's ``pattern`` keywords, matched in full, so the models and
+the JSON Schemas accept the same text. Most are checked by pydantic-core's own regex engine (no
+Python call per field, which matters at ingest rates); the few it cannot run (look-ahead) and the
+subject ids are checked in Python with ``re.fullmatch``.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, JsonValue, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
 MAX_HEADER_STRING = 256
@@ -91,35 +93,42 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+PATTERN_MESSAGES: dict[str, str] = {}
+"""What a ``string_pattern_mismatch`` means, by the pattern that failed: the message a user reads."""
+
+
+def _pattern(pattern: str, message: str) -> StringConstraints:
+    """A pattern checked natively by pydantic-core; its failure is explained by ``message``."""
+    PATTERN_MESSAGES[pattern] = message
+    return StringConstraints(pattern=pattern)
+
+
+TEXT_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+"""Text without a Unicode ``Cc`` character (the complement of :data:`CONTROL_PATTERN`)."""
+
 HeaderStr = Annotated[
-    str, StringConstraints(min_length=1, max_length=MAX_HEADER_STRING), AfterValidator(_check_text)
+    str, StringConstraints(min_length=1, max_length=MAX_HEADER_STRING),
+    _pattern(TEXT_PATTERN, "must not contain control characters"),
 ]
-EventId = Annotated[
-    str, AfterValidator(_matching(EVENT_ID_PATTERN, "must be a lowercase UUIDv7 in 8-4-4-4-12 form"))
-]
+EventId = Annotated[str, _pattern(EVENT_ID_PATTERN, "must be a lowercase UUIDv7 in 8-4-4-4-12 form")]
 Timestamp = Annotated[
     str,
     StringConstraints(max_length=40),
-    AfterValidator(_matching(TIMESTAMP_PATTERN, "must be an RFC 3339 UTC timestamp ending in 'Z'")),
+    _pattern(TIMESTAMP_PATTERN, "must be an RFC 3339 UTC timestamp ending in 'Z'"),
     AfterValidator(_check_timestamp),
 ]
-Period = Annotated[str, AfterValidator(_matching(PERIOD_PATTERN, "must be a UTC month 'YYYY-MM'"))]
-KeyId = Annotated[str, AfterValidator(_matching(KEY_ID_PATTERN, "must be 32 lowercase hex digits"))]
-DefHash = Annotated[
-    str, AfterValidator(_matching(DEF_HASH_PATTERN, "must be 'sha256:' and 64 lowercase hex digits"))
-]
+Period = Annotated[str, _pattern(PERIOD_PATTERN, "must be a UTC month 'YYYY-MM'")]
+KeyId = Annotated[str, _pattern(KEY_ID_PATTERN, "must be 32 lowercase hex digits")]
+DefHash = Annotated[str, _pattern(DEF_HASH_PATTERN, "must be 'sha256:' and 64 lowercase hex digits")]
+# Look-ahead patterns are beyond pydantic-core's regex engine: these two are checked in Python.
 TraceId = Annotated[
     str, AfterValidator(_matching(TRACE_ID_PATTERN, "must be 32 lowercase hex digits, not all zero"))
 ]
 SpanId = Annotated[
     str, AfterValidator(_matching(SPAN_ID_PATTERN, "must be 16 lowercase hex digits, not all zero"))
 ]
-Currency = Annotated[
-    str, AfterValidator(_matching(CURRENCY_PATTERN, "must be an ISO 4217 code of 3 capital letters"))
-]
-Code = Annotated[
-    str, AfterValidator(_matching(CODE_PATTERN, "must be a lowercase code of at most 64 characters"))
-]
+Currency = Annotated[str, _pattern(CURRENCY_PATTERN, "must be an ISO 4217 code of 3 capital letters")]
+Code = Annotated[str, _pattern(CODE_PATTERN, "must be a lowercase code of at most 64 characters")]
 SubjectId = Annotated[
     str,
     StringConstraints(max_length=MAX_SUBJECT_LENGTH),
@@ -127,7 +136,10 @@ SubjectId = Annotated[
 ]
 Count = Annotated[int, Field(ge=0, le=MAX_SAFE_INT)]
 PositiveCount = Annotated[int, Field(ge=1, le=MAX_SAFE_INT)]
-Payload = dict[str, JsonValue]
+Payload = dict[str, Any]
+"""A JSON object. Its values are not walked here (a Python call per value with ``JsonValue``):
+they come from a JSON parser, and :func:`~sealtrail.core.validation.validate_batch` refuses any
+value that has no RFC 8785 form when it canonicalises the payload."""
 
 
 def _unique(values: list[str]) -> list[str]:

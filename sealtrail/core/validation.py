@@ -10,12 +10,13 @@ and go no deeper, because payload keys may be personal too.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from sealtrail.core.canonical import canonical_json
 from sealtrail.core.events import (
@@ -23,9 +24,10 @@ from sealtrail.core.events import (
     EVENT_MODELS,
     SERVER_SET_FIELDS,
     EventModel,
+    accepted_keys,
     normalise_subject,
 )
-from sealtrail.core.fields import MAX_HEADER_STRING, has_control_character
+from sealtrail.core.fields import MAX_HEADER_STRING, PATTERN_MESSAGES, has_control_character
 from sealtrail.errors import InvalidInputError
 
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -53,6 +55,7 @@ _TITLES = {
     PAYLOAD_TOO_LARGE: "Payload too large",
     TOO_DEEP: "Nesting too deep",
 }
+_CONTAINERS = (dict, list)
 _ANY_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -144,7 +147,7 @@ def _validate_one(index: int, raw: object, limits: _Limits) -> ValidEvent:
     if not isinstance(raw, dict):
         raise _Reject(INVALID_EVENT, "event must be a JSON object", here)
     model = _model_for(raw, here, limits)
-    _check_fields(raw, here, limits)
+    _check_fields(raw, here, limits, accepted_keys(model))
     try:
         event = model.model_validate(raw, strict=True)
     except ValidationError as e:
@@ -175,8 +178,21 @@ def _model_for(raw: dict[Any, Any], here: str, limits: _Limits) -> type[EventMod
     return EVENT_MODELS[kind]
 
 
-def _check_fields(raw: dict[Any, Any], here: str, limits: _Limits) -> None:
+def _check_fields(raw: dict[Any, Any], here: str, limits: _Limits, known: frozenset[str]) -> None:
     for key, value in raw.items():
+        if key in known:
+            if value is None:
+                raise _Reject(INVALID_EVENT, f"{key}: must not be null; omit the field instead",
+                              f"{here}/{escape_pointer(key)}")
+            problem = _walk(value, limits.max_depth) if type(value) in _CONTAINERS else None
+            if problem is _DEEP:
+                raise _Reject(TOO_DEEP, f"field '{key}' nests deeper than {limits.max_depth} levels",
+                              f"{here}/{escape_pointer(key)}")
+            if problem is _NOT_JSON:
+                detail = ("payload must be a JSON object with string keys and JSON values" if key == "payload"
+                          else f"field '{key}' holds a value that is not JSON")
+                raise _Reject(INVALID_EVENT, detail, f"{here}/{escape_pointer(key)}")
+            continue
         if not isinstance(key, str) or len(key) > MAX_HEADER_STRING or has_control_character(key):
             raise _Reject(INVALID_EVENT, "unknown field with an unprintable or overlong name", here)
         if key in SERVER_SET_FIELDS:
@@ -222,12 +238,22 @@ def _from_validation_error(error: ValidationError, here: str) -> _Reject:
     if len(loc) > 1 and loc[0] == "payload":
         detail = "payload must be a JSON object with string keys and JSON values"
         return _Reject(INVALID_EVENT, detail, f"{here}/payload")
-    detail = _describe(first["type"], first["msg"], loc)
+    detail = _describe(first["type"], _message(first), loc)
     more = len(errors) - 1
     if more:
         detail += f" ({more} more problem{'s' if more > 1 else ''} in this event)"
     pointer = here + "".join(f"/{escape_pointer(str(part))}" for part in loc)
     return _Reject(INVALID_EVENT, detail, pointer)
+
+
+def _message(error: ErrorDetails) -> str:
+    kind = error["type"]
+    if kind == "string_pattern_mismatch":
+        pattern = str(error.get("ctx", {}).get("pattern", ""))
+        return PATTERN_MESSAGES.get(pattern, error["msg"])
+    if kind == "string_unicode":
+        return "must be valid Unicode text"
+    return error["msg"]
 
 
 def _describe(kind: str, message: str, loc: list[Any]) -> str:
@@ -257,17 +283,35 @@ def _readable_event_id(raw: object) -> str | None:
 
 
 def _deeper_than(value: object, limit: int) -> bool:
-    stack: list[tuple[object, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children: Iterator[object]
-        if isinstance(item, dict):
-            children = iter(item.values())
-        elif isinstance(item, list):
-            children = iter(item)
-        else:
-            continue
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in children)
-    return False
+    """Whether a value nests containers deeper than ``limit`` levels (``value`` itself is level 1)."""
+    return _walk(value, limit, scalars=None) is _DEEP
+
+
+_DEEP = "deep"
+_NOT_JSON = "not-json"
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _walk(value: object, levels: int, scalars: frozenset[type] | None = _JSON_SCALARS) -> str | None:
+    """``_DEEP`` past ``levels`` container levels, ``_NOT_JSON`` for a value of a non-JSON type
+    (when ``scalars`` names the JSON ones), else ``None``. ``value`` counts as the first level."""
+    values: Iterable[object]
+    if type(value) is dict:
+        values = value.values()
+    elif type(value) is list:
+        values = value
+    elif scalars is None or type(value) in scalars:
+        return None
+    else:
+        return _NOT_JSON
+    if levels < 1:
+        return _DEEP
+    for item in values:
+        kind = type(item)
+        if kind is dict or kind is list:
+            problem = _walk(item, levels - 1, scalars)
+            if problem is not None:
+                return problem
+        elif scalars is not None and kind not in scalars:
+            return _NOT_JSON
+    return None

@@ -252,3 +252,37 @@ def test_normalise_subject_refuses_malformed_ids_without_echo(raw: str) -> None:
     with pytest.raises(InvalidInputError) as caught:
         normalise_subject(raw)
     assert raw.strip() not in caught.value.detail or not raw.strip()
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"tool_def_hash": "md5:abc"}, "'sha256:' and 64 lowercase hex digits"),
+        ({"currency": "eur", "cost_micros": 1}, "ISO 4217"),
+        ({"occurred_at": "yesterday"}, "ending in 'Z'"),
+        ({"session_id": "tab\there"}, "control characters"),
+        ({"server_id": "next\u0085line"}, "control characters"),
+        ({"agent_id": "lone \ud800 surrogate"}, "valid Unicode"),
+    ],
+)
+def test_pattern_failures_read_as_sentences(changes: dict[str, Any], words: str) -> None:
+    """A field failing its pattern is explained in words; the raw regular expression is never shown."""
+    rejection = only_rejection(call(**changes))
+    assert words in rejection.detail
+    assert "pattern" not in rejection.detail
+
+
+def test_a_model_used_directly_names_the_null_field() -> None:
+    """Outside validate_batch, a null is still refused and the message names the field."""
+    with pytest.raises(ValidationError, match="'session_id' must not be null"):
+        ToolCallEvent.model_validate(call(session_id=None))
+    with pytest.raises(ValidationError, match="colour"):
+        ToolCallEvent.model_validate(call(colour=None))
+
+
+@pytest.mark.parametrize("payload", [{"k": {1, 2}}, {"k": [b"bytes"]}, {"k": {"deeper": object()}}])
+def test_payload_values_must_be_json_types(payload: dict[str, Any]) -> None:
+    """A payload built in Python with a non-JSON value is refused at /payload (never echoed)."""
+    rejection = only_rejection(call(payload=payload))
+    assert rejection.pointer == "/events/1/payload"
+    assert "JSON" in rejection.detail
