@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from sealtrail.core.receipt import RECEIPT_FORMAT
+
 
 class EventBatch(BaseModel):
     """The request body of ``POST /v1/events``; each event is validated on its own."""
@@ -18,7 +20,8 @@ class EventBatch(BaseModel):
 class AcceptedItem(BaseModel):
     event_id: str
     log: str = Field(description="the log id (= tenant id) the event will appear in")
-    receipt: str = Field(description="C2SP signed note by the ingest receipt key (docs/ingest.md)")
+    receipt: str = Field(description="the event's inclusion proof under its batch's note, signed once per batch "
+                                     "by the ingest receipt key (docs/ingest.md, Receipts)")
 
 
 class RejectedItem(BaseModel):
@@ -61,4 +64,4 @@ class ReceiptKey(BaseModel):
 
 class Keys(BaseModel):
     receipt: list[ReceiptKey]
-    receipt_format: str = "sealtrail.dev/receipt/v1"
+    receipt_format: str = RECEIPT_FORMAT

@@ -3,7 +3,8 @@
 For each event that validates: seal its payload (an event without one gets a sealed empty
 object, so every record carries ``key_ids``, ``payload_digest`` and ``payload_size``) under the
 period key of the UTC month of ``received_at`` and one key per declared subject; stamp the header
-with tenant, gateway, receive time and the sealing fields; sign a receipt.
+with tenant, gateway, receive time and the sealing fields. The batch's receipts share one
+signature (:func:`sealtrail.core.receipt.sign_receipts`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_encrypt
 from sealtrail.core.events import SEALED_FIELDS
 from sealtrail.core.fields import format_timestamp
 from sealtrail.core.keystore import KeyStore, period_of
-from sealtrail.core.receipt import CachedEd25519Signer, Receipt, sign_receipt
+from sealtrail.core.receipt import CachedEd25519Signer, sign_receipts
 from sealtrail.core.record import SealedRecord
 from sealtrail.core.sealing import (
     NONCE_BYTES,
@@ -113,7 +114,7 @@ class Sealer:
         period_key = await self._keystore.get_or_create_period_key(tenant, period_of(received_at))
         subject_keys = await self._subject_keys(tenant, {s for v in valid for s in v.subjects})
         records: list[tuple[bytes, bytes]] = []
-        accepted: list[AcceptedEvent] = []
+        leaves: list[tuple[str, str]] = []
         log_key = tenant.encode()
         time_ms = int(received_at.timestamp() * 1000)
         stamp = {"tenant": tenant, "gateway_id": principal.gateway_id,
@@ -124,8 +125,10 @@ class Sealer:
             assert isinstance(raw, dict)
             record = self._seal_one(v, raw, stamp, period_key, keys)
             records.append((log_key, record.encode()))
-            receipt = Receipt(record.event_id, tenant, record.header["payload_digest"], time_ms)
-            accepted.append(AcceptedEvent(record.event_id, tenant, sign_receipt(receipt, self._signer)))
+            leaves.append((v.event.event_id, record.header["payload_digest"]))
+        receipts = sign_receipts(tenant, time_ms, leaves, self._signer)
+        accepted = [AcceptedEvent(event_id, tenant, receipt)
+                    for (event_id, _), receipt in zip(leaves, receipts, strict=True)]
         return PreparedBatch(records, accepted, rejected)
 
     @staticmethod

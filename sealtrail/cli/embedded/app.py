@@ -39,7 +39,7 @@ from services.ingest.app import create_app as create_ingest_app
 from services.ingest.config import IngestOptions
 from services.ledger.reader_sqlite import SqliteLedgerReader
 
-RECEIPT_FORMAT = "sealtrail.dev/receipt/v1"
+RECEIPT_FORMAT = "sealtrail.dev/receipt-proof/v2"
 
 
 @dataclass(frozen=True)
