@@ -4,9 +4,10 @@ Usage: ``python bench/bench_ledger.py [--entries N] [--payload BYTES]``
 
 Starts durable PostgreSQL and Kafka (sealtrail.devstack), produces N sealed records of one tenant
 with ~1 KiB ciphertext straight to the sealed topic, then runs ``sealtrail ledger`` as a separate
-process and samples its progress and RSS until every entry is in a signed checkpoint. Reports
-entries/s and the ledger's RSS at 100,000 and 1,000,000 entries (tree state is O(log n), so RSS
-should stay flat). Writes bench/results/ledger.json.
+process and samples its progress, CPU time and RSS until every entry is in a signed checkpoint.
+Reports entries/s, the ledger process's CPU microseconds per entry (the figure that matters on a
+shared machine: wall-clock rates move with whatever else runs) and its RSS at 100,000 and 1,000,000
+entries (tree state is O(log n), so RSS should stay flat). Writes bench/results/ledger.json.
 """
 
 from __future__ import annotations
@@ -71,36 +72,61 @@ async def _ensure_topic(bootstrap: str) -> None:
     await ensure_topics(bootstrap, [TopicSpec(TOPIC, 1)])
 
 
-async def sample(db_url: str, pid: int, total: int) -> dict[str, Any]:
-    """Poll the ledger's progress and RSS until a checkpoint covers every entry."""
+Sample = tuple[float, int, float, float]  # seconds since start, entries, RSS MiB, CPU seconds
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def sample(db_url: str, pid: int, total: int, interval: float) -> dict[str, Any]:
+    """Poll the ledger's progress, CPU and RSS until a checkpoint covers every entry."""
     conn = await asyncpg.connect(db_url)
-    samples: list[tuple[float, int, float]] = []
+    samples: list[Sample] = []
     started = time.perf_counter()
     try:
         while True:
             size = await conn.fetchval("SELECT coalesce(max(size), 0) FROM logs") or 0
             signed = await conn.fetchval("SELECT coalesce(max(tree_size), 0) FROM checkpoints") or 0
-            samples.append((time.perf_counter() - started, size, rss_mib(pid)))
+            samples.append((time.perf_counter() - started, size, rss_mib(pid), cpu_seconds(pid)))
             if signed >= total:
                 break
-            await asyncio.sleep(1)
+            await asyncio.sleep(interval)
     finally:
         await conn.close()
     return {"samples": samples, "seconds": time.perf_counter() - started}
 
 
-def rss_at(samples: list[tuple[float, int, float]], entries: int) -> float | None:
-    for _, size, rss in samples:
+def rss_at(samples: list[Sample], entries: int) -> float | None:
+    for _, size, rss, _ in samples:
         if size >= entries:
             return rss
     return None
+
+
+def cpu_per_entry(samples: list[Sample], total: int) -> tuple[float, float]:
+    """CPU microseconds per entry and entries/s while appending: from the first sample that saw
+    entries to the first that saw them all (start-up and the final checkpoint wait excluded)."""
+    first = next(s for s in samples if s[1] > 0)
+    last = next(s for s in samples if s[1] >= total)
+    entries = last[1] - first[1]
+    if entries <= 0:
+        return float("nan"), float("nan")
+    return (last[3] - first[3]) / entries * 1e6, entries / (last[0] - first[0])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--payload", type=int, default=1024)
-    parser.add_argument("--profile", type=Path, help="record the ledger with py-spy (collapsed stacks)")
+    parser.add_argument("--profile", type=Path, help="record the ledger with py-spy (raw collapsed stacks)")
+    parser.add_argument("--profile-seconds", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON report")
+    parser.add_argument("--interval", type=float, default=0.5, help="seconds between progress samples")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for the ledger process (repeatable)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sealtrail-bench-"))
     pg = PostgresServer(datadir=work / "pg", durable=True)
@@ -114,13 +140,14 @@ def main() -> None:
         produce_rate = asyncio.run(produce(kafka.bootstrap, args.entries, args.payload))
         env = {**os.environ, "SEALTRAIL_DATABASE_URL": pg.url, "SEALTRAIL_KAFKA_BOOTSTRAP": kafka.bootstrap,
                "SEALTRAIL_SIGNING_KEY_DIR": str(work / "keys"), "SEALTRAIL_LOG_LEVEL": "WARNING",
-               "SEALTRAIL_TOPIC_PARTITIONS": "1"}
+               "SEALTRAIL_TOPIC_PARTITIONS": "1", **dict(e.split("=", 1) for e in args.env)}
         cmd = [sys.executable, "-m", "sealtrail.cli.main", "ledger", "--port", str(free_port())]
         ledger = subprocess.Popen(cmd, env=env)
         if args.profile:
             subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw",
-                              "--pid", str(ledger.pid), "--duration", "10", "-o", str(args.profile)])
-        result = asyncio.run(sample(pg.url, ledger.pid, args.entries))
+                              "--pid", str(ledger.pid), "--duration", str(args.profile_seconds),
+                              "-o", str(args.profile)])
+        result = asyncio.run(sample(pg.url, ledger.pid, args.entries, args.interval))
     finally:
         if ledger is not None:
             ledger.terminate()
@@ -132,19 +159,23 @@ def main() -> None:
 
 def report(args: argparse.Namespace, produce_rate: float, result: dict[str, Any]) -> None:
     samples = result["samples"]
-    first_t = next(t for t, size, _ in samples if size > 0)
+    first_t = next(t for t, size, _, _ in samples if size > 0)
     done_t = samples[-1][0]
+    cpu_us, append_rate = cpu_per_entry(samples, args.entries)
     out = {
         "machine": describe("aiokafka", "asyncpg", "blake3"),
         "entries": args.entries, "payload_bytes": args.payload,
         "produce_records_per_s": round(produce_rate),
         "ledger_catch_up_entries_per_s": round(args.entries / (done_t - first_t)),
+        "ledger_append_entries_per_s": round(append_rate),
+        "ledger_cpu_us_per_entry": round(cpu_us, 1),
         "rss_mib_at_100k": rss_at(samples, 100_000), "rss_mib_at_1m": rss_at(samples, 1_000_000),
-        "rss_mib_max": max(r for _, _, r in samples),
-        "samples": [{"t": round(t, 1), "entries": s, "rss_mib": round(r, 1)} for t, s, r in samples],
+        "rss_mib_max": max(r for _, _, r, _ in samples),
+        "samples": [{"t": round(t, 1), "entries": s, "rss_mib": round(r, 1), "cpu_s": round(c, 2)}
+                    for t, s, r, c in samples],
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(out, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2))
     for k, v in out.items():
         if k != "samples":
             print(f"{k}: {v}")

@@ -10,15 +10,32 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import orjson
 
-from sealtrail.infra.bus import BusPublisher, BusRecord
+from sealtrail.infra.bus import BusPublisher
+
+
+class SourceRecord(Protocol):
+    """A consumed record and where it came from: a :class:`~sealtrail.infra.bus.BusRecord`, or the
+    bus client's own record type when it has these attributes (saves a copy per record)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    record: BusRecord
+    record: SourceRecord
     reason: str
     pointer: str
 

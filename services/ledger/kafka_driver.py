@@ -16,8 +16,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from sealtrail.errors import ConcurrentWriteError, UnavailableError
-from sealtrail.infra.bus import BusRecord
 from services.ledger import metrics
+from services.ledger.deadletter import SourceRecord
 from services.ledger.store import LedgerStore
 from services.ledger.worker import LedgerWorker
 
@@ -120,11 +120,10 @@ class KafkaLedgerDriver(ConsumerRebalanceListener):  # type: ignore[misc]
         async with self._lock:
             for tp, recs in data.items():
                 if tp.partition in self._positions and recs:
-                    await self._handle(tp, [BusRecord(r.topic, r.partition, r.offset, r.key, r.value)
-                                            for r in recs])
+                    await self._handle(tp, recs)  # aiokafka's records have BusRecord's attributes
             self._report_lag()
 
-    async def _handle(self, tp: TopicPartition, records: list[BusRecord]) -> None:
+    async def _handle(self, tp: TopicPartition, records: list[SourceRecord]) -> None:
         try:
             self._positions[tp.partition] = await self._worker.handle(
                 tp.partition, self._positions[tp.partition], records)

@@ -16,6 +16,8 @@ from sealtrail.errors import InvalidInputError
 _TEXT_COLUMNS = ("agent_id", "session_id", "server_id", "tool_name", "tool_tier", "decision", "status")
 _INT_COLUMNS = ("latency_ms", "cost_micros")
 _MAX_INT = 2**63 - 1
+_UUID = uuid.UUID
+_fromisoformat = datetime.fromisoformat
 
 
 class EntryColumns(NamedTuple):
@@ -27,59 +29,63 @@ class EntryColumns(NamedTuple):
     received_at: datetime
     text: tuple[str | None, ...]
     ints: tuple[int | None, ...]
+    key_ids: list[str] = []  # noqa: RUF012  # a NamedTuple default, never mutated
 
 
 def entry_columns(record: SealedRecord) -> EntryColumns:
-    """Check and convert a record's header; raise InvalidInputError naming the field."""
+    """Check and convert a record's header; raise InvalidInputError naming the field.
+
+    Runs once per consumed record, so the well-formed case is straight-line code. Checks run in a
+    fixed order (event id, tenant, type, times, text columns, integer columns, key ids) and the
+    first bad field is the one named.
+    """
     h = record.header
+    raw_id = h["event_id"]
     try:
-        event_id = uuid.UUID(str(h["event_id"]))
+        event_id = _UUID(raw_id if type(raw_id) is str else str(raw_id))
     except ValueError as e:
         raise InvalidInputError("event_id is not a UUID", pointer="/header/event_id") from e
-    if h.get("tenant") != record.log and not record.log.startswith(f"{h.get('tenant')}/"):
+    get = h.get
+    tenant = get("tenant")
+    if tenant != record.log and not record.log.startswith(f"{tenant}/"):
         raise InvalidInputError("header tenant does not own the log", pointer="/header/tenant")
-    return EntryColumns(
-        event_id=event_id,
-        type=_text(h, "type", required=True) or "",
-        occurred_at=_time(h, "occurred_at"),
-        received_at=_time(h, "received_at"),
-        text=_texts(h),
-        ints=tuple(_int(h, c) for c in _INT_COLUMNS),
-    )
+    type_ = get("type")
+    if not isinstance(type_, str):
+        raise InvalidInputError("type must be a string", pointer="/header/type")
+    occurred_at = _time(get("occurred_at"), "occurred_at")
+    received_at = _time(get("received_at"), "received_at")
+    text = (get("agent_id"), get("session_id"), get("server_id"), get("tool_name"), get("tool_tier"),
+            get("decision"), get("status"))
+    for v in text:
+        if v is not None and type(v) is not str:
+            _refuse_texts(text)
+    ints = (get("latency_ms"), get("cost_micros"))
+    for v in ints:
+        if v is not None and (type(v) is not int or not 0 <= v <= _MAX_INT):
+            _refuse_ints(ints)
+    key_ids = get("key_ids")
+    if type(key_ids) is not list or not all(type(k) is str for k in key_ids):
+        raise InvalidInputError("key_ids must be an array of strings", pointer="/header/key_ids")
+    return EntryColumns(event_id, type_, occurred_at, received_at, text, ints, key_ids)
 
 
-def _texts(h: dict[str, object]) -> tuple[str | None, ...]:
-    values = tuple(h.get(c) for c in _TEXT_COLUMNS)
+def _refuse_texts(values: tuple[object, ...]) -> None:
     for name, v in zip(_TEXT_COLUMNS, values, strict=True):
         if v is not None and type(v) is not str:
             raise InvalidInputError(f"{name} must be a string", pointer=f"/header/{name}")
-    return values  # type: ignore[return-value]  # checked just above
 
 
-def _text(h: dict[str, object], name: str, *, required: bool = False) -> str | None:
-    v = h.get(name)
-    if v is None and not required:
-        return None
-    if not isinstance(v, str):
-        raise InvalidInputError(f"{name} must be a string", pointer=f"/header/{name}")
-    return v
+def _refuse_ints(values: tuple[object, ...]) -> None:
+    for name, v in zip(_INT_COLUMNS, values, strict=True):
+        if v is not None and (type(v) is not int or not 0 <= v <= _MAX_INT):
+            raise InvalidInputError(f"{name} must be a non-negative integer", pointer=f"/header/{name}")
 
 
-def _int(h: dict[str, object], name: str) -> int | None:
-    v = h.get(name)
-    if v is None:
-        return None
-    if type(v) is not int or not 0 <= v <= _MAX_INT:
-        raise InvalidInputError(f"{name} must be a non-negative integer", pointer=f"/header/{name}")
-    return v
-
-
-def _time(h: dict[str, object], name: str) -> datetime:
-    v = h.get(name)
+def _time(v: object, name: str) -> datetime:
     if not isinstance(v, str):
         raise InvalidInputError(f"{name} must be an RFC 3339 string", pointer=f"/header/{name}")
     try:
-        t = datetime.fromisoformat(v)
+        t = _fromisoformat(v)
     except ValueError as e:
         raise InvalidInputError(f"{name} is not RFC 3339", pointer=f"/header/{name}") from e
     if t.tzinfo is None:

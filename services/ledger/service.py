@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 
 import asyncpg
@@ -32,6 +33,21 @@ def topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.dlq_topic, 1, retention_ms=30 * 24 * 3600 * 1000, **common),
         TopicSpec(settings.checkpoints_topic, 1, retention_ms=-1, **common),
     ]
+
+
+# Each poll allocates tens of thousands of short-lived containers (headers, rows) that live until
+# its commit and are then freed by reference counting. At CPython's default threshold (700) the
+# cycle collector runs hundreds of times per poll, re-scanning them and, every few polls, the whole
+# heap: measured at over a third of the ledger's CPU. A higher first threshold, and freezing the
+# start-up heap out of full collections, keeps cycle collection for the cycles that do occur.
+GC_THRESHOLDS = (200_000, 10, 10)
+
+
+def tune_gc() -> None:
+    """Fewer cycle collections, none over the start-up heap (call once the service is wired)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class LedgerService:
@@ -73,6 +89,7 @@ class LedgerService:
                                          interval_s=s.checkpoint_interval_s, publisher=publisher,
                                          topic=s.checkpoints_topic)
         await self.checkpointer.ensure_keys()
+        tune_gc()
         tasks = [asyncio.create_task(self.driver.run(), name="ledger-consumer"),
                  asyncio.create_task(self.checkpointer.run(self._stop), name="ledger-checkpointer")]
         self.ready = True

@@ -126,8 +126,7 @@ async def _write_batch(conn: Conn, batch: SequencedBatch) -> None:
         cols = e.columns
         entries.append((batch.log_id, e.index, tenant, cols.event_id, cols.type, cols.occurred_at,
                         cols.received_at, *cols.text, *cols.ints, e.entry, e.leaf, e.chain))
-        key_ids = [str(k) for k in e.record.header.get("key_ids", [])]
-        payloads.append((batch.log_id, e.index, tenant, key_ids, e.record.nonce, e.record.ciphertext))
+        payloads.append((batch.log_id, e.index, tenant, cols.key_ids, e.record.nonce, e.record.ciphertext))
     nodes = [(batch.log_id, run.level, run.start + i, h)
              for run in batch.runs if run.level > 0 for i, h in enumerate(run.hashes)]
     await conn.copy_records_to_table("entries", records=entries, columns=_ENTRY_COLUMNS)

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 
 from sealtrail.core.record import SealedRecord, decode_record
 from sealtrail.errors import ConcurrentWriteError, InvalidInputError
-from sealtrail.infra.bus import BusRecord
 from services.ledger import metrics
-from services.ledger.deadletter import DeadLetter, DeadLetterSink
+from services.ledger.deadletter import DeadLetter, DeadLetterSink, SourceRecord
 from services.ledger.rows import EntryColumns, entry_columns
 from services.ledger.sequencer import DEFAULT_ORIGIN_PREFIX, LogHead, SequencedBatch, origin_for, sequence
 from services.ledger.store import LedgerStore, PartitionCommit
@@ -24,7 +23,7 @@ from services.ledger.store import LedgerStore, PartitionCommit
 log = logging.getLogger("sealtrail.ledger")
 
 
-_Item = tuple[SealedRecord, EntryColumns, BusRecord]
+_Item = tuple[SealedRecord, EntryColumns, SourceRecord]
 
 
 @dataclass
@@ -50,7 +49,7 @@ class LedgerWorker:
         """Drop cached heads (after a conflict or a rebalance); they are reloaded on demand."""
         self._heads.clear()
 
-    async def handle(self, partition: int, from_offset: int | None, records: Sequence[BusRecord]) -> int:
+    async def handle(self, partition: int, from_offset: int | None, records: Sequence[SourceRecord]) -> int:
         """Log ``records`` (one partition, in offset order) and return the next offset committed.
 
         Raises ConcurrentWriteError (nothing committed; cached heads dropped) when another writer
@@ -118,16 +117,21 @@ class LedgerWorker:
         return sequence(head, [r for r, _ in fresh], [c for _, c in fresh])
 
 
-def _sort(records: Sequence[BusRecord]) -> _Sorted:
+def _sort(records: Sequence[SourceRecord]) -> _Sorted:
     out = _Sorted()
+    by_log = out.by_log
     for r in records:
         try:
             rec = decode_record(r.value)
             cols = entry_columns(rec)
-            if r.key is not None and r.key != rec.log.encode():
+            key = r.key
+            if key is not None and key != rec.log.encode():
                 raise InvalidInputError("message key is not the record's log id", pointer="/log")
         except InvalidInputError as e:
             out.dead.append(DeadLetter(r, f"invalid record: {e.detail}", e.pointer))
             continue
-        out.by_log.setdefault(rec.log, []).append((rec, cols, r))
+        items = by_log.get(rec.log)
+        if items is None:
+            items = by_log[rec.log] = []
+        items.append((rec, cols, r))
     return out
