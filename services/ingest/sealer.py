@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import blake3
 import orjson
-from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_encrypt
+from nacl._sodium import ffi as _ffi
+from nacl._sodium import lib as _sodium
 
 from sealtrail.core.events import SEALED_FIELDS
 from sealtrail.core.fields import format_timestamp
@@ -25,18 +27,22 @@ from sealtrail.core.keystore import KeyStore, period_of
 from sealtrail.core.receipt import CachedEd25519Signer, sign_receipts
 from sealtrail.core.record import SealedRecord
 from sealtrail.core.sealing import (
+    DIGEST_PREFIX,
+    KEY_BYTES,
     NONCE_BYTES,
+    PAYLOAD_CONTEXT,
     DataKey,
     SealedPayload,
-    derive_payload_key,
-    payload_digest,
     subject_ref,
 )
 from sealtrail.core.validation import Rejection, ValidEvent, validate_batch
+from sealtrail.errors import PeriodExpiredError, SealingError, SubjectErasedError
 from sealtrail.infra.auth import Principal
 from sealtrail.infra.kek import TenantIndexKeys
 
 EMPTY_PAYLOAD = b"{}"
+_TAG_BYTES = 16
+_sodium_encrypt = _sodium.crypto_aead_xchacha20poly1305_ietf_encrypt
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,33 +70,128 @@ def identifiers_aad(*, tenant: str, event_id: str, type: str, key_ids: Sequence[
     return orjson.dumps({"event_id": event_id, "key_ids": list(key_ids), "tenant": tenant, "type": type})
 
 
+def _encrypt(plaintext: bytes, aad: bytes, nonce: bytes, key: bytes) -> bytes:
+    """XChaCha20-Poly1305-IETF: the same bytes as ``nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt``.
+
+    It calls the same libsodium function without the binding's per-call argument checks, which
+    cost more than the encryption of a 1 KiB payload. The lengths stay checked: libsodium reads
+    exactly 24 nonce and 32 key bytes.
+    """
+    if len(nonce) != NONCE_BYTES or len(key) != KEY_BYTES:
+        raise SealingError("sealing needs a 24-byte nonce and a 32-byte key")
+    out = bytearray(len(plaintext) + _TAG_BYTES)
+    if _sodium_encrypt(_ffi.from_buffer(out), _ffi.NULL, plaintext, len(plaintext), aad, len(aad),
+                       _ffi.NULL, nonce, key) != 0:
+        raise SealingError("payload encryption failed")
+    return bytes(out)
+
+
+class SealingKeys:
+    """A period key and some subject keys, checked and absorbed once, to seal many payloads with.
+
+    Sealing (DESIGN §4, :func:`sealtrail.core.sealing.seal_json`) derives each payload key from
+    ``period key || subject keys by key_id || event_id``: here BLAKE3 absorbs the keys once and
+    each event copies that state and adds its id. Kinds and states are checked once, here.
+    Payloads sealed here open with :func:`sealtrail.core.sealing.open_sealed`; for the same nonce
+    they are byte-identical to ``seal_json``'s. The caller vouches that each event id and type is
+    the validated identifier (they are not checked again per event).
+    """
+
+    __slots__ = ("_deriver", "key_ids", "tenant")
+
+    def __init__(self, *, tenant: str, period_key: DataKey, subject_keys: Sequence[DataKey]) -> None:
+        if period_key.kind != "period" or any(k.kind != "subject" for k in subject_keys):
+            raise SealingError("sealing needs one period key and only subject keys beside it")
+        if period_key.state != "active":
+            raise PeriodExpiredError(f"period key {period_key.key_id} has expired")
+        for key in subject_keys:
+            if key.state != "active":
+                raise SubjectErasedError(f"subject key {key.key_id} was erased")
+        ordered = sorted(subject_keys, key=lambda k: k.key_id)
+        self.key_ids = (period_key.key_id, *(k.key_id for k in ordered))
+        if len(set(self.key_ids)) != len(self.key_ids):
+            raise SealingError("a subject key appears twice")
+        self.tenant = tenant
+        self._deriver = blake3.blake3(period_key.secret, derive_key_context=PAYLOAD_CONTEXT)
+        for key in ordered:
+            self._deriver.update(key.secret)
+
+    def __repr__(self) -> str:
+        return f"SealingKeys(tenant={self.tenant!r}, key_ids={self.key_ids!r})"
+
+    def seal(self, plaintext: bytes, *, event_id: str, type: str, nonce: bytes) -> tuple[bytes, str]:
+        """Encrypt canonical payload bytes; return the ciphertext (tag included) and ``payload_digest``."""
+        deriver = self._deriver.copy()
+        deriver.update(event_id.encode("ascii"))
+        aad = identifiers_aad(tenant=self.tenant, event_id=event_id, type=type, key_ids=self.key_ids)
+        ciphertext = _encrypt(plaintext, aad, nonce, deriver.digest())
+        digest = blake3.blake3(nonce)
+        digest.update(ciphertext)
+        return ciphertext, DIGEST_PREFIX + digest.hexdigest()
+
+
 def seal_canonical(
     plaintext: bytes, *, tenant: str, event_id: str, type: str, period_key: DataKey,
-    subject_keys: Sequence[DataKey],
+    subject_keys: Sequence[DataKey], nonce: bytes | None = None,
 ) -> SealedPayload:
-    """:func:`sealtrail.core.sealing.seal` for a payload already in RFC 8785 form.
+    """:func:`sealtrail.core.sealing.seal_json` for one payload, through :class:`SealingKeys`.
 
-    Validation has produced the canonical bytes; this reuses them instead of canonicalising the
-    payload a second time. Same key derivation, AAD, cipher and digest, so ``open_sealed`` opens it.
+    ``nonce`` is for known-answer tests only; leave it out and a random one is drawn.
     """
-    key_ids = (period_key.key_id, *sorted(k.key_id for k in subject_keys))
-    nonce = secrets.token_bytes(NONCE_BYTES)
-    key = derive_payload_key(period_key, subject_keys, event_id)
-    aad = identifiers_aad(tenant=tenant, event_id=event_id, type=type, key_ids=key_ids)
-    ciphertext = crypto_aead_xchacha20poly1305_ietf_encrypt(plaintext, aad, nonce, key)
-    return SealedPayload(nonce, ciphertext, key_ids, payload_digest(nonce, ciphertext), len(plaintext))
+    keys = SealingKeys(tenant=tenant, period_key=period_key, subject_keys=subject_keys)
+    nonce = secrets.token_bytes(NONCE_BYTES) if nonce is None else nonce
+    ciphertext, digest = keys.seal(plaintext, event_id=event_id, type=type, nonce=nonce)
+    return SealedPayload(nonce, ciphertext, keys.key_ids, digest, len(plaintext))
 
 
-def header_from_raw(raw: dict[str, Any], stamp: dict[str, str], sealed: SealedPayload) -> dict[str, Any]:
+def _header(raw: Mapping[str, Any], stamp: Mapping[str, str], key_ids: Sequence[str], digest: str,
+            size: int) -> dict[str, Any]:
+    header = dict(raw)
+    for name in SEALED_FIELDS:
+        header.pop(name, None)
+    header.update(stamp)
+    header["key_ids"] = list(key_ids)
+    header["payload_digest"] = digest
+    header["payload_size"] = size
+    return header
+
+
+def header_from_raw(raw: Mapping[str, Any], stamp: Mapping[str, str], sealed: SealedPayload) -> dict[str, Any]:
     """:func:`sealtrail.core.events.header_dict` built from the validated event as it was sent.
 
     The models are strict (no coercion), forbid unknown fields and refuse nulls, so an accepted
     event's dump equals its raw fields; taking them as sent skips a model dump per event.
     """
-    header = {k: v for k, v in raw.items() if k not in SEALED_FIELDS}
-    header.update(stamp)
-    header.update(sealed.header_fields())
-    return header
+    return _header(raw, stamp, sealed.key_ids, sealed.digest, sealed.size)
+
+
+class BatchSealer:
+    """Seals the accepted events of one batch into records: one :class:`SealingKeys` per subject set.
+
+    ``subject_keys`` MUST hold the key of every subject of every event passed to :meth:`seal`.
+    """
+
+    __slots__ = ("_by_subjects", "_period_key", "_stamp", "_subject_keys", "_tenant")
+
+    def __init__(self, *, stamp: Mapping[str, str], period_key: DataKey,
+                 subject_keys: Mapping[str, DataKey]) -> None:
+        self._stamp = dict(stamp)
+        self._tenant = stamp["tenant"]
+        self._period_key = period_key
+        self._subject_keys = subject_keys
+        self._by_subjects: dict[tuple[str, ...], SealingKeys] = {}
+
+    def seal(self, event: ValidEvent, raw: Mapping[str, Any], nonce: bytes) -> SealedRecord:
+        """The record of one accepted event (``raw`` is the event as sent) under a fresh ``nonce``."""
+        keys = self._by_subjects.get(event.subjects)
+        if keys is None:
+            keys = SealingKeys(tenant=self._tenant, period_key=self._period_key,
+                               subject_keys=[self._subject_keys[s] for s in event.subjects])
+            self._by_subjects[event.subjects] = keys
+        plaintext = event.payload_json or EMPTY_PAYLOAD
+        ciphertext, digest = keys.seal(plaintext, event_id=raw["event_id"], type=raw["type"], nonce=nonce)
+        header = _header(raw, self._stamp, keys.key_ids, digest, len(plaintext))
+        return SealedRecord(log=self._tenant, header=header, nonce=nonce, ciphertext=ciphertext)
 
 
 class Sealer:
@@ -119,30 +220,18 @@ class Sealer:
         time_ms = int(received_at.timestamp() * 1000)
         stamp = {"tenant": tenant, "gateway_id": principal.gateway_id,
                  "received_at": format_timestamp(received_at)}
-        for v in valid:
-            keys = [subject_keys[s] for s in v.subjects]
+        sealer = BatchSealer(stamp=stamp, period_key=period_key, subject_keys=subject_keys)
+        nonces = secrets.token_bytes(NONCE_BYTES * len(valid))
+        for i, v in enumerate(valid):
             raw = raw_events[v.index]
             assert isinstance(raw, dict)
-            record = self._seal_one(v, raw, stamp, period_key, keys)
+            record = sealer.seal(v, raw, nonces[i * NONCE_BYTES : (i + 1) * NONCE_BYTES])
             records.append((log_key, record.encode()))
-            leaves.append((v.event.event_id, record.header["payload_digest"]))
+            leaves.append((record.event_id, record.header["payload_digest"]))
         receipts = sign_receipts(tenant, time_ms, leaves, self._signer)
         accepted = [AcceptedEvent(event_id, tenant, receipt)
                     for (event_id, _), receipt in zip(leaves, receipts, strict=True)]
         return PreparedBatch(records, accepted, rejected)
-
-    @staticmethod
-    def _seal_one(
-        v: ValidEvent, raw: dict[str, Any], stamp: dict[str, str], period_key: DataKey,
-        subject_keys: list[DataKey],
-    ) -> SealedRecord:
-        tenant = stamp["tenant"]
-        sealed = seal_canonical(
-            v.payload_json or EMPTY_PAYLOAD, tenant=tenant, event_id=v.event.event_id, type=v.event.type,
-            period_key=period_key, subject_keys=subject_keys,
-        )
-        header = header_from_raw(raw, stamp, sealed)
-        return SealedRecord(log=tenant, header=header, nonce=sealed.nonce, ciphertext=sealed.ciphertext)
 
     async def _subject_keys(self, tenant: str, subjects: set[str]) -> dict[str, DataKey]:
         if not subjects:
