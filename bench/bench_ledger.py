@@ -123,6 +123,7 @@ def main() -> None:
     parser.add_argument("--payload", type=int, default=1024)
     parser.add_argument("--profile", type=Path, help="record the ledger with py-spy (raw collapsed stacks)")
     parser.add_argument("--profile-seconds", type=int, default=10)
+    parser.add_argument("--max-records", type=int, help="records per poll (sealtrail ledger --max-records)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON report")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between progress samples")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
@@ -142,6 +143,8 @@ def main() -> None:
                "SEALTRAIL_SIGNING_KEY_DIR": str(work / "keys"), "SEALTRAIL_LOG_LEVEL": "WARNING",
                "SEALTRAIL_TOPIC_PARTITIONS": "1", **dict(e.split("=", 1) for e in args.env)}
         cmd = [sys.executable, "-m", "sealtrail.cli.main", "ledger", "--port", str(free_port())]
+        if args.max_records:
+            cmd += ["--max-records", str(args.max_records)]
         ledger = subprocess.Popen(cmd, env=env)
         if args.profile:
             subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw",
@@ -164,7 +167,7 @@ def report(args: argparse.Namespace, produce_rate: float, result: dict[str, Any]
     cpu_us, append_rate = cpu_per_entry(samples, args.entries)
     out = {
         "machine": describe("aiokafka", "asyncpg", "blake3"),
-        "entries": args.entries, "payload_bytes": args.payload,
+        "entries": args.entries, "payload_bytes": args.payload, "max_records": args.max_records,
         "produce_records_per_s": round(produce_rate),
         "ledger_catch_up_entries_per_s": round(args.entries / (done_t - first_t)),
         "ledger_append_entries_per_s": round(append_rate),

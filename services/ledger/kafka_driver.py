@@ -25,6 +25,10 @@ log = logging.getLogger("sealtrail.ledger")
 
 DEFAULT_POLL_MAX_RECORDS = 5000
 DEFAULT_POLL_TIMEOUT_MS = 100
+# Bytes fetched per partition and request: enough for a full poll of ~2 KiB records (1 KiB
+# ciphertext, base64, plus the header), so that catch-up commits max_records per transaction.
+MIN_PARTITION_FETCH_BYTES = 8 * 1024 * 1024
+FETCH_BYTES_PER_RECORD = 3 * 1024
 
 
 class KafkaLedgerDriver(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -47,8 +51,8 @@ class KafkaLedgerDriver(ConsumerRebalanceListener):  # type: ignore[misc]
             bootstrap_servers=bootstrap, group_id=group, group_instance_id=instance_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest", fetch_max_wait_ms=poll_timeout_ms,
-            max_partition_fetch_bytes=8 * 1024 * 1024, session_timeout_ms=10_000,
-            heartbeat_interval_ms=2_000, max_poll_interval_ms=120_000,
+            max_partition_fetch_bytes=max(MIN_PARTITION_FETCH_BYTES, FETCH_BYTES_PER_RECORD * max_records),
+            session_timeout_ms=10_000, heartbeat_interval_ms=2_000, max_poll_interval_ms=120_000,
         )
 
     @property
