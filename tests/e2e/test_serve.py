@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from sealtrail.core.receipt import RECEIPT_FORMAT
 from sealtrail.sdk import events
 from sealtrail.sdk.client import Accepted, SealtrailClient
 from tests.support.serve import Served, cli, start_serve, wait_for_checkpoint
@@ -94,6 +95,7 @@ def test_first_run_serves_and_a_restart_keeps_everything(tmp_path: Path) -> None
         keys = httpx.get(f"{served.url}/v1/keys").json()  # public: gateways and auditors alike
         assert {k["purpose"] for k in keys["keys"]} == {"receipt", "checkpoint", "cosign", "erasure-receipt"}
         assert [k["vkey"] for k in keys["receipt"]] == [k["vkey"] for k in keys["keys"] if k["purpose"] == "receipt"]
+        assert keys["receipt_format"] == RECEIPT_FORMAT
         twice = cli("serve", "--data-dir", str(data), "--port", str(served.port + 1), timeout=30)
         assert twice.returncode == 1 and "already being served" in twice.stderr
         investigator, auditor = _key(served, "investigator"), _key(served, "auditor")

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from sealtrail.core.note import Ed25519Verifier
-from sealtrail.core.receipt import verify_receipt
+from sealtrail.core.receipt import RECEIPT_FORMAT, parse_receipt_proof, verify_receipt
 from sealtrail.core.sealing import SealedPayload, open_sealed, subject_ref
 from sealtrail.devstack import KafkaServer
 from sealtrail.infra.kek import IndexKeyWrapper
@@ -83,10 +83,12 @@ async def test_records_are_sealed_stamped_and_open_with_the_keys(ingest: Ingest,
 
 
 async def test_receipts_verify_with_the_published_key(ingest: Ingest) -> None:
-    """Each receipt is a signed note that verifies with the vkey from GET /v1/keys (also recorded in
-    signing_keys) and promises the event id, log and payload digest of the published record."""
+    """Each receipt verifies with the vkey from GET /v1/keys (also recorded in signing_keys) and
+    promises the event id, log and payload digest of the published record; a batch is signed once."""
     resp = await _post(ingest, [event(), event()])
-    vkey = (await ingest.client.get("/v1/keys")).json()["receipt"][0]["vkey"]
+    keys = (await ingest.client.get("/v1/keys")).json()
+    assert keys["receipt_format"] == RECEIPT_FORMAT
+    vkey = keys["receipt"][0]["vkey"]
     conn = await asyncpg.connect(ingest.settings.require_database())
     try:
         assert await conn.fetchval("SELECT vkey FROM signing_keys WHERE purpose = 'receipt'") == vkey
@@ -99,6 +101,9 @@ async def test_receipts_verify_with_the_published_key(ingest: Ingest) -> None:
         receipt = verify_receipt(item["receipt"], [verifier])
         assert (receipt.event_id, receipt.log) == (item["event_id"], "acme")
         assert receipt.digest == records[item["event_id"]].header["payload_digest"]
+        assert item["receipt"].startswith(RECEIPT_FORMAT + "\n")
+    # one signature per batch: both receipts carry the same signed note
+    assert len({parse_receipt_proof(item["receipt"]).note for item in resp.json()["accepted"]}) == 1
 
 
 async def test_resent_batch_is_accepted_and_published_again(ingest: Ingest) -> None:
