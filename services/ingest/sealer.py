@@ -191,7 +191,7 @@ class BatchSealer:
         plaintext = event.payload_json or EMPTY_PAYLOAD
         ciphertext, digest = keys.seal(plaintext, event_id=raw["event_id"], type=raw["type"], nonce=nonce)
         header = _header(raw, self._stamp, keys.key_ids, digest, len(plaintext))
-        return SealedRecord(log=self._tenant, header=header, nonce=nonce, ciphertext=ciphertext)
+        return SealedRecord(self._tenant, header, nonce, ciphertext)  # positional: ~0.25 us less per event
 
 
 class Sealer:
