@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from sealtrail.cli.embedded.datadir import DEFAULT_PORT
+from sealtrail.cli.embedded.datadir import DEFAULT_MAX_BACKLOG, DEFAULT_PORT
 
 DATA_DIR_HELP = "data directory (default: $SEALTRAIL_DATA_DIR, $XDG_DATA_HOME/sealtrail or ./sealtrail-data)"
 
@@ -63,11 +63,14 @@ def serve(
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help=DATA_DIR_HELP)] = None,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port of the ingest and query routes")] = DEFAULT_PORT,
+    max_backlog: Annotated[int, typer.Option(
+        min=1, help="records the ledger may be behind before new event batches are answered 429")
+    ] = DEFAULT_MAX_BACKLOG,
 ) -> None:
     """Run ingest, ledger, projector and query in one process, with SQLite and a local log."""
     import uvicorn
 
-    from sealtrail.cli.embedded.app import create_app
+    from sealtrail.cli.embedded.app import EmbeddedOptions, create_app
     from sealtrail.cli.embedded.datadir import DataDir, default_data_dir, initialise
     from sealtrail.errors import SealtrailError
     from sealtrail.infra.logs import configure_logging
@@ -76,7 +79,7 @@ def serve(
     _refuse_if_served(data.log)
     try:
         first = asyncio.run(initialise(data))
-        app = create_app(data)
+        app = create_app(data, options=EmbeddedOptions(max_backlog=max_backlog))
     except SealtrailError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None

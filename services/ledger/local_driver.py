@@ -41,6 +41,8 @@ class LocalLedgerDriver:
         self._max_records = max_records
         self._poll_interval_s = poll_interval_s
         self._positions: dict[int, int | None] = {}
+        self._resumed = False
+        self._committed = asyncio.Event()
         self._stopping = asyncio.Event()
 
     @property
@@ -48,12 +50,27 @@ class LocalLedgerDriver:
         """The next offset to consume per partition (None: from the start)."""
         return dict(self._positions)
 
+    def backlog(self) -> int | None:
+        """Records appended to the topic and not yet committed; None until the offsets are loaded."""
+        if not self._resumed:
+            return None
+        total = 0
+        for p, pos in self._positions.items():
+            start = pos if pos is not None else self._log.start_offset(self._topic, p)
+            total += max(0, self._log.end_offset(self._topic, p) - start)
+        return total
+
+    def committed(self) -> asyncio.Event:
+        """An event set by the next commit (or resume). Take it BEFORE reading the backlog."""
+        return self._committed
+
     def stop(self) -> None:
         self._stopping.set()
 
     async def run(self) -> None:
         """Consume until stopped. Raises CorruptLogError if a stored offset is past the log's end."""
         await self._resume(list(range(self._log.partitions(self._topic))))
+        self._resumed = True
         while not self._stopping.is_set():
             changed = self._log.changed(self._topic)  # taken before reading: no wake-up is missed
             if not await self._poll_once():
@@ -69,6 +86,7 @@ class LocalLedgerDriver:
                     f"partition {p} of {self._topic}: the stored offset {offset} is past the local log's"
                     f" end {end}; records the ledger consumed are missing from the log")
             self._positions[p] = offset
+        self._signal_commit()
         log.info("local log %s: resuming partitions at %s", self._topic, [stored.get(p) for p in partitions])
 
     async def _poll_once(self) -> bool:
@@ -89,6 +107,7 @@ class LocalLedgerDriver:
         try:
             self._positions[partition] = await self._worker.handle(
                 partition, self._positions[partition], records)
+            self._signal_commit()
         except ConcurrentWriteError as e:
             log.warning("partition %d: %s; resuming at the stored offset", partition, e)
             await self._resume([partition])
@@ -97,6 +116,10 @@ class LocalLedgerDriver:
             await _wait_any([self._stopping], _RETRY_S)
             with contextlib.suppress(UnavailableError):
                 await self._resume([partition])
+
+    def _signal_commit(self) -> None:
+        self._committed.set()
+        self._committed = asyncio.Event()
 
 
 async def _wait_any(events: list[asyncio.Event], seconds: float) -> None:

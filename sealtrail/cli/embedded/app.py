@@ -4,10 +4,13 @@ Routes: ``POST /v1/events`` goes to ingest; ``GET /v1/keys`` is answered here (p
 verifier key: receipt, checkpoint, cosign and erasure-receipt, in the query API's ``keys`` list
 and ingest's ``receipt`` list); every other path goes to the query API. The lifespan opens the
 SQLite database and the local log, starts the ledger, then ingest, the query API and the
-projector, and stops them in the reverse order.
+projector, and stops them in the reverse order. ``GET /metrics`` renders the query API's, ingest's
+and the ledger's metrics together.
 
 Ingest answers 202 only after the local log fsync'd the batch, so a crash loses nothing
-acknowledged; the ledger resumes from the offsets stored with the entries.
+acknowledged; the ledger resumes from the offsets stored with the entries. While the ledger is
+more than ``max_backlog`` records behind, a new batch waits briefly for room and is then
+answered 429 with Retry-After instead (:mod:`sealtrail.cli.embedded.backpressure`).
 """
 
 from __future__ import annotations
@@ -19,13 +22,20 @@ from dataclasses import dataclass
 
 import orjson
 from fastapi import FastAPI
+from prometheus_client import REGISTRY, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from sealtrail.cli.embedded import query as embedded_query
-from sealtrail.cli.embedded.datadir import DataDir
+from sealtrail.cli.embedded.backpressure import (
+    DEFAULT_MAX_WAIT_S,
+    DEFAULT_RETRY_AFTER_S,
+    LedgerBacklog,
+    ThrottledPublisher,
+)
+from sealtrail.cli.embedded.datadir import DEFAULT_MAX_BACKLOG, SEALED_TOPIC, DataDir
 from sealtrail.cli.embedded.ledger import DEFAULT_CHECKPOINT_INTERVAL_S, SharedLog, running_ledger
 from sealtrail.core.note import Ed25519Signer
 from sealtrail.core.receipt import CachedEd25519Signer
@@ -48,6 +58,10 @@ class EmbeddedOptions:
 
     checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S
     projector_poll_s: float = 0.2
+    max_backlog: int = DEFAULT_MAX_BACKLOG
+    """Records the ledger may be behind before new event batches wait, then are answered 429."""
+    backpressure_max_wait_s: float = DEFAULT_MAX_WAIT_S
+    backpressure_retry_after_s: float = DEFAULT_RETRY_AFTER_S
 
 
 async def record_receipt_key(db: SqliteDatabase, signer: Ed25519Signer) -> None:
@@ -74,6 +88,19 @@ def _keys_endpoint(db: SqliteDatabase, erasure_vkey: str) -> Route:
     return Route("/v1/keys", keys, methods=["GET"])
 
 
+def _metrics_endpoint(ingest: FastAPI, query: FastAPI, backlog: LedgerBacklog) -> Route:
+    """One page for the process: the query API's and ingest's registries and the global one
+    (ledger, backpressure, process)."""
+
+    async def metrics(_: Request) -> Response:
+        backlog.records()  # refreshes the gauge
+        body = b"".join([query.state.query.metrics.render(), ingest.state.ingest.metrics.render(),
+                         generate_latest(REGISTRY)])
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    return Route("/metrics", metrics, methods=["GET"])
+
+
 def create_app(data: DataDir, *, options: EmbeddedOptions | None = None) -> Starlette:
     """The embedded app over ``data`` (prepared by :func:`~sealtrail.cli.embedded.datadir.initialise`)."""
     opts = options or EmbeddedOptions()
@@ -84,8 +111,11 @@ def create_app(data: DataDir, *, options: EmbeddedOptions | None = None) -> Star
     db = SqliteDatabase(path=data.db)
     log = LocalLog(root=data.log)
     publisher = SharedLog(log)
+    backlog = LedgerBacklog(bound=opts.max_backlog, retry_after_s=opts.backpressure_retry_after_s,
+                            max_wait_s=opts.backpressure_max_wait_s)
+    throttled = ThrottledPublisher(publisher, topic=SEALED_TOPIC, backlog=backlog)
     ingest: FastAPI = create_ingest_app(settings, options=IngestOptions(migrate=False), parts=IngestParts(
-        publisher=publisher, signer=receipt_signer,
+        publisher=throttled, signer=receipt_signer,
         stores=IngestStores(auth=SqliteAuthStore(db=db), keys=SqliteKeyStore(db=db, kek=kek))))
     query = embedded_query.build(settings, db=db, kek=kek, publisher=publisher, signer=query_signer,
                                  projector_poll_s=opts.projector_poll_s)
@@ -98,13 +128,16 @@ def create_app(data: DataDir, *, options: EmbeddedOptions | None = None) -> Star
             await log.start()
             stack.push_async_callback(log.stop)
             await record_receipt_key(db, receipt_signer)
-            await stack.enter_async_context(running_ledger(
+            ledger = await stack.enter_async_context(running_ledger(
                 data, db, log, checkpoint_interval_s=opts.checkpoint_interval_s))
+            backlog.attach(ledger.driver)
+            stack.callback(backlog.attach, None)
             await stack.enter_async_context(ingest.router.lifespan_context(ingest))
             await stack.enter_async_context(query.lifespan())
             yield
 
     routes = [Route("/v1/events", ingest, methods=["POST"]),
               _keys_endpoint(db, CachedEd25519Signer(query_signer).vkey()),
+              _metrics_endpoint(ingest, query.app, backlog),
               Mount("", app=query.app)]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -31,6 +31,12 @@ from sealtrail.infra.sqlite import SqliteDatabase, open_database
 
 DEFAULT_TENANT = "default"
 DEFAULT_PORT = 8300
+DEFAULT_MAX_BACKLOG = 2500
+"""Records the ledger may be behind before ingest answers 429 (``sealtrail serve --max-backlog``).
+
+An event acknowledged at the bound is signed about 2 x bound / rate + the checkpoint interval
+later; at the 3,500-5,000 events/s one process sequences on 2 vCPUs that keeps the
+202-to-signed-checkpoint p99 under about 2 s (docs/embedded.md, "Backpressure")."""
 DATA_DIR_ENV = "SEALTRAIL_DATA_DIR"
 SEALED_TOPIC, CHECKPOINTS_TOPIC, DLQ_TOPIC = "sealtrail.sealed", "sealtrail.checkpoints", "sealtrail.dlq"
 SEALED_PARTITIONS = 3
