@@ -4,6 +4,12 @@ A commit is one write transaction (BEGIN IMMEDIATE) with the same compare-and-se
 PostgreSQL: the consumer offset must still be the one the work started from, a new log must not
 exist yet, and each log must still be at the batch's starting size. Anything else raises
 :class:`~sealtrail.errors.ConcurrentWriteError` and rolls the whole commit back.
+
+A commit is atomic but not fsync'd (``durable=False``): everything it writes, the consumer offset
+included, is derived from records the bus already made durable, so a machine crash that rolls
+it back only sends the ledger back to the stored offset, where it sequences the same records
+into the same entries again. Checkpoint signing commits durably, and its fsync covers every
+earlier commit (docs/embedded.md, "Durability").
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import orjson
 from sealtrail.core.merkle import CompactRange
 from sealtrail.errors import ConcurrentWriteError
 from sealtrail.infra.sqlite import SqliteDatabase, db_now, to_db_time, translated
-from services.ledger.rows import INT_COLUMN_NAMES, TEXT_COLUMN_NAMES, entry_columns
+from services.ledger.rows import INT_COLUMN_NAMES, TEXT_COLUMN_NAMES
 from services.ledger.sequencer import LogHead, SequencedBatch
 from services.ledger.store import PartitionCommit
 
@@ -76,7 +82,7 @@ class SqliteLedgerStore:
     async def commit(self, work: PartitionCommit) -> None:
         with translated("ledger commit"):
             try:
-                await self._db.write(lambda c: _commit(c, work))
+                await self._db.write(lambda c: _commit(c, work), durable=False)
             except sqlite3.IntegrityError as e:
                 if e.sqlite_errorname not in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"):
                     raise
@@ -128,17 +134,17 @@ def _write_batch(conn: sqlite3.Connection, batch: SequencedBatch) -> None:
          batch.log_id, batch.before_size))
     if cur.rowcount != 1:
         raise ConcurrentWriteError(f"log {batch.log_id} is no longer at size {batch.before_size}")
-    tenant = after.tenant_id
+    tenant, log_id = after.tenant_id, batch.log_id
     entries, payloads, payload_keys = [], [], []
     for e in batch.entries:
-        cols = entry_columns(e.record)
-        entries.append((batch.log_id, e.index, tenant, str(cols.event_id), cols.type,
+        cols, index = e.columns, e.index
+        entries.append((log_id, index, tenant, str(cols.event_id), cols.type,
                         to_db_time(cols.occurred_at), to_db_time(cols.received_at), *cols.text, *cols.ints,
                         e.entry, e.leaf, e.chain))
         key_ids = list(dict.fromkeys(str(k) for k in e.record.header.get("key_ids", [])))
-        payloads.append((batch.log_id, e.index, tenant, orjson.dumps(key_ids).decode(), e.record.nonce,
+        payloads.append((log_id, index, tenant, orjson.dumps(key_ids).decode(), e.record.nonce,
                          e.record.ciphertext))
-        payload_keys += [(k, batch.log_id, e.index) for k in key_ids]
+        payload_keys += [(k, log_id, index) for k in key_ids]
     conn.executemany(_INSERT_ENTRY, entries)
     conn.executemany("INSERT INTO payloads (log_id, idx, tenant_id, key_ids, nonce, ciphertext)"
                      " VALUES (?, ?, ?, ?, ?, ?)", payloads)

@@ -231,7 +231,8 @@ class SqliteProjectorStore:
     async def project_batch(self, log: LogProgress, *, max_entries: int = DEFAULT_BATCH_ENTRIES,
                             until: int | None = None) -> BatchResult | None:
         with translated("project entries"):
-            return await self._db.write(lambda conn: _project(conn, log, max_entries, until))
+            # Not fsync'd: a batch lost to a machine crash is projected again from the entries.
+            return await self._db.write(lambda conn: _project(conn, log, max_entries, until), durable=False)
 
     async def reset(self) -> None:
         def run(conn: sqlite3.Connection) -> None:
