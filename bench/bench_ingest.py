@@ -4,24 +4,35 @@ Usage: ``python bench/bench_ingest.py [--seconds S] [--concurrency C] [--workers
 
 Starts durable PostgreSQL and Kafka (sealtrail.devstack) in a temporary directory, creates a
 tenant and a gateway key, runs ``sealtrail ingest`` under uvicorn as a separate process (once per
-worker count), and drives it with C concurrent httpx connections, each sending batches of 500
-events of ~1 KiB (one subject each, drawn from 100) as fast as answers come back. Only 202
-answers count; the topic's offsets are checked against the accepted count. Everything (Kafka,
-PostgreSQL, ingest and this driver) shares the machine. Writes bench/results/ingest.json.
+worker count), and drives it with C concurrent keep-alive connections, each sending batches of
+500 events of ~1 KiB (one subject each, drawn from 100) as fast as answers come back.
+
+The driver shares the two cores with ingest, so it is kept cheap: each connection builds its
+body once and only writes a new send counter into the event ids before each send (every id of
+the run stays unique), speaks HTTP/1.1 itself, and counts a 202 answer's receipts instead of
+parsing it; one answer in ``--check-every`` is parsed and checked in full (the sent ids, no
+rejections, one receipt verified against the service key). Only 202 answers count, those that
+arrive within the measured window; the topic's end offsets must equal all accepted events.
+The results give the CPU seconds of ingest, Kafka, PostgreSQL, this driver and everything else
+on the machine over the window. Writes bench/results/ingest.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import resource
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +42,8 @@ import httpx
 import orjson
 
 from bench.machine import describe
+from sealtrail.core.note import Ed25519Signer, Ed25519Verifier, generate_key
+from sealtrail.core.receipt import verify_receipt
 from sealtrail.devstack import KafkaServer, PostgresServer
 from sealtrail.devstack._proc import free_port
 from sealtrail.sdk import tool_call, uuid7
@@ -61,14 +74,52 @@ def templates(event_bytes: int) -> list[tuple[bytes, bytes]]:
 
 
 def batch_body(parts: list[tuple[bytes, bytes]], size: int, offset: int) -> bytes:
+    """A request body of ``size`` events with new UUIDv7 event ids (simple; see BodyTemplate)."""
     events = (parts[(offset + i) % SUBJECTS][0] + uuid7().encode() + parts[(offset + i) % SUBJECTS][1]
               for i in range(size))
     return b'{"events":[' + b",".join(events) + b"]}"
 
 
+class BodyTemplate:
+    """One connection's request body of ``size`` events, with fresh event ids for every send.
+
+    Event ids are UUIDv7-shaped ``TTTTTTTT-TTTT-7WWW-8III-CCCCCCCCCCCC``: the run's start time
+    (T), the connection (W), the event's place in the body (I) and the send counter (C). The
+    body is built once; a send only writes the 12 counter digits into each id, so every event
+    id of the run is unique at the cost of one small copy per event instead of a new UUID.
+    """
+
+    def __init__(self, parts: list[tuple[bytes, bytes]], size: int, connection: int, start_ms: int) -> None:
+        stamp = f"{start_ms & ((1 << 48) - 1):012x}"
+        self._id_head = f"{stamp[:8]}-{stamp[8:]}-7{connection:03x}-"
+        self._size = size
+        self._counter = 0
+        chunks, self._counter_at = [b'{"events":['], []
+        at = len(chunks[0])
+        for i in range(size):
+            prefix, suffix = parts[(connection * size + i) % SUBJECTS]
+            head = (b"," if i else b"") + prefix + f"{self._id_head}8{i:03x}-".encode()
+            self._counter_at.append(at + len(head))
+            chunks += [head, b"0" * 12, suffix]
+            at += len(head) + 12 + len(suffix)
+        chunks.append(b"]}")
+        self.body = bytearray(b"".join(chunks))
+
+    def next(self) -> int:
+        """Write the next send counter into every event id of :attr:`body`; the counter."""
+        self._counter += 1
+        digits = b"%012x" % self._counter
+        body = self.body
+        for at in self._counter_at:
+            body[at:at + 12] = digits
+        return self._counter
+
+    def event_ids(self, counter: int) -> list[str]:
+        return [f"{self._id_head}8{i:03x}-{counter:012x}" for i in range(self._size)]
+
+
 async def provision(db_url: str, workdir: Path) -> tuple[str, dict[str, str]]:
     """KEK and receipt-key files, tenant ``bench`` and a gateway key; the env ingest runs with."""
-    from sealtrail.core.note import generate_key
     from sealtrail.infra.apikeys import KeyAdmin
     from sealtrail.infra.auth import Role
     from sealtrail.infra.auth_postgres import PostgresAuthStore
@@ -90,6 +141,11 @@ async def provision(db_url: str, workdir: Path) -> tuple[str, dict[str, str]]:
     env = {"SEALTRAIL_DATABASE_URL": db_url, "SEALTRAIL_KEK_FILE": str(workdir / "kek"),
            "SEALTRAIL_SERVICE_KEY_FILE": str(receipt), "SEALTRAIL_LOG_LEVEL": "WARNING"}
     return issued.token, env
+
+
+def receipt_verifier(key_file: Path) -> Ed25519Verifier:
+    """The verifier of the receipt key that :func:`provision` wrote."""
+    return Ed25519Signer.from_private_key(key_file.read_text().strip()).verifier()
 
 
 def start_ingest(
@@ -125,63 +181,204 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
 
 
-def group_cpu_s(pgid: int) -> float:
-    """CPU seconds (user + system) used so far by every process of a process group."""
-    total = 0
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds (user + system) of a process and its descendants, with their reaped children."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid:  # field 5 of stat: process group
-            total += int(fields[11]) + int(fields[12])  # fields 14 and 15: utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])  # field 4 of stat: parent pid
+        ticks[pid] = sum(int(f) for f in fields[11:15])  # fields 14-17: utime, stime, cutime, cstime
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
+        tree.update(children)
+        frontier += children
+    return sum(ticks.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
 
 
-async def drive(url: str, token: str, *, seconds: float, warmup: float, concurrency: int,
-                batch: int, event_bytes: int, pgid: int) -> dict[str, Any]:
-    """C connections sending batches back to back; counts what was measured after the warm-up."""
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine spent busy (not idle, not waiting for I/O) since boot."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class CpuMeter:
+    """CPU seconds per named process tree, this driver and the whole machine, over a window."""
+
+    def __init__(self, trees: dict[str, int]) -> None:
+        self._trees = trees
+        self._start: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        out = {name: tree_cpu_s(pid) for name, pid in self._trees.items()}
+        out["driver"] = own_cpu_s()
+        out["machine_busy"] = machine_busy_s()
+        return out
+
+    def start(self) -> None:
+        self._start = self._now()
+
+    def stop(self) -> dict[str, float]:
+        end = self._now()
+        used = {name: end[name] - self._start[name] for name in end}
+        used["other"] = used["machine_busy"] - sum(v for k, v in used.items() if k != "machine_busy")
+        return {name: round(v, 2) for name, v in used.items()}
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection that POSTs prebuilt bodies to ingest.
+
+    A load generator on the same two cores takes CPU from the server it measures, so this skips
+    an HTTP client library: it writes the request head and body and reads the answer by its
+    Content-Length, and leaves parsing the JSON to the caller.
+    """
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self._host, self._port = host, port
+        self._head = (f"POST /v1/events HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                      f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+                      "Content-Length: ").encode()
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def post(self, body: bytes | bytearray) -> tuple[int, bytes]:
+        """Send one request; the status and the answer's body."""
+        if self._writer is None or self._reader is None:
+            self._reader, self._writer = await asyncio.open_connection(self._host, self._port)
+        reader, writer = self._reader, self._writer
+        writer.write(self._head + b"%d\r\n\r\n" % len(body))
+        writer.write(body)
+        await writer.drain()
+        head = (await reader.readuntil(b"\r\n\r\n")).lower()
+        status = int(head[9:12])
+        at = head.find(b"\r\ncontent-length:")
+        if at < 0:
+            raise SystemExit(f"ingest answered {status} without Content-Length: {head[:200]!r}")
+        length = int(head[at + 17:head.index(b"\r\n", at + 2)])
+        answer = await reader.readexactly(length)
+        if b"\r\nconnection: close" in head:
+            await self.close()
+        return status, answer
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(OSError):
+                await self._writer.wait_closed()
+        self._reader = self._writer = None
+
+
+class AnswerCheck:
+    """Counts the events of a 202 answer cheaply, and checks one answer in ``every`` in full.
+
+    The cheap count is the number of receipts in the answer. A full check parses the JSON and
+    requires exactly the sent event ids, in order, under log ``bench``, no rejections, the same
+    count as the cheap one, and a receipt (one per checked answer) that verifies against the
+    service's key and names its event.
+    """
+
+    def __init__(self, verifier: Ed25519Verifier, every: int) -> None:
+        self._verifiers = [verifier]
+        self._every = every
+        self._seen = 0
+        self.checked = 0
+        self.receipts_verified = 0
+
+    def accepted(self, answer: bytes, sent_ids: Callable[[], list[str]]) -> int:
+        count = answer.count(b'"receipt":')
+        self._seen += 1
+        if self._seen % self._every == 1 or self._every == 1:
+            self._check(answer, count, sent_ids())
+        return count
+
+    def _check(self, answer: bytes, count: int, sent_ids: list[str]) -> None:
+        parsed = orjson.loads(answer)
+        accepted = parsed["accepted"]
+        if parsed.get("rejected") or [a["event_id"] for a in accepted] != sent_ids or len(accepted) != count:
+            raise SystemExit(f"a 202 answer does not match its request: {answer[:300]!r}")
+        if any(a["log"] != "bench" for a in accepted):
+            raise SystemExit("a 202 answer names another log than bench")
+        pick = accepted[self.checked % len(accepted)]
+        receipt = verify_receipt(pick["receipt"], self._verifiers)
+        if (receipt.event_id, receipt.log) != (pick["event_id"], "bench"):
+            raise SystemExit(f"a receipt promises {receipt} for {pick['event_id']}")
+        self.checked += 1
+        self.receipts_verified += 1
+
+
+async def drive(url: str, token: str, verifier: Ed25519Verifier, *, seconds: float, warmup: float,
+                concurrency: int, batch: int, event_bytes: int, cpu: CpuMeter,
+                check_every: int) -> dict[str, Any]:
+    """C connections sending batches back to back; counts the answers that arrive in the window."""
     parts = templates(event_bytes)
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    check = AnswerCheck(verifier, check_every)
     latencies: list[float] = []
     statuses: dict[int, int] = {}
-    accepted = 0
+    statuses_all: dict[int, int] = {}
+    accepted = accepted_all = 0
     start = time.perf_counter()
     measure_from, end = start + warmup, start + warmup + seconds
+    start_ms = time.time_ns() // 1_000_000
 
     async def worker(n: int) -> None:
-        nonlocal accepted
-        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
-            offset = n
-            while (now := time.perf_counter()) < end:
-                body = batch_body(parts, batch, offset)
-                offset += batch
+        nonlocal accepted, accepted_all
+        body = BodyTemplate(parts, batch, n, start_ms)
+        conn = Connection(host, int(port), token)
+        try:
+            while time.perf_counter() < end:
+                counter = body.next()
                 sent = time.perf_counter()
-                resp = await client.post("/v1/events", content=body)
+                status, answer = await conn.post(body.body)
                 done = time.perf_counter()
-                if now >= measure_from:
-                    statuses[resp.status_code] = statuses.get(resp.status_code, 0) + 1
+                count = check.accepted(answer, partial(body.event_ids, counter)) if status == 202 else 0
+                accepted_all += count
+                statuses_all[status] = statuses_all.get(status, 0) + 1
+                if measure_from <= done < end:
+                    statuses[status] = statuses.get(status, 0) + 1
                     latencies.append(done - sent)
-                    if resp.status_code == 202:
-                        accepted += len(orjson.loads(resp.content)["accepted"])
+                    accepted += count
+        finally:
+            await conn.close()
 
-    async def cpu_window() -> float:
-        await asyncio.sleep(warmup)
-        before = group_cpu_s(pgid)
-        await asyncio.sleep(seconds)
-        return group_cpu_s(pgid) - before
+    async def cpu_window() -> dict[str, float]:
+        await asyncio.sleep(measure_from - time.perf_counter())
+        cpu.start()
+        await asyncio.sleep(end - time.perf_counter())
+        return cpu.stop()
 
     window = asyncio.create_task(cpu_window())
     await asyncio.gather(*(worker(n) for n in range(concurrency)))
-    ingest_cpu = await window
+    used = await window
     latencies.sort()
+
+    def per_event(s: float) -> float | None:
+        return round(s / accepted * 1e6, 1) if accepted else None
+
     return {
         "events_per_s": round(accepted / seconds),
-        "ingest_cpu_s": round(ingest_cpu, 1),
-        "ingest_cpu_us_per_event": round(ingest_cpu / accepted * 1e6, 1) if accepted else None,
+        "ingest_cpu_s": used["ingest"],
+        "ingest_cpu_us_per_event": per_event(used["ingest"]),
+        "cpu_s": used,
+        "cpu_us_per_event": {name: per_event(s) for name, s in used.items()},
         "accepted_events": accepted,
+        "accepted_events_incl_warmup": accepted_all,
+        "answers_checked_in_full": check.checked,
+        "receipts_verified": check.receipts_verified,
         "requests": len(latencies),
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "statuses_incl_warmup": {str(k): v for k, v in sorted(statuses_all.items())},
         "latency_ms": {
             "p50": round(statistics.median(latencies) * 1000, 1) if latencies else None,
             "p99": round(latencies[int(0.99 * (len(latencies) - 1))] * 1000, 1) if latencies else None,
@@ -209,19 +406,25 @@ async def topic_total(bootstrap: str, topic: str) -> int:
         await consumer.stop()
 
 
-async def run_one(args: argparse.Namespace, env: dict[str, str], token: str, bootstrap: str,
-                  workers: int, workdir: Path) -> dict[str, Any]:
+async def run_one(args: argparse.Namespace, env: dict[str, str], access: tuple[str, Ed25519Verifier],
+                  servers: tuple[PostgresServer, KafkaServer], workers: int, workdir: Path) -> dict[str, Any]:
+    pg, kafka = servers
     topic = f"bench.sealed.w{workers}"
     port = free_port()
-    proc = start_ingest({**env, "SEALTRAIL_KAFKA_BOOTSTRAP": bootstrap}, topic, port, workers,
+    proc = start_ingest({**env, "SEALTRAIL_KAFKA_BOOTSTRAP": kafka.bootstrap}, topic, port, workers,
                         workdir / f"ingest-w{workers}.log", args.profile)
+    cpu = CpuMeter({"ingest": proc.pid, "kafka": kafka.pid() or 0, "postgres": pg.pid() or 0})
     try:
-        result = await drive(f"http://127.0.0.1:{port}", token, seconds=args.seconds, warmup=args.warmup,
+        result = await drive(f"http://127.0.0.1:{port}", *access, seconds=args.seconds, warmup=args.warmup,
                              concurrency=args.concurrency, batch=args.batch, event_bytes=args.event_bytes,
-                             pgid=proc.pid)
+                             cpu=cpu, check_every=args.check_every)
     finally:
         stop(proc)
-    result["records_on_topic_incl_warmup"] = await topic_total(bootstrap, topic)
+    on_topic = await topic_total(kafka.bootstrap, topic)
+    result["records_on_topic_incl_warmup"] = on_topic
+    # Only a 503 may leave records of an unaccepted batch on the topic; with none, the counts match.
+    clean = all(k == "202" for k in result["statuses_incl_warmup"])
+    result["topic_matches_accepted"] = on_topic == result["accepted_events_incl_warmup"] if clean else None
     result["load_average"] = [round(x, 2) for x in os.getloadavg()]
     result["workers"] = workers
     return result
@@ -230,11 +433,12 @@ async def run_one(args: argparse.Namespace, env: dict[str, str], token: str, boo
 async def runs(args: argparse.Namespace, pg: PostgresServer, kafka: KafkaServer,
                workdir: Path) -> list[dict[str, Any]]:
     token, env = await provision(pg.url, workdir)
+    access = (token, receipt_verifier(Path(env["SEALTRAIL_SERVICE_KEY_FILE"])))
     out = []
     for workers in args.workers:
         print(f"ingest with {workers} worker(s): {args.concurrency} connections, "
               f"{args.warmup:.0f} s warm-up + {args.seconds:.0f} s ...", flush=True)
-        out.append(await run_one(args, env, token, kafka.bootstrap, workers, workdir))
+        out.append(await run_one(args, env, access, (pg, kafka), workers, workdir))
         print(json.dumps(out[-1]), flush=True)
     return out
 
@@ -255,7 +459,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     return {"benchmark": "ingest", "machine": describe(*PACKAGES),
             "setup": {"batch_events": args.batch, "event_bytes": args.event_bytes,
                       "concurrency": args.concurrency, "seconds": args.seconds, "warmup_s": args.warmup,
-                      "postgres_durable": True, "kafka_acks": "all", "subjects": SUBJECTS},
+                      "postgres_durable": True, "kafka_acks": "all", "subjects": SUBJECTS,
+                      "answers_checked_in_full": f"1 in {args.check_every}"},
             "runs": results}
 
 
@@ -268,6 +473,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--event-bytes", type=int, default=EVENT_BYTES)
     parser.add_argument("--workers", type=lambda s: [int(w) for w in s.split(",")], default=[1, 2])
+    parser.add_argument("--check-every", type=int, default=50,
+                        help="check one 202 answer in this many in full (JSON, ids, one receipt)")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the JSON report")
     parser.add_argument("--profile", type=Path, default=None,
                         help="write a pyinstrument profile of the ingest process here (use --workers 1)")
@@ -278,10 +485,14 @@ def main() -> None:
         print(f"workers={run['workers']}: {run['events_per_s']:,} events/s accepted, "
               f"p50 {run['latency_ms']['p50']} ms, p99 {run['latency_ms']['p99']} ms per request of "
               f"{args.batch} events; statuses {run['statuses']}; ingest CPU "
-              f"{run['ingest_cpu_us_per_event']} us/event; load average {run['load_average']}")
+              f"{run['ingest_cpu_us_per_event']} us/event, driver CPU {run['cpu_us_per_event']['driver']} "
+              f"us/event; topic matches accepted: {run['topic_matches_accepted']}; load average "
+              f"{run['load_average']}")
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.results}")
+    if any(run["topic_matches_accepted"] is False for run in report["runs"]):
+        raise SystemExit("the topic does not hold exactly the accepted events")
 
 
 if __name__ == "__main__":
