@@ -74,4 +74,5 @@ def _inside(bucket: int, fraction: float) -> float:
         return _LAST_LOW
     low, high = bounds(bucket)
     # Rounded down to the microsecond, so that a bucket's top never rounds up into the next one.
-    return math.floor(low * (high / low) ** fraction * 1000) / 1000
+    value: float = low * (high / low) ** fraction
+    return math.floor(value * 1000) / 1000
