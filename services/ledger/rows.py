@@ -13,10 +13,17 @@ from typing import NamedTuple
 from sealtrail.core.record import SealedRecord
 from sealtrail.errors import InvalidInputError
 
+_FastUUID: type[uuid.UUID]
+try:  # asyncpg's C UUID: a uuid.UUID subclass, ten times quicker to parse, hash and encode
+    from asyncpg.pgproto.pgproto import UUID as _PgUUID
+
+    _FastUUID = _PgUUID
+except ImportError:  # pragma: no cover - the server extra is not installed
+    _FastUUID = uuid.UUID
+
 _TEXT_COLUMNS = ("agent_id", "session_id", "server_id", "tool_name", "tool_tier", "decision", "status")
 _INT_COLUMNS = ("latency_ms", "cost_micros")
 _MAX_INT = 2**63 - 1
-_UUID = uuid.UUID
 _fromisoformat = datetime.fromisoformat
 
 
@@ -40,11 +47,7 @@ def entry_columns(record: SealedRecord) -> EntryColumns:
     first bad field is the one named.
     """
     h = record.header
-    raw_id = h["event_id"]
-    try:
-        event_id = _UUID(raw_id if type(raw_id) is str else str(raw_id))
-    except ValueError as e:
-        raise InvalidInputError("event_id is not a UUID", pointer="/header/event_id") from e
+    event_id = _event_id(h["event_id"])
     get = h.get
     tenant = get("tenant")
     if tenant != record.log and not record.log.startswith(f"{tenant}/"):
@@ -67,6 +70,20 @@ def entry_columns(record: SealedRecord) -> EntryColumns:
     if type(key_ids) is not list or not all(type(k) is str for k in key_ids):
         raise InvalidInputError("key_ids must be an array of strings", pointer="/header/key_ids")
     return EntryColumns(event_id, type_, occurred_at, received_at, text, ints, key_ids)
+
+
+def _event_id(raw: object) -> uuid.UUID:
+    s = raw if type(raw) is str else str(raw)
+    try:
+        # The C parser accepts 32 hex digits with hyphens anywhere: a subset of what uuid.UUID
+        # accepts, with the same value. uuid.UUID decides everything else ("{...}", "urn:uuid:").
+        return _FastUUID(s)
+    except ValueError:
+        pass
+    try:
+        return uuid.UUID(s)
+    except ValueError as e:
+        raise InvalidInputError("event_id is not a UUID", pointer="/header/event_id") from e
 
 
 def _refuse_texts(values: tuple[object, ...]) -> None:

@@ -94,3 +94,29 @@ def test_a_well_formed_header_converts() -> None:
     assert cols.event_id == uuid.UUID(_GOOD["event_id"])  # type: ignore[arg-type]
     assert cols.occurred_at.tzinfo is not None and cols.ints == (3, 0)
     assert cols.key_ids == ["k1", "k2"]
+
+
+_uuid_like = st.text(alphabet="0123456789abcdefABCDEF-{}:urnid+_ g\u00e9", min_size=28, max_size=46)
+_canonical = st.uuids().map(str)
+_variants = _canonical.flatmap(lambda u: st.sampled_from([
+    u, u.upper(), u.replace("-", ""), "{" + u + "}", "urn:uuid:" + u, u[:8] + u[9:], "-" + u, u + "-",
+    " " + u, u.replace("-", "_"), "+" + u[1:], u[:-1], u + "0"]))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_uuid_like | _canonical | _variants)
+def test_event_ids_parse_exactly_as_uuid_does(raw: str) -> None:
+    """An event id is accepted exactly when uuid.UUID accepts it, with the same value and hash."""
+    header = {**_GOOD, "event_id": raw}
+    record = SealedRecord("acme", header, b"\0" * 24, b"")
+    try:
+        want = uuid.UUID(raw)
+    except ValueError:
+        try:
+            entry_columns(record)
+        except InvalidInputError as e:
+            assert e.pointer == "/header/event_id"
+            return
+        raise AssertionError(f"{raw!r} accepted") from None
+    got = entry_columns(record).event_id
+    assert got == want and hash(got) == hash(want) and str(got) == str(want) and got.bytes == want.bytes
