@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 from sealtrail.core.record import SealedRecord
 from sealtrail.errors import InvalidInputError
@@ -67,8 +67,11 @@ def entry_columns(record: SealedRecord) -> EntryColumns:
         if v is not None and (type(v) is not int or not 0 <= v <= _MAX_INT):
             _refuse_ints(ints)
     key_ids = get("key_ids")
-    if type(key_ids) is not list or not all(type(k) is str for k in key_ids):
-        raise InvalidInputError("key_ids must be an array of strings", pointer="/header/key_ids")
+    if type(key_ids) is not list:
+        _refuse_key_ids()
+    for k in key_ids:
+        if type(k) is not str:
+            _refuse_key_ids()
     return EntryColumns(event_id, type_, occurred_at, received_at, text, ints, key_ids)
 
 
@@ -96,6 +99,10 @@ def _refuse_ints(values: tuple[object, ...]) -> None:
     for name, v in zip(_INT_COLUMNS, values, strict=True):
         if v is not None and (type(v) is not int or not 0 <= v <= _MAX_INT):
             raise InvalidInputError(f"{name} must be a non-negative integer", pointer=f"/header/{name}")
+
+
+def _refuse_key_ids() -> NoReturn:
+    raise InvalidInputError("key_ids must be an array of strings", pointer="/header/key_ids")
 
 
 def _time(v: object, name: str) -> datetime:
