@@ -4,11 +4,17 @@ Usage: ``python bench/bench_embedded.py [--seconds S] [--concurrency C] [--profi
 
 Starts ``sealtrail serve`` (ingest, local log, ledger, SQLite, checkpointer, projector and query in
 one process) on a fresh data directory, then C connections send batches of 500 events of ~1 KiB
-back to back for S seconds (20 by default), while this driver watches the SQLite checkpoints table
-every 50 ms (read-only). Reports the sustained rate of events accepted (202: fsync'd in the local
-log) and of events in a signed checkpoint until everything sent is signed, and the latency from each
-event's 202 to the first signed checkpoint that includes it. ``--profile`` records the server with
-py-spy. Writes bench/results/embedded.json.
+back to back for S seconds (20 by default), sleeping Retry-After on a 429, while this driver
+watches the SQLite log size and checkpoints every 50 ms (read-only) and the server's backlog gauge
+(``/metrics``) every 250 ms. Reports, over the sending window: events accepted (202: fsync'd in the
+local log) and sequenced (committed by the ledger) per second, the 429 count, the largest backlog
+seen; then the signed rate until everything sent is in a checkpoint, the latency from each event's
+202 to the first signed checkpoint that includes it (p50, p99, max), and the server's CPU seconds.
+
+Exits 1 when the backlog at the end of sending is over what backpressure allows (the bound plus
+one batch per connection, admitted together just under it) or does not drain. Figures move with
+whatever else runs on the machine; compare runs, not single numbers. ``--profile`` records the
+server with py-spy. Writes bench/results/embedded.json.
 """
 
 from __future__ import annotations
@@ -29,34 +35,114 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import httpx
+import orjson
 
-from bench.bench_e2e import send
 from bench.machine import describe, rss_mib
+from sealtrail.sdk import tool_call, uuid7
 from tests.support.serve import Served, start_serve
 
 RESULTS = Path(__file__).resolve().parent / "results" / "embedded.json"
 PACKAGES = ("fastapi", "uvicorn", "uvloop", "httptools", "pydantic", "orjson", "pynacl", "blake3", "httpx",
             "rfc8785")
 BATCH = 500
+SUBJECTS = 100
+MARK = "00000000-0000-7000-8000-000000000000"
 
 
-def signed_size(db: Path) -> int:
+def templates(event_bytes: int) -> list[tuple[bytes, bytes]]:
+    """Per subject, the JSON of one ~``event_bytes`` tool_call split around its event id."""
+    out = []
+    for i in range(SUBJECTS):
+        base = tool_call(agent_id="agent-7", session_id="sess-42", server_id="srv-crm", tool_name="crm.search",
+                         tool_tier="read", decision="allow", status="ok", latency_ms=87, event_id=MARK,
+                         payload={"args": {"query": ""}, "result": {"rows": 3}},
+                         subjects=[f"user:customer-{i}@example.com"])
+        pad = event_bytes - len(orjson.dumps(base))
+        base["payload"] = {"args": {"query": "x" * max(0, pad)}, "result": {"rows": 3}}
+        prefix, suffix = orjson.dumps(base).split(MARK.encode())
+        out.append((prefix, suffix))
+    return out
+
+
+def batch_body(parts: list[tuple[bytes, bytes]], size: int, offset: int) -> bytes:
+    events = (parts[(offset + i) % SUBJECTS][0] + uuid7().encode() + parts[(offset + i) % SUBJECTS][1]
+              for i in range(size))
+    return b'{"events":[' + b",".join(events) + b"]}"
+
+
+async def send(url: str, token: str, seconds: float, concurrency: int, batch: int,
+               accepted: list[tuple[float, list[str]]]) -> dict[int, int]:
+    """``concurrency`` connections send batches back to back for ``seconds``; a 429 or 503 waits
+    Retry-After. Records (time of the 202, event ids) per accepted batch; returns status counts."""
+    parts = templates(1024)
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    statuses: dict[int, int] = {}
+    end = time.perf_counter() + seconds
+
+    async def worker(n: int) -> None:
+        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
+            offset = n * 1_000_003
+            while time.perf_counter() < end:
+                resp = await client.post("/v1/events", content=batch_body(parts, batch, offset))
+                offset += batch
+                statuses[resp.status_code] = statuses.get(resp.status_code, 0) + 1
+                if resp.status_code == 202:
+                    ids = [a["event_id"] for a in orjson.loads(resp.content)["accepted"]]
+                    accepted.append((time.perf_counter(), ids))
+                elif resp.status_code in (429, 503):
+                    await asyncio.sleep(min(float(resp.headers.get("Retry-After", "1")), end - time.perf_counter()))
+
+    await asyncio.gather(*(worker(n) for n in range(concurrency)))
+    return statuses
+
+
+def sizes(db: Path) -> tuple[int, int]:
+    """(entries sequenced, entries in a signed checkpoint), summed over logs."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        return int(conn.execute("SELECT coalesce(max(tree_size), 0) FROM checkpoints").fetchone()[0])
+        sequenced = conn.execute("SELECT coalesce(sum(size), 0) FROM logs").fetchone()[0]
+        signed = conn.execute("SELECT coalesce(max(tree_size), 0) FROM checkpoints").fetchone()[0]
+        return int(sequenced), int(signed)
     finally:
         conn.close()
 
 
-async def watch_checkpoints(db: Path, stop_at: asyncio.Event, seen: list[tuple[float, int]]) -> None:
-    """Record (time observed, signed tree size) whenever the signed size grows."""
+async def watch_log(db: Path, stop_at: asyncio.Event, seen: list[tuple[float, int]],
+                    sequenced: list[tuple[float, int]]) -> None:
+    """Record (time observed, size) whenever the signed size, or the sequenced size, grows."""
     last = 0
     while not stop_at.is_set():
-        size = await asyncio.to_thread(signed_size, db)
-        if size > last:
-            seen.append((time.perf_counter(), size))
-            last = size
+        size, signed = await asyncio.to_thread(sizes, db)
+        now = time.perf_counter()
+        sequenced.append((now, size))
+        if signed > last:
+            seen.append((now, signed))
+            last = signed
         await asyncio.sleep(0.05)
+
+
+def gauge(text: str, name: str) -> float:
+    line = next((x for x in text.splitlines() if x.startswith(name + " ")), None)
+    return float(line.split()[1]) if line else float("nan")
+
+
+async def watch_backlog(url: str, stop_at: asyncio.Event, samples: list[float]) -> None:
+    """Sample the server's ``sealtrail_embedded_ledger_backlog`` gauge."""
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        while not stop_at.is_set():
+            samples.append(gauge((await client.get("/metrics")).text, "sealtrail_embedded_ledger_backlog"))
+            await asyncio.sleep(0.25)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sequenced_at(sequenced: list[tuple[float, int]], t: float) -> int:
+    return max((n for at, n in sequenced if at <= t), default=0)
 
 
 def latencies(db: Path, accepted: list[tuple[float, list[str]]], seen: list[tuple[float, int]]) -> list[float]:
@@ -79,31 +165,49 @@ async def run(args: argparse.Namespace, served: Served) -> dict[str, Any]:
     db = served.data_dir / "sealtrail.db"
     accepted: list[tuple[float, list[str]]] = []
     seen: list[tuple[float, int]] = []
-    done = asyncio.Event()
-    watcher = asyncio.create_task(watch_checkpoints(db, done, seen))
+    sequenced: list[tuple[float, int]] = []
+    backlogs: list[float] = []
+    done, sending = asyncio.Event(), asyncio.Event()
+    async with httpx.AsyncClient(base_url=served.url, timeout=10) as client:
+        metrics = (await client.get("/metrics")).text
+    bound = int(gauge(metrics, "sealtrail_embedded_ledger_backlog_bound"))
+    watchers = [asyncio.create_task(watch_log(db, done, seen, sequenced)),
+                asyncio.create_task(watch_backlog(served.url, sending, backlogs))]
+    cpu_before = cpu_seconds(served.proc.pid)
     try:
         started = time.perf_counter()
         statuses = await send(served.url, served.tokens["gateway"], args.seconds, args.concurrency, BATCH,
                               accepted)
         sent_s = time.perf_counter() - started
+        sending.set()
+        async with httpx.AsyncClient(base_url=served.url, timeout=10) as client:
+            backlog_end = gauge((await client.get("/metrics")).text, "sealtrail_embedded_ledger_backlog")
         total = sum(len(ids) for _, ids in accepted)
         while not seen or seen[-1][1] < total:
             if time.perf_counter() - sent_s - started > 300:
                 raise TimeoutError(f"{total} accepted events were not all signed within 300 s")
             await asyncio.sleep(0.05)
         drained_s = time.perf_counter() - started
+        cpu = cpu_seconds(served.proc.pid) - cpu_before
         rss = rss_mib(served.proc.pid)
     finally:
+        sending.set()
         done.set()
-        await watcher
+        await asyncio.gather(*watchers)
     lat = sorted(latencies(db, accepted, seen))
     return {
         "seconds_sending": round(sent_s, 1), "accepted_events": total,
-        "accepted_per_s": round(total / sent_s), "signed_per_s_until_drained": round(total / drained_s),
+        "accepted_per_s": round(total / sent_s),
+        "sequenced_per_s_while_sending": round(sequenced_at(sequenced, started + sent_s) / sent_s),
+        "signed_per_s_until_drained": round(total / drained_s),
         "drain_after_sending_s": round(drained_s - sent_s, 2),
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "throttled_429": statuses.get(429, 0),
+        "backlog": {"bound": bound, "max_seen": int(max(backlogs, default=0)), "at_end_of_sending": int(backlog_end),
+                    "allowed_at_end": bound + args.concurrency * BATCH},
         "ack_to_checkpoint_s": {"p50": round(statistics.median(lat), 3),
                                 "p99": round(lat[int(0.99 * (len(lat) - 1))], 3), "max": round(lat[-1], 3)},
+        "serve_cpu_s": round(cpu, 1), "serve_cpu_us_per_event": round(1e6 * cpu / total),
         "serve_rss_mib_end": round(rss, 1),
     }
 
@@ -133,12 +237,18 @@ def main() -> None:
             served.stop()
     report = {"benchmark": "embedded", "machine": describe(*PACKAGES),
               "setup": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-              | {"batch_events": BATCH, "event_bytes": 1024, "sqlite_synchronous": "FULL",
+              | {"batch_events": BATCH, "event_bytes": 1024,
+                 "sqlite_synchronous": "NORMAL for ledger and projector commits, FULL for the rest",
                  "local_log": "fsync before 202", "load_average_1m_before": round(load_before, 2)},
               "result": result}
     print(json.dumps(report, indent=2))
     if not args.no_results:
         RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    backlog = result["backlog"]
+    if backlog["at_end_of_sending"] > backlog["allowed_at_end"]:
+        print(f"FAIL: the backlog at the end of sending ({backlog['at_end_of_sending']}) is over "
+              f"{backlog['allowed_at_end']} (bound {backlog['bound']} + one batch per connection)", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

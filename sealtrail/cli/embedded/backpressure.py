@@ -108,7 +108,8 @@ class LedgerBacklog:
 
 
 class ThrottledPublisher:
-    """A :class:`BusPublisher` that refuses records for ``topic`` while ``backlog`` is over its bound.
+    """A :class:`BusPublisher` that holds, then refuses, records for ``topic`` while ``backlog`` is
+    over its bound.
 
     Other topics pass through unchecked. Start and stop are the wrapped publisher's.
     """
