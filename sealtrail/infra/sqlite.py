@@ -63,6 +63,8 @@ _TIME_WIDTH = len("2026-01-01T00:00:00.000000Z")
 
 def to_db_time(t: datetime) -> str:
     """A timestamp as stored in SQLite; a naive ``t`` is taken as UTC (as asyncpg does)."""
+    if t.tzinfo is UTC and t.year >= 1000:  # what fromisoformat gives for "Z": the common case
+        return t.isoformat(timespec="microseconds")[:-6] + "Z"
     if t.tzinfo is not None and t.utcoffset():
         t = t.astimezone(UTC)
     if t.year >= 1000:  # isoformat is ~5 times faster than strftime and the same from year 1000 on

@@ -141,7 +141,7 @@ def _write_batch(conn: sqlite3.Connection, batch: SequencedBatch) -> None:
         entries.append((log_id, index, tenant, str(cols.event_id), cols.type,
                         to_db_time(cols.occurred_at), to_db_time(cols.received_at), *cols.text, *cols.ints,
                         e.entry, e.leaf, e.chain))
-        key_ids = list(dict.fromkeys(str(k) for k in e.record.header.get("key_ids", [])))
+        key_ids = cols.key_ids if len(cols.key_ids) < 2 else list(dict.fromkeys(cols.key_ids))
         payloads.append((log_id, index, tenant, orjson.dumps(key_ids).decode(), e.record.nonce,
                          e.record.ciphertext))
         payload_keys += [(k, log_id, index) for k in key_ids]
