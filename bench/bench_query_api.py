@@ -23,6 +23,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -241,6 +242,7 @@ def main() -> None:
             proc.wait(timeout=30)
         kafka.stop()
         pg.stop()
+        shutil.rmtree(work, ignore_errors=True)  # gigabytes of PostgreSQL and Kafka data
     report(args, data, figures)
 
 
