@@ -79,7 +79,7 @@ def serve(
     _refuse_if_served(data.log)
     try:
         first = asyncio.run(initialise(data))
-        app = create_app(data, options=EmbeddedOptions(max_backlog=max_backlog))
+        app = create_app(data, options=EmbeddedOptions(max_backlog=max_backlog, tune_gc=True))
     except SealtrailError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None

@@ -25,6 +25,7 @@ from sealtrail.infra.apikeys import Authenticator, utc_now
 from sealtrail.infra.auth import AuthStore
 from sealtrail.infra.auth_postgres import PostgresAuthStore
 from sealtrail.infra.bus import BusPublisher, TopicSpec
+from sealtrail.infra.gctune import tune_gc
 from sealtrail.infra.kafka import KafkaPublisher
 from sealtrail.infra.kek import TenantIndexKeys, load_kek
 from sealtrail.infra.keycache import CachingKeyStore
@@ -158,6 +159,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             app.state.ingest = await build_service(settings, opts, given, stack)
+            if opts.tune_gc:
+                tune_gc()
             yield
             app.state.ingest.publisher_started = False
 
@@ -175,4 +178,4 @@ def create_app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` and worker processes: settings from ``SEALTRAIL_*``."""
     settings = Settings()
     configure_logging(settings.log_level)
-    return create_app(settings)
+    return create_app(settings, options=IngestOptions(tune_gc=True))

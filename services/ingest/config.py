@@ -32,3 +32,5 @@ class IngestOptions:
     key_cache_ttl_s: float = DEFAULT_KEY_CACHE_TTL_S
     migrate: bool = True
     """Apply pending database migrations at start (safe with several processes)."""
+    tune_gc: bool = False
+    """Set the server process's cycle collector (:mod:`sealtrail.infra.gctune`) once started."""

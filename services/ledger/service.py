@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 
 import asyncpg
 from fastapi import FastAPI
 
 from sealtrail.infra.bus import TopicSpec
+from sealtrail.infra.gctune import tune_gc
 from sealtrail.infra.kafka import KafkaPublisher
 from sealtrail.infra.postgres import connect, create_pool, migrate
 from sealtrail.infra.settings import Settings
@@ -33,21 +33,6 @@ def topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.dlq_topic, 1, retention_ms=30 * 24 * 3600 * 1000, **common),
         TopicSpec(settings.checkpoints_topic, 1, retention_ms=-1, **common),
     ]
-
-
-# Each poll allocates tens of thousands of short-lived containers (headers, rows) that live until
-# its commit and are then freed by reference counting. At CPython's default threshold (700) the
-# cycle collector runs hundreds of times per poll, re-scanning them and, every few polls, the whole
-# heap: measured at over a third of the ledger's CPU. A higher first threshold, and freezing the
-# start-up heap out of full collections, keeps cycle collection for the cycles that do occur.
-GC_THRESHOLDS = (200_000, 10, 10)
-
-
-def tune_gc() -> None:
-    """Fewer cycle collections, none over the start-up heap (call once the service is wired)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class LedgerService:

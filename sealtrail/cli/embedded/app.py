@@ -40,6 +40,7 @@ from sealtrail.cli.embedded.ledger import DEFAULT_CHECKPOINT_INTERVAL_S, SharedL
 from sealtrail.core.note import Ed25519Signer
 from sealtrail.core.receipt import CachedEd25519Signer
 from sealtrail.infra.auth_sqlite import SqliteAuthStore
+from sealtrail.infra.gctune import tune_gc
 from sealtrail.infra.keystore_sqlite import SqliteKeyStore
 from sealtrail.infra.locallog import LocalLog
 from sealtrail.infra.servicekey import load_service_signer
@@ -62,6 +63,8 @@ class EmbeddedOptions:
     """Records the ledger may be behind before new event batches wait, then are answered 429."""
     backpressure_max_wait_s: float = DEFAULT_MAX_WAIT_S
     backpressure_retry_after_s: float = DEFAULT_RETRY_AFTER_S
+    tune_gc: bool = False
+    """Set the server process's cycle collector (:mod:`sealtrail.infra.gctune`) once started."""
 
 
 async def record_receipt_key(db: SqliteDatabase, signer: Ed25519Signer) -> None:
@@ -134,6 +137,8 @@ def create_app(data: DataDir, *, options: EmbeddedOptions | None = None) -> Star
             stack.callback(backlog.attach, None)
             await stack.enter_async_context(ingest.router.lifespan_context(ingest))
             await stack.enter_async_context(query.lifespan())
+            if opts.tune_gc:
+                tune_gc()
             yield
 
     routes = [Route("/v1/events", ingest, methods=["POST"]),
