@@ -1,6 +1,6 @@
 """End-to-end benchmark: ingest -> Kafka -> ledger -> PostgreSQL -> signed checkpoint.
 
-Usage: ``python bench/bench_e2e.py [--seconds S] [--concurrency C] [--ingest-workers W]``
+Usage: ``python bench/bench_e2e.py [--seconds S] [--concurrency C] [--ingest-workers W] [--rate R]``
 
 Everything runs on this machine: durable PostgreSQL and Kafka (sealtrail.devstack), ``sealtrail
 ingest`` and ``sealtrail ledger`` as separate processes, and this driver, which sends batches of 500
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import statistics
@@ -27,11 +28,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import asyncpg
-import httpx
-import orjson
 
-from bench.bench_ingest import PACKAGES, batch_body, provision, start_ingest, stop, templates
+from bench.bench_ingest import PACKAGES, provision, receipt_verifier, start_ingest, stop, templates
+from bench.ingest_load import AnswerCheck, BodyTemplate, Connection, CpuMeter
 from bench.machine import describe, rss_mib
+from sealtrail.core.note import Ed25519Verifier
 from sealtrail.devstack import KafkaServer, PostgresServer
 from sealtrail.devstack._proc import free_port
 
@@ -61,25 +62,51 @@ async def watch_checkpoints(db_url: str, stop_at: asyncio.Event, seen: list[tupl
         await conn.close()
 
 
-async def send(url: str, token: str, seconds: float, concurrency: int, batch: int,
-               accepted: list[tuple[float, list[str]]]) -> dict[int, int]:
+async def send(url: str, token: str, verifier: Ed25519Verifier, *, seconds: float, concurrency: int,
+               batch: int, rate: float, accepted: list[tuple[float, list[str]]]) -> dict[int, int]:
+    """POST batches for ``seconds`` over ``concurrency`` connections; record each 202's time and ids.
+
+    With ``rate`` > 0 the batches are offered on a fixed schedule of ``rate`` events/s (a
+    sustained-load test: does the pipeline keep up at that rate, and with what latency?); with
+    0 every connection sends its next batch as soon as the answer to the last one arrives.
+    Bodies are prebuilt (:class:`BodyTemplate`), the client is the benchmark's own HTTP/1.1
+    connection, and one answer in 50 is checked in full (ids, log, one receipt verified).
+    """
+    host, port = url.removeprefix("http://").split(":")
     parts = templates(1024)
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    check = AnswerCheck(verifier, 50)
     statuses: dict[int, int] = {}
-    end = time.perf_counter() + seconds
+    start = time.perf_counter()
+    end = start + seconds
+    start_ms = int(time.time() * 1000)
+    interval = batch / rate if rate > 0 else 0.0
+    next_slot = [start]
 
     async def worker(n: int) -> None:
-        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
-            offset = n * 1_000_003
-            while time.perf_counter() < end:
-                resp = await client.post("/v1/events", content=batch_body(parts, batch, offset))
-                offset += batch
-                statuses[resp.status_code] = statuses.get(resp.status_code, 0) + 1
-                if resp.status_code == 202:
-                    ids = [a["event_id"] for a in orjson.loads(resp.content)["accepted"]]
+        body = BodyTemplate(parts, batch, n, start_ms)
+        conn = Connection(host, int(port), token)
+        try:
+            while True:
+                if interval:
+                    slot = next_slot[0]
+                    next_slot[0] = slot + interval
+                    if slot >= end:
+                        return
+                    await asyncio.sleep(max(0.0, slot - time.perf_counter()))
+                elif time.perf_counter() >= end:
+                    return
+                counter = body.next()
+                status, answer = await conn.post(body.body)
+                statuses[status] = statuses.get(status, 0) + 1
+                if status == 202:
+                    ids = body.event_ids(counter)
+                    if check.accepted(answer, functools.partial(list, ids)) != len(ids):
+                        raise SystemExit("a 202 answer did not accept the whole batch")
                     accepted.append((time.perf_counter(), ids))
-                elif resp.status_code in (429, 503):
-                    await asyncio.sleep(float(resp.headers.get("Retry-After", "1")))
+                elif status in (429, 503):
+                    await asyncio.sleep(1.0)
+        finally:
+            await conn.close()
 
     await asyncio.gather(*(worker(n) for n in range(concurrency)))
     return statuses
@@ -110,15 +137,22 @@ async def run(args: argparse.Namespace, pg: PostgresServer, kafka: KafkaServer, 
     ledger = start_ledger(env, work / "ledger.log")
     port = free_port()
     ingest = start_ingest(env, "sealtrail.sealed", port, args.ingest_workers, work / "ingest.log")
+    verifier = receipt_verifier(Path(env["SEALTRAIL_SERVICE_KEY_FILE"]))
+    cpu = CpuMeter({"ingest": ingest.pid, "ledger": ledger.pid, "kafka": kafka.pid() or 0,
+                    "postgres": pg.pid() or 0})
     accepted: list[tuple[float, list[str]]] = []
     seen: list[tuple[float, int]] = []
     done = asyncio.Event()
     watcher = asyncio.create_task(watch_checkpoints(pg.url, done, seen))
     rss: list[float] = []
     try:
+        await asyncio.sleep(3)  # the ledger joins its consumer group
+        cpu.start()
         started = time.perf_counter()
-        statuses = await send(f"http://127.0.0.1:{port}", token, args.seconds, args.concurrency, 500, accepted)
+        statuses = await send(f"http://127.0.0.1:{port}", token, verifier, seconds=args.seconds,
+                              concurrency=args.concurrency, batch=500, rate=args.rate, accepted=accepted)
         sent_s = time.perf_counter() - started
+        cpu_s = cpu.stop()
         total = sum(len(ids) for _, ids in accepted)
         while not seen or seen[-1][1] < total:
             rss.append(rss_mib(ledger.pid))
@@ -139,6 +173,8 @@ async def run(args: argparse.Namespace, pg: PostgresServer, kafka: KafkaServer, 
         "ack_to_checkpoint_s": {"p50": round(statistics.median(lat), 3),
                                 "p99": round(lat[int(0.99 * (len(lat) - 1))], 3), "max": round(lat[-1], 3)},
         "ledger_rss_mib_end": round(rss[-1], 1) if rss else None,
+        "cpu_s_while_sending": cpu_s,
+        "cpu_us_per_event": {k: round(v / total * 1e6, 1) for k, v in cpu_s.items()} if total else {},
     }
 
 
@@ -148,6 +184,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--ingest-workers", type=int, default=1)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="offered load in events/s on a fixed schedule (0: as fast as answers come)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sealtrail-bench-e2e-") as tmp:
         work = Path(tmp)

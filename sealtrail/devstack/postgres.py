@@ -99,6 +99,10 @@ class PostgresServer:
         ]
         if not self.durable:
             opts += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+        else:
+            # The ledger writes tens of MB/s of WAL: at the default max_wal_size (1 GB) a checkpoint
+            # comes every few seconds and each one restarts full-page images of every page touched.
+            opts += ["-c max_wal_size=8GB", "-c checkpoint_timeout=15min"]
         self._as_server_user([
             str(bindir / "pg_ctl"), "-D", str(self._pgdata), "-l", str(self._log), "-w",
             "-t", str(int(timeout)), "-o", " ".join(opts), "start",
