@@ -37,13 +37,12 @@ class SealedRecord:
         return str(self.header["event_id"])
 
     def encode(self) -> bytes:
-        return orjson.dumps({
-            "v": RECORD_VERSION,
-            "log": self.log,
-            "header": self.header,
-            "nonce": base64.b64encode(self.nonce).decode(),
-            "ct": base64.b64encode(self.ciphertext).decode(),
-        })
+        """The wire form: the bytes of ``orjson.dumps`` of the object, assembled without decoding
+        the base64 text into ``str`` and encoding it again (base64 needs no JSON escaping)."""
+        return b"".join((
+            b'{"v":1,"log":', orjson.dumps(self.log), b',"header":', orjson.dumps(self.header),
+            b',"nonce":"', base64.b64encode(self.nonce), b'","ct":"', base64.b64encode(self.ciphertext), b'"}',
+        ))
 
 
 def decode_record(raw: bytes | None) -> SealedRecord:

@@ -23,7 +23,8 @@ router = APIRouter()
 _bearer = HTTPBearer(auto_error=False, description="API key `st_<key_id>_<secret>`")
 
 
-def _service(request: Request) -> IngestService:
+async def _service(request: Request) -> IngestService:
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread, a hop per request.
     service: IngestService = request.app.state.ingest
     return service
 
