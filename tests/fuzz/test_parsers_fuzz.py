@@ -43,9 +43,11 @@ RECEIPT = sign_receipt(Receipt("0190f0e8-1234-7abc-8def-0123456789ab", "acme", "
                                1_700_000_000_123), SIGNER)
 ERASURE = sign_erasure_receipt(ErasureReceipt("acme", "DSR-1", "gdpr.art17", "01a20cd4-a96b-7c93-acb2-684055ea0b7c",
                                               ("a" * 32, "b" * 32), 3, 4, 5, 6), SIGNER)
-RECORD = SealedRecord(log="acme", header={"event_id": "e", "type": "tool_call", "tenant": "acme",
+SEALED = SealedRecord(log="acme", header={"event_id": "e", "type": "tool_call", "tenant": "acme",
                                           "payload_digest": "blake3:00", "key_ids": []},
-                      nonce=bytes(24), ciphertext=b"ct").encode()
+                      nonce=bytes(24), ciphertext=b"ct")
+RECORD = SEALED.encode_v1()
+RECORD_V2 = SEALED.encode()
 SEEDS = [NOTE, PROOF, RECEIPT, ERASURE, CHECKPOINT, SIGNER.verifier().vkey(), SIGNER.private_key(),
          RECORD.decode()]
 FUZZ = settings(max_examples=examples(300), derandomize=True, deadline=None, database=None,
@@ -139,8 +141,27 @@ _JSON = st.recursive(
 )
 
 
+@st.composite
+def _mutated_v2(draw: st.DrawFn) -> bytes:
+    """A valid version-2 record with a few bytes replaced, inserted or deleted, or cut short."""
+    data = bytearray(RECORD_V2)
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, len(data)))
+        action = draw(st.sampled_from(["replace", "insert", "delete", "cut"]))
+        if action == "cut":
+            del data[at:]
+        elif action == "insert":
+            data[at:at] = draw(st.binary(min_size=1, max_size=4))
+        elif at < len(data):
+            if action == "delete":
+                del data[at]
+            else:
+                data[at] = draw(st.integers(0, 255))
+    return bytes(data)
+
+
 @FUZZ
-@given(raw=BYTES | _JSON.map(orjson.dumps) | st.none())
+@given(raw=BYTES | _JSON.map(orjson.dumps) | _mutated_v2() | st.none())
 def test_sealed_records(raw: bytes | str | None) -> None:
     """decode_record raises only InvalidInputError, whose pointer names a record field."""
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
@@ -156,6 +177,6 @@ def test_seeds_are_valid() -> None:
     assert verify_erasure_receipt(ERASURE, VERIFIERS).tenant == "acme"
     assert parse_proof(PROOF).index == 1
     assert parse_checkpoint(parse_note(NOTE).text).size == 2
-    assert decode_record(RECORD).log == "acme"
+    assert decode_record(RECORD) == decode_record(RECORD_V2) == SEALED
     cosig = parse_note(NOTE).signatures[1]
     assert verify_cosignature(CHECKPOINT.encode(), cosig, COSIGNER.verifier()) == 1_700_000_000

@@ -122,18 +122,20 @@ async def test_poison_records_go_to_the_dead_letter_topic(
         producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
         await producer.start()
         try:
-            await producer.send_and_wait(topic_name, b"\xff not json", key=b"acme")
+            await producer.send_and_wait(topic_name, b"{ not json", key=b"acme")
+            await producer.send_and_wait(topic_name, b"\xff neither version", key=b"acme")
             await producer.send_and_wait(topic_name, bad_header.encode(), key=b"acme")
             await producer.send_and_wait(topic_name, sealed("nobody").encode(), key=b"nobody")
         finally:
             await producer.stop()
         await produce(kafka_bootstrap, topic_name, [sealed("acme") for _ in range(10)])
         await wait_for_checkpoint(fresh_db_url, {"acme": 20})
-        letters = await _dead_letters(kafka_bootstrap, settings.dlq_topic, 3)
+        letters = await _dead_letters(kafka_bootstrap, settings.dlq_topic, 4)
     assert await check_log(fresh_db_url, "acme") == 20
     reasons = sorted(str(x["reason"]) for x in letters)
-    assert len(letters) == 3
+    assert len(letters) == 4
     assert any("not valid JSON" in r for r in reasons)
+    assert any("unsupported record version" in r for r in reasons)
     assert any("occurred_at" in r for r in reasons)
     assert "unknown tenant" in reasons
     for letter in letters:
