@@ -106,7 +106,7 @@ def _decode_v2(raw: bytes) -> SealedRecord:
         raise InvalidInputError(f"record is shorter than its meta object and {NONCE_BYTES}-byte nonce",
                                 pointer="/nonce")
     try:
-        obj = orjson.loads(raw[_META_AT:end])
+        obj = orjson.loads(memoryview(raw)[_META_AT:end])  # no copy of the meta bytes
     except orjson.JSONDecodeError as e:
         raise InvalidInputError("record meta is not valid JSON", pointer="") from e
     if not isinstance(obj, dict):
