@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     ledger_instance_id: str | None = Field(
         default=None, description="static group membership id (e.g. the pod name): fast restarts")
     checkpoint_interval_s: float = Field(default=1.0, gt=0)
+    ledger_fetch_min_bytes: int = Field(
+        default=1024 * 1024, ge=1,
+        description="bytes the broker gathers for a ledger fetch before answering (or 100 ms pass)")
     log_level: str = "INFO"
     db_pool_min: int = 2
     db_pool_max: int = 10

@@ -25,6 +25,12 @@ log = logging.getLogger("sealtrail.ledger")
 
 DEFAULT_POLL_MAX_RECORDS = 5000
 DEFAULT_POLL_TIMEOUT_MS = 100
+# The broker holds a fetch until ``fetch_min_bytes`` are ready, or the poll timeout passed. Under
+# load a poll then carries a thousand records or more instead of one ingest request's worth, so
+# the per-transaction costs (commit, batch row, offsets, dedup query) and the broker's per-fetch
+# work are shared by more entries; an idle log waits at most the poll timeout. Measured end to
+# end at 17,000 events/s: 1 byte vs 1 MiB, 114 vs 92 us of machine CPU per event.
+DEFAULT_FETCH_MIN_BYTES = 1024 * 1024
 # Bytes fetched per partition and request. aiokafka fetches a partition again only once its
 # buffered records are all taken, so a fetch that one poll drains (~4,200 records of 1 KiB
 # ciphertext) is fetched again while that poll commits. A fetch larger than a poll leaves a
@@ -37,7 +43,8 @@ class KafkaLedgerDriver(ConsumerRebalanceListener):  # type: ignore[misc]
 
     def __init__(self, *, bootstrap: str, topic: str, group: str, worker: LedgerWorker,
                  store: LedgerStore, max_records: int = DEFAULT_POLL_MAX_RECORDS,
-                 poll_timeout_ms: int = DEFAULT_POLL_TIMEOUT_MS, instance_id: str | None = None) -> None:
+                 poll_timeout_ms: int = DEFAULT_POLL_TIMEOUT_MS, instance_id: str | None = None,
+                 fetch_min_bytes: int = DEFAULT_FETCH_MIN_BYTES) -> None:
         self._topic = topic
         self._group = group
         self._worker = worker
@@ -51,7 +58,7 @@ class KafkaLedgerDriver(ConsumerRebalanceListener):  # type: ignore[misc]
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group, group_instance_id=instance_id,
             enable_auto_commit=False,
-            auto_offset_reset="earliest", fetch_max_wait_ms=poll_timeout_ms,
+            auto_offset_reset="earliest", fetch_max_wait_ms=poll_timeout_ms, fetch_min_bytes=fetch_min_bytes,
             max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
             session_timeout_ms=10_000, heartbeat_interval_ms=2_000, max_poll_interval_ms=120_000,
         )

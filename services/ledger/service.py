@@ -68,7 +68,8 @@ class LedgerService:
                               topic=s.sealed_topic, origin_prefix=s.origin_prefix)
         self.driver = KafkaLedgerDriver(bootstrap=s.require_kafka(), topic=s.sealed_topic,
                                         group=s.ledger_group, worker=worker, store=store,
-                                        max_records=self._max_records, instance_id=s.ledger_instance_id)
+                                        max_records=self._max_records, instance_id=s.ledger_instance_id,
+                                        fetch_min_bytes=s.ledger_fetch_min_bytes)
         self.checkpointer = Checkpointer(store=PostgresCheckpointStore(pool=pool),
                                          key_dir=s.signing_key_dir, key_name=s.key_name,
                                          interval_s=s.checkpoint_interval_s, publisher=publisher,
