@@ -4,6 +4,12 @@ Kafka's own committed offsets are never used. On every assignment the driver see
 partition to the offset stored with the last committed batch, so a crash or a rebalance at any
 instant neither loses nor repeats work. A lock keeps a revocation from interleaving with a
 commit in flight.
+
+Pipelined (the default), the driver prepares a poll (decode, checks, deduplication, sequencing)
+while the previous poll's transaction commits. At most one commit is in flight, and the next one
+starts only after it succeeded; positions and heads run ahead optimistically. When a commit
+fails, the work prepared after it is dropped, the worker forgets its heads, and every assigned
+partition resumes at its stored offset. The database thus always holds a committed prefix.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Collection
+from contextlib import suppress
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
@@ -19,7 +26,7 @@ from sealtrail.errors import ConcurrentWriteError, UnavailableError
 from services.ledger import metrics
 from services.ledger.deadletter import SourceRecord
 from services.ledger.store import LedgerStore
-from services.ledger.worker import LedgerWorker
+from services.ledger.worker import LedgerWorker, PreparedCommit
 
 log = logging.getLogger("sealtrail.ledger")
 
@@ -44,7 +51,7 @@ class KafkaLedgerDriver(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, *, bootstrap: str, topic: str, group: str, worker: LedgerWorker,
                  store: LedgerStore, max_records: int = DEFAULT_POLL_MAX_RECORDS,
                  poll_timeout_ms: int = DEFAULT_POLL_TIMEOUT_MS, instance_id: str | None = None,
-                 fetch_min_bytes: int = DEFAULT_FETCH_MIN_BYTES) -> None:
+                 fetch_min_bytes: int = DEFAULT_FETCH_MIN_BYTES, pipelined: bool = True) -> None:
         self._topic = topic
         self._group = group
         self._worker = worker
@@ -54,6 +61,8 @@ class KafkaLedgerDriver(ConsumerRebalanceListener):  # type: ignore[misc]
         self._lock = asyncio.Lock()
         self._positions: dict[int, int | None] = {}
         self._unseeked: set[int] = set()  # assigned while the store was unavailable
+        self._pipelined = pipelined
+        self._in_flight: asyncio.Task[int] | None = None  # the one commit running, if any
         self._stopping = asyncio.Event()
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group, group_instance_id=instance_id,
@@ -68,7 +77,8 @@ class KafkaLedgerDriver(ConsumerRebalanceListener):  # type: ignore[misc]
         return sorted(self._positions)
 
     async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
-        async with self._lock:  # waits for a commit in flight
+        async with self._lock:  # waits for a poll being handled
+            await self._settle()
             for tp in revoked:
                 self._positions.pop(tp.partition, None)
                 self._unseeked.discard(tp.partition)
@@ -76,6 +86,7 @@ class KafkaLedgerDriver(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
         async with self._lock:
+            await self._settle()
             # aiokafka logs and swallows a listener's exception, which would leave these partitions
             # fetched but never handled: remember them and seek again before each poll instead.
             self._unseeked.update(tp.partition for tp in assigned)
@@ -111,7 +122,11 @@ class KafkaLedgerDriver(ConsumerRebalanceListener):  # type: ignore[misc]
             while not self._stopping.is_set():
                 await self._poll_once()
         finally:
-            await self._consumer.stop()
+            try:
+                async with self._lock:
+                    await self._settle()
+            finally:
+                await self._consumer.stop()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -130,32 +145,73 @@ class KafkaLedgerDriver(ConsumerRebalanceListener):  # type: ignore[misc]
             await asyncio.sleep(1)
             return
         async with self._lock:
+            handled = False
             for tp, recs in data.items():
                 if tp.partition in self._positions and recs:
-                    await self._handle(tp, recs)  # aiokafka's records have BusRecord's attributes
+                    handled = True  # aiokafka's records have BusRecord's attributes
+                    if not await self._handle(tp, recs):
+                        break  # every partition was re-seeked: the rest of this poll is stale
+            if not handled:
+                await self._settle()  # idle: commit now what is in flight, and see it fail
             self._report_lag()
 
-    async def _handle(self, tp: TopicPartition, records: list[SourceRecord]) -> None:
+    async def _handle(self, tp: TopicPartition, records: list[SourceRecord]) -> bool:
+        """Start the commit of ``records``; False when a failure re-seeked every partition."""
+        p = tp.partition
+        if not self._pipelined:
+            try:
+                self._positions[p] = await self._worker.handle(p, self._positions[p], records)
+            except (ConcurrentWriteError, UnavailableError) as e:
+                await self._recover(e)
+                return False
+            return True
         try:
-            self._positions[tp.partition] = await self._worker.handle(
-                tp.partition, self._positions[tp.partition], records)
-        except ConcurrentWriteError as e:
-            log.warning("partition %d: %s; re-seeking to the stored offset", tp.partition, e)
-            await self._seek_stored([tp.partition])
-        except UnavailableError as e:
-            log.warning("partition %d: %s; retrying from the stored offset", tp.partition, e)
-            await asyncio.sleep(1)
-            await self._reseek(tp)
+            prepared = await self._worker.prepare(p, self._positions[p], records)
+        except (ConcurrentWriteError, UnavailableError) as e:
+            if await self._settle():  # (a failed settle has recovered already)
+                await self._recover(e)
+            return False
+        except BaseException:
+            with suppress(Exception):
+                await self._settle()
+            raise
+        if not await self._settle():
+            return False  # ``prepared`` continued from the failed work: drop it
+        self._start(p, prepared)
+        return True
 
-    async def _reseek(self, tp: TopicPartition) -> None:
+    def _start(self, partition: int, prepared: PreparedCommit) -> None:
+        self._in_flight = asyncio.create_task(self._worker.commit(prepared))
+        self._positions[partition] = prepared.next_offset
+
+    async def _settle(self) -> bool:
+        """Wait for the commit in flight; on failure re-seek and return False."""
+        task, self._in_flight = self._in_flight, None
+        if task is None:
+            return True
         try:
-            await self._seek_stored([tp.partition])
-        except UnavailableError:
-            pos = self._positions.get(tp.partition)
-            if pos is None:
-                await self._consumer.seek_to_beginning(tp)
-            else:
-                self._consumer.seek(tp, pos)
+            await task
+        except (ConcurrentWriteError, UnavailableError) as e:
+            await self._recover(e)
+            return False
+        except BaseException:
+            self._resume_from_store()  # (a rebalance listener's exception is swallowed)
+            raise
+        return True
+
+    async def _recover(self, error: ConcurrentWriteError | UnavailableError) -> None:
+        """After a failed commit: forget what ran ahead, and resume every partition at its stored offset."""
+        log.warning("partitions %s: %s; resuming at the stored offsets", self.assigned, error)
+        self._resume_from_store()
+        if isinstance(error, UnavailableError):
+            await asyncio.sleep(1)
+        await self._seek_unseeked()
+
+    def _resume_from_store(self) -> None:
+        # Positions and heads ran ahead of the store: until seeked again, no partition is handled.
+        self._worker.forget()
+        self._unseeked.update(self._positions)
+        self._positions.clear()
 
     def _report_lag(self) -> None:
         for p, pos in self._positions.items():

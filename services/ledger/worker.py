@@ -1,7 +1,9 @@
 """The ledger's core loop body: one partition's poll in, one atomic commit out.
 
 Independent of the bus technology: the Kafka driver and the embedded local-log driver both feed
-:meth:`LedgerWorker.handle` with the records of one partition, starting at the stored offset.
+:meth:`LedgerWorker.handle` with the records of one partition, starting at the stored offset. The
+Kafka driver calls its two halves separately (:meth:`LedgerWorker.prepare` of the next poll while
+the previous poll's :meth:`LedgerWorker.commit` runs), so the ledger computes while the database writes.
 """
 
 from __future__ import annotations
@@ -33,6 +35,20 @@ class _Sorted:
     dead: list[DeadLetter] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class PreparedCommit:
+    """One partition's poll, sequenced and ready for :meth:`LedgerWorker.commit`."""
+
+    work: PartitionCommit
+    record_count: int
+    dead_reasons: list[str]
+    started: float
+
+    @property
+    def next_offset(self) -> int:
+        return self.work.next_offset
+
+
 class LedgerWorker:
     """Sequences and commits records; keeps each written log's head (O(log n)) in memory."""
 
@@ -43,11 +59,19 @@ class LedgerWorker:
         self._group = group
         self._topic = topic
         self._origin_prefix = origin_prefix
+        # Heads after the last work prepared (committed or not), and per log the event ids of
+        # prepared work not yet committed.
         self._heads: dict[str, LogHead] = {}
+        self._uncommitted: dict[str, set[uuid.UUID]] = {}
 
     def forget(self) -> None:
-        """Drop cached heads (after a conflict or a rebalance); they are reloaded on demand."""
+        """Drop cached heads and uncommitted state (after a failed commit or a rebalance).
+
+        Heads are reloaded from the store on demand. The caller MUST NOT commit any work prepared
+        before this call.
+        """
         self._heads.clear()
+        self._uncommitted.clear()
 
     async def handle(self, partition: int, from_offset: int | None, records: Sequence[SourceRecord]) -> int:
         """Log ``records`` (one partition, in offset order) and return the next offset committed.
@@ -55,28 +79,59 @@ class LedgerWorker:
         Raises ConcurrentWriteError (nothing committed; cached heads dropped) when another writer
         advanced the partition or a log first; the caller re-seeks to the stored offset.
         """
+        return await self.commit(await self.prepare(partition, from_offset, records))
+
+    async def prepare(self, partition: int, from_offset: int | None,
+                      records: Sequence[SourceRecord]) -> PreparedCommit:
+        """Check, deduplicate and sequence ``records`` (one partition, in offset order); send dead letters.
+
+        The heads advance optimistically, so the next prepare continues from this one before it is
+        committed, and its event ids count as known to the next prepare's deduplication. Prepared
+        work MUST be committed in the order prepared, each only after the previous one's commit
+        succeeded; after any failure, call :meth:`forget` and drop the work not yet committed.
+        """
         started = time.perf_counter()
         sorted_ = _sort(records)
-        await self._refuse_unknown_tenants(sorted_)
-        heads, new_logs = await self._heads_for(list(sorted_.by_log))
-        batches = [b for log_id, recs in sorted_.by_log.items()
-                   if (b := await self._sequence_new(heads[log_id], recs)) is not None]
-        await self._dead.send(sorted_.dead)
+        try:
+            await self._refuse_unknown_tenants(sorted_)
+            heads, new_logs = await self._heads_for(list(sorted_.by_log))
+            batches = [b for log_id, recs in sorted_.by_log.items()
+                       if (b := await self._sequence_new(heads[log_id], recs)) is not None]
+            await self._dead.send(sorted_.dead)
+        except BaseException:
+            self.forget()  # heads and ids of a half-prepared poll that will never be committed
+            raise
         work = PartitionCommit(self._group, self._topic, partition, from_offset,
                                records[-1].offset + 1, batches, new_logs)
+        return PreparedCommit(work, len(records), [d.reason for d in sorted_.dead], started)
+
+    async def commit(self, prepared: PreparedCommit) -> int:
+        """Commit prepared work atomically and return the next offset committed.
+
+        On any failure nothing of it is committed, and the heads and uncommitted state are dropped
+        (:meth:`forget`): the caller re-seeks to the stored offsets.
+        """
+        work = prepared.work
         try:
             await self._store.commit(work)
         except ConcurrentWriteError:
             metrics.CONFLICTS.inc()
             self.forget()
             raise
-        for b in batches:
-            self._heads[b.log_id] = b.after
+        except BaseException:
+            self.forget()
+            raise
+        for b in work.batches:
+            pending = self._uncommitted.get(b.log_id)
+            if pending is not None:
+                pending.difference_update(e.columns.event_id for e in b.entries)
+                if not pending:
+                    del self._uncommitted[b.log_id]
             metrics.ENTRIES.labels(b.log_id).inc(len(b.entries))
-        for d in sorted_.dead:
-            metrics.DEAD_LETTERS.labels(d.reason.split(":")[0]).inc()
-        metrics.BATCH_SIZE.observe(len(records))
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+        for reason in prepared.dead_reasons:
+            metrics.DEAD_LETTERS.labels(reason.split(":")[0]).inc()
+        metrics.BATCH_SIZE.observe(prepared.record_count)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - prepared.started)
         return work.next_offset
 
     async def _refuse_unknown_tenants(self, s: _Sorted) -> None:
@@ -107,14 +162,24 @@ class LedgerWorker:
         unique: dict[uuid.UUID, tuple[SealedRecord, EntryColumns]] = {}
         for r, cols, _ in records:
             unique.setdefault(cols.event_id, (r, cols))
+        # Read the uncommitted ids BEFORE asking the store: an id whose commit ends meanwhile
+        # leaves this set only once it is committed, so the query (issued later) sees it.
+        pending = self._uncommitted.get(head.log_id, set())
+        in_flight = [eid for eid in unique if eid in pending]
         known = await self._store.existing_event_ids(head.log_id, list(unique)) if head.size else {}
         for event_id, index in known.items():
             log.debug("duplicate event %s already at index %d of %s", event_id, index, head.log_id)
-        metrics.DUPLICATES.inc(len(records) - len(unique) + len(known))
-        fresh = [rc for eid, rc in unique.items() if eid not in known]
+        for event_id in in_flight:
+            log.debug("duplicate event %s already sequenced in %s, not yet committed", event_id, head.log_id)
+        duplicate = known.keys() | in_flight
+        metrics.DUPLICATES.inc(len(records) - len(unique) + len(duplicate))
+        fresh = [rc for eid, rc in unique.items() if eid not in duplicate]
         if not fresh:
             return None
-        return sequence(head, [r for r, _ in fresh], [c for _, c in fresh])
+        batch = sequence(head, [r for r, _ in fresh], [c for _, c in fresh])
+        self._heads[head.log_id] = batch.after
+        self._uncommitted.setdefault(head.log_id, set()).update(c.event_id for _, c in fresh)
+        return batch
 
 
 def _sort(records: Sequence[SourceRecord]) -> _Sorted:
