@@ -184,6 +184,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--ingest-workers", type=int, default=1)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the JSON report")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="offered load in events/s on a fixed schedule (0: as fast as answers come)")
     args = parser.parse_args()
@@ -198,10 +199,11 @@ def main() -> None:
         finally:
             kafka.stop()
             pg.stop()
-    report = {"benchmark": "e2e", "machine": describe(*PACKAGES), "setup": vars(args) | {"batch_events": 500,
+    setup = {k: v for k, v in vars(args).items() if k != "results"}
+    report = {"benchmark": "e2e", "machine": describe(*PACKAGES), "setup": setup | {"batch_events": 500,
               "event_bytes": 1024, "postgres_durable": True, "kafka_acks": "all"}, "result": result}
     print(json.dumps(report, indent=2))
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    args.results.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
