@@ -38,37 +38,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 import orjson
 
+from bench.bench_ingest import batch_body, templates
 from bench.machine import describe, rss_mib
-from sealtrail.sdk import tool_call, uuid7
 from tests.support.serve import Served, start_serve
 
 RESULTS = Path(__file__).resolve().parent / "results" / "embedded.json"
 PACKAGES = ("fastapi", "uvicorn", "uvloop", "httptools", "pydantic", "orjson", "pynacl", "blake3", "httpx",
             "rfc8785")
 BATCH = 500
-SUBJECTS = 100
-MARK = "00000000-0000-7000-8000-000000000000"
-
-
-def templates(event_bytes: int) -> list[tuple[bytes, bytes]]:
-    """Per subject, the JSON of one ~``event_bytes`` tool_call split around its event id."""
-    out = []
-    for i in range(SUBJECTS):
-        base = tool_call(agent_id="agent-7", session_id="sess-42", server_id="srv-crm", tool_name="crm.search",
-                         tool_tier="read", decision="allow", status="ok", latency_ms=87, event_id=MARK,
-                         payload={"args": {"query": ""}, "result": {"rows": 3}},
-                         subjects=[f"user:customer-{i}@example.com"])
-        pad = event_bytes - len(orjson.dumps(base))
-        base["payload"] = {"args": {"query": "x" * max(0, pad)}, "result": {"rows": 3}}
-        prefix, suffix = orjson.dumps(base).split(MARK.encode())
-        out.append((prefix, suffix))
-    return out
-
-
-def batch_body(parts: list[tuple[bytes, bytes]], size: int, offset: int) -> bytes:
-    events = (parts[(offset + i) % SUBJECTS][0] + uuid7().encode() + parts[(offset + i) % SUBJECTS][1]
-              for i in range(size))
-    return b'{"events":[' + b",".join(events) + b"]}"
 
 
 async def send(url: str, token: str, seconds: float, concurrency: int, batch: int,
