@@ -40,10 +40,11 @@ import orjson
 
 from bench.ingest_load import AnswerCheck, BodyTemplate, Connection, CpuMeter
 from bench.machine import describe
-from sealtrail.core.note import Ed25519Signer, Ed25519Verifier, generate_key
+from sealtrail.core.note import Ed25519Signer, Ed25519Verifier
 from sealtrail.devstack import KafkaServer, PostgresServer
 from sealtrail.devstack._proc import free_port
 from sealtrail.sdk import tool_call, uuid7
+from tests.support.pipeline import provision_tenant
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ingest.json"
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,27 +80,8 @@ def batch_body(parts: list[tuple[bytes, bytes]], size: int, offset: int) -> byte
 
 async def provision(db_url: str, workdir: Path) -> tuple[str, dict[str, str]]:
     """KEK and receipt-key files, tenant ``bench`` and a gateway key; the env ingest runs with."""
-    from sealtrail.infra.apikeys import KeyAdmin
-    from sealtrail.infra.auth import Role
-    from sealtrail.infra.auth_postgres import PostgresAuthStore
-    from sealtrail.infra.kek import IndexKeyWrapper, write_kek_file
-    from sealtrail.infra.postgres import create_pool, migrate_url
-
-    kek = write_kek_file(workdir / "kek")
-    receipt = workdir / "receipt.key"
-    receipt.write_text(generate_key("bench-ingest")[0] + "\n")
-    receipt.chmod(0o600)
-    await migrate_url(db_url)
-    pool = await create_pool(db_url, min_size=1, max_size=2)
-    try:
-        admin = KeyAdmin(store=PostgresAuthStore(pool=pool))
-        await admin.create_tenant("bench", kek=IndexKeyWrapper(kek=kek, tenant="bench"))
-        issued = await admin.create_key(tenant="bench", role=Role.GATEWAY, label="bench-gw")
-    finally:
-        await pool.close()
-    env = {"SEALTRAIL_DATABASE_URL": db_url, "SEALTRAIL_KEK_FILE": str(workdir / "kek"),
-           "SEALTRAIL_SERVICE_KEY_FILE": str(receipt), "SEALTRAIL_LOG_LEVEL": "WARNING"}
-    return issued.token, env
+    token, env = await provision_tenant(db_url, workdir, "bench")
+    return token, {**env, "SEALTRAIL_LOG_LEVEL": "WARNING"}
 
 
 def receipt_verifier(key_file: Path) -> Ed25519Verifier:

@@ -168,8 +168,8 @@ class Pipeline:
         self.pg.stop()
 
 
-async def provision_tenant(db_url: str, work: Path) -> tuple[str, dict[str, str]]:
-    """KEK and receipt-key files, the tenant ``chaos`` and a gateway key; the env services run with."""
+async def provision_tenant(db_url: str, work: Path, tenant: str = TENANT) -> tuple[str, dict[str, str]]:
+    """KEK and receipt-key files, ``tenant`` and a gateway key of it; the env services run with."""
     from sealtrail.core.note import generate_key
     from sealtrail.infra.apikeys import KeyAdmin
     from sealtrail.infra.auth import Role
@@ -179,14 +179,14 @@ async def provision_tenant(db_url: str, work: Path) -> tuple[str, dict[str, str]
 
     kek = write_kek_file(work / "kek")
     receipt = work / "receipt.key"
-    receipt.write_text(generate_key("chaos-ingest")[0] + "\n")
+    receipt.write_text(generate_key(f"{tenant}-ingest")[0] + "\n")
     receipt.chmod(0o600)
     await migrate_url(db_url)
     pool = await create_pool(db_url, min_size=1, max_size=2)
     try:
         admin = KeyAdmin(store=PostgresAuthStore(pool=pool))
-        await admin.create_tenant(TENANT, kek=IndexKeyWrapper(kek=kek, tenant=TENANT))
-        issued = await admin.create_key(tenant=TENANT, role=Role.GATEWAY, label="chaos-gw")
+        await admin.create_tenant(tenant, kek=IndexKeyWrapper(kek=kek, tenant=tenant))
+        issued = await admin.create_key(tenant=tenant, role=Role.GATEWAY, label=f"{tenant}-gw")
     finally:
         await pool.close()
     env = {"SEALTRAIL_DATABASE_URL": db_url, "SEALTRAIL_KEK_FILE": str(work / "kek"),
