@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import asyncpg
 
 from bench.bench_ingest import PACKAGES, provision, receipt_verifier, start_ingest, stop, templates
-from bench.ingest_load import AnswerCheck, BodyTemplate, Connection, CpuMeter
+from bench.ingest_load import AnswerCheck, BodyTemplate, Connection, CpuMeter, process_cpu_s, tree_cpu_s
 from bench.machine import describe, rss_mib
 from sealtrail.core.note import Ed25519Verifier
 from sealtrail.devstack import KafkaServer, PostgresServer
@@ -60,6 +60,57 @@ async def watch_checkpoints(db_url: str, stop_at: asyncio.Event, seen: list[tupl
             await asyncio.sleep(0.05)
     finally:
         await conn.close()
+
+
+class PostgresCpu:
+    """PostgreSQL's CPU split by role: each client's backends (by application_name) and each
+    background process (WAL writer, checkpointer, ...); "exited" is what processes that ended
+    during the window used (autovacuum workers, mostly)."""
+
+    def __init__(self, db_url: str, postmaster: int) -> None:
+        self._url = db_url
+        self._postmaster = postmaster
+        self._start: dict[int, float] = {}
+        self._start_tree = 0.0
+
+    async def _labels(self) -> dict[int, str]:
+        conn = await asyncpg.connect(self._url)
+        try:
+            rows = await conn.fetch("SELECT pid, backend_type, application_name FROM pg_stat_activity")
+        finally:
+            await conn.close()
+        return {r["pid"]: (r["application_name"] or "other clients") if r["backend_type"] == "client backend"
+                else r["backend_type"] for r in rows}
+
+    async def start(self) -> None:
+        labels = await self._labels()
+        self._start = process_cpu_s([*labels, self._postmaster])
+        self._start_tree = tree_cpu_s(self._postmaster)
+
+    async def stop(self) -> dict[str, float]:
+        labels = {**await self._labels(), self._postmaster: "postmaster"}
+        now = process_cpu_s(list(labels))
+        out: dict[str, float] = {}
+        for pid, cpu in now.items():
+            label = labels[pid]
+            out[label] = out.get(label, 0.0) + cpu - self._start.get(pid, 0.0)
+        out["exited"] = tree_cpu_s(self._postmaster) - self._start_tree - sum(out.values())
+        return {k: round(v, 2) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
+
+
+async def top_statements(db_url: str, n: int = 12) -> list[dict[str, Any]]:
+    """The statements that took the most server time (pg_stat_statements)."""
+    conn = await asyncpg.connect(db_url)
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        rows = await conn.fetch(
+            "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 100) AS query, calls, rows,"
+            " round(total_exec_time::numeric / 1000, 2) AS total_s,"
+            " round((total_exec_time / greatest(rows, 1) * 1000)::numeric, 2) AS us_per_row"
+            " FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT $1", n)
+    finally:
+        await conn.close()
+    return [{k: (float(v) if k in ("total_s", "us_per_row") else v) for k, v in r.items()} for r in rows]
 
 
 async def send(url: str, token: str, verifier: Ed25519Verifier, *, seconds: float, concurrency: int,
@@ -140,6 +191,7 @@ async def run(args: argparse.Namespace, pg: PostgresServer, kafka: KafkaServer, 
     verifier = receipt_verifier(Path(env["SEALTRAIL_SERVICE_KEY_FILE"]))
     cpu = CpuMeter({"ingest": ingest.pid, "ledger": ledger.pid, "kafka": kafka.pid() or 0,
                     "postgres": pg.pid() or 0})
+    pg_cpu = PostgresCpu(pg.url, pg.pid() or 0)
     accepted: list[tuple[float, list[str]]] = []
     seen: list[tuple[float, int]] = []
     done = asyncio.Event()
@@ -148,11 +200,13 @@ async def run(args: argparse.Namespace, pg: PostgresServer, kafka: KafkaServer, 
     try:
         await asyncio.sleep(3)  # the ledger joins its consumer group
         cpu.start()
+        await pg_cpu.start()
         started = time.perf_counter()
         statuses = await send(f"http://127.0.0.1:{port}", token, verifier, seconds=args.seconds,
                               concurrency=args.concurrency, batch=500, rate=args.rate, accepted=accepted)
         sent_s = time.perf_counter() - started
         cpu_s = cpu.stop()
+        pg_cpu_s = await pg_cpu.stop()
         total = sum(len(ids) for _, ids in accepted)
         while not seen or seen[-1][1] < total:
             rss.append(rss_mib(ledger.pid))
@@ -175,6 +229,8 @@ async def run(args: argparse.Namespace, pg: PostgresServer, kafka: KafkaServer, 
         "ledger_rss_mib_end": round(rss[-1], 1) if rss else None,
         "cpu_s_while_sending": cpu_s,
         "cpu_us_per_event": {k: round(v / total * 1e6, 1) for k, v in cpu_s.items()} if total else {},
+        "postgres_cpu_us_per_event": {k: round(v / total * 1e6, 1) for k, v in pg_cpu_s.items()} if total else {},
+        **({"top_statements": await top_statements(pg.url)} if args.pg_statements else {}),
     }
 
 
@@ -187,10 +243,15 @@ def main() -> None:
     parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the JSON report")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="offered load in events/s on a fixed schedule (0: as fast as answers come)")
+    parser.add_argument("--pg-statements", action="store_true",
+                        help="load pg_stat_statements and report the statements that took the most server time")
+    parser.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="an extra PostgreSQL server setting (repeatable)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="sealtrail-bench-e2e-") as tmp:
         work = Path(tmp)
-        pg = PostgresServer(datadir=work / "pg", durable=True)
+        settings = [*args.pg_setting, *(["shared_preload_libraries=pg_stat_statements"] if args.pg_statements else [])]
+        pg = PostgresServer(datadir=work / "pg", durable=True, settings=tuple(settings))
         kafka = KafkaServer(datadir=work / "kafka")
         try:
             pg.start()

@@ -79,6 +79,18 @@ def tree_cpu_s(root: int) -> float:
     return sum(ticks.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
 
 
+def process_cpu_s(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) of each of ``pids`` that is alive."""
+    out = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = sum(int(f) for f in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 def machine_busy_s() -> float:
     """CPU seconds the whole machine spent busy (not idle, not waiting for I/O) since boot."""
     fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]

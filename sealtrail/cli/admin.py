@@ -99,7 +99,7 @@ async def _key_admin(data_dir: Path | None = None) -> AsyncIterator[KeyAdmin]:
 
     url = Settings().require_database()
     await migrate_url(url)
-    pool = await create_pool(url, min_size=1, max_size=2)
+    pool = await create_pool(url, min_size=1, max_size=2, application_name="sealtrail-admin")
     try:
         yield KeyAdmin(store=PostgresAuthStore(pool=pool))
     finally:

@@ -56,6 +56,7 @@ class PostgresServer:
     port: int = 0
     password: str = field(default_factory=lambda: secrets.token_urlsafe(18))
     durable: bool = False
+    settings: tuple[str, ...] = ()  # extra "name=value" server settings, after the defaults
 
     @property
     def url(self) -> str:
@@ -103,6 +104,7 @@ class PostgresServer:
             # The ledger writes tens of MB/s of WAL: at the default max_wal_size (1 GB) a checkpoint
             # comes every few seconds and each one restarts full-page images of every page touched.
             opts += ["-c max_wal_size=8GB", "-c checkpoint_timeout=15min"]
+        opts += [f"-c {setting}" for setting in self.settings]
         self._as_server_user([
             str(bindir / "pg_ctl"), "-D", str(self._pgdata), "-l", str(self._log), "-w",
             "-t", str(int(timeout)), "-o", " ".join(opts), "start",

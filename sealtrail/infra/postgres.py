@@ -55,10 +55,15 @@ async def migrate(conn: asyncpg.Connection) -> list[int]:
     return applied
 
 
-async def create_pool(url: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    """A connection pool; raises UnavailableError when the server cannot be reached."""
+async def create_pool(url: str, *, min_size: int = 2, max_size: int = 10,
+                      application_name: str = "sealtrail") -> asyncpg.Pool:
+    """A connection pool; raises UnavailableError when the server cannot be reached.
+
+    ``application_name`` names the service in ``pg_stat_activity`` and the server's logs.
+    """
     try:
-        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size,
+                                         server_settings={"application_name": application_name})
     except (OSError, asyncpg.PostgresError) as e:
         raise UnavailableError(f"PostgreSQL unreachable: {type(e).__name__}", retry_after=2.0) from e
     if pool is None:  # pragma: no cover - asyncpg returns None only for an uninitialised pool

@@ -90,7 +90,8 @@ async def _open_pool(settings: Settings, options: IngestOptions, stack: AsyncExi
     url = settings.require_database()
     if options.migrate:
         await migrate_url(url)
-    pool = await create_pool(url, min_size=min(settings.db_pool_min, 2), max_size=settings.db_pool_max)
+    pool = await create_pool(url, min_size=min(settings.db_pool_min, 2), max_size=settings.db_pool_max,
+                             application_name="sealtrail-ingest")
     stack.push_async_callback(pool.close)
     return pool
 

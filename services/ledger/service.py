@@ -48,7 +48,8 @@ class LedgerService:
 
     async def run(self) -> None:
         s = self.settings
-        pool = await create_pool(s.require_database(), min_size=2, max_size=max(4, s.db_pool_max))
+        pool = await create_pool(s.require_database(), min_size=2, max_size=max(4, s.db_pool_max),
+                                 application_name="sealtrail-ledger")
         publisher = KafkaPublisher(bootstrap=s.require_kafka())
         try:
             async with connect(s.require_database()) as conn:

@@ -34,7 +34,7 @@ class ProjectorService:
     async def run(self) -> None:
         url = self.settings.require_database()
         await migrate_url(url)
-        pool = await create_pool(url, min_size=1, max_size=2)
+        pool = await create_pool(url, min_size=1, max_size=2, application_name="sealtrail-projector")
         try:
             projector = Projector(store=PostgresProjectorStore(pool=pool), batch_entries=self._batch,
                                   poll_interval_s=self._poll)

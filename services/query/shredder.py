@@ -140,7 +140,7 @@ async def run_once_from_settings(settings: Settings, tenant: str | None = None) 
     url = settings.require_database()
     await migrate_url(url)
     kek = load_kek(settings)
-    pool = await create_pool(url, min_size=1, max_size=4)
+    pool = await create_pool(url, min_size=1, max_size=4, application_name="sealtrail-shredder")
     publisher = KafkaPublisher(bootstrap=settings.require_kafka())
     try:
         await publisher.start()

@@ -110,7 +110,8 @@ async def postgres_stores(settings: Settings, *, kek: Kek, stack: AsyncExitStack
     url = settings.require_database()
     if migrate:
         await migrate_url(url)
-    pool = await create_pool(url, min_size=min(settings.db_pool_min, 2), max_size=settings.db_pool_max)
+    pool = await create_pool(url, min_size=min(settings.db_pool_min, 2), max_size=settings.db_pool_max,
+                             application_name="sealtrail-query")
     stack.push_async_callback(pool.close)
     return postgres_stores_on(pool, kek=kek)
 
