@@ -133,3 +133,10 @@ class CorruptLogError(SealtrailError):
 
 class ConcurrentWriteError(SealtrailError):
     """Another writer advanced a log or a consumer offset first; reload state and retry."""
+
+
+class DuplicateEventError(ConcurrentWriteError):
+    """A commit would have logged an event id that its log already holds; nothing was committed.
+
+    The ledger then sequences the same records again, this time looking their event ids up first.
+    """

@@ -8,6 +8,7 @@ never appear in a repr or a log line.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +44,10 @@ class Settings(BaseSettings):
     ledger_fetch_min_bytes: int = Field(
         default=1024 * 1024, ge=1,
         description="bytes the broker gathers for a ledger fetch before answering (or 100 ms pass)")
+    ledger_lookup_duplicates: Literal["always", "after_conflict"] = Field(
+        default="after_conflict",
+        description="look every poll's event ids up before sequencing, or only for a while after a commit"
+                    " was refused for a repeated event id")
     log_level: str = "INFO"
     db_pool_min: int = 2
     db_pool_max: int = 10

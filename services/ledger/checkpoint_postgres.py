@@ -90,6 +90,10 @@ class PostgresCheckpointStore:
                 if state is None:
                     return None
                 signed = sign(state)
+                # Whatever the server's default: this commit waits for its WAL, and with it for
+                # every earlier commit's, such as the ledger's batches (committed without waiting),
+                # before the note can be published.
+                await conn.execute("SET LOCAL synchronous_commit = on")
                 await conn.execute(
                     "INSERT INTO checkpoints (log_id, tree_size, root, note, signed_at)"
                     " VALUES ($1, $2, $3, $4, to_timestamp($5))",

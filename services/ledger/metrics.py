@@ -14,6 +14,8 @@ BATCH_SIZE = Histogram("sealtrail_ledger_batch_records", "Records per committed 
                        buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000))
 CONSUMER_LAG = Gauge("sealtrail_ledger_consumer_lag", "Records behind the partition's end",
                      ["partition"])
+DUPLICATE_RETRIES = Counter("sealtrail_ledger_duplicate_retries_total",
+                            "Commits refused for an already logged event id, then sequenced again")
 CONFLICTS = Counter("sealtrail_ledger_write_conflicts_total", "Commits refused because another writer won")
 CHECKPOINTS = Counter("sealtrail_ledger_checkpoints_total", "Checkpoints signed", ["log"])
 CHECKPOINT_REFUSED = Counter("sealtrail_ledger_checkpoint_refused_total",

@@ -66,7 +66,8 @@ class LedgerService:
         store = PostgresLedgerStore(pool=pool)
         dead_letters = DeadLetterSink(publisher=publisher, topic=s.dlq_topic)
         worker = LedgerWorker(store=store, dead_letters=dead_letters, group=s.ledger_group,
-                              topic=s.sealed_topic, origin_prefix=s.origin_prefix)
+                              topic=s.sealed_topic, origin_prefix=s.origin_prefix,
+                              lookup_duplicates=s.ledger_lookup_duplicates)
         self.driver = KafkaLedgerDriver(bootstrap=s.require_kafka(), topic=s.sealed_topic,
                                         group=s.ledger_group, worker=worker, store=store,
                                         max_records=self._max_records, instance_id=s.ledger_instance_id,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from sealtrail.core.merkle import CompactRange
-from sealtrail.errors import ConcurrentWriteError, UnavailableError
+from sealtrail.errors import ConcurrentWriteError, DuplicateEventError, UnavailableError
 from sealtrail.infra.postgres import Conn
 from services.ledger.rows import INT_COLUMN_NAMES, TEXT_COLUMN_NAMES
 from services.ledger.sequencer import LogHead, SequencedBatch
@@ -20,6 +20,8 @@ _ENTRY_COLUMNS = (
 )
 _PAYLOAD_COLUMNS = ("log_id", "idx", "tenant_id", "key_ids", "nonce", "ciphertext")
 _NODE_COLUMNS = ("log_id", "level", "idx", "hash")
+# The constraint that makes an event id unique within its log (migration 0006).
+_EVENT_ID_CONSTRAINT = "entries_event_id_log_id_key"
 
 
 class PostgresLedgerStore:
@@ -60,8 +62,18 @@ class PostgresLedgerStore:
         return {r["event_id"]: r["idx"] for r in rows}
 
     async def commit(self, work: PartitionCommit) -> None:
+        """Commit ``work`` in one transaction, without waiting for its WAL to reach the disk.
+
+        Everything committed here is a deterministic function of records Kafka already holds
+        (acks=all before ingest's 202), and the consumed offsets are in the same transaction. A
+        server crash can lose a suffix of these commits, never part of one, and the ledger then
+        sequences the same records again into the same entries. A signed checkpoint never covers
+        a lost suffix: its own commit is synchronous, and flushing it flushes all earlier WAL,
+        these commits included, before the note is published (docs/ledger.md, Durability).
+        """
         try:
             async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute("SET LOCAL synchronous_commit = off")
                 await _advance_offset(conn, work)
                 for head in work.new_logs:
                     await _create_log(conn, head)
@@ -71,6 +83,8 @@ class PostgresLedgerStore:
                 asyncpg.exceptions.CannotConnectNowError) as e:
             raise UnavailableError(f"PostgreSQL unavailable during commit: {type(e).__name__}") from e
         except asyncpg.UniqueViolationError as e:
+            if e.constraint_name == _EVENT_ID_CONSTRAINT:
+                raise DuplicateEventError("an event id of this commit is already in its log") from e
             raise ConcurrentWriteError(f"another writer committed first ({e.constraint_name})") from e
 
     async def _fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:

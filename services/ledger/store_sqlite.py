@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import orjson
 
 from sealtrail.core.merkle import CompactRange
-from sealtrail.errors import ConcurrentWriteError
+from sealtrail.errors import ConcurrentWriteError, DuplicateEventError
 from sealtrail.infra.sqlite import SqliteDatabase, db_now, to_db_time, translated
 from services.ledger.rows import INT_COLUMN_NAMES, TEXT_COLUMN_NAMES
 from services.ledger.sequencer import LogHead, SequencedBatch
@@ -38,6 +38,8 @@ _ENTRY_COLUMNS = (
 _INSERT_ENTRY = (f"INSERT INTO entries ({', '.join(_ENTRY_COLUMNS)})"
                  f" VALUES ({', '.join('?' * len(_ENTRY_COLUMNS))})")
 _Row = tuple[Any, ...]
+# SQLite's message when UNIQUE (log_id, event_id) of entries fails.
+_EVENT_ID_CONSTRAINT_FAILED = "UNIQUE constraint failed: entries.log_id, entries.event_id"
 T = TypeVar("T")
 
 
@@ -86,6 +88,8 @@ class SqliteLedgerStore:
             except sqlite3.IntegrityError as e:
                 if e.sqlite_errorname not in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"):
                     raise
+                if str(e) == _EVENT_ID_CONSTRAINT_FAILED:
+                    raise DuplicateEventError("an event id of this commit is already in its log") from e
                 raise ConcurrentWriteError("another writer committed first") from e
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:

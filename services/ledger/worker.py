@@ -4,6 +4,14 @@ Independent of the bus technology: the Kafka driver and the embedded local-log d
 :meth:`LedgerWorker.handle` with the records of one partition, starting at the stored offset. The
 Kafka driver calls its two halves separately (:meth:`LedgerWorker.prepare` of the next poll while
 the previous poll's :meth:`LedgerWorker.commit` runs), so the ledger computes while the database writes.
+
+Deduplication against committed entries is either a lookup of every poll's event ids before it is
+sequenced (``lookup_duplicates="always"``) or left to the store's uniqueness of event ids per log
+(``"after_conflict"``): a commit that would log a known event id fails as a whole
+(:class:`~sealtrail.errors.DuplicateEventError`), the caller re-reads from the stored offset, and
+for :data:`CAREFUL_S` seconds every poll is looked up first, so the repeat is found and skipped. A
+repeated event id is rare (a client retrying a batch whose answer it lost); the lookup costs every
+poll a query that reads one index entry per record.
 """
 
 from __future__ import annotations
@@ -11,11 +19,12 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from sealtrail.core.record import SealedRecord, decode_record
-from sealtrail.errors import ConcurrentWriteError, InvalidInputError
+from sealtrail.errors import ConcurrentWriteError, DuplicateEventError, InvalidInputError
 from services.ledger import metrics
 from services.ledger.deadletter import DeadLetter, DeadLetterSink, SourceRecord
 from services.ledger.rows import EntryColumns, entry_columns
@@ -26,6 +35,10 @@ log = logging.getLogger("sealtrail.ledger")
 
 
 _Item = tuple[SealedRecord, EntryColumns, SourceRecord]
+
+# After a commit refused for a repeated event id, how long every poll's ids are looked up first.
+CAREFUL_S = 60.0
+LookupPolicy = Literal["always", "after_conflict"]
 
 
 @dataclass
@@ -53,8 +66,12 @@ class LedgerWorker:
     """Sequences and commits records; keeps each written log's head (O(log n)) in memory."""
 
     def __init__(self, *, store: LedgerStore, dead_letters: DeadLetterSink, group: str, topic: str,
-                 origin_prefix: str = DEFAULT_ORIGIN_PREFIX) -> None:
+                 origin_prefix: str = DEFAULT_ORIGIN_PREFIX, lookup_duplicates: LookupPolicy = "always",
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._store = store
+        self._lookup_always = lookup_duplicates == "always"
+        self._clock = clock
+        self._careful_until = float("-inf")
         self._dead = dead_letters
         self._group = group
         self._topic = topic
@@ -77,7 +94,8 @@ class LedgerWorker:
         """Log ``records`` (one partition, in offset order) and return the next offset committed.
 
         Raises ConcurrentWriteError (nothing committed; cached heads dropped) when another writer
-        advanced the partition or a log first; the caller re-seeks to the stored offset.
+        advanced the partition or a log first, or (DuplicateEventError) when an event id is already
+        logged; either way the caller re-seeks to the stored offset.
         """
         return await self.commit(await self.prepare(partition, from_offset, records))
 
@@ -114,6 +132,12 @@ class LedgerWorker:
         work = prepared.work
         try:
             await self._store.commit(work)
+        except DuplicateEventError:
+            metrics.DUPLICATE_RETRIES.inc()
+            self._careful_until = self._clock() + CAREFUL_S
+            log.info("a repeated event id refused a commit; looking event ids up first for %.0f s", CAREFUL_S)
+            self.forget()
+            raise
         except ConcurrentWriteError:
             metrics.CONFLICTS.inc()
             self.forget()
@@ -166,7 +190,8 @@ class LedgerWorker:
         # leaves this set only once it is committed, so the query (issued later) sees it.
         pending = self._uncommitted.get(head.log_id, set())
         in_flight = [eid for eid in unique if eid in pending]
-        known = await self._store.existing_event_ids(head.log_id, list(unique)) if head.size else {}
+        lookup = head.size > 0 and (self._lookup_always or self._clock() < self._careful_until)
+        known = await self._store.existing_event_ids(head.log_id, list(unique)) if lookup else {}
         for event_id, index in known.items():
             log.debug("duplicate event %s already at index %d of %s", event_id, index, head.log_id)
         for event_id in in_flight:

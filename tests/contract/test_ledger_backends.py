@@ -9,15 +9,18 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
 from sealtrail.core.record import SealedRecord
 from sealtrail.infra.bus import BusPublisher, TopicSpec
 from sealtrail.infra.kafka import KafkaPublisher
 from sealtrail.infra.locallog import LocalLog
+from services.ledger import metrics
 from services.ledger.checkpointer import Checkpointer
 from services.ledger.deadletter import DeadLetterSink
 from services.ledger.kafka_driver import KafkaLedgerDriver
 from services.ledger.local_driver import LocalLedgerDriver
-from services.ledger.worker import LedgerWorker
+from services.ledger.worker import LedgerWorker, LookupPolicy
 from tests.support.backends import LedgerBackend, postgres_backend, sqlite_backend
 from tests.support.ledger import sealed
 
@@ -53,22 +56,27 @@ async def _until(backend: LedgerBackend, sizes: dict[str, int]) -> None:
 
 
 async def _log(backend: LedgerBackend, publisher: BusPublisher, topic: str, batches: list[list[SealedRecord]],
-               make_driver: Callable[[LedgerWorker], Driver], tmp: Path) -> None:
+               make_driver: Callable[[LedgerWorker], Driver], tmp: Path, lookup: LookupPolicy) -> None:
     await backend.raw.add_tenants("acme", "beta")
     await publisher.ensure_topics([TopicSpec(topic, 3), TopicSpec(f"{topic}.dlq", 1)])
     worker = LedgerWorker(store=backend.store, group=f"{topic}.ledger", topic=topic,
-                          dead_letters=DeadLetterSink(publisher=publisher, topic=f"{topic}.dlq"))
+                          dead_letters=DeadLetterSink(publisher=publisher, topic=f"{topic}.dlq"),
+                          lookup_duplicates=lookup)
+    retries = metrics.DUPLICATE_RETRIES._value.get()
     async with _running(make_driver(worker)):
         for batch in batches:
             await publisher.publish(topic, [(r.log.encode(), r.encode()) for r in batch])
         await _until(backend, {"acme": 300, "beta": 120})
+    # The last publish repeats three committed events: found by a lookup, or by a refused commit.
+    assert (metrics.DUPLICATE_RETRIES._value.get() > retries) == (lookup == "after_conflict")
     checkpointer = Checkpointer(store=backend.checkpoints, key_dir=tmp / backend.name)
     await checkpointer.ensure_keys()
     await checkpointer.tick()
 
 
 async def _both(fresh_db_url: str, kafka_bootstrap: str, topic: str, tmp_path: Path,
-                check: Callable[[LedgerBackend, LedgerBackend], Awaitable[None]]) -> None:
+                check: Callable[[LedgerBackend, LedgerBackend], Awaitable[None]],
+                lookup: LookupPolicy = "always") -> None:
     batches = _input()
     kafka, local = KafkaPublisher(bootstrap=kafka_bootstrap), LocalLog(root=tmp_path / "log")
     await kafka.start()
@@ -77,23 +85,25 @@ async def _both(fresh_db_url: str, kafka_bootstrap: str, topic: str, tmp_path: P
         async with postgres_backend(fresh_db_url) as pg, sqlite_backend(tmp_path / "ledger.db") as lite:
             await _log(pg, kafka, topic, batches, lambda w: KafkaLedgerDriver(
                 bootstrap=kafka_bootstrap, topic=topic, group=f"{topic}.ledger", worker=w, store=pg.store,
-                max_records=70), tmp_path)
+                max_records=70), tmp_path, lookup)
             await _log(lite, local, topic, batches, lambda w: LocalLedgerDriver(
                 log=local, topic=topic, group=f"{topic}.ledger", worker=w, store=lite.store,
-                max_records=70), tmp_path)
+                max_records=70), tmp_path, lookup)
             await check(pg, lite)
     finally:
         await kafka.stop()
         await local.stop()
 
 
+@pytest.mark.parametrize("lookup", ["always", "after_conflict"])
 async def test_both_pairs_log_byte_identical_entries_and_roots(
-    fresh_db_url: str, kafka_bootstrap: str, topic_name: str, tmp_path: Path
+    fresh_db_url: str, kafka_bootstrap: str, topic_name: str, tmp_path: Path, lookup: LookupPolicy
 ) -> None:
     """The same records (with a repeat, an unknown tenant and a poison record among them), run
     through the same ledger worker over Kafka + PostgreSQL and over local log + SQLite, give
     byte-identical entries, chain values, stored tree nodes, roots, chain heads and checkpoint
-    bodies (only the signatures differ: each pair has its own keys)."""
+    bodies (only the signatures differ: each pair has its own keys), whether every poll's event ids
+    are looked up or repeats are found by a refused commit."""
     async def check(pg: LedgerBackend, lite: LedgerBackend) -> None:
         for log_id in ("acme", "beta"):
             assert await pg.raw.entries(log_id) == await lite.raw.entries(log_id)
@@ -107,4 +117,4 @@ async def test_both_pairs_log_byte_identical_entries_and_roots(
                         == await lite.reader.consistency_proof(log_id, log_id, size, 120))
         assert await pg.raw.count("entries") == await lite.raw.count("entries") == 420
 
-    await _both(fresh_db_url, kafka_bootstrap, topic_name, tmp_path, check)
+    await _both(fresh_db_url, kafka_bootstrap, topic_name, tmp_path, check, lookup)

@@ -74,7 +74,7 @@ async def running_ledger(data: DataDir, db: SqliteDatabase, log: LocalLog, *,
     await log.ensure_topics(TOPICS)
     store = SqliteLedgerStore(db=db)
     worker = LedgerWorker(store=store, dead_letters=DeadLetterSink(publisher=log, topic=DLQ_TOPIC),
-                          group=LEDGER_GROUP, topic=SEALED_TOPIC)
+                          group=LEDGER_GROUP, topic=SEALED_TOPIC, lookup_duplicates="after_conflict")
     driver = LocalLedgerDriver(log=log, topic=SEALED_TOPIC, group=LEDGER_GROUP, worker=worker, store=store,
                                max_records=max_records)
     checkpointer = Checkpointer(store=SqliteCheckpointStore(db=db), key_dir=data.keys, key_name=KEY_NAME,
