@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
+from sealtrail.devstack.postgres import LEDGER_WRITE_SETTINGS
+
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 COMPOSE_FILE = DEPLOY / "compose" / "compose.yaml"
 K8S = DEPLOY / "k8s"
@@ -526,6 +528,21 @@ def test_postgres_statefulset_keeps_data_on_a_claim() -> None:
     claims = {t["metadata"]["name"] for t in pg["spec"]["volumeClaimTemplates"]}
     data = [m for m in c["volumeMounts"] if m["mountPath"] == "/var/lib/postgresql/data"]
     assert data and data[0]["name"] in claims
+
+
+def _server_settings(command: list[str]) -> tuple[str, ...]:
+    assert command[0] == "postgres", command
+    flags, values = command[1::2], command[2::2]
+    assert set(flags) == {"-c"} and len(flags) == len(values), command
+    return tuple(values)
+
+
+def test_postgres_runs_with_the_ledgers_write_settings_everywhere() -> None:
+    """compose and the StatefulSet start PostgreSQL with the settings the benchmarks and tests use
+    for the ledger's write load (sealtrail.devstack.postgres.LEDGER_WRITE_SETTINGS)."""
+    (c,) = _containers(_named("StatefulSet", "postgres"))
+    assert _server_settings(c["args"]) == LEDGER_WRITE_SETTINGS
+    assert _server_settings(_services()["postgres"]["command"]) == LEDGER_WRITE_SETTINGS
 
 
 def test_sealtrail_config_uses_production_topic_replication() -> None:
