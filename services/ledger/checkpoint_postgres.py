@@ -111,4 +111,6 @@ async def _state(conn: Conn, log_id: str) -> SigningState | None:
     previous = None if prev is None else TreeHead(prev["tree_size"], prev["root"])
     nodes = await tree_postgres.find_nodes(conn, log_id, nodes_for(previous, head))
     key_ids = await PostgresSigningKeys(conn).active_key_ids()
-    return SigningState(log_id, row["origin"], head, previous, nodes, key_ids)
+    first_received = await conn.fetchval("SELECT received_at FROM entries WHERE log_id = $1 AND idx = $2",
+                                         log_id, 0 if previous is None else previous.size)
+    return SigningState(log_id, row["origin"], head, previous, nodes, key_ids, first_received)

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from sealtrail.errors import UnavailableError
-from sealtrail.infra.sqlite import SqliteDatabase, db_now, to_db_time, translated
+from sealtrail.infra.sqlite import SqliteDatabase, db_now, from_db_time, to_db_time, translated
 from services.ledger.checkpoint_store import (
     GROWN_LOGS_SQL,
     Sign,
@@ -99,4 +99,7 @@ def _state(conn: sqlite3.Connection, log_id: str) -> SigningState | None:
     head = TreeHead(row[1], row[2])
     previous = None if prev is None else TreeHead(prev[0], prev[1])
     nodes = find_nodes(conn, log_id, nodes_for(previous, head))
-    return SigningState(log_id, row[0], head, previous, nodes, active_key_ids(conn))
+    first = conn.execute("SELECT received_at FROM entries WHERE log_id = ? AND idx = ?",
+                         (log_id, 0 if previous is None else previous.size)).fetchone()
+    return SigningState(log_id, row[0], head, previous, nodes, active_key_ids(conn),
+                        None if first is None else from_db_time(first[0]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from sealtrail.core.merkle import NodeID, plan_consistency, range_nodes
@@ -35,7 +36,8 @@ class SigningState:
 
     ``nodes`` holds the stored nodes of :func:`nodes_for` ``(previous, head)``; a node that is not
     stored is absent. ``key_ids`` maps a purpose (``checkpoint``, ``cosign``) to the id of its
-    active key; it is empty when no key was ever made.
+    active key; it is empty when no key was ever made. ``first_received_at`` is when ingest
+    received the first entry not covered by ``previous`` (None when that entry is not stored).
     """
 
     log_id: str
@@ -44,16 +46,22 @@ class SigningState:
     previous: TreeHead | None
     nodes: Mapping[NodeID, bytes]
     key_ids: Mapping[str, str]
+    first_received_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class SignedCheckpoint:
-    """A checkpoint note to store: its size, root, note text and signed time (Unix seconds)."""
+    """A checkpoint note to store: its size, root, note text and signed time (Unix seconds).
+
+    ``delay_s`` (not stored) is how long after ingest received the first entry it newly covers
+    (the longest-waiting one, in log order) the note was signed, when known.
+    """
 
     size: int
     root: bytes
     note: str
     signed_at: int
+    delay_s: float | None = None
 
 
 Sign = Callable[[SigningState], SignedCheckpoint]

@@ -66,6 +66,8 @@ class Checkpointer:
             if signed is None:
                 continue
             metrics.CHECKPOINTS.labels(log_id).inc()
+            if signed.delay_s is not None:
+                metrics.CHECKPOINT_DELAY.observe(max(0.0, signed.delay_s))
             notes.append(signed.note)
             if self._publisher is not None:
                 await self._publisher.publish(self._topic, [(log_id.encode(), signed.note.encode())])
@@ -76,11 +78,14 @@ class Checkpointer:
         keys = load_keys(self._key_dir, state.key_ids)
         if keys is None:
             raise InconsistentCheckpointError("no active signing key; run ensure_keys first")
-        now = int(time.time())
+        clock = time.time()
+        now = int(clock)
         head = state.head
         body = format_checkpoint(state.origin, head.size, head.root)
         note = sign_note(body, [keys.signer, keys.cosigner.at(now)])
-        return SignedCheckpoint(head.size, head.root, note, now)
+        first = state.first_received_at
+        return SignedCheckpoint(head.size, head.root, note, now,
+                                None if first is None else clock - first.timestamp())
 
 
 class _FetchedNodes:

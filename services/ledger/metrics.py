@@ -8,8 +8,12 @@ ENTRIES = Counter("sealtrail_ledger_entries_total", "Entries appended", ["log"])
 DUPLICATES = Counter("sealtrail_ledger_duplicates_total", "Records whose event id was already logged")
 DEAD_LETTERS = Counter("sealtrail_ledger_dead_letters_total", "Records sent to the dead-letter topic",
                        ["reason"])
-BATCH_SECONDS = Histogram("sealtrail_ledger_batch_seconds", "Time to sequence and commit one poll",
-                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+BATCH_SECONDS = Histogram("sealtrail_ledger_batch_seconds",
+                          "Time to sequence and commit one poll (its own work: not waiting for the previous commit)",
+                          buckets=_SECONDS)
+COMMIT_SECONDS = Histogram("sealtrail_ledger_commit_seconds", "Time of one poll's database transaction",
+                           buckets=_SECONDS)
 BATCH_SIZE = Histogram("sealtrail_ledger_batch_records", "Records per committed poll",
                        buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000))
 CONSUMER_LAG = Gauge("sealtrail_ledger_consumer_lag", "Records behind the partition's end",
@@ -18,5 +22,9 @@ DUPLICATE_RETRIES = Counter("sealtrail_ledger_duplicate_retries_total",
                             "Commits refused for an already logged event id, then sequenced again")
 CONFLICTS = Counter("sealtrail_ledger_write_conflicts_total", "Commits refused because another writer won")
 CHECKPOINTS = Counter("sealtrail_ledger_checkpoints_total", "Checkpoints signed", ["log"])
+CHECKPOINT_DELAY = Histogram(
+    "sealtrail_ledger_checkpoint_delay_seconds",
+    "Per signed checkpoint: seconds from ingest receiving the first entry it newly covers to its signature",
+    buckets=(0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60, 300))
 CHECKPOINT_REFUSED = Counter("sealtrail_ledger_checkpoint_refused_total",
                              "Checkpoints not signed because consistency failed", ["log"])

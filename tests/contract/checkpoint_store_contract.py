@@ -7,15 +7,24 @@ migrated database.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from sealtrail.errors import InconsistentCheckpointError
+from services.ledger import metrics
 from services.ledger.checkpointer import Checkpointer
 from services.ledger.signing import load_active, rotate
 from tests.contract.ledger_reader_contract import trusted
 from tests.support.backends import LedgerBackend, LogWriter
+
+
+def _delays() -> tuple[float, float]:
+    """(count, sum) of the checkpoint delay histogram."""
+    samples = {s.name: s.value for s in metrics.CHECKPOINT_DELAY.collect()[0].samples}
+    return samples["sealtrail_ledger_checkpoint_delay_seconds_count"], samples[
+        "sealtrail_ledger_checkpoint_delay_seconds_sum"]
 
 
 class CheckpointStoreContract:
@@ -45,6 +54,25 @@ class CheckpointStoreContract:
         notes = await checkpointer.tick()
         assert len(notes) == 1 and "\n3\n" in notes[0]
         assert await backend.raw.count("checkpoints") == 3
+
+    async def test_each_signature_observes_its_delay_from_receipt(
+        self, backend: LedgerBackend, checkpointer: Checkpointer
+    ) -> None:
+        """A signed checkpoint observes the seconds from ingest receiving the first entry it newly
+        covers (by index) to its signature (sealtrail_ledger_checkpoint_delay_seconds)."""
+        writer = LogWriter(backend)
+        now = datetime.now(UTC)
+        await writer.append("acme", 3, received_at=now - timedelta(seconds=40))
+        await writer.append("acme", 2)
+        count, total = _delays()
+        await checkpointer.tick()
+        count1, total1 = _delays()
+        assert count1 == count + 1 and 40 <= total1 - total < 50
+        await writer.append("acme", 2, received_at=now - timedelta(seconds=7))
+        await writer.append("acme", 1, received_at=now - timedelta(seconds=90))  # by index after, whatever its time
+        await checkpointer.tick()
+        count2, total2 = _delays()
+        assert count2 == count1 + 1 and 7 <= total2 - total1 < 17
 
     async def test_concurrent_rounds_sign_each_size_once(
         self, backend: LedgerBackend, checkpointer: Checkpointer, tmp_path: Path

@@ -11,11 +11,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import orjson
+from prometheus_client import Histogram
 
 from sealtrail.core.record import SealedRecord
 from sealtrail.errors import UnavailableError
 from sealtrail.infra.bus import BusRecord, TopicSpec
 from sealtrail.infra.kafka import KafkaPublisher
+from services.ledger import metrics
 from services.ledger.deadletter import DeadLetterSink, SourceRecord
 from services.ledger.kafka_driver import KafkaLedgerDriver
 from services.ledger.sequencer import LogHead
@@ -225,3 +227,31 @@ async def test_stop_commits_the_work_in_flight(
         stored = await backend.store.load_offsets(group=group, topic=topic_name, partitions=[0])
         assert stored[0] == store.committed[-1].next_offset
         assert (await backend.raw.head("acme"))[0] == stored[0]
+
+
+def _histogram(h: Histogram) -> tuple[float, float]:
+    """(count, sum) of a histogram without labels."""
+    samples = {s.name.rsplit("_", 1)[-1]: s.value for s in h.collect()[0].samples}
+    return samples["count"], samples["sum"]
+
+
+async def test_batch_time_is_the_polls_own_work_not_the_wait_for_the_previous_commit(fresh_db_url: str) -> None:
+    """A poll prepared while the previous commit still runs (0.4 s each here) reports its own preparing
+    and committing in sealtrail_ledger_batch_seconds, and its transaction in ..._commit_seconds."""
+    async with postgres_backend(fresh_db_url) as backend:
+        await backend.raw.add_tenants("acme")
+        store = _GatedStore(backend.store, delay_s=0.4)
+        worker = LedgerWorker(store=store, dead_letters=DeadLetterSink(publisher=_NoPublisher(), topic="dlq"),
+                              group="g", topic="t")
+        (batches, batch_s), (commits, commit_s) = _histogram(metrics.BATCH_SECONDS), _histogram(
+            metrics.COMMIT_SECONDS)
+        first = await worker.prepare(0, None, _records([sealed("acme") for _ in range(5)], 0))
+        in_flight = asyncio.create_task(worker.commit(first))
+        second = await worker.prepare(0, 5, _records([sealed("acme") for _ in range(5)], 5))
+        assert await in_flight == 5  # the second poll waited ~0.4 s for this before its own commit
+        assert await worker.commit(second) == 10
+        (batches2, batch_s2), (commits2, commit_s2) = _histogram(metrics.BATCH_SECONDS), _histogram(
+            metrics.COMMIT_SECONDS)
+        assert batches2 == batches + 2 and commits2 == commits + 2
+        assert 0.8 <= commit_s2 - commit_s < 1.2
+        assert 0 <= (batch_s2 - batch_s) - (commit_s2 - commit_s) < 0.2

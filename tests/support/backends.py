@@ -10,6 +10,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -156,8 +157,9 @@ class LogWriter:
         self.records: dict[str, list[SealedRecord]] = {}
         self.entries: dict[str, list[bytes]] = {}
 
-    async def append(self, log_id: str, count: int) -> list[SealedRecord]:
-        """Commit ``count`` new records to ``log_id`` (creating it) in one batch."""
+    async def append(self, log_id: str, count: int, *, received_at: datetime | None = None) -> list[SealedRecord]:
+        """Commit ``count`` new records to ``log_id`` (creating it) in one batch; ``received_at``
+        replaces the time ingest received them (now)."""
         new: list[LogHead] = []
         if log_id not in self.heads:
             await self._backend.raw.add_tenants(log_id)
@@ -166,6 +168,9 @@ class LogWriter:
             self.reference[log_id], self.records[log_id], self.entries[log_id] = MemoryNodeStore(), [], []
             new.append(self.heads[log_id])
         records = [sealed(log_id) for _ in range(count)]
+        if received_at is not None:
+            for r in records:
+                r.header["received_at"] = received_at.isoformat()
         batch = sequence(self.heads[log_id], records)
         end = (self._offset or 0) + count
         await self._backend.store.commit(PartitionCommit("g", "t", 0, self._offset, end, [batch], new))
