@@ -7,6 +7,8 @@
 
 Trust comes from the verifier keys: pass ``pinned_vkeys`` to trust only those (published
 windows still apply); otherwise the published keys are trusted as fetched (trust on first use).
+Pass ``remembered``, the latest checkpoint note of an earlier audit, to hold the log to its own
+past: a log rewritten and re-signed by whoever holds its key then fails.
 """
 
 from __future__ import annotations
@@ -42,17 +44,18 @@ def _purpose_of(vkey: str) -> str:
     return "cosign" if isinstance(verifier_from_vkey(vkey), CosignatureVerifier) else "checkpoint"
 
 
-def _start(keys: list[dict[str, Any]], origin: str, notes: Iterable[str], pinned: Sequence[str] | None
-           ) -> LogAudit:
-    return LogAudit(trusted_keys(_pinned(keys, pinned)), origin, notes)
+def _start(keys: list[dict[str, Any]], origin: str, notes: Iterable[str], pinned: Sequence[str] | None,
+           remembered: str | None = None) -> LogAudit:
+    return LogAudit(trusted_keys(_pinned(keys, pinned)), origin, notes, remembered=remembered)
 
 
-async def audit_live(http: httpx.AsyncClient, log: str, *, pinned_vkeys: Sequence[str] | None = None
-                     ) -> AuditReport:
-    """Audit ``log`` through the query API client ``http`` (see the module docstring)."""
+async def audit_live(http: httpx.AsyncClient, log: str, *, pinned_vkeys: Sequence[str] | None = None,
+                     remembered: str | None = None) -> AuditReport:
+    """Audit ``log`` through the query API client ``http`` (see the module docstring), holding it to
+    the ``remembered`` checkpoint note of an earlier audit, if given."""
     client = LogClient(http, log)
     keys, origin, notes = await client.keys(), await client.origin(), await client.checkpoint_notes()
-    audit = _start(keys, origin, notes, pinned_vkeys)
+    audit = _start(keys, origin, notes, pinned_vkeys, remembered)
     async for page in client.iter_entries(audit.size):
         audit.feed(page)
     return audit.finish()
@@ -74,10 +77,11 @@ async def export_bundle(http: httpx.AsyncClient, log: str, out: Path) -> BundleM
     return meta
 
 
-def audit_bundle(path: Path, *, pinned_vkeys: Sequence[str] | None = None) -> AuditReport:
-    """Audit the bundle at ``path`` offline."""
+def audit_bundle(path: Path, *, pinned_vkeys: Sequence[str] | None = None,
+                 remembered: str | None = None) -> AuditReport:
+    """Audit the bundle at ``path`` offline (``remembered`` as for :func:`audit_live`)."""
     with open_bundle(path) as bundle:
-        audit = _start(bundle.keys, bundle.meta.origin, bundle.notes, pinned_vkeys)
+        audit = _start(bundle.keys, bundle.meta.origin, bundle.notes, pinned_vkeys, remembered)
         if audit.size != bundle.meta.size:
             raise VerificationError(f"bundle says size {bundle.meta.size} but its latest checkpoint "
                                     f"has size {audit.size}")

@@ -24,29 +24,64 @@ def _reason(e: SealtrailError) -> str:
     return text
 
 
-def run_live(*, url: str, log: str, token: str, pins: list[str]) -> None:
-    from sealtrail.audit import audit_live
+def run_live(*, url: str, log: str, token: str, pins: list[str], state: Path | None = None) -> None:
+    from sealtrail.audit import AuditReport, audit_live
     from sealtrail.audit.client import http_client
 
-    async def go() -> str:
+    remembered = _read_state(state)
+
+    async def go() -> AuditReport:
         async with http_client(url, token) as http:
-            return (await audit_live(http, log, pinned_vkeys=pins)).summary()
+            return await audit_live(http, log, pinned_vkeys=pins, remembered=remembered)
 
     try:
-        line = asyncio.run(go())
+        report = asyncio.run(go())
     except SealtrailError as e:
         raise fail(_reason(e)) from e
-    typer.echo(line)
+    typer.echo(report.summary() + _keep_state(state, report.latest_note, remembered))
 
 
-def run_bundle(path: Path, *, pins: list[str]) -> None:
+def run_bundle(path: Path, *, pins: list[str], state: Path | None = None) -> None:
     from sealtrail.audit import audit_bundle
 
+    remembered = _read_state(state)
     try:
-        line = audit_bundle(path, pinned_vkeys=pins).summary()
+        report = audit_bundle(path, pinned_vkeys=pins, remembered=remembered)
     except SealtrailError as e:
         raise fail(_reason(e)) from e
-    typer.echo(line)
+    typer.echo(report.summary() + _keep_state(state, report.latest_note, remembered))
+
+
+def _read_state(state: Path | None) -> str | None:
+    """The remembered checkpoint note, or None when there is no state file yet."""
+    if state is None or not state.exists():
+        return None
+    try:
+        return state.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise fail(f"state file {state}: cannot read it ({type(e).__name__})") from e
+
+
+def _keep_state(state: Path | None, latest: str, remembered: str | None) -> str:
+    """Remember ``latest`` in ``state`` unless it is what is remembered already; say what was done."""
+    if state is None:
+        return ""
+    if latest == remembered:
+        return f"; {state} unchanged"
+    tmp = state.with_name(state.name + ".tmp")
+    try:
+        tmp.write_text(latest, encoding="utf-8")
+        tmp.replace(state)  # atomic: a crash leaves the old state or the new one, never half of one
+    except OSError as e:
+        raise fail(f"state file {state}: cannot write it ({type(e).__name__}); the log verified") from e
+    return f"; checkpoint at size {_size(latest)} remembered in {state}"
+
+
+def _size(note: str) -> int:
+    from sealtrail.core.checkpoint import parse_checkpoint
+    from sealtrail.core.note import parse_note
+
+    return parse_checkpoint(parse_note(note).text).size
 
 
 def export(

@@ -31,6 +31,9 @@ Url = Annotated[str, typer.Option("--url", help=URL_HELP)]
 Log = Annotated[str, typer.Option("--log", help="Log id (the tenant id)")]
 Token = Annotated[str, typer.Option("--token", envvar="SEALTRAIL_TOKEN", help=TOKEN_HELP)]
 Pins = Annotated[list[str] | None, typer.Option("--vkey", help=PIN_HELP)]
+STATE_HELP = ("A file that keeps the latest checkpoint verified: the log must still contain it, then it is "
+              "replaced by the newer one (created on first use)")
+State = Annotated[Path | None, typer.Option("--state", help=STATE_HELP)]
 
 
 def register(app: typer.Typer) -> None:
@@ -48,6 +51,7 @@ def verify_log(
     log: Annotated[str | None, typer.Option("--log", help="Log id (the tenant id)")] = None,
     token: Annotated[str | None, typer.Option("--token", envvar="SEALTRAIL_TOKEN", help=TOKEN_HELP)] = None,
     vkey: Pins = None,
+    state: State = None,
 ) -> None:
     """Verify a live log (--url, --log, --token), or use a sub-command."""
     if ctx.invoked_subcommand is not None:
@@ -55,26 +59,27 @@ def verify_log(
     if url is None or log is None or token is None:
         typer.echo(ctx.get_help())
         raise typer.Exit(0 if url is None and log is None else 2)
-    live(url=url, log=log, token=token, vkey=vkey)
+    live(url=url, log=log, token=token, vkey=vkey, state=state)
 
 
 @verify_app.command("live")
-def live(url: Url, log: Log, token: Token, vkey: Pins = None) -> None:
+def live(url: Url, log: Log, token: Token, vkey: Pins = None, state: State = None) -> None:
     """Verify every entry, checkpoint and payload of a live log over the query API."""
     from sealtrail.cli.audit import run_live
 
-    run_live(url=url, log=log, token=token, pins=vkey or [])
+    run_live(url=url, log=log, token=token, pins=vkey or [], state=state)
 
 
 @verify_app.command("bundle")
 def bundle(
     path: Annotated[Path, typer.Argument(help="A bundle directory or tar written by `sealtrail export`.")],
     vkey: Pins = None,
+    state: State = None,
 ) -> None:
     """Verify an export bundle offline."""
     from sealtrail.cli.audit import run_bundle
 
-    run_bundle(path, pins=vkey or [])
+    run_bundle(path, pins=vkey or [], state=state)
 
 
 def fail(reason: str) -> typer.Exit:

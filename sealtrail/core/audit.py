@@ -14,6 +14,11 @@ export bundle. Pure: callers fetch or read the material and feed it in.
    entry's key ids in ``erased_key_ids``, or by a ``retention`` event naming its period key
    (the first of its ``key_ids``). An altered or unexplained missing payload fails, naming the
    first such index.
+4. Optionally, a checkpoint remembered from an earlier audit (a witness's state) is still part
+   of the log: it verifies under the same keys, the log has not shrunk below its size, no
+   checkpoint of its size has another root, and the entries now served reproduce its root.
+   Without this, an operator holding the signing key could rewrite history and re-sign every
+   checkpoint; the served log alone would still verify.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from sealtrail.core.verify import RunVerifier, TrustedKey, TrustedKeys
 from sealtrail.errors import (
     InconsistentCheckpointError,
     NoteError,
+    RootMismatchError,
     SealtrailError,
     VerificationError,
 )
@@ -88,13 +94,18 @@ class AuditReport:
     payloads_expired: int
     erasure_events: int
     retention_events: int
+    latest_note: str = ""  # the verified checkpoint note of the largest size
+    remembered_size: int | None = None  # size of the remembered checkpoint found consistent
 
     def summary(self) -> str:
         """One line for people."""
-        return (f"OK: {self.origin}: {self.entries} entries, {self.checkpoints} checkpoints verified; "
+        line = (f"OK: {self.origin}: {self.entries} entries, {self.checkpoints} checkpoints verified; "
                 f"{self.payloads_present} payloads present, {self.payloads_erased} erased "
                 f"(explained by {self.erasure_events} erasure events), {self.payloads_expired} expired "
                 f"(explained by {self.retention_events} retention events)")
+        if self.remembered_size is not None:
+            line += f"; consistent with the checkpoint at size {self.remembered_size} verified before"
+        return line
 
 
 def trusted_keys(published: Iterable[Mapping[str, Any]]) -> TrustedKeys:
@@ -114,19 +125,42 @@ def _declared_size(note: str) -> str:
 
 def verify_checkpoints(keys: TrustedKeys, origin: str, notes: Iterable[str]) -> list[Checkpoint]:
     """Check every note against ``keys``; return the checkpoints by size, without repeats."""
-    by_size: dict[int, Checkpoint] = {}
+    return [cp for cp, _ in _verified_notes(keys, origin, notes)]
+
+
+def _verified_notes(keys: TrustedKeys, origin: str, notes: Iterable[str]) -> list[tuple[Checkpoint, str]]:
+    by_size: dict[int, tuple[Checkpoint, str]] = {}
     for note in notes:
         try:
             cp = keys.verify_checkpoint(note, origin=origin).checkpoint
         except SealtrailError as e:
             raise VerificationError(f"checkpoint at tree size {_declared_size(note)}: {e}") from e
         seen = by_size.get(cp.size)
-        if seen is not None and seen.root != cp.root:
+        if seen is not None and seen[0].root != cp.root:
             raise InconsistentCheckpointError(f"two checkpoints at tree size {cp.size} differ")
-        by_size[cp.size] = cp
+        by_size[cp.size] = (cp, note)
     if not by_size:
         raise VerificationError(f"log {origin} has no signed checkpoint")
     return [by_size[size] for size in sorted(by_size)]
+
+
+def _remembered(keys: TrustedKeys, origin: str, note: str, served: Sequence[Checkpoint]) -> Checkpoint:
+    """The remembered checkpoint, checked against the served ones (see the module docstring, 4)."""
+    try:
+        cp = keys.verify_checkpoint(note, origin=origin).checkpoint
+    except SealtrailError as e:
+        raise VerificationError(f"the checkpoint remembered from an earlier verification: {e}") from e
+    latest = served[-1]
+    if cp.size > latest.size:
+        raise InconsistentCheckpointError(
+            f"the log now ends at tree size {latest.size}, below the checkpoint at size {cp.size} verified "
+            "before: it was truncated or rolled back")
+    for other in served:
+        if other.size == cp.size and other.root != cp.root:
+            raise InconsistentCheckpointError(
+                f"the log's checkpoint at tree size {cp.size} differs from the one verified before: "
+                "two views of one log")
+    return cp
 
 
 @dataclass
@@ -145,10 +179,19 @@ class LogAudit:
     index 0 up to :attr:`size`, then :meth:`finish`. Errors are
     :class:`~sealtrail.errors.VerificationError` subclasses naming the index or checkpoint."""
 
-    def __init__(self, keys: TrustedKeys, origin: str, notes: Iterable[str]) -> None:
+    def __init__(self, keys: TrustedKeys, origin: str, notes: Iterable[str], *, remembered: str | None = None
+                 ) -> None:
+        """``remembered``: a checkpoint note kept from an earlier audit of this log, to hold the log to."""
         self.origin = origin
-        self.checkpoints = verify_checkpoints(keys, origin, notes)
-        self._run = RunVerifier(origin, self.checkpoints)
+        verified = _verified_notes(keys, origin, notes)
+        self.checkpoints = [cp for cp, _ in verified]
+        self.latest_note = verified[-1][1]
+        self._remembered: Checkpoint | None = None
+        checked = self.checkpoints
+        if remembered is not None:
+            self._remembered = _remembered(keys, origin, remembered, self.checkpoints)
+            checked = [*checked, self._remembered]
+        self._run = RunVerifier(origin, checked)
         self._payloads = _Payloads()
 
     @property
@@ -163,7 +206,17 @@ class LogAudit:
 
     def feed(self, entries: Sequence[AuditEntry]) -> None:
         """Verify the next entries (in index order)."""
-        self._run.feed([e.entry for e in entries], [e.chain for e in entries], [e.index for e in entries])
+        try:
+            self._run.feed([e.entry for e in entries], [e.chain for e in entries], [e.index for e in entries])
+        except RootMismatchError as mismatch:
+            mine = self._remembered
+            if mine is not None and self._run.size == mine.size and all(
+                    c.size != mine.size for c in self.checkpoints):
+                raise InconsistentCheckpointError(
+                    f"the entries served now do not reproduce the checkpoint at tree size {mine.size} verified "
+                    "before, although every checkpoint served verifies: the log's history was rewritten",
+                    index=mismatch.index) from mismatch
+            raise
         for e in entries:
             self._check_payload(e)
 
@@ -214,8 +267,10 @@ class LogAudit:
             raise VerificationError(
                 f"payload of entry {index} is missing and no erasure or retention event explains it",
                 index=index)
-        return AuditReport(self.origin, result.entries, result.checkpoints, p.present, erased, expired,
-                           p.erasures, p.retentions)
+        mine = self._remembered
+        served = result.checkpoints - (mine is not None)  # the remembered one was checked too
+        return AuditReport(self.origin, result.entries, served, p.present, erased, expired,
+                           p.erasures, p.retentions, self.latest_note, None if mine is None else mine.size)
 
 
 def _header(e: AuditEntry) -> dict[str, Any]:

@@ -96,6 +96,14 @@ async def test_verify_live_export_and_verify_bundle(stack: QueryStack, seed: See
             offline = await asyncio.to_thread(_cli, "verify", "bundle", str(out), token="")
             assert offline.returncode == 0, offline.stderr
             assert offline.stdout.split(":", 2)[2] == live.stdout.split(":", 2)[2]
+        state = tmp_path / "acme.checkpoint"
+        first = await asyncio.to_thread(_cli, "verify", "--url", url, "--log", "acme", "--state", str(state),
+                                        token=token)
+        assert first.returncode == 0 and f"remembered in {state}" in first.stdout, first.stderr
+        again = await asyncio.to_thread(_cli, "verify", "bundle", str(tmp_path / "bundle"), "--state", str(state),
+                                        token="")
+        assert again.returncode == 0, again.stderr
+        assert "consistent with the checkpoint at size" in again.stdout
         denied = await asyncio.to_thread(_cli, "verify", "live", "--url", url, "--log", "acme",
                                          token=stack.tokens["acme:operator"])
         assert denied.returncode == 1 and "403" in denied.stderr
