@@ -17,27 +17,30 @@ import pytest
 
 from sealtrail.devstack import KafkaServer, PostgresServer
 from sealtrail.errors import ServiceStartError
+from tests.support.servers import remove_datadir, server_datadir
 
 VECTORS = Path(__file__).resolve().parents[1].parent / "shared" / "vectors"
 
 
 @pytest.fixture(scope="session")
-def pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_url() -> Iterator[str]:
     """URL of a real PostgreSQL server's ``sealtrail`` database."""
     external = os.environ.get("SEALTRAIL_TEST_DATABASE_URL")
     if external:
         yield external
         return
-    server = PostgresServer(datadir=tmp_path_factory.mktemp("postgres"))
+    datadir = server_datadir("postgres")
+    server = PostgresServer(datadir=datadir)
     try:
-        server.start()
-    except ServiceStartError as e:
-        server.stop()
-        pytest.fail(f"PostgreSQL could not start, so this test cannot run:\n{e}", pytrace=False)
-    try:
+        try:
+            server.start()
+        except ServiceStartError as e:
+            server.stop()
+            pytest.fail(f"PostgreSQL could not start, so this test cannot run:\n{e}", pytrace=False)
         yield server.url
     finally:
         server.stop()
+        remove_datadir(datadir)
 
 
 @pytest.fixture(scope="session")

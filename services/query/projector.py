@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from sealtrail.errors import UnavailableError
 from services.query.projector_store import DEFAULT_BATCH_ENTRIES, LogProgress, ProjectorStore
 
 DEFAULT_POLL_INTERVAL_S = 0.5
@@ -27,7 +28,17 @@ BATCH_SECONDS = Histogram("sealtrail_projector_batch_seconds", "Time to project 
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 LAG = Gauge("sealtrail_projector_lag_entries", "Committed entries not yet projected", ["log"])
 
+UNAVAILABLE = Gauge("sealtrail_projector_database_unavailable",
+                    "1 while the projector retries because the database is unavailable")
+# Longest wait between attempts while the database is unavailable.
+MAX_RETRY_S = 5.0
+
 log = logging.getLogger("sealtrail.projector")
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
 class Projector:
@@ -40,6 +51,7 @@ class Projector:
         self._store = store
         self._batch = batch_entries
         self._poll = poll_interval_s
+        self.unavailable = False
 
     async def step(self, *, until: Mapping[str, int] | None = None) -> int:
         """Project at most one batch of every log that is behind; return the entries projected.
@@ -76,11 +88,31 @@ class Projector:
             total += done
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Project until ``stop`` is set, polling every ``poll_interval_s`` when caught up."""
+        """Project until ``stop`` is set, polling every ``poll_interval_s`` when caught up.
+
+        While the database is unavailable, retries with a backoff (1 s doubling up to
+        :data:`MAX_RETRY_S`) instead of ending: every batch commits with its progress, so nothing
+        is lost or projected twice, and the process need not be restarted. :attr:`unavailable`
+        says whether the last attempt failed so (readiness reports it).
+        """
+        wait = 0.0
         while not stop.is_set():
-            if await self.step() == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self._poll)
+            try:
+                done = await self.step()
+            except UnavailableError as e:
+                wait = min(MAX_RETRY_S, wait * 2 or 1.0)
+                if not self.unavailable:
+                    log.warning("database unavailable: %s; retrying", e)
+                self.unavailable = True
+                UNAVAILABLE.set(1)
+                await _sleep_unless(stop, wait)
+                continue
+            if self.unavailable:
+                log.info("database available again; projecting")
+            self.unavailable, wait = False, 0.0
+            UNAVAILABLE.set(0)
+            if done == 0:
+                await _sleep_unless(stop, self._poll)
 
     async def rebuild(self) -> int:
         """Empty the read models and replay every log from index 0; return the entries projected."""

@@ -30,14 +30,15 @@ class ProjectorService:
         self._stop = asyncio.Event()
         self.ready = False
         self.projected = 0
+        self.projector: Projector | None = None
 
     async def run(self) -> None:
         url = self.settings.require_database()
         await migrate_url(url)
         pool = await create_pool(url, min_size=1, max_size=2, application_name="sealtrail-projector")
         try:
-            projector = Projector(store=PostgresProjectorStore(pool=pool), batch_entries=self._batch,
-                                  poll_interval_s=self._poll)
+            projector = self.projector = Projector(store=PostgresProjectorStore(pool=pool),
+                                                   batch_entries=self._batch, poll_interval_s=self._poll)
             self.ready = True
             if self._rebuild:
                 self.projected += await projector.rebuild()
@@ -56,5 +57,8 @@ class ProjectorService:
 
 def health_app(service: ProjectorService) -> tuple[FastAPI, WorkerExit]:
     """/healthz, /readyz and /metrics of one projector process, which runs inside the app's lifespan."""
-    return worker_app(name="projector", run=service.run, stop=service.stop,
-                      readiness=lambda: (service.ready, {}))
+    def readiness() -> tuple[bool, dict[str, object]]:
+        unavailable = service.projector is not None and service.projector.unavailable
+        return service.ready and not unavailable, {"database": not unavailable}
+
+    return worker_app(name="projector", run=service.run, stop=service.stop, readiness=readiness)

@@ -4,12 +4,13 @@ exactly once across crashes, and a rebuild that reproduces the incremental read 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import httpx
 import pytest
 
 from sealtrail.core.record import SealedRecord
+from sealtrail.devstack import PostgresServer
 from sealtrail.devstack._proc import free_port
 from sealtrail.infra.postgres import migrate_url
 from services.query import projector_writes
@@ -26,6 +28,7 @@ from services.query.projector_store import PostgresProjectorStore
 from tests.integration.test_ledger import ledger_settings, running
 from tests.support.analytics import append, call, def_hash, rate_limit, subject_key, tool_list
 from tests.support.ledger import create_tenants, produce, wait_for_checkpoint
+from tests.support.servers import remove_datadir, server_datadir
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 
@@ -201,7 +204,7 @@ async def test_sigkilled_projector_process_resumes(fresh_db_url: str, pool: asyn
     finally:
         await asyncio.wait_for(proc.wait(), timeout=10)
     assert 0 < done < 30_000
-    assert ready.status_code == 200 and ready.json() == {"ready": True}
+    assert ready.status_code == 200 and ready.json() == {"ready": True, "database": True}
     assert 'sealtrail_projector_entries_total{log="acme"}' in metrics.text
     assert (await _run(*cmd, "--once", env=env))[0] == 0
     assert await pool.fetchval("SELECT next_idx FROM projector_progress") == 30_000
@@ -211,6 +214,70 @@ async def test_sigkilled_projector_process_resumes(fresh_db_url: str, pool: asyn
     assert code == 0, out
     assert "projected 30000 entries" in out
     assert await store.digest() == before
+
+
+async def _until(predicate: Callable[[], Awaitable[bool]], what: str, within_s: float = 60) -> None:
+    for _ in range(int(within_s / 0.05)):
+        if await predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not within {within_s:.0f} s: {what}")
+
+
+async def test_projector_process_rides_out_a_database_outage(tmp_path: Path) -> None:
+    """PostgreSQL stops under a running ``sealtrail projector``: /readyz turns 503 naming the
+    database, the process stays up and retries, and once the server is back it projects what was
+    appended meanwhile, each entry once (the read models equal a rebuild)."""
+    pg = PostgresServer(datadir=server_datadir("projector-outage"))
+    proc: asyncio.subprocess.Process | None = None
+    try:
+        pg.start()
+        await create_tenants(pg.url, "acme")
+        async with _pool(pg.url) as p:
+            await append(p, "acme", mixed("acme", 2000))
+        env = {**os.environ, "SEALTRAIL_DATABASE_URL": pg.url, "SEALTRAIL_LOG_LEVEL": "WARNING"}
+        port = free_port()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sealtrail.cli.main", "projector", "--port", str(port), env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        async def projected(n: int) -> bool:
+            async with _pool(pg.url) as p:
+                return await p.fetchval("SELECT next_idx FROM projector_progress") == n
+
+        async def readiness(status: int) -> bool:
+            return (await _get(port, "/readyz")).status_code == status
+
+        await _until(lambda: projected(2000), "the first 2,000 entries projected")
+        await asyncio.to_thread(pg.stop)
+        await _until(lambda: readiness(503), "/readyz 503 while PostgreSQL is down")
+        assert (await _get(port, "/readyz")).json() == {"ready": False, "database": False}
+        assert "sealtrail_projector_database_unavailable 1.0" in (await _get(port, "/metrics")).text
+        await asyncio.sleep(2)  # a few failed attempts
+        assert proc.returncode is None
+        await asyncio.to_thread(pg.start)
+        async with _pool(pg.url) as p:
+            await append(p, "acme", mixed("acme", 1000, seed=8))
+        await _until(lambda: projected(3000), "the 1,000 entries appended after the outage projected")
+        await _until(lambda: readiness(200), "/readyz 200 again")
+        assert proc.returncode is None
+        async with _pool(pg.url) as p:
+            assert (await rebuild_equals_incremental(PostgresProjectorStore(pool=p))).equal
+    finally:
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+        pg.stop()
+        remove_datadir(pg.datadir)
+
+
+@contextlib.asynccontextmanager
+async def _pool(url: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await asyncpg.create_pool(url, min_size=1, max_size=2)
+    try:
+        yield p
+    finally:
+        await p.close()
 
 
 async def test_projects_what_the_ledger_wrote_from_kafka(

@@ -18,6 +18,7 @@ import httpx
 
 from sealtrail.devstack import KafkaServer, PostgresServer
 from sealtrail.devstack._proc import free_port
+from tests.support.servers import remove_datadir, server_datadir
 
 ROOT = Path(__file__).resolve().parents[2]
 TENANT = "chaos"
@@ -102,7 +103,7 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
-        self.pg = PostgresServer(datadir=self.work / "pg", port=free_port())
+        self.pg = PostgresServer(datadir=server_datadir("pipeline"), port=free_port())
         self.kafka = KafkaServer(datadir=self.work / "kafka", port=free_port(), controller_port=free_port())
 
     @property
@@ -166,6 +167,7 @@ class Pipeline:
             svc.stop()
         self.kafka.stop()
         self.pg.stop()
+        remove_datadir(self.pg.datadir)
 
 
 async def provision_tenant(db_url: str, work: Path, tenant: str = TENANT) -> tuple[str, dict[str, str]]:
