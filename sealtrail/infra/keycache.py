@@ -3,7 +3,8 @@
 Ingest seals every event with its month's period key and one key per subject; without a cache
 each would be a database round trip. Entries live :data:`DEFAULT_KEY_CACHE_TTL_S` seconds (10 s)
 at most. An erasure made through this wrapper drops the entries at once; an erasure announced by
-another process is applied with :meth:`CachingKeyStore.invalidate`. In the worst case (no
+another process is applied with :meth:`CachingKeyStore.invalidate` (on PostgreSQL,
+:mod:`sealtrail.infra.keyerasures` hears the announcements). In the worst case (no
 announcement arrives) a cached key is gone from every process :attr:`ttl_s` seconds after its
 erasure, which is the time an erasure reports through :meth:`CachingKeyStore.clear_by`.
 

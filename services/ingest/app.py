@@ -29,6 +29,7 @@ from sealtrail.infra.gctune import tune_gc
 from sealtrail.infra.kafka import KafkaPublisher
 from sealtrail.infra.kek import TenantIndexKeys, load_kek
 from sealtrail.infra.keycache import CachingKeyStore
+from sealtrail.infra.keyerasures import start_listener
 from sealtrail.infra.keystore_postgres import PostgresKeyStore
 from sealtrail.infra.logs import configure_logging
 from sealtrail.infra.pgerrors import translated
@@ -137,6 +138,9 @@ async def build_service(
     kek = load_kek(settings)
     auth_store, inner = await _stores(settings, options, parts, signer, stack)
     keystore = CachingKeyStore(inner=inner, ttl_s=options.key_cache_ttl_s)
+    if parts.stores is None:  # PostgreSQL: hear erasures made by any process at once
+        await start_listener(url=settings.require_database(), cache=keystore,
+                             application_name="sealtrail-ingest-keys", stack=stack)
     sealer = Sealer(keystore=keystore, index_keys=TenantIndexKeys(store=auth_store, kek=kek),
                     signer=signer, clock=parts.clock)
     publisher = await _start_publisher(settings, options, parts, stack)

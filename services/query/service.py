@@ -25,6 +25,7 @@ from sealtrail.infra.emitter import EventEmitter
 from sealtrail.infra.kafka import KafkaPublisher
 from sealtrail.infra.kek import TenantIndexKeys, load_kek
 from sealtrail.infra.keycache import CachingKeyStore
+from sealtrail.infra.keyerasures import start_listener
 from sealtrail.infra.servicekey import load_service_signer
 from sealtrail.infra.settings import Settings
 from services.ledger.reader import LedgerReader
@@ -105,6 +106,9 @@ async def build_service(settings: Settings, options: QueryOptions, parts: QueryP
     stores = parts.stores or await postgres_stores(settings, kek=kek, stack=stack, migrate=options.migrate)
     auth_store = stores.auth
     keystore = CachingKeyStore(inner=stores.keys, ttl_s=options.key_cache_ttl_s)
+    if parts.stores is None:  # PostgreSQL: hear erasures made by other query processes at once
+        await start_listener(url=settings.require_database(), cache=keystore,
+                             application_name="sealtrail-query-keys", stack=stack)
     index_keys = TenantIndexKeys(store=auth_store, kek=kek)
     metrics = QueryMetrics()
     publisher = await _start_publisher(settings, options, parts, stack)
