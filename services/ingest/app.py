@@ -51,7 +51,9 @@ class IngestStores:
 
     auth: AuthStore
     keys: KeyStore
-    """The key store wrapping data keys with the same KEK as ``Settings`` names."""
+    """The key store wrapping data keys with the same KEK as ``Settings`` names; ingest caches it,
+    unless it is a :class:`~sealtrail.infra.keycache.CachingKeyStore` already (shared with the
+    process's other services, so that an erasure through any of them reaches ingest at once)."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,10 @@ async def build_service(
     signer = CachedEd25519Signer(parts.signer or load_receipt_signer(settings))
     kek = load_kek(settings)
     auth_store, inner = await _stores(settings, options, parts, signer, stack)
-    keystore = CachingKeyStore(inner=inner, ttl_s=options.key_cache_ttl_s)
+    # A cache the embedding process shares with its other services (erasures made through any of
+    # them drop its keys at once) is used as it is.
+    keystore = inner if isinstance(inner, CachingKeyStore) else CachingKeyStore(inner=inner,
+                                                                                ttl_s=options.key_cache_ttl_s)
     if parts.stores is None:  # PostgreSQL: hear erasures made by any process at once
         await start_listener(url=settings.require_database(), cache=keystore,
                              application_name="sealtrail-ingest-keys", stack=stack)

@@ -105,7 +105,8 @@ async def build_service(settings: Settings, options: QueryOptions, parts: QueryP
     kek = parts.kek or load_kek(settings)
     stores = parts.stores or await postgres_stores(settings, kek=kek, stack=stack, migrate=options.migrate)
     auth_store = stores.auth
-    keystore = CachingKeyStore(inner=stores.keys, ttl_s=options.key_cache_ttl_s)
+    keystore = stores.keys if isinstance(stores.keys, CachingKeyStore) else CachingKeyStore(
+        inner=stores.keys, ttl_s=options.key_cache_ttl_s)
     if parts.stores is None:  # PostgreSQL: hear erasures made by other query processes at once
         await start_listener(url=settings.require_database(), cache=keystore,
                              application_name="sealtrail-query-keys", stack=stack)

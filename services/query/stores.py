@@ -70,7 +70,9 @@ from services.query.retention_store import PostgresRetentionStore, RetentionStor
 class QueryStores:
     """The query side's storage ports over one database (see the module docstring).
 
-    ``keys`` is the bare key store; the query service wraps it in its own cache. ``ping`` answers
+    ``keys`` is the bare key store, which the query service wraps in its own cache, or a
+    :class:`~sealtrail.infra.keycache.CachingKeyStore` shared with the process's other services
+    (``sealtrail serve``), used as it is. ``ping`` answers
     whether the database responds (readiness) and never raises.
     """
 

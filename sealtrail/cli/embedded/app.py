@@ -41,6 +41,7 @@ from sealtrail.core.note import Ed25519Signer
 from sealtrail.core.receipt import CachedEd25519Signer
 from sealtrail.infra.auth_sqlite import SqliteAuthStore
 from sealtrail.infra.gctune import tune_gc
+from sealtrail.infra.keycache import CachingKeyStore
 from sealtrail.infra.keystore_sqlite import SqliteKeyStore
 from sealtrail.infra.locallog import LocalLog
 from sealtrail.infra.servicekey import load_service_signer
@@ -117,10 +118,11 @@ def create_app(data: DataDir, *, options: EmbeddedOptions | None = None) -> Star
     backlog = LedgerBacklog(bound=opts.max_backlog, retry_after_s=opts.backpressure_retry_after_s,
                             max_wait_s=opts.backpressure_max_wait_s)
     throttled = ThrottledPublisher(publisher, topic=SEALED_TOPIC, backlog=backlog)
+    # One key cache for ingest and the query API: an erasure through the API reaches sealing at once.
+    keys = CachingKeyStore(inner=SqliteKeyStore(db=db, kek=kek))
     ingest: FastAPI = create_ingest_app(settings, options=IngestOptions(migrate=False), parts=IngestParts(
-        publisher=throttled, signer=receipt_signer,
-        stores=IngestStores(auth=SqliteAuthStore(db=db), keys=SqliteKeyStore(db=db, kek=kek))))
-    query = embedded_query.build(settings, db=db, kek=kek, publisher=publisher, signer=query_signer,
+        publisher=throttled, signer=receipt_signer, stores=IngestStores(auth=SqliteAuthStore(db=db), keys=keys)))
+    query = embedded_query.build(settings, db=db, kek=kek, publisher=publisher, signer=query_signer, keys=keys,
                                  projector_poll_s=opts.projector_poll_s)
 
     @contextlib.asynccontextmanager

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -20,6 +21,7 @@ from sealtrail.core.note import Ed25519Signer
 from sealtrail.core.sealing import Kek
 from sealtrail.errors import SealtrailError
 from sealtrail.infra.bus import BusPublisher
+from sealtrail.infra.keycache import CachingKeyStore
 from sealtrail.infra.settings import Settings
 from sealtrail.infra.sqlite import SqliteDatabase
 from services.query.app import create_app
@@ -52,9 +54,10 @@ async def _project(projector: Projector, stop: asyncio.Event) -> None:
 
 
 def build(settings: Settings, *, db: SqliteDatabase, kek: Kek, publisher: BusPublisher, signer: Ed25519Signer,
-          projector_poll_s: float = 0.2) -> EmbeddedQuery:
-    """The query API and projector over ``db``, publishing access and erasure events to ``publisher``."""
-    stores = sqlite_stores(db, kek=kek)
+          keys: CachingKeyStore, projector_poll_s: float = 0.2) -> EmbeddedQuery:
+    """The query API and projector over ``db``, publishing access and erasure events to ``publisher``;
+    ``keys`` is the key cache shared with ingest."""
+    stores = dataclasses.replace(sqlite_stores(db, kek=kek), keys=keys)
     app = create_app(settings, options=QueryOptions(migrate=False),
                      parts=QueryParts(publisher=publisher, publisher_started=True, signer=signer, kek=kek),
                      stores=stores)
