@@ -23,6 +23,7 @@ import typer
 if TYPE_CHECKING:
     from sealtrail.infra.apikeys import KeyAdmin
     from sealtrail.infra.auth import ApiKey, IssuedKey
+    from sealtrail.infra.sqlite import SqliteDatabase
 
 ADMIN = "admin"
 _T = TypeVar("_T")
@@ -57,7 +58,7 @@ def register(app: typer.Typer) -> None:
     admin.add_typer(receipt_app, name="receipt-key")
 
 
-def _run(work: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+def run_command(work: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
     """Run one async command; print Sealtrail errors as one line and exit 1."""
     from sealtrail.errors import SealtrailError
 
@@ -69,11 +70,10 @@ def _run(work: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
 
 
 @asynccontextmanager
-async def _sqlite_key_admin(data_dir: Path) -> AsyncIterator[KeyAdmin]:
+async def data_dir_database(data_dir: Path) -> AsyncIterator[SqliteDatabase]:
+    """The database of the data directory of ``sealtrail serve``; NotFoundError when there is none."""
     from sealtrail.cli.embedded.datadir import DataDir
     from sealtrail.errors import NotFoundError
-    from sealtrail.infra.apikeys import KeyAdmin
-    from sealtrail.infra.auth_sqlite import SqliteAuthStore
     from sealtrail.infra.sqlite import open_database
 
     path = DataDir(data_dir).db
@@ -81,9 +81,18 @@ async def _sqlite_key_admin(data_dir: Path) -> AsyncIterator[KeyAdmin]:
         raise NotFoundError(f"no Sealtrail database in {data_dir} (run `sealtrail serve --data-dir {data_dir}`)")
     db = await open_database(path)
     try:
-        yield KeyAdmin(store=SqliteAuthStore(db=db))
+        yield db
     finally:
         await db.close()
+
+
+@asynccontextmanager
+async def _sqlite_key_admin(data_dir: Path) -> AsyncIterator[KeyAdmin]:
+    from sealtrail.infra.apikeys import KeyAdmin
+    from sealtrail.infra.auth_sqlite import SqliteAuthStore
+
+    async with data_dir_database(data_dir) as db:
+        yield KeyAdmin(store=SqliteAuthStore(db=db))
 
 
 @asynccontextmanager
@@ -157,7 +166,7 @@ def tenant_create(name: str = typer.Argument(..., help="tenant id = log id: [a-z
             tenant = await admin.create_tenant(name, kek=IndexKeyWrapper(kek=kek, tenant=name))
         typer.echo(f"created tenant {tenant.tenant_id} (index key wrapped by KEK {tenant.kek_id})")
 
-    _run(go)
+    run_command(go)
 
 
 @tenant_app.command("list")
@@ -168,7 +177,7 @@ def tenant_list(data_dir: DataDirOpt = None) -> None:
             for t in await admin.list_tenants():
                 typer.echo(f"{t.tenant_id}\t{t.created_at.isoformat()}")
 
-    _run(go)
+    run_command(go)
 
 
 @key_app.command("create")
@@ -194,7 +203,7 @@ def key_create(
                                             expires_in=_expiry(expires_in))
         _print_issued(issued, as_json)
 
-    _run(go)
+    run_command(go)
 
 
 @key_app.command("revoke")
@@ -206,7 +215,7 @@ def key_revoke(key_id: str = typer.Argument(...), data_dir: DataDirOpt = None) -
             key = await admin.revoke_key(key_id)
         typer.echo(f"revoked {key.key_id} at {key.revoked_at.isoformat() if key.revoked_at else '?'}")
 
-    _run(go)
+    run_command(go)
 
 
 @key_app.command("rotate")
@@ -223,7 +232,7 @@ def key_rotate(
             issued = await admin.rotate_key(key_id, expires_in=_expiry(expires_in))
         _print_issued(issued, as_json)
 
-    _run(go)
+    run_command(go)
 
 
 @key_app.command("list")
@@ -238,7 +247,7 @@ def key_list(
         async with _key_admin(data_dir) as admin:
             return await admin.list_keys(tenant)
 
-    keys = _run(go)
+    keys = run_command(go)
     if as_json:
         typer.echo(json.dumps([_key_json(k) for k in keys]))
         return

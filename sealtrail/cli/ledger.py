@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import typer
+
+from sealtrail.cli.admin import DataDirOpt, data_dir_database, run_command
 
 DEFAULT_LEDGER_METRICS_PORT = 9101
 
@@ -19,41 +19,52 @@ def register(app: typer.Typer) -> None:
 
 
 @signing_app.command("rotate")
-def rotate_signing_key() -> None:
-    """Make a new checkpoint key pair active; old checkpoints stay verifiable under the old keys."""
-    from sealtrail.infra.postgres import connect, migrate
+def rotate_signing_key(data_dir: DataDirOpt = None) -> None:
+    """Make a new checkpoint key pair active; old checkpoints stay verifiable under the old keys.
+
+    With ``--data-dir`` (``sealtrail serve``'s SQLite; it may be running) instead of PostgreSQL.
+    """
     from sealtrail.infra.settings import Settings
-    from services.ledger.signing import rotate
+    from services.ledger.signing import CheckpointKeys, rotate
 
-    settings = Settings()
+    async def go() -> CheckpointKeys:
+        if data_dir is not None:
+            from sealtrail.cli.embedded.datadir import KEY_NAME, DataDir
+            from services.ledger.checkpoint_sqlite import SqliteCheckpointStore
 
-    async def go() -> None:
+            async with data_dir_database(data_dir) as db:
+                return await rotate(SqliteCheckpointStore(db=db), key_dir=DataDir(data_dir).keys, name=KEY_NAME)
+        from sealtrail.infra.postgres import connect, migrate
+
+        settings = Settings()
         async with connect(settings.require_database()) as conn:
             await migrate(conn)
-            keys = await rotate(conn, key_dir=settings.signing_key_dir, name=settings.key_name)
-        typer.echo(keys.signer.verifier().vkey())
-        typer.echo(keys.cosigner.verifier().vkey())
+            return await rotate(conn, key_dir=settings.signing_key_dir, name=settings.key_name)
 
-    asyncio.run(go())
+    keys = run_command(go)
+    typer.echo(keys.signer.verifier().vkey())
+    typer.echo(keys.cosigner.verifier().vkey())
 
 
 @signing_app.command("list")
-def list_signing_keys() -> None:
-    """Published verifier keys with their validity windows."""
-    from sealtrail.infra.postgres import connect
+def list_signing_keys(data_dir: DataDirOpt = None) -> None:
+    """Published verifier keys with their validity windows (``--data-dir``: of ``sealtrail serve``)."""
     from sealtrail.infra.settings import Settings
 
-    settings = Settings()
+    sql = "SELECT purpose, vkey, not_before, not_after FROM signing_keys ORDER BY not_before, purpose"
 
-    async def go() -> None:
-        async with connect(settings.require_database()) as conn:
-            rows = await conn.fetch(
-                "SELECT purpose, vkey, not_before, not_after FROM signing_keys ORDER BY not_before")
-        for r in rows:
-            until = r["not_after"].isoformat() if r["not_after"] else "now"
-            typer.echo(f"{r['purpose']:10} {r['not_before'].isoformat()} .. {until}  {r['vkey']}")
+    async def go() -> list[tuple[str, str, str, str | None]]:
+        if data_dir is not None:
+            async with data_dir_database(data_dir) as db:
+                return await db.read(lambda c: [tuple(r) for r in c.execute(sql)])
+        from sealtrail.infra.postgres import connect
 
-    asyncio.run(go())
+        async with connect(Settings().require_database()) as conn:
+            return [(r["purpose"], r["vkey"], r["not_before"].isoformat(),
+                     r["not_after"].isoformat() if r["not_after"] else None) for r in await conn.fetch(sql)]
+
+    for purpose, vkey, not_before, not_after in run_command(go):
+        typer.echo(f"{purpose:10} {not_before} .. {not_after or 'now'}  {vkey}")
 
 
 def ledger(

@@ -50,7 +50,7 @@ def tenant_retention(
     """Set a tenant's payload retention (the shredder expires older months' keys)."""
     if (months is None) == (not keep):
         raise typer.BadParameter("give exactly one of --months N and --keep-forever")
-    from sealtrail.cli.admin import _run
+    from sealtrail.cli.admin import run_command
     from sealtrail.errors import NotFoundError
     from sealtrail.infra.postgres import connect, migrate
     from sealtrail.infra.settings import Settings
@@ -64,7 +64,7 @@ def tenant_retention(
             raise NotFoundError(f"no tenant {name}")
         typer.echo(f"tenant {name}: payloads kept {f'{months} months' if months else 'until erased'}")
 
-    _run(go)
+    run_command(go)
 
 
 @retention_app.command("run")
@@ -72,7 +72,7 @@ def retention_run(
     tenant: Annotated[str | None, typer.Option("--tenant", help="only this tenant")] = None,
 ) -> None:
     """Expire every period past retention now and log a retention event for each."""
-    from sealtrail.cli.admin import _run
+    from sealtrail.cli.admin import run_command
 
     async def go() -> None:
         from sealtrail.infra.settings import Settings
@@ -82,4 +82,4 @@ def retention_run(
             typer.echo(f"{done.tenant} {done.period}: period key {done.period_key_id} expired, "
                        f"{done.payloads_deleted} payloads deleted, event {done.event_id}")
 
-    _run(go)
+    run_command(go)
