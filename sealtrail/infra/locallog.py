@@ -17,7 +17,8 @@ Guarantees, as the bus port asks:
   bad frame raises :class:`~sealtrail.errors.CorruptLogError`; nothing is ever misread.
 
 Consumers in the process wait on :meth:`LocalLog.changed`, set by every publish to the topic.
-Segments are kept forever (``TopicSpec.retention_ms`` is not applied).
+Segments are deleted only by :meth:`LocalLog.drop_before`: whole sealed segments, below an offset
+the caller names (what every consumer has committed) and older than a retention time.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import contextlib
 import fcntl
 import os
 import re
+import time
 import zlib
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -139,8 +141,20 @@ class LocalLog:
         end = files.end
         if offset >= end:
             return []
-        got = await asyncio.to_thread(files.read, offset, end, max_records, max_bytes)
+        try:
+            got = await asyncio.to_thread(files.read, offset, end, max_records, max_bytes)
+        except FileNotFoundError:  # a segment dropped while it was being read: it is older than the start
+            got = await asyncio.to_thread(files.read, max(offset, files.start), end, max_records, max_bytes)
         return [BusRecord(topic, partition, o, k, v) for o, (k, v) in got]
+
+    async def drop_before(self, topic: str, partition: int, offset: int, *, max_age_s: float) -> int:
+        """Delete the partition's sealed segments whose records all lie below ``offset`` and that
+        were last written more than ``max_age_s`` ago; return the bytes freed. The segment being
+        appended to stays, so :meth:`end_offset` and appends are unaffected; :meth:`start_offset`
+        moves up to the first record kept."""
+        files = self._parts(topic)[partition]
+        async with self._locks[id(files)]:
+            return await asyncio.to_thread(files.drop_before, offset, written_before=time.time() - max_age_s)
 
     def _parts_by_name(self) -> dict[str, list[PartitionFiles]]:
         if self._lock_fd < 0:

@@ -223,13 +223,37 @@ class PartitionFiles:
         seg.size, seg.count = pos, seg.count + len(frames)
         self.end += len(frames)
 
+    def drop_before(self, offset: int, *, written_before: float) -> int:
+        """Delete the oldest sealed segments whose records all lie below ``offset`` and whose file
+        was last written before ``written_before`` (a ``time.time()``); return the bytes freed.
+
+        The segment being appended to is never deleted. Call it with appends excluded; readers
+        that still hold the previous segment list may find a file gone (:class:`FileNotFoundError`).
+        """
+        segments = self.segments
+        n = 0
+        while n < len(segments) - 1:
+            seg = segments[n]
+            if seg.base + seg.count > offset or seg.path.stat().st_mtime >= written_before:
+                break
+            n += 1
+        if n == 0:
+            return 0
+        self.segments = segments[n:]  # readers see the new start before any file goes
+        for seg in segments[:n]:
+            seg.path.unlink(missing_ok=True)
+        _fsync_dir(self.directory)
+        return sum(seg.size for seg in segments[:n])
+
     def read(self, offset: int, end: int, max_records: int, max_bytes: int) -> list[tuple[int, Record]]:
-        """Records from ``offset`` (at least one if any) below ``end``, within the limits."""
+        """Records from ``offset`` (from the first stored one if it is older; at least one if any)
+        below ``end``, within the limits."""
         out: list[tuple[int, Record]] = []
         size = 0
-        i = max(0, bisect.bisect_right([s.base for s in self.segments], offset) - 1)
-        while i < len(self.segments) and offset < end and len(out) < max_records and size < max_bytes:
-            seg = self.segments[i]
+        segments = self.segments  # one list throughout, whatever drop_before does meanwhile
+        i = max(0, bisect.bisect_right([s.base for s in segments], offset) - 1)
+        while i < len(segments) and offset < end and len(out) < max_records and size < max_bytes:
+            seg = segments[i]
             if not seg.indexed:
                 seg.scan()
             got = self._read_segment(seg, offset, end, max_records - len(out), max_bytes - size)

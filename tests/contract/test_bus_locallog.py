@@ -130,6 +130,35 @@ async def test_segments_roll_and_read_across_boundaries(tmp_path: Path) -> None:
     await log.stop()
 
 
+async def test_drop_before_deletes_only_old_whole_segments_below_the_offset(tmp_path: Path) -> None:
+    """Sealed segments wholly below the offset and older than the age go; the segment being
+    appended to, a segment that holds the offset, and newer segments stay. Reads from an older
+    offset start at the first record kept; appends, the end and a reopen are unaffected."""
+    root = tmp_path / "log"
+    log = await _log_with(root, 300, segment_bytes=700)
+    segments = sorted((root / "t" / "0").glob("*.log"))
+    bases = [int(p.stem) for p in segments]
+    sizes = {int(p.stem): p.stat().st_size for p in segments}
+    assert await log.drop_before("t", 0, 150, max_age_s=3600) == 0  # all younger than an hour
+    assert sorted((root / "t" / "0").glob("*.log")) == segments
+    freed = await log.drop_before("t", 0, 150, max_age_s=0)
+    kept = max(b for b in bases if b <= 150)  # the segment holding offset 150 stays
+    assert log.start_offset("t", 0) == kept and freed == sum(n for b, n in sizes.items() if b < kept) > 0
+    assert [int(p.stem) for p in sorted((root / "t" / "0").glob("*.log"))] == [b for b in bases if b >= kept]
+    got = await log.read("t", 0, 0, max_records=1000)
+    assert [r.offset for r in got] == list(range(kept, 300))
+    assert await log.drop_before("t", 0, 10**9, max_age_s=0) > 0  # everything but the active segment
+    last = bases[-1]
+    assert log.start_offset("t", 0) == last and log.end_offset("t", 0) == 300
+    await log.publish("t", [(b"k", b"after")])
+    await log.stop()
+    log = LocalLog(root=root, segment_bytes=700)
+    await log.start()
+    assert (log.start_offset("t", 0), log.end_offset("t", 0)) == (last, 301)
+    assert [r.value for r in await log.read("t", 0, 0)][-1] == b"after"
+    await log.stop()
+
+
 def test_partitioning_is_a_stable_hash_of_the_key() -> None:
     """The partition of a key is CRC-32(key) mod partitions: the same in every process and release."""
     assert [partition_for(k, 12) for k in (b"acme", b"beta", b"", b"acme/shard-1")] == [

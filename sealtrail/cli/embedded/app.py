@@ -15,6 +15,7 @@ answered 429 with Retry-After instead (:mod:`sealtrail.cli.embedded.backpressure
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -36,20 +37,26 @@ from sealtrail.cli.embedded.backpressure import (
     ThrottledPublisher,
 )
 from sealtrail.cli.embedded.datadir import DEFAULT_MAX_BACKLOG, SEALED_TOPIC, DataDir
-from sealtrail.cli.embedded.ledger import DEFAULT_CHECKPOINT_INTERVAL_S, SharedLog, running_ledger
+from sealtrail.cli.embedded.ledger import DEFAULT_CHECKPOINT_INTERVAL_S, LEDGER_GROUP, SharedLog, running_ledger
+from sealtrail.cli.embedded.logretention import (
+    DEFAULT_LOG_RETENTION_INTERVAL_S,
+    DEFAULT_LOG_RETENTION_S,
+    keep_trimmed,
+)
 from sealtrail.core.note import Ed25519Signer
 from sealtrail.core.receipt import CachedEd25519Signer
 from sealtrail.infra.auth_sqlite import SqliteAuthStore
 from sealtrail.infra.gctune import tune_gc
 from sealtrail.infra.keycache import CachingKeyStore
 from sealtrail.infra.keystore_sqlite import SqliteKeyStore
-from sealtrail.infra.locallog import LocalLog
+from sealtrail.infra.locallog import DEFAULT_SEGMENT_BYTES, LocalLog
 from sealtrail.infra.servicekey import load_service_signer
 from sealtrail.infra.sqlite import SqliteDatabase, translated
 from services.ingest.app import IngestParts, IngestStores
 from services.ingest.app import create_app as create_ingest_app
 from services.ingest.config import IngestOptions
 from services.ledger.reader_sqlite import SqliteLedgerReader
+from services.ledger.store_sqlite import SqliteLedgerStore
 
 RECEIPT_FORMAT = "sealtrail.dev/receipt-proof/v2"
 
@@ -66,6 +73,10 @@ class EmbeddedOptions:
     backpressure_retry_after_s: float = DEFAULT_RETRY_AFTER_S
     tune_gc: bool = False
     """Set the server process's cycle collector (:mod:`sealtrail.infra.gctune`) once started."""
+    log_retention_s: float = DEFAULT_LOG_RETENTION_S
+    """Local-log segments older than this, and already logged, are deleted (:mod:`.logretention`)."""
+    log_retention_interval_s: float = DEFAULT_LOG_RETENTION_INTERVAL_S
+    log_segment_bytes: int = DEFAULT_SEGMENT_BYTES
 
 
 async def record_receipt_key(db: SqliteDatabase, signer: Ed25519Signer) -> None:
@@ -105,6 +116,23 @@ def _metrics_endpoint(ingest: FastAPI, query: FastAPI, backlog: LedgerBacklog) -
     return Route("/metrics", metrics, methods=["GET"])
 
 
+@contextlib.asynccontextmanager
+async def _trimming(log: LocalLog, db: SqliteDatabase, opts: EmbeddedOptions) -> AsyncIterator[None]:
+    store = SqliteLedgerStore(db=db)
+
+    async def committed(partitions: list[int]) -> dict[int, int]:
+        return await store.load_offsets(group=LEDGER_GROUP, topic=SEALED_TOPIC, partitions=partitions)
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(keep_trimmed(log, committed, stop, max_age_s=opts.log_retention_s,
+                                            interval_s=opts.log_retention_interval_s), name="log-retention")
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+
+
 def create_app(data: DataDir, *, options: EmbeddedOptions | None = None) -> Starlette:
     """The embedded app over ``data`` (prepared by :func:`~sealtrail.cli.embedded.datadir.initialise`)."""
     opts = options or EmbeddedOptions()
@@ -113,7 +141,7 @@ def create_app(data: DataDir, *, options: EmbeddedOptions | None = None) -> Star
     receipt_signer = load_service_signer(data.receipt_key, what="receipt key")
     query_signer = load_service_signer(data.query_key, what="query service key")
     db = SqliteDatabase(path=data.db)
-    log = LocalLog(root=data.log)
+    log = LocalLog(root=data.log, segment_bytes=opts.log_segment_bytes)
     publisher = SharedLog(log)
     backlog = LedgerBacklog(bound=opts.max_backlog, retry_after_s=opts.backpressure_retry_after_s,
                             max_wait_s=opts.backpressure_max_wait_s)
@@ -137,6 +165,7 @@ def create_app(data: DataDir, *, options: EmbeddedOptions | None = None) -> Star
                 data, db, log, checkpoint_interval_s=opts.checkpoint_interval_s))
             backlog.attach(ledger.driver)
             stack.callback(backlog.attach, None)
+            await stack.enter_async_context(_trimming(log, db, opts))
             await stack.enter_async_context(ingest.router.lifespan_context(ingest))
             await stack.enter_async_context(query.lifespan())
             if opts.tune_gc:
