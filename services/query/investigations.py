@@ -51,6 +51,11 @@ class InvestigationReader(Protocol):
         ...
 
 
+# Served by the partial index entries_system_events (migration 0008).
+ERASURE_EVENTS_SQL = ("SELECT idx, entry FROM entries WHERE log_id = $1"
+                      " AND type IN ('erasure', 'retention') ORDER BY idx")
+
+
 def digest(nonce: bytes, ciphertext: bytes) -> bytes:
     return blake3.blake3(nonce + ciphertext).digest()
 
@@ -102,6 +107,5 @@ class PostgresInvestigationReader:
         async with tenant_scope(self._pool, tenant) as conn:
             if await conn.fetchval("SELECT 1 FROM logs WHERE log_id = $1", log_id) is None:
                 return None
-            rows = await conn.fetch("SELECT idx, entry FROM entries WHERE log_id = $1"
-                                    " AND type IN ('erasure', 'retention') ORDER BY idx", log_id)
+            rows = await conn.fetch(ERASURE_EVENTS_SQL, log_id)
         return [(r["idx"], bytes(r["entry"])) for r in rows]

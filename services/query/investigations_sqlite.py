@@ -24,6 +24,10 @@ _ENTRY = "e.log_id, e.idx, e.occurred_at, e.entry"
 _PAYLOAD = ", p.key_ids, p.nonce, p.ciphertext"
 _PAYLOAD_JOIN = " LEFT JOIN payloads p ON p.log_id = e.log_id AND p.idx = e.idx AND p.tenant_id = e.tenant_id"
 
+# Served by the partial index entries_system_events (migration 0008).
+ERASURE_EVENTS_SQL = ("SELECT idx, entry FROM entries WHERE log_id = ? AND tenant_id = ?"
+                      " AND type IN ('erasure', 'retention') ORDER BY idx")
+
 
 def _found(row: tuple[Any, ...]) -> Found:
     return Found(row[0], row[1], from_db_time(row[2]), orjson.loads(row[3]))
@@ -134,9 +138,7 @@ class SqliteInvestigationReader:
             if conn.execute("SELECT 1 FROM logs WHERE log_id = ? AND tenant_id = ?",
                             (log_id, tenant)).fetchone() is None:
                 return None
-            return [(i, bytes(e)) for i, e in conn.execute(
-                "SELECT idx, entry FROM entries WHERE log_id = ? AND tenant_id = ?"
-                " AND type IN ('erasure', 'retention') ORDER BY idx", (log_id, tenant))]
+            return [(i, bytes(e)) for i, e in conn.execute(ERASURE_EVENTS_SQL, (log_id, tenant))]
 
         with translated("read erasure events"):
             return await self._db.read(run)
