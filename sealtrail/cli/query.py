@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from sealtrail.cli.admin import DataDirOpt
+
 DEFAULT_QUERY_PORT = 8082
 
 retention_app = typer.Typer(help="Payload retention: expire period keys past each tenant's retention.",
@@ -46,21 +48,32 @@ def tenant_retention(
     months: Annotated[int | None, typer.Option("--months", min=1, help="keep payloads this many whole "
                                                "months")] = None,
     keep: Annotated[bool, typer.Option("--keep-forever", help="keep payloads until erased")] = False,
+    data_dir: DataDirOpt = None,
 ) -> None:
-    """Set a tenant's payload retention (the shredder expires older months' keys)."""
+    """Set a tenant's payload retention (the shredder expires older months' keys).
+
+    With ``--data-dir``, in the data directory of ``sealtrail serve`` (also while it runs; its
+    shredder applies the setting within the hour)."""
     if (months is None) == (not keep):
         raise typer.BadParameter("give exactly one of --months N and --keep-forever")
-    from sealtrail.cli.admin import run_command
+    from sealtrail.cli.admin import data_dir_database, run_command
     from sealtrail.errors import NotFoundError
     from sealtrail.infra.postgres import connect, migrate
     from sealtrail.infra.settings import Settings
 
-    async def go() -> None:
+    async def updated() -> int:
+        if data_dir is not None:
+            async with data_dir_database(data_dir) as db:
+                return await db.write(lambda c: c.execute(
+                    "UPDATE tenants SET retention_months = ? WHERE tenant_id = ?", (months, name)).rowcount)
         async with connect(Settings().require_database()) as conn:
             await migrate(conn)
             status = await conn.execute("UPDATE tenants SET retention_months = $2 WHERE tenant_id = $1",
                                         name, months)
-        if status.endswith(" 0"):
+        return int(status.rsplit(" ", 1)[1])
+
+    async def go() -> None:
+        if await updated() == 0:
             raise NotFoundError(f"no tenant {name}")
         typer.echo(f"tenant {name}: payloads kept {f'{months} months' if months else 'until erased'}")
 
