@@ -16,37 +16,24 @@ from sealtrail.errors import DuplicateEventError
 from sealtrail.infra.bus import BusRecord, TopicSpec
 from services.ledger import metrics
 from services.ledger.deadletter import DeadLetterSink
-from services.ledger.sequencer import LogHead
-from services.ledger.store import LedgerStore, PartitionCommit
+from services.ledger.store import LedgerStore
 from services.ledger.worker import CAREFUL_S, LedgerWorker
 from tests.support.backends import LedgerBackend, postgres_backend, sqlite_backend
-from tests.support.ledger import sealed
+from tests.support.ledger import DelegatingStore, sealed
 
 TOPIC = "sealed"
 
 
-class _CountingStore:
+class _CountingStore(DelegatingStore):
     """A real store that counts the event-id lookups it answers."""
 
     def __init__(self, inner: LedgerStore) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.lookups = 0
-
-    async def load_offsets(self, *, group: str, topic: str, partitions: Sequence[int]) -> dict[int, int]:
-        return await self._inner.load_offsets(group=group, topic=topic, partitions=partitions)
-
-    async def load_heads(self, log_ids: Sequence[str]) -> dict[str, LogHead]:
-        return await self._inner.load_heads(log_ids)
-
-    async def tenants_exist(self, tenant_ids: Sequence[str]) -> set[str]:
-        return await self._inner.tenants_exist(tenant_ids)
 
     async def existing_event_ids(self, log_id: str, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
         self.lookups += 1
         return await self._inner.existing_event_ids(log_id, event_ids)
-
-    async def commit(self, work: PartitionCommit) -> None:
-        await self._inner.commit(work)
 
 
 class _NoDeadLetters:

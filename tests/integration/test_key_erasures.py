@@ -19,7 +19,7 @@ from sealtrail.errors import PeriodExpiredError
 from sealtrail.infra.keycache import CachingKeyStore
 from sealtrail.infra.keyerasures import HEARD, start_listener
 from sealtrail.infra.keystore_postgres import PostgresKeyStore
-from tests.support.ledger import create_tenants
+from tests.support.ledger import tenant_pool
 
 REF = b"s" * 32
 LISTENER = "sealtrail-test-keys"
@@ -27,12 +27,8 @@ LISTENER = "sealtrail-test-keys"
 
 @pytest.fixture
 async def pool(fresh_db_url: str) -> AsyncIterator[asyncpg.Pool]:
-    await create_tenants(fresh_db_url, "acme", "beta")
-    p = await asyncpg.create_pool(fresh_db_url, min_size=1, max_size=4)
-    try:
+    async with tenant_pool(fresh_db_url, "acme", "beta") as p:
         yield p
-    finally:
-        await p.close()
 
 
 async def _until(predicate: Callable[[], Awaitable[bool]], what: str, within_s: float = 5) -> float:

@@ -20,18 +20,17 @@ from sealtrail.infra.kafka import KafkaPublisher
 from services.ledger import metrics
 from services.ledger.deadletter import DeadLetterSink, SourceRecord
 from services.ledger.kafka_driver import KafkaLedgerDriver
-from services.ledger.sequencer import LogHead
 from services.ledger.store import LedgerStore, PartitionCommit
 from services.ledger.worker import LedgerWorker, PreparedCommit
 from tests.support.backends import LedgerBackend, postgres_backend
-from tests.support.ledger import sealed
+from tests.support.ledger import DelegatingStore, sealed
 
 
-class _GatedStore:
+class _GatedStore(DelegatingStore):
     """Delegates to a real store; commits can be held, delayed or made to fail once."""
 
     def __init__(self, inner: LedgerStore, *, delay_s: float = 0.0, fail_commit: int | None = None) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._delay_s = delay_s
         self._fail_commit = fail_commit
         self.release = asyncio.Event()
@@ -41,15 +40,6 @@ class _GatedStore:
         self.failed: list[PartitionCommit] = []
         self.committed_event = asyncio.Event()
         self.hold_queries_until_committed = False
-
-    async def load_offsets(self, *, group: str, topic: str, partitions: Sequence[int]) -> dict[int, int]:
-        return await self._inner.load_offsets(group=group, topic=topic, partitions=partitions)
-
-    async def load_heads(self, log_ids: Sequence[str]) -> dict[str, LogHead]:
-        return await self._inner.load_heads(log_ids)
-
-    async def tenants_exist(self, tenant_ids: Sequence[str]) -> set[str]:
-        return await self._inner.tenants_exist(tenant_ids)
 
     async def existing_event_ids(self, log_id: str, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
         found = await self._inner.existing_event_ids(log_id, event_ids)

@@ -4,7 +4,6 @@ exactly once across crashes, and a rebuild that reproduces the incremental read 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import signal
@@ -27,7 +26,7 @@ from services.query.projector import Projector, rebuild_equals_incremental
 from services.query.projector_store import PostgresProjectorStore
 from tests.integration.test_ledger import ledger_settings, running
 from tests.support.analytics import append, call, def_hash, rate_limit, subject_key, tool_list
-from tests.support.ledger import create_tenants, produce, wait_for_checkpoint
+from tests.support.ledger import produce, tenant_pool, wait_for_checkpoint
 from tests.support.servers import remove_datadir, server_datadir
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
@@ -35,12 +34,8 @@ T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 
 @pytest.fixture
 async def pool(fresh_db_url: str) -> AsyncIterator[asyncpg.Pool]:
-    await create_tenants(fresh_db_url, "acme", "beta")
-    p = await asyncpg.create_pool(fresh_db_url, min_size=1, max_size=4)
-    try:
+    async with tenant_pool(fresh_db_url, "acme", "beta") as p:
         yield p
-    finally:
-        await p.close()
 
 
 def mixed(tenant: str, n: int, *, seed: int = 7, keys: list[str] | None = None) -> list[SealedRecord]:
@@ -232,8 +227,7 @@ async def test_projector_process_rides_out_a_database_outage(tmp_path: Path) -> 
     proc: asyncio.subprocess.Process | None = None
     try:
         pg.start()
-        await create_tenants(pg.url, "acme")
-        async with _pool(pg.url) as p:
+        async with tenant_pool(pg.url, "acme") as p:
             await append(p, "acme", mixed("acme", 2000))
         env = {**os.environ, "SEALTRAIL_DATABASE_URL": pg.url, "SEALTRAIL_LOG_LEVEL": "WARNING"}
         port = free_port()
@@ -242,7 +236,7 @@ async def test_projector_process_rides_out_a_database_outage(tmp_path: Path) -> 
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         async def projected(n: int) -> bool:
-            async with _pool(pg.url) as p:
+            async with tenant_pool(pg.url) as p:
                 return await p.fetchval("SELECT next_idx FROM projector_progress") == n
 
         async def readiness(status: int) -> bool:
@@ -256,12 +250,12 @@ async def test_projector_process_rides_out_a_database_outage(tmp_path: Path) -> 
         await asyncio.sleep(2)  # a few failed attempts
         assert proc.returncode is None
         await asyncio.to_thread(pg.start)
-        async with _pool(pg.url) as p:
+        async with tenant_pool(pg.url) as p:
             await append(p, "acme", mixed("acme", 1000, seed=8))
         await _until(lambda: projected(3000), "the 1,000 entries appended after the outage projected")
         await _until(lambda: readiness(200), "/readyz 200 again")
         assert proc.returncode is None
-        async with _pool(pg.url) as p:
+        async with tenant_pool(pg.url) as p:
             assert (await rebuild_equals_incremental(PostgresProjectorStore(pool=p))).equal
     finally:
         if proc is not None and proc.returncode is None:
@@ -269,15 +263,6 @@ async def test_projector_process_rides_out_a_database_outage(tmp_path: Path) -> 
             await proc.wait()
         pg.stop()
         remove_datadir(pg.datadir)
-
-
-@contextlib.asynccontextmanager
-async def _pool(url: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await asyncpg.create_pool(url, min_size=1, max_size=2)
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 async def test_projects_what_the_ledger_wrote_from_kafka(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -18,6 +19,8 @@ from sealtrail.core.merkle import verify_consistency
 from sealtrail.core.record import SealedRecord
 from sealtrail.core.verify import TrustedKey, TrustedKeys, verify_run
 from services.ledger import tree_postgres
+from services.ledger.sequencer import LogHead
+from services.ledger.store import LedgerStore, PartitionCommit
 
 
 def uuid7() -> str:
@@ -53,6 +56,40 @@ async def create_tenants(db_url: str, *tenants: str) -> None:
             " ON CONFLICT DO NOTHING", [(t, os.urandom(72)) for t in tenants])
     finally:
         await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def tenant_pool(db_url: str, *tenants: str) -> AsyncIterator[asyncpg.Pool]:
+    """A small pool on ``db_url``, migrated and holding ``tenants``."""
+    await create_tenants(db_url, *tenants)
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=4)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+class DelegatingStore:
+    """A :class:`~services.ledger.store.LedgerStore` that passes every call to a real one; tests
+    subclass it to watch or hold some of them."""
+
+    def __init__(self, inner: LedgerStore) -> None:
+        self._inner = inner
+
+    async def load_offsets(self, *, group: str, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        return await self._inner.load_offsets(group=group, topic=topic, partitions=partitions)
+
+    async def load_heads(self, log_ids: Sequence[str]) -> dict[str, LogHead]:
+        return await self._inner.load_heads(log_ids)
+
+    async def tenants_exist(self, tenant_ids: Sequence[str]) -> set[str]:
+        return await self._inner.tenants_exist(tenant_ids)
+
+    async def existing_event_ids(self, log_id: str, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        return await self._inner.existing_event_ids(log_id, event_ids)
+
+    async def commit(self, work: PartitionCommit) -> None:
+        await self._inner.commit(work)
 
 
 async def produce(bootstrap: str, topic: str, records: Sequence[SealedRecord]) -> None:
