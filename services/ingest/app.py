@@ -40,7 +40,7 @@ from services.ingest.config import IngestOptions
 from services.ingest.metrics import IngestMetrics
 from services.ingest.routes import router
 from services.ingest.sealer import Sealer
-from services.ingest.service import IngestService
+from services.ingest.service import Admission, IngestService
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,8 @@ class IngestParts:
     signer: Ed25519Signer | None = None
     clock: Callable[[], datetime] = utc_now
     stores: IngestStores | None = None
+    admission: Admission | None = None
+    """Holds or refuses a batch before it is validated or sealed (the embedded ledger backlog)."""
 
 
 def load_receipt_signer(settings: Settings) -> Ed25519Signer:
@@ -152,7 +154,7 @@ async def build_service(
     service = IngestService(
         sealer=sealer, authenticator=Authenticator(store=auth_store, cache_ttl_s=options.auth_cache_ttl_s),
         publisher=publisher, topic=settings.sealed_topic, options=options, metrics=IngestMetrics(),
-        ping_db=auth_store.ping, vkey=signer.vkey(),
+        ping_db=auth_store.ping, vkey=signer.vkey(), admission=parts.admission,
     )
     service.publisher_started = True
     return service

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 
 from sealtrail.errors import BackpressureError, UnavailableError
 from sealtrail.infra.apikeys import Authenticator
@@ -17,19 +19,26 @@ from services.ingest.sealer import PreparedBatch, Sealer
 log = logging.getLogger("sealtrail.ingest")
 
 
+Admission = Callable[[int], AbstractAsyncContextManager[None]]
+"""Admits a batch of n events before any work is done on it (it may wait, or raise
+:class:`BackpressureError`); the batch is sealed and published inside the block."""
+
+
 class IngestService:
     """Seals a batch and publishes its records; MUST NOT report an event accepted before the ack.
 
     At most ``options.max_in_flight`` batches are sealed or published at once; one more raises
-    :class:`BackpressureError` (429). When Kafka does not acknowledge, :class:`UnavailableError`
-    (503) is raised, and for ``unavailable_retry_after_s`` afterwards new batches fail fast with
-    503 instead of piling up behind the dead broker.
+    :class:`BackpressureError` (429). An ``admission`` hook (the embedded default's ledger backlog)
+    may hold or refuse a batch before it is validated or sealed, so a refused batch costs nothing.
+    When Kafka does not acknowledge, :class:`UnavailableError` (503) is raised, and for
+    ``unavailable_retry_after_s`` afterwards new batches fail fast with 503 instead of piling up
+    behind the dead broker.
     """
 
     def __init__(
         self, *, sealer: Sealer, authenticator: Authenticator, publisher: BusPublisher, topic: str,
         options: IngestOptions, metrics: IngestMetrics, ping_db: Callable[[], Awaitable[None]],
-        vkey: str,
+        vkey: str, admission: Admission | None = None,
     ) -> None:
         self.sealer = sealer
         self.authenticator = authenticator
@@ -40,6 +49,7 @@ class IngestService:
         self.vkey = vkey
         self.publisher_started = False
         self._ping_db = ping_db
+        self._admission = admission
         self._in_flight = 0
         self._unavailable_until = 0.0
 
@@ -52,9 +62,10 @@ class IngestService:
         self._in_flight += 1
         self.metrics.in_flight.inc()
         try:
-            batch = await self.sealer.prepare(principal, raw_events)
-            if batch.records:
-                await self._publish(batch)
+            async with self._admission(len(raw_events)) if self._admission else contextlib.nullcontext():
+                batch = await self.sealer.prepare(principal, raw_events)
+                if batch.records:
+                    await self._publish(batch)
         finally:
             self._in_flight -= 1
             self.metrics.in_flight.dec()

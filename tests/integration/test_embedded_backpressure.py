@@ -25,9 +25,17 @@ from sealtrail.sdk.client import Accepted, SealtrailClient
 BOUND = 40
 
 
-def _event(i: int) -> dict[str, Any]:
+def _event(i: int, subjects: list[str] | None = None) -> dict[str, Any]:
     return events.tool_call(agent_id="agent-bp", server_id="crm", tool_name="lookup", tool_tier="read",
-                            decision="allow", status="ok", payload={"n": i})
+                            decision="allow", status="ok", payload={"n": i}, subjects=subjects)
+
+
+def _subject_keys(db: Path) -> int:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT count(*) FROM data_keys WHERE kind = 'subject'").fetchone()[0])
+    finally:
+        conn.close()
 
 
 @contextlib.asynccontextmanager
@@ -82,8 +90,9 @@ def _logged(db: Path) -> list[str]:
 
 
 def test_a_lagging_ledger_turns_new_batches_into_429s_and_loses_nothing(tmp_path: Path) -> None:
-    """Over the bound: 429 problem with Retry-After, nothing appended; the backlog is a metric; once
-    the ledger catches up the same events are accepted, and every 202'd event is logged once."""
+    """Over the bound: 429 problem with Retry-After before the batch is sealed (nothing appended, no
+    key made for its new subject); the backlog is a metric; once the ledger catches up the same
+    events are accepted, and every 202'd event is logged once."""
 
     async def scenario() -> None:
         async with _served(tmp_path) as (client, token, data, _):
@@ -91,7 +100,7 @@ def test_a_lagging_ledger_turns_new_batches_into_429s_and_loses_nothing(tmp_path
             assert (await _post(client, token, warm)).status_code == 202
             await _until(lambda: _zero(client))
             held = [_event(100 + i) for i in range(BOUND + 10)]
-            refused = [_event(200 + i) for i in range(10)]
+            refused = [_event(200 + i, subjects=["email:new@example.com"]) for i in range(10)]
             with _write_locked(data.db):
                 assert (await _post(client, token, held)).status_code == 202  # the backlog was 0
                 assert await _backlog(client) == len(held)
@@ -101,11 +110,13 @@ def test_a_lagging_ledger_turns_new_batches_into_429s_and_loses_nothing(tmp_path
                 assert answer.headers["content-type"] == "application/problem+json"
                 assert answer.json()["type"].endswith("/backpressure")
                 assert await _backlog(client) == len(held), "a refused batch was appended"
+                assert _subject_keys(data.db) == 0, "a refused batch was sealed"
                 metrics = (await client.get("/metrics")).text
                 assert "sealtrail_embedded_throttled_batches_total" in metrics
                 assert "sealtrail_ledger_entries_total" in metrics and "sealtrail_ingest" in metrics
             await _until(lambda: _zero(client))
             assert (await _post(client, token, refused)).status_code == 202
+            assert _subject_keys(data.db) == 1
             await _until(lambda: _zero(client))
             expected = {e["event_id"] for e in warm + held + refused}
             logged = _logged(data.db)

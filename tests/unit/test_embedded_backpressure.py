@@ -1,4 +1,4 @@
-"""The embedded default's backpressure: the bound, the publisher that refuses, the problem it becomes."""
+"""The embedded default's backpressure: the bound, the admission that waits or refuses, the problem it becomes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import orjson
 import pytest
 
-from sealtrail.cli.embedded.backpressure import BACKLOG, THROTTLED, LedgerBacklog, ThrottledPublisher
+from sealtrail.cli.embedded.backpressure import BACKLOG, THROTTLED, LedgerBacklog
 from sealtrail.errors import BackpressureError
 from sealtrail.infra.bus import TopicSpec
 from sealtrail.infra.problems import problem_for
@@ -48,12 +48,22 @@ class _Recorder:
         return None
 
 
-def _throttled(backlog: int | None, bound: int = 10, wait: float = 0.05
-               ) -> tuple[ThrottledPublisher, _Recorder, _Source]:
+class _Admitted:
+    """Publishes each batch inside the gate's admission, as ingest seals and publishes a batch."""
+
+    def __init__(self, gate: LedgerBacklog, inner: _Recorder) -> None:
+        self._gate, self._inner = gate, inner
+
+    async def publish(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+        async with self._gate.admit(len(records)):
+            await self._inner.publish(topic, records)
+
+
+def _throttled(backlog: int | None, bound: int = 10, wait: float = 0.05) -> tuple[_Admitted, _Recorder, _Source]:
     source, inner = _Source(backlog), _Recorder()
     gate = LedgerBacklog(bound=bound, retry_after_s=2.5, max_wait_s=wait)
     gate.attach(source)
-    return ThrottledPublisher(inner, topic="sealed", backlog=gate), inner, source
+    return _Admitted(gate, inner), inner, source
 
 
 def test_over_the_bound_nothing_is_appended_and_the_error_says_when_to_retry() -> None:
@@ -78,13 +88,12 @@ def test_at_the_bound_and_below_it_records_pass() -> None:
     assert inner.published == [("sealed", 3), ("sealed", 1)]
 
 
-def test_other_topics_and_an_unresumed_ledger_are_never_refused() -> None:
-    """Dead letters and checkpoints are not throttled, and nothing is refused before the ledger resumed."""
+def test_an_unresumed_ledger_is_never_refused() -> None:
+    """Nothing is refused before the ledger resumed (its backlog is unknown until then)."""
     publisher, inner, source = _throttled(1000)
-    asyncio.run(publisher.publish("checkpoints", [(b"k", b"v")]))
     source.value = None
     asyncio.run(publisher.publish("sealed", [(b"k", b"v")]))
-    assert inner.published == [("checkpoints", 1), ("sealed", 1)]
+    assert inner.published == [("sealed", 1)]
 
 
 def test_a_batch_over_the_bound_waits_for_a_commit_that_makes_room() -> None:

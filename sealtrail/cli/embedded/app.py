@@ -34,7 +34,6 @@ from sealtrail.cli.embedded.backpressure import (
     DEFAULT_MAX_WAIT_S,
     DEFAULT_RETRY_AFTER_S,
     LedgerBacklog,
-    ThrottledPublisher,
 )
 from sealtrail.cli.embedded.datadir import DEFAULT_MAX_BACKLOG, SEALED_TOPIC, DataDir
 from sealtrail.cli.embedded.ledger import DEFAULT_CHECKPOINT_INTERVAL_S, LEDGER_GROUP, SharedLog, running_ledger
@@ -145,11 +144,11 @@ def create_app(data: DataDir, *, options: EmbeddedOptions | None = None) -> Star
     publisher = SharedLog(log)
     backlog = LedgerBacklog(bound=opts.max_backlog, retry_after_s=opts.backpressure_retry_after_s,
                             max_wait_s=opts.backpressure_max_wait_s)
-    throttled = ThrottledPublisher(publisher, topic=SEALED_TOPIC, backlog=backlog)
     # One key cache for ingest and the query API: an erasure through the API reaches sealing at once.
     keys = CachingKeyStore(inner=SqliteKeyStore(db=db, kek=kek))
     ingest: FastAPI = create_ingest_app(settings, options=IngestOptions(migrate=False), parts=IngestParts(
-        publisher=throttled, signer=receipt_signer, stores=IngestStores(auth=SqliteAuthStore(db=db), keys=keys)))
+        publisher=publisher, signer=receipt_signer, admission=backlog.admit,
+        stores=IngestStores(auth=SqliteAuthStore(db=db), keys=keys)))
     query = embedded_query.build(settings, db=db, kek=kek, publisher=publisher, signer=query_signer, keys=keys,
                                  projector_poll_s=opts.projector_poll_s)
 

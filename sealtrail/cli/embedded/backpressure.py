@@ -3,12 +3,12 @@
 In production Kafka absorbs a ledger that falls behind. In one process the local log would keep
 accepting at ingest's pace while the ledger sequences at its own, so the backlog (records appended
 to the sealed topic and not yet committed by the ledger) and the 202-to-checkpoint latency would
-grow for as long as the load lasts. :class:`ThrottledPublisher` stops that: while the backlog is
-over its bound, a batch for the sealed topic waits (up to ``max_wait_s``) for the ledger to commit
-enough to make room, and if there is still none it raises
-:class:`~sealtrail.errors.BackpressureError` BEFORE anything is appended, which ingest answers 429
-with ``Retry-After`` (the SDK backs off and resends the same events). Nothing acknowledged is
-refused: the check is made before the append, never after it.
+grow for as long as the load lasts. :meth:`LedgerBacklog.admit`, ingest's admission hook, stops
+that: while the backlog is over its bound, a batch waits (up to ``max_wait_s``) for the ledger to
+commit enough to make room, and if there is still none it raises
+:class:`~sealtrail.errors.BackpressureError` before the batch is validated, sealed or appended,
+which ingest answers 429 with ``Retry-After`` (the SDK backs off and resends the same events). A
+refused batch costs no sealing and creates no key, and nothing acknowledged is refused.
 
 Why wait at all: ``Retry-After`` counts whole seconds, and a ledger that commits a few thousand
 records a second would drain the bound and sit idle while every client sleeps out its second. A
@@ -21,14 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 from prometheus_client import Counter, Gauge
 
 from sealtrail.cli.embedded.datadir import DEFAULT_MAX_BACKLOG
 from sealtrail.errors import BackpressureError
-from sealtrail.infra.bus import BusPublisher, TopicSpec
 
 DEFAULT_RETRY_AFTER_S = 1.0
 DEFAULT_MAX_WAIT_S = 1.0
@@ -105,34 +104,3 @@ class LedgerBacklog:
             yield
         finally:
             self._appending -= records
-
-
-class ThrottledPublisher:
-    """A :class:`BusPublisher` that holds, then refuses, records for ``topic`` while ``backlog`` is
-    over its bound.
-
-    Other topics pass through unchecked. Start and stop are the wrapped publisher's.
-    """
-
-    def __init__(self, publisher: BusPublisher, *, topic: str, backlog: LedgerBacklog) -> None:
-        self._publisher = publisher
-        self._topic = topic
-        self._backlog = backlog
-
-    async def start(self) -> None:
-        await self._publisher.start()
-
-    async def stop(self) -> None:
-        await self._publisher.stop()
-
-    async def publish(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
-        """Waits while the backlog is over the bound; raises :class:`BackpressureError`, appending
-        nothing, if it stays over for the backlog's ``max_wait_s``."""
-        if topic != self._topic:
-            await self._publisher.publish(topic, records)
-            return
-        async with self._backlog.admit(len(records)):
-            await self._publisher.publish(topic, records)
-
-    async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None:
-        await self._publisher.ensure_topics(specs)
