@@ -13,13 +13,13 @@ import pytest
 
 from sealtrail.core.record import SealedRecord
 from sealtrail.errors import DuplicateEventError
-from sealtrail.infra.bus import BusRecord, TopicSpec
+from sealtrail.infra.bus import BusRecord
 from services.ledger import metrics
 from services.ledger.deadletter import DeadLetterSink
 from services.ledger.store import LedgerStore
 from services.ledger.worker import CAREFUL_S, LedgerWorker
 from tests.support.backends import LedgerBackend, postgres_backend, sqlite_backend
-from tests.support.ledger import DelegatingStore, sealed
+from tests.support.ledger import DelegatingStore, NoDeadLetters, sealed
 
 TOPIC = "sealed"
 
@@ -34,17 +34,6 @@ class _CountingStore(DelegatingStore):
     async def existing_event_ids(self, log_id: str, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
         self.lookups += 1
         return await self._inner.existing_event_ids(log_id, event_ids)
-
-
-class _NoDeadLetters:
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def publish(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
-        raise AssertionError("no dead letter expected")
-
-    async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None: ...
 
 
 class _Clock:
@@ -79,7 +68,7 @@ async def test_a_repeat_of_a_committed_event_refuses_the_commit_then_is_skipped(
     stored, the offset unmoved), and the same poll sequenced again logs every other record once."""
     async with _backend(backend_kind, fresh_db_url, tmp_path) as backend:
         store, clock = _CountingStore(backend.store), _Clock()
-        worker = LedgerWorker(store=store, dead_letters=DeadLetterSink(publisher=_NoDeadLetters(), topic="dlq"),
+        worker = LedgerWorker(store=store, dead_letters=DeadLetterSink(publisher=NoDeadLetters(), topic="dlq"),
                               group="g", topic=TOPIC, lookup_duplicates="after_conflict", clock=clock)
         first = [sealed("acme") for _ in range(50)]
         assert await worker.handle(0, None, _records(0, first)) == 50
@@ -108,7 +97,7 @@ async def test_lookups_last_for_the_careful_window_after_a_refused_commit(
     lookup_duplicates="always" every poll is, and a repeat never refuses a commit."""
     async with _backend(backend_kind, fresh_db_url, tmp_path) as backend:
         store, clock = _CountingStore(backend.store), _Clock()
-        worker = LedgerWorker(store=store, dead_letters=DeadLetterSink(publisher=_NoDeadLetters(), topic="dlq"),
+        worker = LedgerWorker(store=store, dead_letters=DeadLetterSink(publisher=NoDeadLetters(), topic="dlq"),
                               group="g", topic=TOPIC, lookup_duplicates="after_conflict", clock=clock)
         logged = [sealed("acme") for _ in range(5)]
         offset = await worker.handle(0, None, _records(0, logged))
@@ -123,7 +112,7 @@ async def test_lookups_last_for_the_careful_window_after_a_refused_commit(
         assert store.lookups == 1  # the window has passed
         assert (await backend.raw.head("acme"))[0] == 7
 
-        careful = LedgerWorker(store=store, dead_letters=DeadLetterSink(publisher=_NoDeadLetters(), topic="dlq"),
+        careful = LedgerWorker(store=store, dead_letters=DeadLetterSink(publisher=NoDeadLetters(), topic="dlq"),
                                group="g", topic=TOPIC, lookup_duplicates="always", clock=clock)
         assert await careful.handle(0, offset, _records(offset, [fresh, logged[3]])) == offset + 2
         assert store.lookups == 2

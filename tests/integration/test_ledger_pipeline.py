@@ -23,7 +23,7 @@ from services.ledger.kafka_driver import KafkaLedgerDriver
 from services.ledger.store import LedgerStore, PartitionCommit
 from services.ledger.worker import LedgerWorker, PreparedCommit
 from tests.support.backends import LedgerBackend, postgres_backend
-from tests.support.ledger import DelegatingStore, sealed
+from tests.support.ledger import DelegatingStore, NoDeadLetters, sealed
 
 
 class _GatedStore(DelegatingStore):
@@ -57,17 +57,6 @@ class _GatedStore(DelegatingStore):
         await self._inner.commit(work)
         self.committed.append(work)
         self.committed_event.set()
-
-
-class _NoPublisher:
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def publish(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
-        raise AssertionError("no dead letter expected")
-
-    async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None: ...
 
 
 class _RecordingWorker(LedgerWorker):
@@ -104,7 +93,7 @@ async def test_a_duplicate_of_an_event_still_committing_is_not_appended_again(fr
     async with postgres_backend(fresh_db_url) as backend:
         await backend.raw.add_tenants("acme")
         store = _GatedStore(backend.store)
-        worker = LedgerWorker(store=store, dead_letters=DeadLetterSink(publisher=_NoPublisher(), topic="dlq"),
+        worker = LedgerWorker(store=store, dead_letters=DeadLetterSink(publisher=NoDeadLetters(), topic="dlq"),
                               group="g", topic="t")
         first = [sealed("acme") for _ in range(5)]
         assert await worker.handle(0, None, _records(first, 0)) == 5
@@ -231,7 +220,7 @@ async def test_batch_time_is_the_polls_own_work_not_the_wait_for_the_previous_co
     async with postgres_backend(fresh_db_url) as backend:
         await backend.raw.add_tenants("acme")
         store = _GatedStore(backend.store, delay_s=0.4)
-        worker = LedgerWorker(store=store, dead_letters=DeadLetterSink(publisher=_NoPublisher(), topic="dlq"),
+        worker = LedgerWorker(store=store, dead_letters=DeadLetterSink(publisher=NoDeadLetters(), topic="dlq"),
                               group="g", topic="t")
         (batches, batch_s), (commits, commit_s) = _histogram(metrics.BATCH_SECONDS), _histogram(
             metrics.COMMIT_SECONDS)

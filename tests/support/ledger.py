@@ -18,6 +18,7 @@ from sealtrail.core.checkpoint import Checkpoint
 from sealtrail.core.merkle import verify_consistency
 from sealtrail.core.record import SealedRecord
 from sealtrail.core.verify import TrustedKey, TrustedKeys, verify_run
+from sealtrail.infra.bus import TopicSpec
 from services.ledger import tree_postgres
 from services.ledger.sequencer import LogHead
 from services.ledger.store import LedgerStore, PartitionCommit
@@ -90,6 +91,19 @@ class DelegatingStore:
 
     async def commit(self, work: PartitionCommit) -> None:
         await self._inner.commit(work)
+
+
+class NoDeadLetters:
+    """A bus publisher for a ledger worker's dead letters in tests that expect none."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def publish(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+        raise AssertionError("no dead letter expected")
+
+    async def ensure_topics(self, specs: Sequence[TopicSpec]) -> None: ...
 
 
 async def produce(bootstrap: str, topic: str, records: Sequence[SealedRecord]) -> None:
