@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sqlite3
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from sealtrail.core.receipt import RECEIPT_FORMAT
 from sealtrail.sdk import events
 from sealtrail.sdk.client import Accepted, SealtrailClient
+from tests.support.embedded import read_rows
 from tests.support.serve import Served, cli, start_serve, wait_for_checkpoint
 
 TENANT = "default"
@@ -54,11 +54,7 @@ def _calls(served: Served, token: str, agent: str) -> list[dict[str, Any]]:
 
 
 def _logged_event_ids(db: Path) -> list[str]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return [r[0] for r in conn.execute("SELECT event_id FROM entries WHERE log_id = ?", (TENANT,))]
-    finally:
-        conn.close()
+    return [r[0] for r in read_rows(db, "SELECT event_id FROM entries WHERE log_id = ?", (TENANT,))]
 
 
 def _verify(served: Served, token: str) -> str:

@@ -21,6 +21,7 @@ from sealtrail.cli.embedded.datadir import DataDir, initialise
 from sealtrail.sdk import events
 from sealtrail.sdk.backoff import Backoff
 from sealtrail.sdk.client import Accepted, SealtrailClient
+from tests.support.embedded import read_rows
 
 BOUND = 40
 
@@ -31,11 +32,7 @@ def _event(i: int, subjects: list[str] | None = None) -> dict[str, Any]:
 
 
 def _subject_keys(db: Path) -> int:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return int(conn.execute("SELECT count(*) FROM data_keys WHERE kind = 'subject'").fetchone()[0])
-    finally:
-        conn.close()
+    return int(read_rows(db, "SELECT count(*) FROM data_keys WHERE kind = 'subject'")[0][0])
 
 
 @contextlib.asynccontextmanager
@@ -82,11 +79,7 @@ async def _until(check: Callable[[], Any], within_s: float = 20) -> None:
 
 
 def _logged(db: Path) -> list[str]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return [r[0] for r in conn.execute("SELECT event_id FROM entries WHERE log_id = 'default'")]
-    finally:
-        conn.close()
+    return [r[0] for r in read_rows(db, "SELECT event_id FROM entries WHERE log_id = 'default'")]
 
 
 def test_a_lagging_ledger_turns_new_batches_into_429s_and_loses_nothing(tmp_path: Path) -> None:

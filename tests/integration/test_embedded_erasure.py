@@ -5,7 +5,6 @@ event sent right after a subject's erasure is sealed with a new subject key, nev
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from sealtrail.cli.embedded.app import EmbeddedOptions, create_app
 from sealtrail.cli.embedded.datadir import DataDir, initialise
 from sealtrail.infra.auth import Role
 from sealtrail.sdk import events
+from tests.support.embedded import read_rows
 
 SUBJECT = "email:alice@example.com"
 
@@ -26,12 +26,8 @@ def _call() -> dict[str, object]:
 
 
 def _key_ids(db: Path, event_id: str) -> list[str] | None:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        row = conn.execute("SELECT entry FROM entries WHERE event_id = ?", (event_id,)).fetchone()
-    finally:
-        conn.close()
-    return None if row is None else list(orjson.loads(row[0])["key_ids"])
+    rows = read_rows(db, "SELECT entry FROM entries WHERE event_id = ?", (event_id,))
+    return list(orjson.loads(rows[0][0])["key_ids"]) if rows else None
 
 
 async def _logged(db: Path, event_id: str, within_s: float = 20) -> list[str]:

@@ -4,7 +4,6 @@ keeps everything it accepted, and starts again over a log whose first segments a
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from pathlib import Path
 
@@ -15,17 +14,14 @@ from sealtrail.cli.embedded.app import EmbeddedOptions, create_app
 from sealtrail.cli.embedded.datadir import SEALED_TOPIC, DataDir, initialise
 from sealtrail.infra.auth import Role
 from sealtrail.sdk import events
+from tests.support.embedded import read_rows
 
 OPTIONS = EmbeddedOptions(checkpoint_interval_s=0.1, projector_poll_s=0.05, log_segment_bytes=8192,
                           log_retention_s=0, log_retention_interval_s=0.1)
 
 
 def _entries(db: Path) -> int:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return int(conn.execute("SELECT count(*) FROM entries").fetchone()[0])
-    finally:
-        conn.close()
+    return int(read_rows(db, "SELECT count(*) FROM entries")[0][0])
 
 
 def _first_bases(data: DataDir) -> list[int]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from sealtrail import cli
 from sealtrail.cli.embedded.datadir import DataDir, initialise
+from tests.support.embedded import read_rows
 
 
 def _invoke(*args: str) -> tuple[int, str, str]:
@@ -19,11 +19,7 @@ def _invoke(*args: str) -> tuple[int, str, str]:
 
 
 def _months(db: Path, tenant: str) -> object:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return conn.execute("SELECT retention_months FROM tenants WHERE tenant_id = ?", (tenant,)).fetchone()[0]
-    finally:
-        conn.close()
+    return read_rows(db, "SELECT retention_months FROM tenants WHERE tenant_id = ?", (tenant,))[0][0]
 
 
 def test_retention_is_set_and_cleared_in_the_data_dir(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ next checkpoint is signed with the new pair, and the whole log, signed under bot
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from sealtrail.cli.embedded.datadir import DataDir, initialise
 from sealtrail.core.note import Ed25519Verifier, parse_note
 from sealtrail.infra.auth import Role
 from sealtrail.sdk import events
+from tests.support.embedded import read_rows
 
 
 def _invoke(*args: str) -> tuple[int, str, str]:
@@ -27,12 +27,8 @@ def _invoke(*args: str) -> tuple[int, str, str]:
 
 
 def _latest_note(db: Path) -> tuple[int, str]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        row = conn.execute("SELECT tree_size, note FROM checkpoints ORDER BY tree_size DESC LIMIT 1").fetchone()
-    finally:
-        conn.close()
-    return (0, "") if row is None else (int(row[0]), str(row[1]))
+    rows = read_rows(db, "SELECT tree_size, note FROM checkpoints ORDER BY tree_size DESC LIMIT 1")
+    return (int(rows[0][0]), str(rows[0][1])) if rows else (0, "")
 
 
 async def _signed(db: Path, size: int, within_s: float = 20) -> str:

@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sealtrail.core.checkpoint import Checkpoint
 from sealtrail.core.merkle import verify_consistency
@@ -110,5 +111,14 @@ def check_log(db_path: Path, log_id: str) -> int:
                             indices=[r[0] for r in rows])
         assert result.entries == len(rows)
         return len(rows)
+    finally:
+        conn.close()
+
+
+def read_rows(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+    """Rows of one query on ``db`` over a read-only connection (while the server writes to it)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
