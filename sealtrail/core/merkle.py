@@ -14,12 +14,18 @@ one batched read of O(log n) nodes (never more than about ``2 * log2(n)``).
 The ledger keeps only a :class:`CompactRange` in memory: the ``popcount(n)`` perfect roots that
 cover ``[0, n)``, O(log n) hashes. Appending reports the new perfect nodes so a store can persist
 them in the same transaction as the entries.
+
+Database stores keep fewer: only the nodes on every :data:`STRIDE`-th level (level 0 being the
+leaves, which the entries hold anyway), about ``n / (2**STRIDE - 1)`` node rows instead of ``n``.
+A node between two stored levels is rebuilt from the ``2**d`` stored nodes ``d`` levels below it
+(:func:`base_nodes`, :func:`rebuild`), so a proof reads at most ``2**STRIDE - 1`` stored nodes
+per band of ``STRIDE`` levels and hashes fewer than that.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -204,6 +210,55 @@ def range_nodes(begin: int, end: int) -> list[NodeID]:
             right.append(NodeID(level, end))
         begin, end, level = begin >> 1, end >> 1, level + 1
     return left + right[::-1]
+
+
+# --- nodes stored on every STRIDE-th level ---------------------------------------------------
+
+STRIDE = 4
+"""Database stores keep perfect nodes on the levels that are multiples of ``STRIDE`` only."""
+
+
+def stored_level(level: int) -> bool:
+    """Whether a store keeps the nodes of ``level`` (level 0: the leaves, kept with the entries)."""
+    return level % STRIDE == 0
+
+
+def stored_nodes(runs: Iterable[NodeRun]) -> Iterator[tuple[int, int, bytes]]:
+    """``(level, index, hash)`` of the new nodes a store keeps besides the leaves (level 0)."""
+    for run in runs:
+        if run.level > 0 and stored_level(run.level):
+            for i, h in enumerate(run.hashes):
+                yield run.level, run.start + i, h
+
+
+def _base(node: NodeID) -> tuple[int, int, int]:
+    """The stored level under ``node``, and the first and end index of its nodes there."""
+    drop = node.level % STRIDE
+    return node.level - drop, node.index << drop, (node.index + 1) << drop
+
+
+def base_nodes(ids: Iterable[NodeID]) -> list[NodeID]:
+    """The stored nodes :func:`rebuild` needs to give the hashes of ``ids``, sorted, each once."""
+    wanted: set[NodeID] = set()
+    for node in ids:
+        level, begin, end = _base(node)
+        wanted.update(NodeID(level, i) for i in range(begin, end))
+    return sorted(wanted)
+
+
+def rebuild(ids: Iterable[NodeID], stored: Mapping[NodeID, bytes]) -> dict[NodeID, bytes]:
+    """The hashes of those of ``ids`` whose base nodes are all in ``stored`` (by node id)."""
+    out: dict[NodeID, bytes] = {}
+    for node in ids:
+        level, begin, end = _base(node)
+        hashes = [stored.get(NodeID(level, i)) for i in range(begin, end)]
+        if any(h is None for h in hashes):
+            continue
+        layer = [h for h in hashes if h is not None]  # all of them; the filter narrows the type
+        while len(layer) > 1:
+            layer = _pair_up(layer)
+        out[node] = layer[0]
+    return out
 
 
 # --- proofs from stored nodes ------------------------------------------------------------------

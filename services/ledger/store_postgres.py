@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from sealtrail.core.merkle import CompactRange
+from sealtrail.core.merkle import CompactRange, stored_nodes
 from sealtrail.errors import ConcurrentWriteError, DuplicateEventError, UnavailableError
 from sealtrail.infra.postgres import Conn
 from services.ledger.rows import INT_COLUMN_NAMES, TEXT_COLUMN_NAMES
@@ -141,8 +141,7 @@ async def _write_batch(conn: Conn, batch: SequencedBatch) -> None:
         entries.append((batch.log_id, e.index, tenant, cols.event_id, cols.type, cols.occurred_at,
                         cols.received_at, *cols.text, *cols.ints, e.entry, e.leaf, e.chain))
         payloads.append((batch.log_id, e.index, tenant, cols.key_ids, e.record.nonce, e.record.ciphertext))
-    nodes = [(batch.log_id, run.level, run.start + i, h)
-             for run in batch.runs if run.level > 0 for i, h in enumerate(run.hashes)]
+    nodes = [(batch.log_id, level, index, h) for level, index, h in stored_nodes(batch.runs)]
     await conn.copy_records_to_table("entries", records=entries, columns=_ENTRY_COLUMNS)
     await conn.copy_records_to_table("payloads", records=payloads, columns=_PAYLOAD_COLUMNS)
     if nodes:

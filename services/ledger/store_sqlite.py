@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from sealtrail.core.merkle import CompactRange
+from sealtrail.core.merkle import CompactRange, stored_nodes
 from sealtrail.errors import ConcurrentWriteError, DuplicateEventError
 from sealtrail.infra.sqlite import SqliteDatabase, db_now, to_db_time, translated
 from services.ledger.rows import INT_COLUMN_NAMES, TEXT_COLUMN_NAMES
@@ -154,8 +154,7 @@ def _write_batch(conn: sqlite3.Connection, batch: SequencedBatch) -> None:
                      " VALUES (?, ?, ?, ?, ?, ?)", payloads)
     conn.executemany("INSERT INTO payload_keys (key_id, log_id, idx) VALUES (?, ?, ?)", payload_keys)
     conn.executemany("INSERT INTO tree_nodes (log_id, level, idx, hash) VALUES (?, ?, ?, ?)",
-                     [(batch.log_id, run.level, run.start + i, h)
-                      for run in batch.runs if run.level > 0 for i, h in enumerate(run.hashes)])
+                     [(batch.log_id, level, index, h) for level, index, h in stored_nodes(batch.runs)])
     conn.execute(
         "INSERT INTO batches (log_id, first_idx, count, batch_root, tree_size, tree_root, chain_head)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",

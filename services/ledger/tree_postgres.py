@@ -1,13 +1,15 @@
 """Reads stored Merkle nodes from PostgreSQL: one round trip for any proof.
 
-Level-0 nodes are the leaves in ``entries.leaf``; higher perfect nodes are in ``tree_nodes``.
+Level-0 nodes are the leaves in ``entries.leaf``; the perfect nodes of every
+:data:`~sealtrail.core.merkle.STRIDE`-th level above are in ``tree_nodes``, and the nodes between
+are rebuilt from them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sealtrail.core.merkle import NodeID, ProofPlan, plan_consistency, plan_inclusion, range_nodes
+from sealtrail.core.merkle import NodeID, ProofPlan, base_nodes, plan_consistency, plan_inclusion, range_nodes, rebuild
 from sealtrail.errors import InvalidInputError
 from sealtrail.infra.postgres import Conn
 
@@ -21,11 +23,12 @@ ORDER BY n.ord
 
 
 async def find_nodes(conn: Conn, log_id: str, ids: Sequence[NodeID]) -> dict[NodeID, bytes]:
-    """The stored hashes of those of ``ids`` that are stored."""
+    """The hashes of those of ``ids`` that the stored nodes give (:func:`~sealtrail.core.merkle.rebuild`)."""
     if not ids:
         return {}
-    rows = await conn.fetch(_NODES_SQL, log_id, [i.level for i in ids], [i.index for i in ids])
-    return {node: r["hash"] for node, r in zip(ids, rows, strict=True) if r["hash"] is not None}
+    base = base_nodes(ids)
+    rows = await conn.fetch(_NODES_SQL, log_id, [i.level for i in base], [i.index for i in base])
+    return rebuild(ids, {node: r["hash"] for node, r in zip(base, rows, strict=True) if r["hash"] is not None})
 
 
 async def get_nodes(conn: Conn, log_id: str, ids: Sequence[NodeID]) -> list[bytes]:

@@ -1,6 +1,8 @@
 """Reads stored Merkle nodes from SQLite: one query for any proof.
 
-Level-0 nodes are the leaves in ``entries.leaf``; higher perfect nodes are in ``tree_nodes``.
+Level-0 nodes are the leaves in ``entries.leaf``; the perfect nodes of every
+:data:`~sealtrail.core.merkle.STRIDE`-th level above are in ``tree_nodes``, and the nodes between
+are rebuilt from them.
 The functions are synchronous: they run inside a transaction on one of the database's threads.
 """
 
@@ -15,9 +17,14 @@ from sealtrail.errors import InvalidInputError
 
 
 def find_nodes(conn: sqlite3.Connection, log_id: str, ids: Sequence[NodeID]) -> dict[NodeID, bytes]:
-    """The stored hashes of those of ``ids`` that are stored."""
+    """The hashes of those of ``ids`` that the stored nodes give (:func:`~sealtrail.core.merkle.rebuild`)."""
     if not ids:
         return {}
+    base = merkle.base_nodes(ids)
+    return merkle.rebuild(ids, _stored(conn, log_id, base))
+
+
+def _stored(conn: sqlite3.Connection, log_id: str, ids: Sequence[NodeID]) -> dict[NodeID, bytes]:
     values = ", ".join("(?, ?, ?)" for _ in ids)
     sql = (
         f"WITH n(ord, level, idx) AS (VALUES {values})"

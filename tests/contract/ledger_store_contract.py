@@ -79,14 +79,14 @@ class LedgerStoreContract:
 
     async def test_a_moved_log_rolls_back_the_whole_commit(self, backend: LedgerBackend) -> None:
         """When one log's size moved, nothing of the commit stays: not the other log, not the offset."""
-        await self._first_batch(backend, 2)
-        beta = sequence(_empty("beta"), [sealed("beta") for _ in range(3)])
-        stale = sequence(_empty("acme"), [sealed("acme")])  # starts at size 0, the log is at 2
+        await self._first_batch(backend, 16)  # 16 leaves: one stored node, (4, 0)
+        beta = sequence(_empty("beta"), [sealed("beta") for _ in range(16)])
+        stale = sequence(_empty("acme"), [sealed("acme")])  # starts at size 0, the log is at 16
         with pytest.raises(ConcurrentWriteError):
-            await backend.store.commit(_work(0, 2, 6, [beta, stale], [_empty("beta")]))
+            await backend.store.commit(_work(0, 16, 33, [beta, stale], [_empty("beta")]))
         assert await backend.store.load_heads(["beta"]) == {}
-        assert await backend.store.load_offsets(group="g", topic="t", partitions=[0]) == {0: 2}
-        assert await backend.raw.count("entries") == 2 and await backend.raw.count("tree_nodes") == 1
+        assert await backend.store.load_offsets(group="g", topic="t", partitions=[0]) == {0: 16}
+        assert await backend.raw.count("entries") == 16 and await backend.raw.count("tree_nodes") == 1
 
     async def test_creating_an_existing_log_conflicts(self, backend: LedgerBackend) -> None:
         """Two writers that both think a log is new: the second one is refused."""

@@ -260,3 +260,60 @@ def test_compact_range_restores_and_continues() -> None:
     restored.extend(LEAVES[1000:1500])
     assert restored == original and restored.root() == REF.mth(0, 1500)
     assert len(original.to_bytes()) == 8 + 32 * (1500).bit_count()
+
+
+class StridedReader:
+    """A database store's view: only the nodes :func:`merkle.stored_nodes` keeps, plus the leaves;
+    every other node is rebuilt, as the PostgreSQL and SQLite readers do."""
+
+    def __init__(self, chunks: Sequence[int]) -> None:
+        self.kept: dict[merkle.NodeID, bytes] = {merkle.NodeID(0, i): leaf for i, leaf in enumerate(LEAVES)}
+        compact, pos = merkle.CompactRange(), 0
+        for chunk in chunks:
+            batch = LEAVES[pos : pos + chunk]
+            self.kept.update((merkle.NodeID(level, index), h)
+                             for level, index, h in merkle.stored_nodes(compact.extend(batch)))
+            pos += len(batch)
+        self.base_reads = 0
+
+    def get_nodes(self, ids: Sequence[merkle.NodeID]) -> list[bytes]:
+        base = merkle.base_nodes(ids)
+        self.base_reads += len(base)
+        found = merkle.rebuild(ids, {n: self.kept[n] for n in base if n in self.kept})
+        return [found[n] for n in ids]
+
+
+STRIDED = StridedReader([MAX_LEAVES // 2 - 5, 1, 7, MAX_LEAVES])
+
+
+def test_stores_keep_only_every_stride_th_level() -> None:
+    """Database stores write the nodes of levels STRIDE, 2*STRIDE, ... only: n / 15 rows, not n."""
+    levels = {n.level for n in STRIDED.kept}
+    assert levels == {0, merkle.STRIDE, 2 * merkle.STRIDE}  # 2048 leaves: levels 0..11
+    assert sum(1 for n in STRIDED.kept if n.level) == MAX_LEAVES // 16 + MAX_LEAVES // 256
+
+
+@PROFILE
+@given(data=st.data(), size2=st.integers(1, MAX_LEAVES))
+@example(data=None, size2=MAX_LEAVES)
+def test_proofs_from_strided_nodes_match_reference(data: st.DataObject | None, size2: int) -> None:
+    """Rebuilding the missing levels gives the same proofs and roots as a store of every node,
+    reading at most 2**(STRIDE - 1) stored nodes for each node of the proof's O(log n) plan."""
+    size1 = data.draw(st.integers(1, size2)) if data is not None else size2 - 1
+    index = data.draw(st.integers(0, size2 - 1)) if data is not None else size2 - 1
+    STRIDED.base_reads = 0
+    assert merkle.inclusion_proof(STRIDED, index, size2) == REF.path(index, 0, size2)
+    assert STRIDED.base_reads <= 2 ** (merkle.STRIDE - 1) * len(merkle.plan_inclusion(index, size2).ids)
+    assert merkle.consistency_proof(STRIDED, size1, size2) == REF.subproof(size1, 0, size2, True)
+    assert merkle.root_at(STRIDED, size2) == REF.mth(0, size2)
+
+
+def test_rebuild_leaves_out_nodes_with_a_missing_base() -> None:
+    """A node is given only when every stored node under it is there; base_nodes names each once."""
+    node = merkle.NodeID(3, 1)  # leaves 8..15
+    base = merkle.base_nodes([node, merkle.NodeID(2, 2), merkle.NodeID(4, 0)])
+    assert base == [*(merkle.NodeID(0, i) for i in range(8, 16)), merkle.NodeID(4, 0)]
+    full = {n: STRIDED.kept[n] for n in base}
+    assert merkle.rebuild([node], full) == {node: REF.mth(8, 16)}
+    del full[merkle.NodeID(0, 13)]
+    assert merkle.rebuild([node, merkle.NodeID(4, 0)], full) == {merkle.NodeID(4, 0): REF.mth(0, 16)}
