@@ -102,6 +102,8 @@ class _Limits:
     max_depth: int
     accepted_types: frozenset[str]
     base: str
+    subjects: dict[str, str]
+    """Normal forms of the subject ids seen in this batch (a batch repeats its subjects)."""
 
 
 class _Reject(Exception):
@@ -130,7 +132,7 @@ def validate_batch(
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     limits = _Limits(now.astimezone(UTC), max_skew, max_age, max_payload_bytes, max_depth,
-                     accepted_types, pointer_base)
+                     accepted_types, pointer_base, {})
     accepted: list[ValidEvent] = []
     rejected: list[Rejection] = []
     for index, raw in enumerate(raw_events):
@@ -154,15 +156,23 @@ def _validate_one(index: int, raw: object, limits: _Limits) -> ValidEvent:
         raise _from_validation_error(e, here) from None
     payload_json = _check_payload(event, here, limits)
     _check_clock(event, here, limits)
-    return ValidEvent(index, event, _normalised_subjects(event, here), payload_json)
+    return ValidEvent(index, event, _normalised_subjects(event, here, limits.subjects), payload_json)
 
 
-def _normalised_subjects(event: EventModel, here: str) -> tuple[str, ...]:
+def _normalised_subjects(event: EventModel, here: str, seen: dict[str, str]) -> tuple[str, ...]:
     subjects: list[str] = getattr(event, "subjects", None) or []
-    try:
-        return tuple(sorted({normalise_subject(subject) for subject in subjects}))
-    except InvalidInputError as e:
-        raise _Reject(INVALID_EVENT, e.detail, f"{here}/subjects") from None
+    if not subjects:
+        return ()
+    normal = set()
+    for subject in subjects:
+        form = seen.get(subject)
+        if form is None:
+            try:
+                form = seen[subject] = normalise_subject(subject)
+            except InvalidInputError as e:
+                raise _Reject(INVALID_EVENT, e.detail, f"{here}/subjects") from None
+        normal.add(form)
+    return tuple(sorted(normal))
 
 
 def _model_for(raw: dict[Any, Any], here: str, limits: _Limits) -> type[EventModel]:
