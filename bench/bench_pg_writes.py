@@ -43,6 +43,7 @@ import asyncpg
 
 from bench.ingest_load import tree_cpu_s
 from bench.machine import describe
+from sealtrail.core.merkle import stored_level
 from sealtrail.devstack import PostgresServer
 from sealtrail.infra.postgres import migrate
 from services.ledger.store_postgres import _ENTRY_COLUMNS, _NODE_COLUMNS, _PAYLOAD_COLUMNS
@@ -56,12 +57,13 @@ _LSN = "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint"
 
 @dataclass(frozen=True)
 class Variant:
-    """Schema or session changes applied after the migrations; ``nodes`` False skips tree_nodes rows."""
+    """Schema or session changes applied after the migrations; ``nodes``: which tree_nodes rows are
+    written: ``stride`` (every STRIDE-th level, as the ledger does), ``every`` level, or ``none``."""
 
     name: str
     ddl: tuple[str, ...] = ()
     session: tuple[str, ...] = ()
-    nodes: bool = True
+    nodes: str = "stride"
     note: str = ""
 
 
@@ -80,7 +82,8 @@ VARIANTS = {v.name: v for v in (
     Variant("no_secondary", tuple(f"DROP INDEX {i}" for i in _SECONDARY),
             note="without the 5 secondary entries indexes"),
     Variant("no_gin", ("DROP INDEX payloads_key_ids",), note="without the GIN index on payloads.key_ids"),
-    Variant("no_nodes", nodes=False, note="without tree_nodes rows"),
+    Variant("no_nodes", nodes="none", note="without tree_nodes rows"),
+    Variant("every_level", nodes="every", note="tree_nodes rows of every level (before migration 0009)"),
     Variant("gin_fastupdate_off", ("ALTER INDEX payloads_key_ids SET (fastupdate = off)",),
             note="GIN without the pending list"),
     Variant("gin_pending_64mb", ("ALTER INDEX payloads_key_ids SET (gin_pending_list_limit = 65536)",),
@@ -107,9 +110,9 @@ VARIANTS = {v.name: v for v in (
 
 
 # The per-index drops and collate_c_entries refine the default set; ask for them with --variants.
-DEFAULT_VARIANTS = ("full", "no_secondary", "no_gin", "no_nodes", "gin_fastupdate_off", "gin_pending_64mb",
-                    "gin_subject_only", "wal_compression", "unique_log_first", "unique_event_first", "no_unique",
-                    "collate_c", "bare")
+DEFAULT_VARIANTS = ("full", "no_secondary", "no_gin", "no_nodes", "every_level", "gin_fastupdate_off",
+                    "gin_pending_64mb", "gin_subject_only", "wal_compression", "unique_log_first",
+                    "unique_event_first", "no_unique", "collate_c", "bare")
 
 
 @dataclass
@@ -208,7 +211,9 @@ async def load(conn: asyncpg.Connection, variant: Variant, rows: Rows) -> None:
                                LOG_ID, end, os.urandom(32), os.urandom(32 * 18), first)
             await conn.copy_records_to_table("entries", records=ents, columns=_ENTRY_COLUMNS)
             await conn.copy_records_to_table("payloads", records=pays, columns=_PAYLOAD_COLUMNS)
-            if variant.nodes and nodes:
+            if variant.nodes != "every":
+                nodes = [n for n in nodes if variant.nodes == "stride" and stored_level(n[1])]
+            if nodes:
                 await conn.copy_records_to_table("tree_nodes", records=nodes, columns=_NODE_COLUMNS)
             await conn.execute(
                 "INSERT INTO batches (log_id, first_idx, count, batch_root, tree_size, tree_root, chain_head)"
