@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from tests.support.query import QueryStack, call, drop_database, new_database, query_stack
+from tests.support.tamper import TENANT as TAMPER_TENANT
+from tests.support.tamper import audit_tenant
 
 
 @pytest.fixture(scope="package")
@@ -66,3 +68,13 @@ async def seed(stack: QueryStack) -> Seed:
     alice = [e["event_id"] for e in acme if e.get("subjects") == ["user:alice@example.com"]]
     bob = [e["event_id"] for e in acme if e.get("subjects") == ["user:Bob@Example.com"]]
     return Seed(acme, beta, alice, bob)
+
+
+@pytest.fixture(scope="package")
+async def tamper_log(stack: QueryStack) -> int:
+    """The tamper tenant's log: 40 calls under a signed checkpoint that verifies before any tampering."""
+    ids = await stack.send(TAMPER_TENANT, [call(subjects=["user:tina@example.com"] if i % 4 == 0 else None,
+                                                payload={"args": {"q": f"t {i}"}}) for i in range(40)])
+    await stack.logged(TAMPER_TENANT, ids)
+    report = await audit_tenant(stack)
+    return report.entries
