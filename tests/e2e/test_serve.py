@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import stat
 from collections.abc import Callable
@@ -14,35 +13,18 @@ import httpx
 import pytest
 
 from sealtrail.core.receipt import RECEIPT_FORMAT
-from sealtrail.sdk import events
 from sealtrail.sdk.client import Accepted, SealtrailClient
 from tests.support.embedded import read_rows
-from tests.support.serve import Served, cli, start_serve, wait_for_checkpoint
-
-TENANT = "default"
-
-
-def _event(i: int, agent: str = "agent-1") -> dict[str, Any]:
-    return events.tool_call(agent_id=agent, server_id="crm", tool_name="lookup_customer", tool_tier="read",
-                            decision="allow", status="ok", session_id=f"sess-{agent}",
-                            payload={"arguments": {"n": i, "email": "alice@example.com"}},
-                            subjects=["user:alice@example.com"])
-
-
-async def _send(url: str, token: str, batch: list[dict[str, Any]]) -> list[str]:
-    accepted: list[Accepted] = []
-    async with SealtrailClient(url, token, on_accepted=accepted.extend) as client:
-        for e in batch:
-            await client.send(e)
-    return [a.event_id for a in accepted]
-
-
-def _key(served: Served, role: str) -> str:
-    done = cli("admin", "key", "create", "--data-dir", str(served.data_dir), "--tenant", TENANT, "--role", role,
-               "--json")
-    assert done.returncode == 0, done.stderr
-    token: str = json.loads(done.stdout)["token"]
-    return token
+from tests.support.serve import (
+    TENANT,
+    Served,
+    cli,
+    create_key,
+    send_events,
+    serve_event,
+    start_serve,
+    wait_for_checkpoint,
+)
 
 
 def _calls(served: Served, token: str, agent: str) -> list[dict[str, Any]]:
@@ -94,8 +76,8 @@ def test_first_run_serves_and_a_restart_keeps_everything(tmp_path: Path) -> None
         assert keys["receipt_format"] == RECEIPT_FORMAT
         twice = cli("serve", "--data-dir", str(data), "--port", str(served.port + 1), timeout=30)
         assert twice.returncode == 1 and "already being served" in twice.stderr
-        investigator, auditor = _key(served, "investigator"), _key(served, "auditor")
-        first = asyncio.run(_send(served.url, served.tokens["gateway"], [_event(i) for i in range(300)]))
+        investigator, auditor = create_key(served, "investigator"), create_key(served, "auditor")
+        first = asyncio.run(send_events(served.url, served.tokens["gateway"], [serve_event(i) for i in range(300)]))
         assert len(first) == 300
         wait_for_checkpoint(served.url, auditor, TENANT, 300)
         assert {c["header"]["event_id"] for c in _wait_projected(served, investigator, "agent-1", 300)} == set(first)
@@ -105,7 +87,8 @@ def test_first_run_serves_and_a_restart_keeps_everything(tmp_path: Path) -> None
     again = start_serve(data, port=served.port)
     try:
         assert again.tokens == {} and "first run" not in again.stdout()
-        second = asyncio.run(_send(again.url, served.tokens["gateway"], [_event(i, "agent-2") for i in range(50)]))
+        later = [serve_event(i, "agent-2") for i in range(50)]
+        second = asyncio.run(send_events(again.url, served.tokens["gateway"], later))
         wait_for_checkpoint(again.url, auditor, TENANT, 350)
         assert len(_calls(again, investigator, "agent-1")) == 300
         assert len(_wait_projected(again, investigator, "agent-2", 50)) == len(second) == 50
@@ -124,7 +107,7 @@ async def _traffic(url: str, token: str, acked: set[str], stop: asyncio.Event, s
                                on_accepted=on_accepted) as client:
         i = 0
         while not stop.is_set():
-            await client.send(_event(i, "agent-k"))
+            await client.send(serve_event(i, "agent-k"))
             i += 1
             if i % 200 == 0:
                 await asyncio.sleep(0.01)
@@ -144,7 +127,7 @@ def test_sigkill_loses_nothing_acknowledged(tmp_path: Path) -> None:
     data = tmp_path / "data"
     served = start_serve(data)
     gateway = served.tokens["gateway"]
-    auditor = _key(served, "auditor")
+    auditor = create_key(served, "auditor")
     acked: set[str] = set()
 
     async def scenario() -> Served:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -11,9 +12,15 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from sealtrail.sdk import events
+from sealtrail.sdk.client import Accepted, SealtrailClient
+
+TENANT = "default"
+"""The tenant a first run of ``sealtrail serve`` creates."""
 TOKEN_LINE = re.compile(r"^\s+(\w+)\s+token\s+(st_\S+)$", re.MULTILINE)
 
 
@@ -95,3 +102,29 @@ def wait_for_checkpoint(url: str, token: str, log: str, size: int, *, timeout: f
             return int(r.text.splitlines()[1])
         time.sleep(0.1)
     raise TimeoutError(f"no checkpoint of {log} covers {size} entries after {timeout} s")
+
+
+def serve_event(i: int, agent: str = "agent-1") -> dict[str, Any]:
+    """A tool call with a payload that names one data subject."""
+    return events.tool_call(agent_id=agent, server_id="crm", tool_name="lookup_customer", tool_tier="read",
+                            decision="allow", status="ok", session_id=f"sess-{agent}",
+                            payload={"arguments": {"n": i, "email": "alice@example.com"}},
+                            subjects=["user:alice@example.com"])
+
+
+async def send_events(url: str, token: str, batch: list[dict[str, Any]]) -> list[str]:
+    """Send through the SDK; the ids of the events acknowledged."""
+    accepted: list[Accepted] = []
+    async with SealtrailClient(url, token, on_accepted=accepted.extend) as client:
+        for e in batch:
+            await client.send(e)
+    return [a.event_id for a in accepted]
+
+
+def create_key(served: Served, role: str) -> str:
+    """A new API key of ``role`` in the served tenant (``sealtrail admin key create``); its token."""
+    done = cli("admin", "key", "create", "--data-dir", str(served.data_dir), "--tenant", TENANT, "--role", role,
+               "--json")
+    assert done.returncode == 0, done.stderr
+    token: str = json.loads(done.stdout)["token"]
+    return token
