@@ -28,6 +28,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import asyncpg
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.bench_ingest import PACKAGES, provision, receipt_verifier, start_ingest, stop, templates
 from bench.ingest_load import AnswerCheck, BodyTemplate, Connection, CpuMeter, process_cpu_s, tree_cpu_s
@@ -40,9 +42,9 @@ RESULTS = Path(__file__).resolve().parent / "results" / "e2e.json"
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def start_ledger(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_ledger(env: dict[str, str], log: Path, port: int) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "sealtrail.cli.main", "ledger", "--port", str(free_port())],
+        return subprocess.Popen([sys.executable, "-m", "sealtrail.cli.main", "ledger", "--port", str(port)],
                                 env={**os.environ, **env}, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 
@@ -96,6 +98,29 @@ class PostgresCpu:
             out[label] = out.get(label, 0.0) + cpu - self._start.get(pid, 0.0)
         out["exited"] = tree_cpu_s(self._postmaster) - self._start_tree - sum(out.values())
         return {k: round(v, 2) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
+
+
+# The ledger's own view of where an event's time goes (histograms of its /metrics).
+STAGES = {"batch": "sealtrail_ledger_batch_seconds", "commit": "sealtrail_ledger_commit_seconds",
+          "checkpoint_delay": "sealtrail_ledger_checkpoint_delay_seconds"}
+
+
+async def ledger_stages(port: int) -> dict[str, dict[str, float]]:
+    """Count, mean and the bucket bound under which 99% fall, of each histogram in :data:`STAGES`."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    out = {}
+    for stage, name in STAGES.items():
+        family = families.get(name)
+        if family is None:
+            continue
+        buckets = sorted((float(s.labels["le"]), s.value) for s in family.samples if s.name.endswith("_bucket"))
+        count = next((s.value for s in family.samples if s.name.endswith("_count")), 0.0)
+        total = next((s.value for s in family.samples if s.name.endswith("_sum")), 0.0)
+        p99 = next((le for le, n in buckets if count and n >= 0.99 * count), float("nan"))
+        out[stage] = {"count": count, "mean": round(total / count, 3) if count else 0.0, "p99_at_most": p99}
+    return out
 
 
 async def top_statements(db_url: str, n: int = 12) -> list[dict[str, Any]]:
@@ -185,7 +210,8 @@ async def run(args: argparse.Namespace, pg: PostgresServer, kafka: KafkaServer, 
     token, env = await provision(pg.url, work)
     env = {**env, "SEALTRAIL_KAFKA_BOOTSTRAP": kafka.bootstrap, "SEALTRAIL_SIGNING_KEY_DIR": str(work / "keys"),
            "SEALTRAIL_TOPIC_PARTITIONS": str(args.partitions)}
-    ledger = start_ledger(env, work / "ledger.log")
+    ledger_port = free_port()
+    ledger = start_ledger(env, work / "ledger.log", ledger_port)
     port = free_port()
     ingest = start_ingest(env, "sealtrail.sealed", port, args.ingest_workers, work / "ingest.log")
     verifier = receipt_verifier(Path(env["SEALTRAIL_SERVICE_KEY_FILE"]))
@@ -213,6 +239,7 @@ async def run(args: argparse.Namespace, pg: PostgresServer, kafka: KafkaServer, 
             await asyncio.sleep(0.2)
         drained_s = time.perf_counter() - started
         rss.append(rss_mib(ledger.pid))
+        stages = await ledger_stages(ledger_port)
     finally:
         done.set()
         await watcher
@@ -227,6 +254,7 @@ async def run(args: argparse.Namespace, pg: PostgresServer, kafka: KafkaServer, 
         "ack_to_checkpoint_s": {"p50": round(statistics.median(lat), 3),
                                 "p99": round(lat[int(0.99 * (len(lat) - 1))], 3), "max": round(lat[-1], 3)},
         "ledger_rss_mib_end": round(rss[-1], 1) if rss else None,
+        "ledger_stages_s": stages,
         "cpu_s_while_sending": cpu_s,
         "cpu_us_per_event": {k: round(v / total * 1e6, 1) for k, v in cpu_s.items()} if total else {},
         "postgres_cpu_us_per_event": {k: round(v / total * 1e6, 1) for k, v in pg_cpu_s.items()} if total else {},
@@ -245,6 +273,8 @@ def main() -> None:
                         help="offered load in events/s on a fixed schedule (0: as fast as answers come)")
     parser.add_argument("--pg-statements", action="store_true",
                         help="load pg_stat_statements and report the statements that took the most server time")
+    parser.add_argument("--kafka-setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="a broker property for this run (repeatable)")
     parser.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE",
                         help="an extra PostgreSQL server setting (repeatable)")
     args = parser.parse_args()
@@ -252,7 +282,7 @@ def main() -> None:
         work = Path(tmp)
         settings = [*args.pg_setting, *(["shared_preload_libraries=pg_stat_statements"] if args.pg_statements else [])]
         pg = PostgresServer(datadir=work / "pg", durable=True, settings=tuple(settings))
-        kafka = KafkaServer(datadir=work / "kafka")
+        kafka = KafkaServer(datadir=work / "kafka", settings=dict(kv.split("=", 1) for kv in args.kafka_setting))
         try:
             pg.start()
             kafka.start()

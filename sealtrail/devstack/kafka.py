@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sealtrail.devstack._proc import (
@@ -100,6 +100,8 @@ class KafkaServer:
     port: int = 0
     controller_port: int = 0
     heap: str = "512m"
+    settings: dict[str, str] = field(default_factory=dict)
+    """Broker properties set beside (or instead of) the defaults below."""
 
     @property
     def bootstrap(self) -> str:
@@ -137,6 +139,7 @@ class KafkaServer:
             "auto.create.topics.enable": "false",
             "log.retention.hours": "168",
             "log.segment.bytes": str(64 * 1024 * 1024),
+            **self.settings,
         }
         cfg = self.datadir / "server.properties"
         cfg.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
