@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import json
 import os
 import statistics
@@ -31,10 +30,10 @@ import asyncpg
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.bench_ingest import PACKAGES, provision, receipt_verifier, start_ingest, stop, templates
-from bench.ingest_load import AnswerCheck, BodyTemplate, Connection, CpuMeter, process_cpu_s, tree_cpu_s
+from bench.bench_ingest import PACKAGES, provision, receipt_verifier, start_ingest, stop
+from bench.ingest_load import CpuMeter, process_cpu_s, tree_cpu_s
 from bench.machine import describe, rss_mib
-from sealtrail.core.note import Ed25519Verifier
+from sealtrail.cli.benchload import AnswerCheck, Load, send
 from sealtrail.devstack import KafkaServer, PostgresServer
 from sealtrail.devstack._proc import free_port
 
@@ -138,56 +137,6 @@ async def top_statements(db_url: str, n: int = 12) -> list[dict[str, Any]]:
     return [{k: (float(v) if k in ("total_s", "us_per_row") else v) for k, v in r.items()} for r in rows]
 
 
-async def send(url: str, token: str, verifier: Ed25519Verifier, *, seconds: float, concurrency: int,
-               batch: int, rate: float, accepted: list[tuple[float, list[str]]]) -> dict[int, int]:
-    """POST batches for ``seconds`` over ``concurrency`` connections; record each 202's time and ids.
-
-    With ``rate`` > 0 the batches are offered on a fixed schedule of ``rate`` events/s (a
-    sustained-load test: does the pipeline keep up at that rate, and with what latency?); with
-    0 every connection sends its next batch as soon as the answer to the last one arrives.
-    Bodies are prebuilt (:class:`BodyTemplate`), the client is the benchmark's own HTTP/1.1
-    connection, and one answer in 50 is checked in full (ids, log, one receipt verified).
-    """
-    host, port = url.removeprefix("http://").split(":")
-    parts = templates(1024)
-    check = AnswerCheck(verifier, 50)
-    statuses: dict[int, int] = {}
-    start = time.perf_counter()
-    end = start + seconds
-    start_ms = int(time.time() * 1000)
-    interval = batch / rate if rate > 0 else 0.0
-    next_slot = [start]
-
-    async def worker(n: int) -> None:
-        body = BodyTemplate(parts, batch, n, start_ms)
-        conn = Connection(host, int(port), token)
-        try:
-            while True:
-                if interval:
-                    slot = next_slot[0]
-                    next_slot[0] = slot + interval
-                    if slot >= end:
-                        return
-                    await asyncio.sleep(max(0.0, slot - time.perf_counter()))
-                elif time.perf_counter() >= end:
-                    return
-                counter = body.next()
-                status, answer = await conn.post(body.body)
-                statuses[status] = statuses.get(status, 0) + 1
-                if status == 202:
-                    ids = body.event_ids(counter)
-                    if check.accepted(answer, functools.partial(list, ids)) != len(ids):
-                        raise SystemExit("a 202 answer did not accept the whole batch")
-                    accepted.append((time.perf_counter(), ids))
-                elif status in (429, 503):
-                    await asyncio.sleep(1.0)
-        finally:
-            await conn.close()
-
-    await asyncio.gather(*(worker(n) for n in range(concurrency)))
-    return statuses
-
-
 async def latencies(db_url: str, accepted: list[tuple[float, list[str]]],
                     seen: list[tuple[float, int]]) -> list[float]:
     """Seconds from each event's 202 to the first observed checkpoint covering its index."""
@@ -228,9 +177,9 @@ async def run(args: argparse.Namespace, pg: PostgresServer, kafka: KafkaServer, 
         cpu.start()
         await pg_cpu.start()
         started = time.perf_counter()
-        statuses = await send(f"http://127.0.0.1:{port}", token, verifier, seconds=args.seconds,
-                              concurrency=args.concurrency, batch=500, rate=args.rate, accepted=accepted)
-        sent_s = time.perf_counter() - started
+        load = Load(f"http://127.0.0.1:{port}", token, args.seconds, args.concurrency, 500, 1024, args.rate)
+        sent = await send(load, AnswerCheck([verifier], 50, log="bench"))
+        sent_s, statuses, accepted = time.perf_counter() - started, sent.statuses, sent.accepted
         cpu_s = cpu.stop()
         pg_cpu_s = await pg_cpu.stop()
         total = sum(len(ids) for _, ids in accepted)

@@ -36,42 +36,16 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
-import orjson
 
-from bench.bench_ingest import batch_body, templates
 from bench.machine import describe, rss_mib
+from sealtrail.cli.bench import receipt_verifiers
+from sealtrail.cli.benchload import AnswerCheck, Load, send
 from tests.support.serve import Served, start_serve
 
 RESULTS = Path(__file__).resolve().parent / "results" / "embedded.json"
 PACKAGES = ("fastapi", "uvicorn", "uvloop", "httptools", "pydantic", "orjson", "pynacl", "blake3", "httpx",
             "rfc8785")
 BATCH = 500
-
-
-async def send(url: str, token: str, seconds: float, concurrency: int, batch: int,
-               accepted: list[tuple[float, list[str]]]) -> dict[int, int]:
-    """``concurrency`` connections send batches back to back for ``seconds``; a 429 or 503 waits
-    Retry-After. Records (time of the 202, event ids) per accepted batch; returns status counts."""
-    parts = templates(1024)
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    statuses: dict[int, int] = {}
-    end = time.perf_counter() + seconds
-
-    async def worker(n: int) -> None:
-        async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
-            offset = n * 1_000_003
-            while time.perf_counter() < end:
-                resp = await client.post("/v1/events", content=batch_body(parts, batch, offset))
-                offset += batch
-                statuses[resp.status_code] = statuses.get(resp.status_code, 0) + 1
-                if resp.status_code == 202:
-                    ids = [a["event_id"] for a in orjson.loads(resp.content)["accepted"]]
-                    accepted.append((time.perf_counter(), ids))
-                elif resp.status_code in (429, 503):
-                    await asyncio.sleep(min(float(resp.headers.get("Retry-After", "1")), end - time.perf_counter()))
-
-    await asyncio.gather(*(worker(n) for n in range(concurrency)))
-    return statuses
 
 
 def sizes(db: Path) -> tuple[int, int]:
@@ -153,9 +127,9 @@ async def run(args: argparse.Namespace, served: Served) -> dict[str, Any]:
     cpu_before = cpu_seconds(served.proc.pid)
     try:
         started = time.perf_counter()
-        statuses = await send(served.url, served.tokens["gateway"], args.seconds, args.concurrency, BATCH,
-                              accepted)
-        sent_s = time.perf_counter() - started
+        load = Load(served.url, served.tokens["gateway"], args.seconds, args.concurrency, BATCH)
+        sent = await send(load, AnswerCheck(await receipt_verifiers(served.url), 50))
+        sent_s, statuses, accepted = time.perf_counter() - started, sent.statuses, sent.accepted
         sending.set()
         async with httpx.AsyncClient(base_url=served.url, timeout=10) as client:
             backlog_end = gauge((await client.get("/metrics")).text, "sealtrail_embedded_ledger_backlog")

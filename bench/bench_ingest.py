@@ -29,21 +29,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
-import orjson
 
-from bench.ingest_load import AnswerCheck, BodyTemplate, Connection, CpuMeter
+from bench.ingest_load import CpuMeter
 from bench.machine import describe
+from sealtrail.cli.benchload import SUBJECTS, AnswerCheck, BodyTemplate, Connection, event_templates
 from sealtrail.core.note import Ed25519Signer, Ed25519Verifier
 from sealtrail.devstack import KafkaServer, PostgresServer
 from sealtrail.devstack._proc import free_port
-from sealtrail.sdk import tool_call, uuid7
 from tests.support.pipeline import provision_tenant
 
 RESULTS = Path(__file__).resolve().parent / "results" / "ingest.json"
@@ -51,31 +49,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("fastapi", "uvicorn", "uvloop", "httptools", "aiokafka", "asyncpg", "pydantic", "orjson",
             "pynacl", "blake3", "httpx", "rfc8785")
 EVENT_BYTES = 1024
-SUBJECTS = 100
-MARK = "00000000-0000-7000-8000-000000000000"
-
-
-def templates(event_bytes: int) -> list[tuple[bytes, bytes]]:
-    """Per subject, the JSON of one ~``event_bytes`` tool_call split around its event id."""
-    out = []
-    for i in range(SUBJECTS):
-        base = tool_call(agent_id="agent-7", session_id="sess-42", server_id="srv-crm",
-                         tool_name="crm.search", tool_tier="read", decision="allow", status="ok",
-                         latency_ms=87, event_id=MARK,
-                         payload={"args": {"query": ""}, "result": {"rows": 3}},
-                         subjects=[f"user:customer-{i}@example.com"])
-        pad = event_bytes - len(orjson.dumps(base))
-        base["payload"] = {"args": {"query": "x" * max(0, pad)}, "result": {"rows": 3}}
-        prefix, suffix = orjson.dumps(base).split(MARK.encode())
-        out.append((prefix, suffix))
-    return out
-
-
-def batch_body(parts: list[tuple[bytes, bytes]], size: int, offset: int) -> bytes:
-    """A request body of ``size`` events with new UUIDv7 event ids (simple; see BodyTemplate)."""
-    events = (parts[(offset + i) % SUBJECTS][0] + uuid7().encode() + parts[(offset + i) % SUBJECTS][1]
-              for i in range(size))
-    return b'{"events":[' + b",".join(events) + b"]}"
 
 
 async def provision(db_url: str, workdir: Path) -> tuple[str, dict[str, str]]:
@@ -126,9 +99,9 @@ async def drive(url: str, token: str, verifier: Ed25519Verifier, *, seconds: flo
                 concurrency: int, batch: int, event_bytes: int, cpu: CpuMeter,
                 check_every: int) -> dict[str, Any]:
     """C connections sending batches back to back; counts the answers that arrive in the window."""
-    parts = templates(event_bytes)
+    parts = event_templates(event_bytes)
     host, port = url.removeprefix("http://").rsplit(":", 1)
-    check = AnswerCheck(verifier, check_every)
+    check = AnswerCheck([verifier], check_every, log="bench")
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     statuses_all: dict[int, int] = {}
@@ -145,9 +118,9 @@ async def drive(url: str, token: str, verifier: Ed25519Verifier, *, seconds: flo
             while time.perf_counter() < end:
                 counter = body.next()
                 sent = time.perf_counter()
-                status, answer = await conn.post(body.body)
+                status, _, answer = await conn.post(body.body)
                 done = time.perf_counter()
-                count = check.accepted(answer, partial(body.event_ids, counter)) if status == 202 else 0
+                count = check.accepted(answer, body.event_ids(counter)) if status == 202 else 0
                 accepted_all += count
                 statuses_all[status] = statuses_all.get(status, 0) + 1
                 if measure_from <= done < end:
@@ -180,7 +153,7 @@ async def drive(url: str, token: str, verifier: Ed25519Verifier, *, seconds: flo
         "accepted_events": accepted,
         "accepted_events_incl_warmup": accepted_all,
         "answers_checked_in_full": check.checked,
-        "receipts_verified": check.receipts_verified,
+        "receipts_verified": check.checked,
         "requests": len(latencies),
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "statuses_incl_warmup": {str(k): v for k, v in sorted(statuses_all.items())},

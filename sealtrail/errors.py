@@ -140,3 +140,8 @@ class DuplicateEventError(ConcurrentWriteError):
 
     The ledger then sequences the same records again, this time looking their event ids up first.
     """
+
+
+class BenchmarkError(SealtrailError):
+    """A benchmark run could not measure what it set out to: requests refused, answers that do not
+    match what was sent, or accepted events that never reached a signed checkpoint."""

@@ -20,6 +20,7 @@ _GROUPS = (
     "sealtrail.cli.query",
     "sealtrail.cli.serve",
     "sealtrail.cli.demo",
+    "sealtrail.cli.bench",
 )
 
 
