@@ -100,8 +100,12 @@ def _embedded(seconds: float, rate: float, connections: int, batch: int, event_b
 @contextlib.contextmanager
 def _serve(tmp: Path) -> Iterator[_Server]:
     """``sealtrail serve`` as a child process on a new data directory and a free port."""
-    from sealtrail.cli.embedded.datadir import DataDir, initialise
-    from sealtrail.infra.auth import Role
+    try:
+        from sealtrail.cli.embedded.datadir import DataDir, initialise
+        from sealtrail.infra.auth import Role
+    except ImportError as e:
+        raise BenchmarkError("measuring the embedded default needs the server extra "
+                             "(pip install 'sealtrail[server]'); --url measures a deployment without it") from e
 
     data = DataDir(tmp / "data")
     first = asyncio.run(initialise(data, roles=(Role.GATEWAY, Role.AUDITOR)))
