@@ -2,8 +2,9 @@
 
 Without ``--url`` it measures this machine: ``sealtrail serve`` (the embedded default) starts as a
 child process on a fresh temporary data directory, and its CPU time is reported per event. With
-``--url`` it loads a running deployment's ingest with a gateway token and watches the query API
-with an auditor token (``--query-url``, by default the same address, as ``sealtrail serve`` has).
+``--url`` it loads a running deployment's ingest with a gateway key and watches the query API
+(``--query-url``, by default the same address, as ``sealtrail serve`` has) with a key that may read
+proofs (``--query-token``; the gateway key may, and is the default).
 
 Each event's latency is exact: after the run the log's new entries are read back through the
 query API, each sent event id is found at its index, and its latency is the time from its 202 to
@@ -55,8 +56,8 @@ def bench(
     token: Annotated[str | None, typer.Option(envvar="SEALTRAIL_GATEWAY_TOKEN",
                                               help="gateway API key for --url")] = None,
     query_url: Annotated[str | None, typer.Option(help="the query API (default: --url)")] = None,
-    query_token: Annotated[str | None, typer.Option(envvar="SEALTRAIL_TOKEN",
-                                                    help="auditor API key for the query API")] = None,
+    query_token: Annotated[str | None, typer.Option(envvar="SEALTRAIL_TOKEN", help=(
+        "a key with proofs:read for the query API (auditor, investigator; default: --token)"))] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Measure events/s and the latency from 202 to a signed checkpoint, here or on a deployment."""
@@ -64,11 +65,10 @@ def bench(
         if url is None:
             report = _embedded(seconds, rate, connections, batch, event_bytes)
         else:
-            if not token or not query_token:
-                raise BenchmarkError("--url needs a gateway --token and an auditor --query-token "
-                                     "(or SEALTRAIL_GATEWAY_TOKEN and SEALTRAIL_TOKEN)")
+            if not token:
+                raise BenchmarkError("--url needs a gateway --token (or SEALTRAIL_GATEWAY_TOKEN)")
             load = Load(url.rstrip("/"), token, seconds, connections, batch, event_bytes, rate)
-            report = asyncio.run(measure(load, (query_url or url).rstrip("/"), query_token))
+            report = asyncio.run(measure(load, (query_url or url).rstrip("/"), query_token or token))
             report["target"] = url
     except (SealtrailError, httpx.HTTPError, OSError) as e:
         typer.echo(f"bench failed: {type(e).__name__}: {e}", err=True)
@@ -160,14 +160,14 @@ async def measure(load: Load, query_url: str, query_token: str) -> dict[str, Any
     async with http_client(query_url, query_token) as http:
         before = await _log_sizes(http)
         seen: list[tuple[float, int]] = []
-        async with _watching(http, check, seen):
+        async with _watching(http, check, seen) as watcher:
             started = time.perf_counter()
             sent = await send(load, check)
             if not sent.accepted:
                 raise BenchmarkError(f"no request was accepted (answers: {sent.statuses})")
             assert check.log is not None  # the first 202 was checked in full
             start = before.get(check.log, 0)
-            index = await _indices(LogClient(http, check.log), sent, start, seen)
+            index = await _indices(LogClient(http, check.log), sent, start, seen, watcher)
             drained = time.perf_counter()
     return _report(load, sent, check.log, index, seen, drained - started)
 
@@ -184,18 +184,22 @@ async def receipt_verifiers(url: str) -> list[Ed25519Verifier]:
 async def _log_sizes(http: httpx.AsyncClient) -> dict[str, int]:
     resp = await http.get("/v1/logs")
     if resp.status_code != 200:
-        raise BenchmarkError(f"the query API answered {resp.status_code} to GET /v1/logs (an auditor key?)")
+        raise BenchmarkError(f"the query API answered {resp.status_code} to GET /v1/logs "
+                             "(the query key needs proofs:read)")
     return {x["log"]: int(x["size"]) for x in resp.json()["logs"]}
 
 
 @contextlib.asynccontextmanager
 async def _watching(http: httpx.AsyncClient, check: AnswerCheck, seen: list[tuple[float, int]]
-                    ) -> AsyncIterator[None]:
-    """Record (time, size) each time the signed size of the benchmark's log grows, until the block ends."""
+                    ) -> AsyncIterator[asyncio.Task[None]]:
+    """Record (time, size) each time the signed size of the benchmark's log grows, until the block
+    ends; the task fails when the query API refuses the auditor key."""
     async def watch() -> None:
         while True:
             if check.log is not None:
                 resp = await http.get(f"/v1/logs/{check.log}/checkpoint")
+                if resp.status_code in (401, 403):
+                    raise BenchmarkError(f"the query API answered {resp.status_code} to the query key")
                 if resp.status_code == 200:
                     size = int(resp.text.split("\n", 2)[1])
                     if not seen or size > seen[-1][1]:
@@ -204,14 +208,15 @@ async def _watching(http: httpx.AsyncClient, check: AnswerCheck, seen: list[tupl
 
     task = asyncio.create_task(watch())
     try:
-        yield
+        yield task
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
 
-async def _indices(client: LogClient, sent: Sent, start: int, seen: list[tuple[float, int]]) -> dict[str, int]:
+async def _indices(client: LogClient, sent: Sent, start: int, seen: list[tuple[float, int]],
+                   watcher: asyncio.Task[None]) -> dict[str, int]:
     """The log index of every accepted event, read back once signed checkpoints cover them."""
     wanted = {event_id for _, ids in sent.accepted for event_id in ids}
     found: dict[str, int] = {}
@@ -220,9 +225,12 @@ async def _indices(client: LogClient, sent: Sent, start: int, seen: list[tuple[f
     while len(found) < len(wanted):
         signed = seen[-1][1] if seen else 0
         if signed < start + len(wanted) or signed <= read_to:
+            if watcher.done():
+                watcher.result()  # raises what stopped it
             if time.perf_counter() > deadline:
                 raise BenchmarkError(f"{len(wanted) - len(found)} accepted events are not in a signed checkpoint "
-                                     f"after {DRAIN_TIMEOUT_S:.0f} s")
+                                     f"of log {client.log} after {DRAIN_TIMEOUT_S:.0f} s (is the query key of "
+                                     "the gateway key's tenant?)")
             await asyncio.sleep(POLL_S)
             continue
         for first in range(read_to, signed, ENTRY_PAGE):
