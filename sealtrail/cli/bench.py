@@ -3,8 +3,8 @@
 Without ``--url`` it measures this machine: ``sealtrail serve`` (the embedded default) starts as a
 child process on a fresh temporary data directory, and its CPU time is reported per event. With
 ``--url`` it loads a running deployment's ingest with a gateway key and watches the query API
-(``--query-url``, by default the same address, as ``sealtrail serve`` has) with a key that may read
-proofs (``--query-token``; the gateway key may, and is the default).
+(``--query-url``, by default the same address, as ``sealtrail serve`` has) with an auditor or
+investigator key (``--query-token``), which may read the log's entries.
 
 Each event's latency is exact: after the run the log's new entries are read back through the
 query API, each sent event id is found at its index, and its latency is the time from its 202 to
@@ -57,7 +57,7 @@ def bench(
                                               help="gateway API key for --url")] = None,
     query_url: Annotated[str | None, typer.Option(help="the query API (default: --url)")] = None,
     query_token: Annotated[str | None, typer.Option(envvar="SEALTRAIL_TOKEN", help=(
-        "a key with proofs:read for the query API (auditor, investigator; default: --token)"))] = None,
+        "an auditor or investigator key for the query API (reads the log's entries)"))] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Measure events/s and the latency from 202 to a signed checkpoint, here or on a deployment."""
@@ -65,10 +65,11 @@ def bench(
         if url is None:
             report = _embedded(seconds, rate, connections, batch, event_bytes)
         else:
-            if not token:
-                raise BenchmarkError("--url needs a gateway --token (or SEALTRAIL_GATEWAY_TOKEN)")
+            if not token or not query_token:
+                raise BenchmarkError("--url needs a gateway --token and an auditor or investigator --query-token "
+                                     "(or SEALTRAIL_GATEWAY_TOKEN and SEALTRAIL_TOKEN)")
             load = Load(url.rstrip("/"), token, seconds, connections, batch, event_bytes, rate)
-            report = asyncio.run(measure(load, (query_url or url).rstrip("/"), query_token or token))
+            report = asyncio.run(measure(load, (query_url or url).rstrip("/"), query_token))
             report["target"] = url
     except (SealtrailError, httpx.HTTPError, OSError) as e:
         typer.echo(f"bench failed: {type(e).__name__}: {e}", err=True)
@@ -159,6 +160,8 @@ async def measure(load: Load, query_url: str, query_token: str) -> dict[str, Any
     check = AnswerCheck(await receipt_verifiers(load.url), 50)
     async with http_client(query_url, query_token) as http:
         before = await _log_sizes(http)
+        for log in before:  # fail now, not after the run, when the key cannot read entries
+            await LogClient(http, log).entries(0, 0)
         seen: list[tuple[float, int]] = []
         async with _watching(http, check, seen) as watcher:
             started = time.perf_counter()
@@ -185,7 +188,7 @@ async def _log_sizes(http: httpx.AsyncClient) -> dict[str, int]:
     resp = await http.get("/v1/logs")
     if resp.status_code != 200:
         raise BenchmarkError(f"the query API answered {resp.status_code} to GET /v1/logs "
-                             "(the query key needs proofs:read)")
+                             "(the query key must be an auditor's or an investigator's)")
     return {x["log"]: int(x["size"]) for x in resp.json()["logs"]}
 
 

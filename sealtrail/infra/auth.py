@@ -69,6 +69,11 @@ ROLE_SCOPES: dict[Role, frozenset[Scope]] = {
     Role.OPERATOR: frozenset({Scope.ADMIN}),
 }
 
+LOG_CONTENT_ROLES: frozenset[Role] = frozenset({Role.AUDITOR, Role.INVESTIGATOR})
+"""The roles whose ``proofs:read`` also reads a log's contents (its entries, its erasure events).
+A gateway reads checkpoints and the proofs of its events, never the entries other gateways of its
+tenant sent (DESIGN, section 1)."""
+
 
 def check_tenant_name(name: str) -> str:
     if not _TENANT_RE.match(name):
@@ -145,6 +150,12 @@ class Principal:
         """Raise PermissionDeniedError unless this principal's role grants ``scope``."""
         if scope not in self.scopes:
             raise PermissionDeniedError(f"role {self.role.value} lacks scope {scope.value}")
+
+    def require_log_contents(self) -> None:
+        """Raise PermissionDeniedError unless this principal may read a log's entries."""
+        self.require(Scope.PROOFS_READ)
+        if self.role not in LOG_CONTENT_ROLES:
+            raise PermissionDeniedError(f"role {self.role.value} reads proofs, not a log's entries")
 
     @classmethod
     def of(cls, key: ApiKey) -> Principal:

@@ -53,7 +53,14 @@ def scoped(scope: Scope) -> Callable[[Principal], Awaitable[Principal]]:
     return check
 
 
+async def _log_content_reader(principal: PrincipalDep) -> Principal:
+    principal.require_log_contents()
+    return principal
+
+
 CallsReader = Annotated[Principal, Depends(scoped(Scope.CALLS_READ))]
+LogContentReader = Annotated[Principal, Depends(_log_content_reader)]
+"""``proofs:read`` of a role in :data:`~sealtrail.infra.auth.LOG_CONTENT_ROLES`: entries, erasure events."""
 ProofsReader = Annotated[Principal, Depends(scoped(Scope.PROOFS_READ))]
 AnalyticsReader = Annotated[Principal, Depends(scoped(Scope.ANALYTICS_READ))]
 SubjectExporter = Annotated[Principal, Depends(scoped(Scope.SUBJECTS_EXPORT))]

@@ -20,7 +20,7 @@ from sealtrail.core.sealing import DIGEST_PREFIX
 from sealtrail.core.tlogproof import format_proof
 from sealtrail.errors import InvalidInputError, NotFoundError
 from services.ledger.reader import MAX_ENTRIES_PER_READ
-from services.query.deps import PrincipalDep, ProofsReader, ServiceDep
+from services.query.deps import LogContentReader, PrincipalDep, ProofsReader, ServiceDep
 from services.query.models import (
     CheckpointList,
     ConsistencyProof,
@@ -82,7 +82,7 @@ _ENTRIES: dict[int | str, dict[str, Any]] = {200: {"content": {MEDIA_TYPE: {}}, 
 @router.get("/v1/logs/{log}/entries", response_model=EntryPage,
             responses={**_ENTRIES, **problems(400, 401, 403, 404)},
             summary="Entries [start, end) with chain values and payload presence")
-async def list_entries(request: Request, log: str, principal: ProofsReader, service: ServiceDep,
+async def list_entries(request: Request, log: str, principal: LogContentReader, service: ServiceDep,
                        start: Size, end: Size) -> Response:
     if not start <= end or end - start > service.options.max_page:
         raise InvalidInputError(f"need start <= end and at most {service.options.max_page} entries",
@@ -131,7 +131,7 @@ async def consistency(
 
 @router.get("/v1/logs/{log}/erasures", response_model=ErasureEvents, responses=problems(401, 403, 404),
             summary="The log's erasure and retention events")
-async def erasure_events(log: str, principal: ProofsReader, service: ServiceDep) -> Response:
+async def erasure_events(log: str, principal: LogContentReader, service: ServiceDep) -> Response:
     rows = await service.stores.investigations.erasure_events(principal.tenant_id, log)
     if rows is None:
         raise NotFoundError(f"no log {log!r}")

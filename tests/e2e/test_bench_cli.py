@@ -32,14 +32,13 @@ def test_the_embedded_default_is_measured_end_to_end() -> None:
 
 def test_a_running_deployment_is_loaded_at_the_asked_rate(tmp_path: Path) -> None:
     """With --url: a log that already holds entries takes 2 s at 2,000 events/s; the report counts
-    exactly what was sent, the log grew by that much, and it still verifies. The gateway key reads
-    the checkpoints when no other key is given."""
+    exactly what was sent, the log grew by that much, and it still verifies."""
     served = start_serve(tmp_path / "data")
     try:
         gateway, auditor = served.tokens["gateway"], create_key(served, "auditor")
         earlier = asyncio.run(send_events(served.url, gateway, [serve_event(i) for i in range(30)]))
         wait_for_checkpoint(served.url, auditor, TENANT, len(earlier))
-        report = _report("--url", served.url, "--token", gateway,
+        report = _report("--url", served.url, "--token", gateway, "--query-token", auditor,
                          "--seconds", "2", "--rate", "2000", "--batch", "100", "--connections", "3")
         assert report["accepted_events"] == 4000 and report["statuses"] == {"202": 40}
         assert report["target"] == served.url and "server_cpu_us_per_event" not in report
@@ -51,21 +50,25 @@ def test_a_running_deployment_is_loaded_at_the_asked_rate(tmp_path: Path) -> Non
 
 
 def test_refusals_fail_the_run_and_say_why(tmp_path: Path) -> None:
-    """A bad gateway key, --url without one, or a query key that may not read proofs exits 1 with
-    one line naming the problem (and never the key)."""
+    """A bad gateway key, --url without a query key, or a query key that may not read the log's
+    entries (an operator's, a gateway's) exits 1 with one line naming the problem, never the key."""
     served = start_serve(tmp_path / "data")
     try:
         auditor = create_key(served, "auditor")
         bad = cli("bench", "--url", served.url, "--token", "st_0000000000000000_nope", "--query-token", auditor,
                   "--seconds", "1")
-        missing = cli("bench", "--url", served.url, "--seconds", "1", env={"SEALTRAIL_GATEWAY_TOKEN": ""})
+        missing = cli("bench", "--url", served.url, "--token", served.tokens["gateway"], "--seconds", "1",
+                      env={"SEALTRAIL_TOKEN": ""})
         no_proofs = cli("bench", "--url", served.url, "--token", served.tokens["gateway"],
                         "--query-token", served.tokens["operator"], "--seconds", "1")
+        no_entries = cli("bench", "--url", served.url, "--token", served.tokens["gateway"],
+                         "--query-token", served.tokens["gateway"], "--seconds", "1")
     finally:
         served.stop()
     assert bad.returncode == 1 and bad.stdout == ""
     assert bad.stderr.startswith("bench failed: BenchmarkError: ingest answered 401"), bad.stderr
     assert "st_0000000000000000_nope" not in bad.stderr
-    assert missing.returncode == 1 and "--url needs a gateway --token" in missing.stderr
+    assert missing.returncode == 1 and "an auditor or investigator --query-token" in missing.stderr
     assert no_proofs.returncode == 1 and "answered 403 to GET /v1/logs" in no_proofs.stderr
-    assert served.tokens["operator"] not in no_proofs.stderr
+    assert no_entries.returncode == 1 and "reads proofs, not a log's entries" in no_entries.stderr
+    assert served.tokens["operator"] not in no_proofs.stderr + no_entries.stderr
