@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
+from bench.ingest_load import live_cpu_s
 from bench.machine import describe, rss_mib
 from sealtrail.cli.bench import receipt_verifiers
 from sealtrail.cli.benchload import AnswerCheck, Load, send
@@ -86,12 +87,6 @@ async def watch_backlog(url: str, stop_at: asyncio.Event, samples: list[float]) 
             await asyncio.sleep(0.25)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def sequenced_at(sequenced: list[tuple[float, int]], t: float) -> int:
     return max((n for at, n in sequenced if at <= t), default=0)
 
@@ -124,7 +119,7 @@ async def run(args: argparse.Namespace, served: Served) -> dict[str, Any]:
     bound = int(gauge(metrics, "sealtrail_embedded_ledger_backlog_bound"))
     watchers = [asyncio.create_task(watch_log(db, done, seen, sequenced)),
                 asyncio.create_task(watch_backlog(served.url, sending, backlogs))]
-    cpu_before = cpu_seconds(served.proc.pid)
+    cpu_before = live_cpu_s(served.proc.pid)
     try:
         started = time.perf_counter()
         load = Load(served.url, served.tokens["gateway"], args.seconds, args.concurrency, BATCH)
@@ -139,7 +134,7 @@ async def run(args: argparse.Namespace, served: Served) -> dict[str, Any]:
                 raise TimeoutError(f"{total} accepted events were not all signed within 300 s")
             await asyncio.sleep(0.05)
         drained_s = time.perf_counter() - started
-        cpu = cpu_seconds(served.proc.pid) - cpu_before
+        cpu = live_cpu_s(served.proc.pid) - cpu_before
         rss = rss_mib(served.proc.pid)
     finally:
         sending.set()

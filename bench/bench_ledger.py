@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import asyncpg
 from aiokafka import AIOKafkaProducer
 
+from bench.ingest_load import live_cpu_s
 from bench.machine import describe, rss_mib
 from sealtrail.core.record import SealedRecord
 from sealtrail.devstack import KafkaServer, PostgresServer
@@ -76,12 +77,6 @@ async def _ensure_topic(bootstrap: str) -> None:
 Sample = tuple[float, int, float, float]  # seconds since start, entries, RSS MiB, CPU seconds
 
 
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def sample(db_url: str, pid: int, total: int, interval: float) -> dict[str, Any]:
     """Poll the ledger's progress, CPU and RSS until a checkpoint covers every entry."""
     conn = await asyncpg.connect(db_url)
@@ -91,7 +86,7 @@ async def sample(db_url: str, pid: int, total: int, interval: float) -> dict[str
         while True:
             size = await conn.fetchval("SELECT coalesce(max(size), 0) FROM logs") or 0
             signed = await conn.fetchval("SELECT coalesce(max(tree_size), 0) FROM checkpoints") or 0
-            samples.append((time.perf_counter() - started, size, rss_mib(pid), cpu_seconds(pid)))
+            samples.append((time.perf_counter() - started, size, rss_mib(pid), live_cpu_s(pid)))
             if signed >= total:
                 break
             await asyncio.sleep(interval)

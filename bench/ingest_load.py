@@ -7,6 +7,8 @@ import os
 import resource
 from pathlib import Path
 
+from sealtrail.cli.benchload import cpu_seconds
+
 
 def tree_cpu_s(root: int) -> float:
     """CPU seconds (user + system) of a process and its descendants, with their reaped children."""
@@ -29,16 +31,17 @@ def tree_cpu_s(root: int) -> float:
     return sum(ticks.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
 
 
+def live_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process that must still run."""
+    cpu = cpu_seconds(pid)
+    if cpu is None:
+        raise SystemExit(f"process {pid} is gone")
+    return cpu
+
+
 def process_cpu_s(pids: list[int]) -> dict[int, float]:
     """CPU seconds (user + system) of each of ``pids`` that is alive."""
-    out = {}
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        out[pid] = sum(int(f) for f in fields[11:13]) / os.sysconf("SC_CLK_TCK")
-    return out
+    return {pid: cpu for pid in pids if (cpu := cpu_seconds(pid)) is not None}
 
 
 def machine_busy_s() -> float:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import socket
 import statistics
@@ -33,7 +32,7 @@ import orjson
 import typer
 
 from sealtrail.audit.client import LogClient, http_client
-from sealtrail.cli.benchload import MAX_BATCH, AnswerCheck, Load, Sent, send
+from sealtrail.cli.benchload import MAX_BATCH, AnswerCheck, Load, Sent, cpu_seconds, send
 from sealtrail.core.note import Ed25519Verifier
 from sealtrail.errors import BenchmarkError, SealtrailError
 
@@ -88,9 +87,9 @@ class _Server:
 def _embedded(seconds: float, rate: float, connections: int, batch: int, event_bytes: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="sealtrail-bench-") as tmp, _serve(Path(tmp)) as server:
         load = Load(server.url, server.gateway, seconds, connections, batch, event_bytes, rate)
-        cpu_before = _cpu_s(server.pid)
+        cpu_before = cpu_seconds(server.pid)
         report = asyncio.run(measure(load, server.url, server.auditor))
-        cpu = _cpu_s(server.pid)
+        cpu = cpu_seconds(server.pid)
     report["target"] = "embedded default (sealtrail serve on a temporary data directory)"
     if cpu is not None and cpu_before is not None and report["accepted_events"]:
         report["server_cpu_s"] = round(cpu - cpu_before, 1)
@@ -144,15 +143,6 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
                 return
         time.sleep(0.05)
     raise BenchmarkError("sealtrail serve did not answer within 60 s")
-
-
-def _cpu_s(pid: int) -> float | None:
-    """User plus system CPU seconds of a process so far (Linux), else None."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def measure(load: Load, query_url: str, query_token: str) -> dict[str, Any]:
