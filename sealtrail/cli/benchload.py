@@ -220,7 +220,7 @@ async def send(load: Load, check: AnswerCheck) -> Sent:
     end = start + load.seconds
     start_ms, first = int(time.time() * 1000), secrets.randbits(40)
     interval = load.batch / load.rate if load.rate > 0 else 0.0
-    slots = round(load.seconds / interval) if interval else 0  # batches on the schedule, in all
+    slots = max(1, round(load.seconds / interval)) if interval else 0  # batches on the schedule, in all
     next_slot = [0]
 
     async def worker(n: int) -> None:
