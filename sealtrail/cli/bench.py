@@ -158,7 +158,8 @@ async def measure(load: Load, query_url: str, query_token: str) -> dict[str, Any
             sent = await send(load, check)
             if not sent.accepted:
                 raise BenchmarkError(f"no request was accepted (answers: {sent.statuses})")
-            assert check.log is not None  # the first 202 was checked in full
+            if check.log is None:  # cannot happen: the first 202 is checked in full
+                raise BenchmarkError("no 202 answer named its log")
             start = before.get(check.log, 0)
             index = await _indices(LogClient(http, check.log), sent, start, seen, watcher)
             drained = time.perf_counter()
@@ -186,7 +187,7 @@ async def _log_sizes(http: httpx.AsyncClient) -> dict[str, int]:
 async def _watching(http: httpx.AsyncClient, check: AnswerCheck, seen: list[tuple[float, int]]
                     ) -> AsyncIterator[asyncio.Task[None]]:
     """Record (time, size) each time the signed size of the benchmark's log grows, until the block
-    ends; the task fails when the query API refuses the auditor key."""
+    ends; the task fails when the query API refuses the query key."""
     async def watch() -> None:
         while True:
             if check.log is not None:
@@ -204,8 +205,7 @@ async def _watching(http: httpx.AsyncClient, check: AnswerCheck, seen: list[tupl
         yield task
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.gather(task, return_exceptions=True)  # a failure of its own surfaced through the task
 
 
 async def _indices(client: LogClient, sent: Sent, start: int, seen: list[tuple[float, int]],
