@@ -29,6 +29,10 @@ class TooLargeError(InvalidInputError):
     """A request or batch exceeds a documented size or count limit (HTTP 413)."""
 
 
+class UnsupportedMediaTypeError(InvalidInputError):
+    """A request body is not of a media type the route reads (HTTP 415)."""
+
+
 # --- verifiable log ----------------------------------------------------------------------------
 
 

@@ -30,6 +30,7 @@ from sealtrail.errors import (
     SealtrailError,
     TooLargeError,
     UnavailableError,
+    UnsupportedMediaTypeError,
     VerificationError,
 )
 
@@ -40,6 +41,7 @@ log = logging.getLogger("sealtrail.http")
 # Most specific first: the first entry the error is an instance of wins.
 PROBLEM_TABLE: tuple[tuple[type[SealtrailError], int, str, str], ...] = (
     (TooLargeError, 413, "too-large", "Request too large"),
+    (UnsupportedMediaTypeError, 415, "unsupported-media-type", "Unsupported media type"),
     (InvalidInputError, 400, "invalid-request", "Invalid request"),
     (AuthenticationError, 401, "unauthenticated", "Authentication required"),
     (PermissionDeniedError, 403, "forbidden", "Permission denied"),
