@@ -82,6 +82,15 @@ class Rejection:
 
 
 @dataclass(frozen=True, slots=True)
+class UnreadableEvent:
+    """An element of a batch that could not be read as a JSON value (see
+    :mod:`sealtrail.core.jsonbody`); :func:`validate_batch` rejects it with ``problem``."""
+
+    problem: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
 class ValidEvent:
     """An accepted event: the model as sent, its normalised subjects and its canonical payload."""
 
@@ -147,6 +156,8 @@ def validate_batch(
 def _validate_one(index: int, raw: object, limits: _Limits) -> ValidEvent:
     here = f"{limits.base}/{index}"
     if not isinstance(raw, dict):
+        if isinstance(raw, UnreadableEvent):
+            raise _Reject(raw.problem, raw.detail, here)
         raise _Reject(INVALID_EVENT, "event must be a JSON object", here)
     model = _model_for(raw, here, limits)
     _check_fields(raw, here, limits, accepted_keys(model))
@@ -221,7 +232,8 @@ def _check_payload(event: EventModel, here: str, limits: _Limits) -> bytes | Non
         payload_json = canonical_json(payload)
     except InvalidInputError:
         raise _Reject(INVALID_EVENT, "payload holds a value JSON cannot represent exactly "
-                      "(NaN, infinity or an integer beyond 2^53)", f"{here}/payload") from None
+                      "(NaN, infinity, an integer beyond 2^53 or a lone UTF-16 surrogate)",
+                      f"{here}/payload") from None
     if len(payload_json) > limits.max_payload_bytes:
         raise _Reject(PAYLOAD_TOO_LARGE, f"payload too large ({len(payload_json)} bytes > "
                       f"{limits.max_payload_bytes})", f"{here}/payload")

@@ -10,8 +10,9 @@ import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPBearer
 
-from sealtrail.core.validation import Rejection, escape_pointer
-from sealtrail.errors import InvalidInputError, SealtrailError, TooLargeError
+from sealtrail.core.jsonbody import read_events
+from sealtrail.core.validation import Rejection
+from sealtrail.errors import InvalidInputError, SealtrailError, TooLargeError, UnsupportedMediaTypeError
 from sealtrail.infra.auth import Scope
 from sealtrail.infra.problems import PROBLEM_JSON, PROBLEM_TABLE, problem_response
 from services.ingest.models import BatchRejected, BatchResult, EventBatch, Keys, Problem
@@ -43,6 +44,7 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
         (401, "Missing, malformed, unknown, revoked or expired API key"),
         (403, "The key's role lacks events:write"),
         (413, "Body or batch past the documented limits"),
+        (415, "The body is not application/json"),
         (429, "Too many batches in flight (Retry-After)"),
         (503, "Kafka did not acknowledge; nothing accepted (Retry-After)"),
     )
@@ -63,6 +65,7 @@ async def post_events(request: Request, service: ServiceDep, _: BearerDoc) -> Re
     try:
         principal = await service.authenticator.authenticate(request.headers.get("authorization"))
         principal.require(Scope.EVENTS_WRITE)
+        _check_media_type(request.headers.get("content-type"))
         raw_events = _parse_batch(await _read_body(request, service.options.max_body_bytes),
                                   service.options.max_batch_events)
         batch = await service.submit(principal, raw_events)
@@ -122,24 +125,18 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 
 def _parse_batch(body: bytes, max_events: int) -> list[object]:
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as e:
-        raise InvalidInputError("body is not valid JSON", pointer="") from e
-    if not isinstance(doc, dict) or "events" not in doc:
-        raise InvalidInputError("body must be a JSON object {\"events\": [...]}", pointer="")
-    for key in doc:
-        if key != "events":
-            printable = key.isprintable() and len(key) <= 64
-            raise InvalidInputError("unknown member (only 'events' is allowed)",
-                                    pointer=f"/{escape_pointer(key)}" if printable else "")
-    events = doc["events"]
-    if not isinstance(events, list):
-        raise InvalidInputError("events must be an array", pointer="/events")
+    events = read_events(body)
     if len(events) > max_events:
         raise TooLargeError(f"batch of {len(events)} events is over the limit of {max_events}",
                             pointer="/events")
     return events
+
+
+def _check_media_type(content_type: str | None) -> None:
+    """JSON bodies only: ``application/json`` (any parameters), or an ``application/*+json`` type."""
+    media = (content_type or "").partition(";")[0].strip().lower()
+    if media != "application/json" and not (media.startswith("application/") and media.endswith("+json")):
+        raise UnsupportedMediaTypeError("the body must be application/json", pointer="header:Content-Type")
 
 
 def _rejection(r: Rejection) -> dict[str, Any]:

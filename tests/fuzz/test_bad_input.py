@@ -9,12 +9,14 @@ the count and byte limits, replays of a whole batch) is not repeated here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 
 from sealtrail.core.fields import MAX_HEADER_STRING
@@ -133,11 +135,11 @@ async def test_replayed_event_ids_in_one_batch_are_each_acknowledged(ingest: Ing
 
 BAD_BODIES: dict[str, tuple[bytes, int, str]] = {
     "invalid UTF-8 bytes": (b'{"events": [{"agent_id": "\xff\xfe\xc3"}]}', 400, ""),
-    "lone surrogate escape": (b'{"events": [{"agent_id": "\\ud800"}]}', 400, ""),
     "truncated JSON": (b'{"events": [{"type": "tool_call"', 400, ""),
-    "NaN literal": (b'{"events": [NaN]}', 400, ""),
+    "NaN literal outside the events": (b'{"events": [], "n": NaN}', 400, ""),
     "empty body": (b"", 400, ""),
-    "JSON nested past the parser's limit": (b'{"events": [' + b"[" * 5000 + b"]" * 5000 + b"]}", 400, ""),
+    "a string that never ends": (b'{"events": [NaN, "open]}', 400, ""),
+    "a repeated events member": (b'{"events": [], "events": []}', 400, ""),
     "events as a string": (b'{"events": "[]"}', 400, "/events"),
     "member name with a NUL": (b'{"events": [], "a\\u0000b": 1}', 400, ""),
 }
@@ -151,6 +153,88 @@ async def test_bad_bodies_are_400_problems(ingest: Ingest) -> None:
         resp = await ingest.client.post("/v1/events", content=body, headers=headers)
         problem = _is_problem(resp, status)
         assert problem.get("pointer", "") == pointer, (name, problem)
+
+
+def _with(member: bytes, *, drop: str = "", **overrides: Any) -> bytes:
+    """A good event's JSON without ``drop``, with ``member`` (raw text, e.g. ``"n": NaN``) last."""
+    ev = event(**overrides)
+    ev.pop(drop, None)
+    return orjson.dumps(ev)[:-1] + b", " + member + b"}"
+
+
+_PAYLOAD = b'"payload": '
+# name -> (the bad event as raw text, the problem type slug, the pointer under /events/<i>)
+UNREADABLE_EVENTS: dict[str, tuple[bytes, str, str]] = {
+    "an integer past 64 bits in the payload": (
+        _with(_PAYLOAD + b'{"amount": 123456789012345678901234567890}', drop="payload"),
+        "invalid-event", "/payload"),
+    "an integer past 64 bits in a header count": (
+        _with(b'"latency_ms": 18446744073709551616'), "invalid-event", "/latency_ms"),
+    "subjects sent twice, the second empty": (
+        _with(b'"subjects": []', subjects=["user:dup@example.com"]), "invalid-event", ""),
+    "a payload object repeating a member": (
+        _with(_PAYLOAD + b'{"to": "a@example.com", "to": "b@example.com"}', drop="payload"),
+        "invalid-event", ""),
+    "NaN in the payload": (_with(_PAYLOAD + b'{"n": NaN}', drop="payload"), "invalid-event", ""),
+    "1e400 in the payload": (_with(_PAYLOAD + b'{"n": 1e400}', drop="payload"), "invalid-event", "/payload"),
+    "a lone surrogate in the payload": (
+        _with(_PAYLOAD + b'{"s": "\\udc00"}', drop="payload"), "invalid-event", "/payload"),
+    "a lone surrogate in a header string": (
+        _with(b'"agent_id": "a\\ud800"', drop="agent_id"), "invalid-event", "/agent_id"),
+    "nested past the JSON parser's limit": (
+        _with(_PAYLOAD + b'{"x": ' * 3000 + b"1" + b"}" * 3000, drop="payload"), "nesting-too-deep", ""),
+}
+
+
+async def test_events_that_cannot_be_read_are_rejected_next_to_good_ones(ingest: Ingest) -> None:
+    """Events a general JSON parser would alter (integers past 64 bits turned into floats, a
+    repeated member resolved by keeping one value) or refuse (NaN, nesting past its limit) are
+    each rejected at their index, never altered, and never sink the good events beside them."""
+    texts: list[bytes] = []
+    expected: dict[int, tuple[str, str, str]] = {}
+    good_ids: list[str] = []
+    for name, (bad, slug, where) in UNREADABLE_EVENTS.items():
+        good = event()
+        good_ids.append(good["event_id"])
+        texts.append(orjson.dumps(good))
+        expected[len(texts)] = (name, slug, where)
+        texts.append(bad)
+    body = b'{"events": [' + b", ".join(texts) + b"]}"
+    resp = await ingest.client.post("/v1/events", content=body, headers={
+        **ingest.auth("acme:gateway"), "content-type": "application/json"})
+    assert resp.status_code == 202, resp.text
+    answer = resp.json()
+    assert [a["event_id"] for a in answer["accepted"]] == good_ids
+    rejected = {r["index"]: r for r in answer["rejected"]}
+    assert sorted(rejected) == sorted(expected)
+    for index, (name, slug, where) in expected.items():
+        r = rejected[index]
+        assert r["pointer"] == f"/events/{index}{where}" and r["type"] == PROBLEMS + slug, (name, r)
+        assert "example.com" not in r["detail"] and "1234567890" not in r["detail"], (name, "echoes its input")
+    records = await records_on(ingest.settings.kafka_bootstrap, ingest.settings.sealed_topic)
+    published = {r.event_id for r in records}
+    assert set(good_ids) <= published
+    bad_ids = {re.search(rb'"event_id":"([0-9a-f-]{36})"', texts[i]).group(1).decode()  # type: ignore[union-attr]
+               for i in expected}
+    assert len(bad_ids) == len(expected) and not bad_ids & published
+
+
+async def test_a_body_that_is_not_json_by_its_media_type_is_415(ingest: Ingest) -> None:
+    """Only JSON media types are read; the answer names the header, and nothing is published."""
+    body = orjson.dumps({"events": [event()]})
+    auth = ingest.auth("acme:gateway")
+    answers = {}
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", None,
+                         "application/json; charset=utf-8", "application/vnd.sealtrail+json"):
+        headers = {**auth, "content-type": content_type} if content_type else auth
+        resp = await ingest.client.post("/v1/events", content=body, headers=headers)
+        answers[content_type] = resp.status_code
+        if resp.status_code == 415:
+            problem = _is_problem(resp, 415)
+            assert problem["type"] == PROBLEMS + "unsupported-media-type"
+            assert problem["pointer"] == "header:Content-Type"
+    assert answers == {"text/plain": 415, "application/x-www-form-urlencoded": 415, None: 415,
+                       "application/json; charset=utf-8": 202, "application/vnd.sealtrail+json": 202}
 
 
 async def _key(ingest: Ingest, *, revoked: bool = False, expired: bool = False) -> str:

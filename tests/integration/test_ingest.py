@@ -156,7 +156,8 @@ async def test_size_limits_are_413(fresh_db_url: str, kafka_bootstrap: str, topi
                 yield b'{"type": "tool_call", "pad": "' + b"z" * 1000 + b'"},'
             yield b"{}]}"
 
-        streamed = await client.post("/v1/events", content=chunks(), headers=headers)
+        streamed = await client.post("/v1/events", content=chunks(),
+                                     headers={**headers, "content-type": "application/json"})
     assert [r.status_code for r in (many, big, streamed)] == [413, 413, 413]
     assert "content-length" not in streamed.request.headers
     assert many.json()["type"].endswith("/too-large")
