@@ -27,7 +27,7 @@ from sealtrail.core.events import (
     accepted_keys,
     normalise_subject,
 )
-from sealtrail.core.fields import MAX_HEADER_STRING, PATTERN_MESSAGES, has_control_character
+from sealtrail.core.fields import PATTERN_MESSAGES
 from sealtrail.errors import InvalidInputError
 
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -56,6 +56,9 @@ _TITLES = {
     TOO_DEEP: "Nesting too deep",
 }
 _CONTAINERS = (dict, list)
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+"""Unknown member names of this form may be named in a rejection (helps a typo); others may be
+personal (``user:alice@example.com``) and are never repeated."""
 _ANY_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -214,14 +217,15 @@ def _check_fields(raw: dict[Any, Any], here: str, limits: _Limits, known: frozen
                           else f"field '{key}' holds a value that is not JSON")
                 raise _Reject(INVALID_EVENT, detail, f"{here}/{escape_pointer(key)}")
             continue
-        if not isinstance(key, str) or len(key) > MAX_HEADER_STRING or has_control_character(key):
-            raise _Reject(INVALID_EVENT, "unknown field with an unprintable or overlong name", here)
         if key in SERVER_SET_FIELDS:
             raise _Reject(SERVER_SET_FIELD, f"field '{key}' is set by the server and must not be sent",
                           f"{here}/{escape_pointer(key)}")
+        named = isinstance(key, str) and _IDENTIFIER.fullmatch(key) is not None
         if _deeper_than(value, limits.max_depth):
-            raise _Reject(TOO_DEEP, f"field '{key}' nests deeper than {limits.max_depth} levels",
-                          f"{here}/{escape_pointer(key)}")
+            raise _Reject(TOO_DEEP, f"{f'field {key!r}' if named else 'an unknown field'} nests deeper "
+                          f"than {limits.max_depth} levels", f"{here}/{key}" if named else here)
+        if not named:  # the model would refuse it too, but name it in the detail and pointer
+            raise _Reject(INVALID_EVENT, "unknown field", here)
 
 
 def _check_payload(event: EventModel, here: str, limits: _Limits) -> bytes | None:
@@ -260,6 +264,8 @@ def _from_validation_error(error: ValidationError, here: str) -> _Reject:
     if len(loc) > 1 and loc[0] == "payload":
         detail = "payload must be a JSON object with string keys and JSON values"
         return _Reject(INVALID_EVENT, detail, f"{here}/payload")
+    if first["type"] == "extra_forbidden" and not _IDENTIFIER.fullmatch(str(loc[-1])):
+        loc.pop()  # a client-chosen name that may be personal (a subject, an address): not repeated
     detail = _describe(first["type"], _message(first), loc)
     more = len(errors) - 1
     if more:
@@ -281,14 +287,10 @@ def _message(error: ErrorDetails) -> str:
 def _describe(kind: str, message: str, loc: list[Any]) -> str:
     name = ".".join(str(part) for part in loc) or "event"
     if kind == "extra_forbidden":
-        return f"unknown field '{name}'" if _printable(name) else "unknown field"
+        return f"unknown field '{name}'" if loc else "unknown field"
     if kind == "missing":
         return f"required field '{name}' is missing"
     return f"{name}: {message}"
-
-
-def _printable(name: str) -> bool:
-    return len(name) <= MAX_HEADER_STRING and not has_control_character(name)
 
 
 def escape_pointer(token: str) -> str:
