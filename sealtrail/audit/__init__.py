@@ -7,6 +7,8 @@
 
 Trust comes from the verifier keys: pass ``pinned_vkeys`` to trust only those (published
 windows still apply); otherwise the published keys are trusted as fetched (trust on first use).
+A checkpoint key with a validity window is only usable with a cosigner's timestamp, so pinning it
+requires pinning the log's cosign key too; pins lacking it are refused with that reason.
 Pass ``remembered``, the latest checkpoint note of an earlier audit, to hold the log to its own
 past: a log rewritten and re-signed by whoever holds its key then fails.
 """
@@ -20,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from sealtrail.audit.bundle import BundleMeta, BundleWriter, open_bundle
+from sealtrail.audit.bundle import BundleMeta, BundleWriter, check_output, open_bundle
 from sealtrail.audit.client import LogClient
 from sealtrail.core.audit import AuditReport, LogAudit, trusted_keys
 from sealtrail.core.cosignature import CosignatureVerifier
@@ -37,7 +39,20 @@ def _pinned(keys: list[dict[str, Any]], pinned: Sequence[str] | None) -> list[di
     for vkey in pinned:
         if not any(k.get("vkey") == vkey for k in keys):
             chosen.append({"purpose": _purpose_of(vkey), "vkey": vkey, "not_before": None, "not_after": None})
+    _require_cosigner(chosen)
     return chosen
+
+
+def _require_cosigner(chosen: list[dict[str, Any]]) -> None:
+    """Refuse pins that can verify no checkpoint: windowed log keys without a cosigner to time them."""
+    log_keys = [k for k in chosen if k.get("purpose") == "checkpoint"]
+    if any(k.get("purpose") == "cosign" for k in chosen) or not log_keys:
+        return
+    if all(k.get("not_before") is not None or k.get("not_after") is not None for k in log_keys):
+        raise VerificationError(
+            "the pinned checkpoint key has a validity window, which only a trusted cosigner's timestamp "
+            "can check: also pin the log's cosign key (the vkey with purpose cosign in GET /v1/keys, "
+            "as another --vkey)")
 
 
 def _purpose_of(vkey: str) -> str:
@@ -62,7 +77,11 @@ async def audit_live(http: httpx.AsyncClient, log: str, *, pinned_vkeys: Sequenc
 
 
 async def export_bundle(http: httpx.AsyncClient, log: str, out: Path) -> BundleMeta:
-    """Write ``log``'s keys, checkpoints and entries (up to the latest checkpoint) to ``out``."""
+    """Write ``log``'s keys, checkpoints and entries (up to the latest checkpoint) to ``out``.
+
+    ``out`` appears only when the bundle is complete: on any failure nothing is left there (see
+    :mod:`sealtrail.audit.bundle`)."""
+    check_output(out)  # before any request: a bad path is reported without a round trip
     client = LogClient(http, log)
     keys, origin, notes = await client.keys(), await client.origin(), await client.checkpoint_notes()
     audit = _start(keys, origin, notes, None)  # refuse to export material that does not verify
@@ -72,8 +91,10 @@ async def export_bundle(http: httpx.AsyncClient, log: str, out: Path) -> BundleM
         writer.write_header(meta, keys, notes)
         async for page in client.iter_entries(audit.size):
             writer.write_entries(page)
-    finally:
-        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    writer.close()
     return meta
 
 

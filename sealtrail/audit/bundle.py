@@ -10,12 +10,17 @@ Layout (files at the top level of the directory or the tar)::
 ``size`` is the tree size of the latest checkpoint; ``entries.jsonl`` holds entries 0..size-1.
 Nothing in a bundle is secret: entries hold headers only, and no payload is included (only the
 digest of each stored ciphertext, or null when none is stored). A tar may be gzip-compressed.
+
+The output path names the form: ``.tar``, ``.tar.gz`` or ``.tgz`` for a tar, no suffix for a
+directory; any other suffix is refused. A bundle is written under a hidden temporary name next to
+the output and renamed into place only when complete (:meth:`BundleWriter.close`); a failed
+export removes it (:meth:`BundleWriter.abort`) and leaves nothing at the output path.
 """
 
 from __future__ import annotations
 
 import base64
-import io
+import os
 import shutil
 import tarfile
 import tempfile
@@ -47,8 +52,22 @@ class BundleMeta:
                 "exported_at": self.exported_at}
 
 
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+
+
 def is_tar(path: Path) -> bool:
-    return path.name.endswith((".tar", ".tar.gz", ".tgz"))
+    return path.name.endswith(TAR_SUFFIXES)
+
+
+def check_output(out: Path) -> None:
+    """Refuse an output path a bundle cannot be written to, before anything is fetched."""
+    if out.suffix and not is_tar(out):
+        raise InvalidInputError(f"{out}: a bundle is a directory (no suffix) or a .tar, .tar.gz or .tgz file, "
+                                f"not {out.suffix}")
+    if out.exists() or out.is_symlink():
+        raise InvalidInputError(f"{out} already exists; a bundle is never overwritten")
+    if not out.parent.is_dir():
+        raise InvalidInputError(f"{out}: directory {out.parent} does not exist")
 
 
 def entry_line(e: AuditEntry) -> bytes:
@@ -58,15 +77,13 @@ def entry_line(e: AuditEntry) -> bytes:
 
 
 class BundleWriter:
-    """Writes a bundle into a fresh directory; :meth:`close` packs it into a tar when asked."""
+    """Writes a bundle into a temporary directory next to ``out``; :meth:`close` packs it into a
+    tar when asked and moves it to ``out``; :meth:`abort` removes everything written."""
 
     def __init__(self, out: Path) -> None:
-        if out.exists():
-            raise InvalidInputError(f"{out} already exists; a bundle is never overwritten")
+        check_output(out)
         self._out = out
-        self._dir = Path(tempfile.mkdtemp(prefix=".bundle-", dir=out.parent)) if is_tar(out) else out
-        if not is_tar(out):
-            out.mkdir(parents=True)
+        self._dir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
         self._entries: IO[bytes] = (self._dir / ENTRIES).open("wb")
 
     def write_header(self, meta: BundleMeta, keys: list[dict[str, Any]], notes: list[str]) -> None:
@@ -78,14 +95,37 @@ class BundleWriter:
         self._entries.write(b"".join(entry_line(e) for e in entries))
 
     def close(self) -> None:
-        self._entries.close()
+        """Put the complete bundle at the output path, never replacing anything there; on failure
+        remove what was written (:meth:`abort`) and raise."""
+        try:
+            self._entries.close()
+            self._move_into_place()
+        except BaseException:
+            self.abort()
+            raise
+
+    def _move_into_place(self) -> None:
+        exists = InvalidInputError(f"{self._out} already exists; a bundle is never overwritten")
         if not is_tar(self._out):
+            if self._out.exists() or self._out.is_symlink():
+                raise exists
+            self._dir.rename(self._out)
             return
+        tmp = self._dir / "bundle.tar"
         gz = self._out.name.endswith(("gz", "tgz"))
-        with tarfile.open(self._out, "w:gz") if gz else tarfile.open(self._out, "w") as tar:
+        with tarfile.open(tmp, "w:gz") if gz else tarfile.open(tmp, "w") as tar:
             for name in (META, KEYS, CHECKPOINTS, ENTRIES):
                 tar.add(self._dir / name, arcname=name)
+        try:
+            os.link(tmp, self._out)  # fails if the output appeared meanwhile: nothing is overwritten
+        except FileExistsError:
+            raise exists from None
         shutil.rmtree(self._dir)
+
+    def abort(self) -> None:
+        """Remove everything written so far; the output path is left as it was."""
+        self._entries.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 @dataclass
@@ -114,25 +154,33 @@ class Bundle:
             yield batch
 
 
-def _load(read: Any, name: str) -> Any:
+def _load(read: Any, name: str, path: Path) -> Any:
     try:
         return orjson.loads(read(name))
     except (orjson.JSONDecodeError, KeyError, OSError) as e:
-        raise InvalidInputError(f"bundle has no readable {name}") from e
+        raise InvalidInputError(f"{path} is not a complete bundle: no readable {name}") from e
 
 
-def _meta(doc: Any) -> BundleMeta:
+def _meta(doc: Any, path: Path) -> BundleMeta:
     if not isinstance(doc, dict) or doc.get("format") != BUNDLE_FORMAT:
-        raise InvalidInputError(f"{META} is not a {BUNDLE_FORMAT} bundle")
-    return BundleMeta(str(doc["log"]), str(doc["origin"]), int(doc["size"]), str(doc.get("exported_at", "")))
+        raise InvalidInputError(f"{path}: {META} is not a {BUNDLE_FORMAT} bundle")
+    try:
+        return BundleMeta(str(doc["log"]), str(doc["origin"]), int(doc["size"]), str(doc.get("exported_at", "")))
+    except (KeyError, TypeError, ValueError) as e:
+        raise InvalidInputError(f"{path}: {META} lacks log, origin or an integer size") from e
 
 
 @contextmanager
 def open_bundle(path: Path) -> Iterator[Bundle]:
     """Open a bundle directory or tar for reading."""
     if path.is_dir():
-        with (path / ENTRIES).open("rb") as entries:
-            yield _bundle(lambda name: (path / name).read_bytes(), entries)
+        header = _header(lambda name: (path / name).read_bytes(), path)
+        try:
+            entries = (path / ENTRIES).open("rb")
+        except OSError as e:
+            raise InvalidInputError(f"{path} is not a complete bundle: no readable {ENTRIES}") from e
+        with entries:
+            yield Bundle(*header, entries)
         return
     try:
         tar = tarfile.open(path)  # noqa: SIM115 - closed by the `with` below, after the check
@@ -145,13 +193,16 @@ def open_bundle(path: Path) -> Iterator[Bundle]:
                 raise KeyError(name)
             return member.read()
 
+        header = _header(read, path)
         member = tar.extractfile(ENTRIES) if ENTRIES in tar.getnames() else None
-        yield _bundle(read, member if member is not None else io.BytesIO())
+        if member is None:
+            raise InvalidInputError(f"{path} is not a complete bundle: no readable {ENTRIES}")
+        yield Bundle(*header, member)
 
 
-def _bundle(read: Any, entries: IO[bytes]) -> Bundle:
-    meta = _meta(_load(read, META))
-    keys, notes = _load(read, KEYS), _load(read, CHECKPOINTS)
+def _header(read: Any, path: Path) -> tuple[BundleMeta, list[dict[str, Any]], list[str]]:
+    meta = _meta(_load(read, META, path), path)
+    keys, notes = _load(read, KEYS, path), _load(read, CHECKPOINTS, path)
     if not isinstance(keys, list) or not isinstance(notes, list):
-        raise InvalidInputError("bundle keys and checkpoints must be lists")
-    return Bundle(meta, keys, [str(n) for n in notes], entries)
+        raise InvalidInputError(f"{path}: bundle keys and checkpoints must be lists")
+    return meta, keys, [str(n) for n in notes]

@@ -49,6 +49,8 @@ def run_bundle(path: Path, *, pins: list[str], state: Path | None = None) -> Non
         report = audit_bundle(path, pinned_vkeys=pins, remembered=remembered)
     except SealtrailError as e:
         raise fail(_reason(e)) from e
+    except OSError as e:
+        raise fail(f"cannot read bundle {path}: {e.strerror or type(e).__name__}") from e
     typer.echo(report.summary() + _keep_state(state, report.latest_note, remembered))
 
 
@@ -89,9 +91,13 @@ def export(
     log: Annotated[str, typer.Option("--log", help="Log id (the tenant id)")],
     token: Annotated[str, typer.Option("--token", envvar="SEALTRAIL_TOKEN",
                                        help="API key with proofs:read (prefer SEALTRAIL_TOKEN)")],
-    out: Annotated[Path, typer.Option("--out", help="New directory, or a .tar / .tar.gz file")],
+    out: Annotated[Path, typer.Option(
+        "--out", help="New directory (no suffix), or a .tar, .tar.gz or .tgz file; written only if complete")],
 ) -> None:
-    """Write a self-contained bundle of a log (keys, checkpoints, entries, payload presence)."""
+    """Write a self-contained bundle of a log (keys, checkpoints, entries, payload presence).
+
+    The bundle is written under a temporary name next to --out and renamed into place when
+    complete: a failed export leaves nothing at --out, so a retry can use the same path."""
     from sealtrail.audit import export_bundle
     from sealtrail.audit.client import http_client
 
@@ -104,5 +110,9 @@ def export(
         line = asyncio.run(go())
     except SealtrailError as e:
         typer.echo(f"error: {_reason(e)}", err=True)
+        raise typer.Exit(1) from e
+    except OSError as e:
+        typer.echo(f"error: cannot write {out}: {e.strerror or type(e).__name__}; nothing was left there",
+                   err=True)
         raise typer.Exit(1) from e
     typer.echo(line)
