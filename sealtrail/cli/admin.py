@@ -150,7 +150,7 @@ def _expiry(days: float | None) -> timedelta | None:
 
 
 @tenant_app.command("create")
-def tenant_create(name: str = typer.Argument(..., help="tenant id = log id: [a-z0-9-], up to 63"),
+def tenant_create(name: str = typer.Argument(..., help=r"tenant id = log id: \[a-z0-9-], up to 63"),
                   data_dir: DataDirOpt = None) -> None:
     """Create a tenant with a fresh index key wrapped by the KEK."""
     from sealtrail.infra.kek import IndexKeyWrapper, load_kek
@@ -268,7 +268,17 @@ def kek_generate(path: Annotated[Path, typer.Argument(help=_NEW_FILE)]) -> None:
     except SealtrailError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(1) from None
+    except OSError as e:
+        raise _cannot_write(path, e) from None
     typer.echo(f"wrote KEK {kek.kek_id} to {path} (mode 0600)")
+
+
+def _cannot_write(path: Path, e: OSError) -> typer.Exit:
+    why = "already exists" if isinstance(e, FileExistsError) else (e.strerror or type(e).__name__).lower()
+    if isinstance(e, FileNotFoundError) and not path.parent.is_dir():
+        why = f"directory {path.parent} does not exist"
+    typer.echo(f"error: cannot write {path}: {why}", err=True)
+    return typer.Exit(1)
 
 
 @receipt_app.command("generate")
@@ -280,13 +290,17 @@ def receipt_key_generate(
     import os
 
     from sealtrail.core.note import generate_key
+    from sealtrail.errors import NoteError
 
-    private, vkey = generate_key(name)
+    try:
+        private, vkey = generate_key(name)
+    except NoteError as e:
+        typer.echo(f"error: --name {name!r}: {e}", err=True)
+        raise typer.Exit(1) from None
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        typer.echo(f"error: {path} already exists", err=True)
-        raise typer.Exit(1) from None
+    except OSError as e:
+        raise _cannot_write(path, e) from None
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(private + "\n")
     typer.echo(vkey)

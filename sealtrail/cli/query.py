@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from sealtrail.cli.admin import DataDirOpt
+from sealtrail.cli.serving import PORT_MAX, PORT_MIN
 
 DEFAULT_QUERY_PORT = 8082
 
@@ -29,18 +30,14 @@ def register(app: typer.Typer) -> None:
 
 def query(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port to listen on")] = DEFAULT_QUERY_PORT,
+    port: Annotated[int, typer.Option(min=PORT_MIN, max=PORT_MAX, help="port to listen on")] = DEFAULT_QUERY_PORT,
     workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
 ) -> None:
     """Run the query API: investigations, analytics, proofs, export and erasure."""
-    import uvicorn
+    from sealtrail.cli.services import HttpService, serve
 
-    from sealtrail.infra.logs import configure_logging
-    from sealtrail.infra.settings import Settings
-
-    configure_logging(Settings().log_level)
-    uvicorn.run("services.query.app:create_app_from_env", factory=True, host=host, port=port,
-                workers=workers, log_config=None, access_log=False, server_header=False)
+    serve(HttpService(name="query", factory="services.query.app:create_app_from_env",
+                      default_port=DEFAULT_QUERY_PORT, help=""), host=host, port=port, workers=workers)
 
 
 def tenant_retention(
@@ -52,7 +49,7 @@ def tenant_retention(
 ) -> None:
     """Set a tenant's payload retention (the shredder expires older months' keys).
 
-    With ``--data-dir``, in the data directory of ``sealtrail serve`` (also while it runs; its
+    With --data-dir, in the data directory of sealtrail serve (also while it runs; its
     shredder applies the setting within the hour)."""
     if (months is None) == (not keep):
         raise typer.BadParameter("give exactly one of --months N and --keep-forever")

@@ -4,6 +4,10 @@ Ingest, the ledger (local log, SQLite, checkpointer), the projector and the quer
 process and keep their data in one directory (``--data-dir``; see
 :mod:`sealtrail.cli.embedded.datadir`). The first run creates the directory, its keys, the
 ``default`` tenant and two API keys, and prints their tokens once.
+
+The address is bound before the data directory is prepared: a port in use fails with one line
+before any key is created or any token printed, so the tokens printed always belong to a server
+that is listening. Keys lost later are replaced with ``sealtrail admin key create --data-dir``.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Annotated
 import typer
 
 from sealtrail.cli.embedded.datadir import DEFAULT_MAX_BACKLOG, DEFAULT_PORT
+from sealtrail.cli.serving import PORT_MAX, PORT_MIN, error_exit
 
 DATA_DIR_HELP = "data directory (default: $SEALTRAIL_DATA_DIR, $XDG_DATA_HOME/sealtrail or ./sealtrail-data)"
 
@@ -32,7 +37,8 @@ def first_run_text(data_dir: Path, url: str, tenant: str, tokens: dict[str, str]
         "More keys (roles gateway, investigator, dpo, auditor, operator):",
         f"  sealtrail admin key create --data-dir {data_dir} --tenant {tenant} --role investigator",
         f"Send events:  curl -X POST {url}/v1/events -H 'Authorization: Bearer <gateway token>' ...",
-        f"Verify:       sealtrail verify --url {url} --log {tenant} --token <auditor token>",
+        f"Verify:       sealtrail admin key create --data-dir {data_dir} --tenant {tenant} --role auditor",
+        f"              SEALTRAIL_TOKEN=<auditor token> sealtrail verify --url {url} --log {tenant}",
     ]
     return "\n".join(lines)
 
@@ -62,31 +68,39 @@ def _refuse_if_served(log_dir: Path) -> None:
 def serve(
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help=DATA_DIR_HELP)] = None,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="port of the ingest and query routes")] = DEFAULT_PORT,
+    port: Annotated[int, typer.Option(min=PORT_MIN, max=PORT_MAX, help="port of the ingest and query routes")] = (
+        DEFAULT_PORT),
     max_backlog: Annotated[int, typer.Option(
         min=1, help="records the ledger may be behind before new event batches are answered 429")
     ] = DEFAULT_MAX_BACKLOG,
 ) -> None:
     """Run ingest, ledger, projector and query in one process, with SQLite and a local log."""
-    import uvicorn
-
     from sealtrail.cli.embedded.app import EmbeddedOptions, create_app
     from sealtrail.cli.embedded.datadir import DataDir, default_data_dir, initialise
+    from sealtrail.cli.serving import AppRunner, listen
     from sealtrail.errors import SealtrailError
     from sealtrail.infra.logs import configure_logging
 
     data = DataDir(data_dir or default_data_dir())
+    if data.root.exists() and not data.root.is_dir():
+        raise error_exit(f"--data-dir {data.root} is not a directory")
     _refuse_if_served(data.log)
+    sock = listen(host, port)  # before the first run creates keys: no tokens for a server that cannot listen
     try:
         first = asyncio.run(initialise(data))
         app = create_app(data, options=EmbeddedOptions(max_backlog=max_backlog, tune_gc=True))
     except SealtrailError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(1) from None
+        sock.close()
+        raise error_exit(str(e)) from None
+    except OSError as e:
+        sock.close()
+        where = e.filename or data.root
+        raise error_exit(f"cannot prepare the data directory {data.root}: {where}: "
+                         f"{e.strerror or type(e).__name__}") from None
     url = f"http://{host}:{port}"
     if first is not None:
         tokens = {role: issued.token for role, issued in first.tokens.items()}
         typer.echo(first_run_text(data.root, url, first.tenant, tokens))
     typer.echo(f"Sealtrail serving {data.root} on {url} (ingest and query; Ctrl-C stops)", err=True)
     configure_logging(data.settings().log_level)
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, server_header=False)
+    AppRunner(app, sock).run()

@@ -56,10 +56,29 @@ def verify_log(
     """Verify a live log (--url, --log, --token), or use a sub-command."""
     if ctx.invoked_subcommand is not None:
         return
-    if url is None or log is None or token is None:
+    if url is None and log is None:
         typer.echo(ctx.get_help())
-        raise typer.Exit(0 if url is None and log is None else 2)
+        raise typer.Exit(0)
+    _require(ctx, url=url, log=log, token=token)
+    assert url is not None and log is not None and token is not None
     live(url=url, log=log, token=token, vkey=vkey, state=state)
+
+
+class _MissingOption(typer.BadParameter):
+    """A usage error (exit 2) worded like typer's own for a missing required option."""
+
+    def format_message(self) -> str:
+        return self.message
+
+
+def _require(ctx: typer.Context, **given: str | None) -> None:
+    """Fail like a missing required option (exit 2) for the first of ``given`` not set."""
+    for name, value in given.items():
+        if value is None:
+            param = next(p for p in ctx.command.params if p.name == name)
+            envvar = getattr(param, "envvar", None)
+            raise _MissingOption(f"Missing option '--{name}'" + (f" (env var: '{envvar}')" if envvar else ""),
+                                 ctx=ctx)
 
 
 @verify_app.command("live")

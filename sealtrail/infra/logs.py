@@ -4,6 +4,10 @@ Every record passes :class:`RedactingFilter`, which replaces API-key secrets (``
 keeps only ``st_<id>_…``), ``Bearer`` credentials, Ed25519 private-key strings and KEK-looking hex
 in the message, its arguments and any ``extra`` strings. Code MUST still never log tokens, keys or
 payloads; the filter is the safety net, not the policy.
+
+A message that is a whole Python traceback (uvicorn logs one when an app fails to start) is
+shortened to its last exception: type and reason for Sealtrail's own errors, whose messages are
+written to be shown, and the type only for any other exception.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ _PATTERNS = (
 # Attributes every LogRecord has; anything else came in through ``extra=``.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message", "asctime", "color_message"}
+_TRACEBACK = "Traceback (most recent call last):"
+_OWN_ERRORS = "sealtrail.errors."
 
 
 def redact(text: str) -> str:
@@ -34,6 +40,17 @@ def redact(text: str) -> str:
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def shorten_traceback(text: str) -> str:
+    """``text``, or only its last exception if it is a formatted traceback (see the module docstring)."""
+    if not text.startswith(_TRACEBACK):
+        return text
+    last = text.rstrip().rsplit("\n", 1)[-1]
+    name, _, reason = last.partition(": ")
+    if name.startswith(_OWN_ERRORS) and reason:
+        return f"{name.removeprefix(_OWN_ERRORS)}: {reason}"
+    return name.rsplit(".", 1)[-1]
 
 
 def _redact_value(value: object) -> object:
@@ -67,7 +84,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "msg": redact(record.getMessage()),
+            "msg": redact(shorten_traceback(record.getMessage())),
         }
         for name, value in vars(record).items():
             if name not in _STANDARD and not name.startswith("_"):

@@ -1,8 +1,9 @@
 """The HTTP face of a background worker (ledger, projector): health, readiness and metrics.
 
 The worker runs inside the app's lifespan, so the HTTP server's own signal handling stops both.
-If the worker fails on its own, the process is asked to terminate and :attr:`WorkerExit.code`
-becomes 1, which the command line returns as its exit status.
+If the worker fails on its own, :attr:`WorkerExit.code` becomes 1 and :attr:`WorkerExit.terminate`
+is called to end the process; the command line sets it to stop its HTTP server gracefully and
+then returns the code as its exit status (the default, SIGTERM to this process, ends it with 143).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ log = logging.getLogger("sealtrail.worker")
 
 
 class WorkerExit:
-    """The exit status a worker process should end with."""
+    """The exit status a worker process should end with, and how to end the process on a failure."""
 
-    def __init__(self) -> None:
+    def __init__(self, terminate: Callable[[], None]) -> None:
         self.code = 0
+        self.terminate = terminate
 
 
 def worker_app(
@@ -39,9 +41,10 @@ def worker_app(
     """An app serving /healthz, /readyz and /metrics that runs ``run()`` for as long as it serves.
 
     ``readiness()`` returns whether the worker is ready and extra fields for the /readyz body.
-    ``terminate`` ends the process when the worker fails (default: SIGTERM to this process).
+    ``terminate`` ends the process when the worker fails (default: SIGTERM to this process); the
+    caller may replace it later through the returned :attr:`WorkerExit.terminate`.
     """
-    status = WorkerExit()
+    status = WorkerExit(terminate or _sigterm_self)
 
     def exit_on_failure(task: asyncio.Task[None]) -> None:
         if task.cancelled() or task.exception() is None:
@@ -49,7 +52,7 @@ def worker_app(
         exc = task.exception()
         log.critical("%s stopped: %s: %s", name, type(exc).__name__, exc)
         status.code = 1
-        (terminate or _sigterm_self)()
+        status.terminate()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

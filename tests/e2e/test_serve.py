@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import stat
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from tests.support.serve import (
     Served,
     cli,
     create_key,
+    free_port,
     send_events,
     serve_event,
     start_serve,
@@ -163,3 +167,26 @@ def test_demo_exits_0_and_shows_every_section() -> None:
                     "Reveal with a purpose", "access event written before the answer", "Subject erasure",
                     "erasure-receipt/v1", "receipt signature checked", "Full verification", "OK: "):
         assert section in out, section
+
+
+def _without_settings(*args: str) -> subprocess.CompletedProcess[str]:
+    """``sealtrail ARGS`` with no SEALTRAIL_* variable set."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALTRAIL_")}
+    return subprocess.run([sys.executable, "-m", "sealtrail.cli.main", *args], capture_output=True, text=True,
+                          timeout=60, env=env, check=False)
+
+
+@pytest.mark.parametrize("service", ["ingest", "query"])
+def test_a_service_missing_its_settings_exits_1_with_the_reason_on_one_line(service: str) -> None:
+    """No receipt or service key: `sealtrail ingest|query` ends with `error: <reason>`, no traceback, exit 1."""
+    done = _without_settings(service, "--port", str(free_port()))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and "startup failed" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith("error: no ") and "SEALTRAIL_SERVICE_KEY_FILE" in done.stderr
+
+
+def test_a_failed_ledger_exits_1_not_by_a_signal() -> None:
+    """The ledger's worker fails at once without a database: its reason is logged and the exit status is 1."""
+    done = _without_settings("ledger", "--port", str(free_port()))
+    assert done.returncode == 1, done.stderr
+    assert "SEALTRAIL_DATABASE_URL is not set" in done.stderr and "Traceback" not in done.stderr
