@@ -10,11 +10,15 @@ Delivery contract:
   spool is drained, newer batches follow it there, keeping their order; the spool is retried with
   growing delays and drained oldest first. Without a spool, undelivered events stay queued in
   memory and :meth:`SealtrailClient.send` waits while ``queue_max`` events are queued.
-- 401 and 403 are retried like outages (a key being fixed must not lose events). 413 splits the
+- 401 and 403 are retried like outages (a key being fixed must not lose events), but each batch
+  that runs out of tries on one is logged as a warning (logger ``sealtrail.sdk``) naming the status
+  and the problem's title and detail, so a wrong or revoked key shows at once. 413 splits the
   batch. 400 and 422 are final: the events are reported through ``on_rejected``.
 - :meth:`SealtrailClient.close` (and leaving ``async with``) flushes; events it cannot deliver
-  or spool raise :class:`DeliveryError`. Events queued in memory are lost if the process dies;
-  spooled ones are not.
+  or spool raise :class:`DeliveryError`, which names the last answer (HTTP status, problem title
+  and detail, or the connection error). Events queued in memory are lost if the process dies;
+  spooled ones are not. ``stats.last_status`` and ``stats.last_problem`` hold the last answer too.
+- No message, log line or exception of this module holds the token.
 
 This module imports only httpx and orjson (and the standard library).
 """
@@ -23,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -42,10 +48,44 @@ DEFAULT_SPOOL_MAX_BYTES = 256 * 1024 * 1024
 DEFAULT_ATTEMPTS = 4
 DEFAULT_TIMEOUT_S = 15.0
 _RETRYABLE = frozenset({401, 403, 408, 425, 429, 500, 502, 503, 504})
+_KEY_REFUSED = frozenset({401, 403})
+_TOKEN = re.compile(r"\bst_([0-9a-f]{16})_[A-Za-z0-9_-]+")
+log = logging.getLogger("sealtrail.sdk")
 
 
 class DeliveryError(Exception):
-    """Events could be neither delivered nor spooled."""
+    """Events could be neither delivered nor spooled; ``status``, ``title`` and ``detail`` describe
+    the last answer (``status`` None after a connection error or timeout)."""
+
+    def __init__(self, message: str, *, status: int | None = None, title: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.status, self.title, self.detail = status, title, detail
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why the last try of a batch failed: an HTTP answer, or a connection error (``status`` None)."""
+
+    status: int | None
+    title: str
+    detail: str = ""
+
+    @classmethod
+    def from_response(cls, resp: httpx.Response) -> Failure:
+        problem: dict[str, Any] = {}
+        if resp.headers.get("content-type", "").endswith("json"):
+            with contextlib.suppress(ValueError):
+                body = resp.json()
+                problem = body if isinstance(body, dict) else {}
+        title = _TOKEN.sub(r"st_\1_…", str(problem.get("title") or resp.reason_phrase))
+        return cls(resp.status_code, title, _TOKEN.sub(r"st_\1_…", str(problem.get("detail") or "")))
+
+    def __str__(self) -> str:
+        text = self.title if self.status is None else f"HTTP {self.status} {self.title}"
+        text += f": {self.detail}" if self.detail else ""
+        if self.status in _KEY_REFUSED:
+            text += " (ingest refused the API key: it is wrong, revoked, expired or not a gateway key)"
+        return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +111,8 @@ class ClientStats:
     retries: int = 0
     spooled_batches: int = 0
     last_status: int | None = None
+    last_problem: str | None = None
+    """The last failed answer, as :class:`Failure` words it (None until a try fails)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +156,7 @@ class SealtrailClient:
         self._outages = 0
         self._next_spool_try = 0.0
         self._last_retry_after: float | None = None
+        self._last_failure: Failure | None = None
         self.stats = ClientStats()
 
     def __repr__(self) -> str:  # the token stays out of reprs and tracebacks
@@ -166,7 +209,12 @@ class SealtrailClient:
             if self._spool is not None:
                 self._spool.close()
         if self._queue:
-            raise DeliveryError(f"{len(self._queue)} events were neither delivered nor spooled")
+            failure = self._last_failure
+            message = f"{len(self._queue)} events were neither delivered nor spooled"
+            if failure is None:
+                raise DeliveryError(message)
+            raise DeliveryError(f"{message}; last answer: {failure}", status=failure.status,
+                                title=failure.title, detail=failure.detail)
 
     async def _run(self) -> None:
         while True:
@@ -229,13 +277,17 @@ class SealtrailClient:
             if attempt + 1 < attempts:
                 self.stats.retries += 1
                 await asyncio.sleep(self._backoff.delay(attempt, retry_after=answer.retry_after))
+        failure = self._last_failure
+        if failure is not None and failure.status in _KEY_REFUSED:
+            log.warning("%d events not delivered after %d tries: %s; they are %s and retried", len(batch),
+                        attempts, failure, "spooled" if self._spool is not None else "kept in memory")
         return batch
 
     async def _post(self, batch: list[dict[str, Any]]) -> _Answer:
         try:
             resp = await self._http.post("/v1/events", content=orjson.dumps({"events": batch}))
-        except httpx.TransportError:
-            self.stats.last_status = None
+        except httpx.TransportError as e:
+            self._failed(Failure(None, type(e).__name__))
             return _Answer(done=False)
         self.stats.last_status = resp.status_code
         if resp.status_code in (202, 422):
@@ -244,10 +296,16 @@ class SealtrailClient:
         if resp.status_code == 413:
             return _Answer(done=len(batch) <= 1, split=True)
         if resp.status_code in _RETRYABLE:
+            self._failed(Failure.from_response(resp))
             return _Answer(done=False, retry_after=parse_retry_after(resp.headers.get("retry-after")))
         problem = resp.json() if resp.headers.get("content-type", "").endswith("json") else {}
         self._reject_all(batch, problem)
         return _Answer(done=True)
+
+    def _failed(self, failure: Failure) -> None:
+        self._last_failure = failure
+        self.stats.last_status = failure.status
+        self.stats.last_problem = str(failure)
 
     def _report(self, body: dict[str, Any]) -> None:
         accepted = [Accepted(a["event_id"], a["log"], a["receipt"]) for a in body.get("accepted", [])]
