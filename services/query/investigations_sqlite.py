@@ -58,8 +58,7 @@ def _search_sql(tenant: str, f: CallFilter, after: Position | None, limit: int) 
         where.append("s.tenant_id = e.tenant_id AND s.subject_ref = ?")
         args.append(f.subject_ref)
     if after is not None:
-        assert after.occurred_at is not None
-        t = to_db_time(after.occurred_at)
+        t = to_db_time(after.time())
         where.append("e.occurred_at <= ? AND (e.occurred_at, e.log_id, e.idx) < (?, ?, ?)")
         args += [t, t, after.log_id, after.idx]
     sql = (f"SELECT {_ENTRY} FROM entries e{join} WHERE {' AND '.join(where)}"
@@ -88,8 +87,7 @@ class SqliteInvestigationReader:
         args: list[object] = [tenant, session_id]
         cond = ""
         if after is not None:
-            assert after.occurred_at is not None
-            args += [to_db_time(after.occurred_at), after.log_id, after.idx]
+            args += [to_db_time(after.time()), after.log_id, after.idx]
             cond = " AND (e.occurred_at, e.log_id, e.idx) > (?, ?, ?)"
         rows = await self._rows(
             f"SELECT {_ENTRY} FROM entries e WHERE e.tenant_id = ? AND e.session_id = ?{cond}"

@@ -83,7 +83,7 @@ def _search_sql(tenant: str, f: CallFilter, after: Position | None, limit: int) 
         join = " JOIN subject_index s ON s.log_id = e.log_id AND s.idx = e.idx"
         q.where.append(f"s.tenant_id = e.tenant_id AND s.subject_ref = {q.arg(f.subject_ref)}")
     if after is not None:
-        t = q.arg(after.occurred_at)
+        t = q.arg(after.time())
         # The plain bound lets the (tenant_id, ..., occurred_at) indexes stop early.
         log_id, idx = q.arg(after.log_id), q.arg(after.idx)
         q.where.append(f"e.occurred_at <= {t} AND (e.occurred_at, e.log_id, e.idx) < ({t}, {log_id}, {idx})")
@@ -107,7 +107,7 @@ async def session_timeline(conn: Conn, tenant: str, session_id: str, after: Posi
     args: list[object] = [tenant, session_id, limit + 1]
     cond = ""
     if after is not None:
-        args += [after.occurred_at, after.log_id, after.idx]
+        args += [after.time(), after.log_id, after.idx]
         cond = " AND (occurred_at, log_id, idx) > ($4, $5, $6)"
     rows = await conn.fetch(
         "SELECT log_id, idx, occurred_at, entry FROM entries WHERE tenant_id = $1 AND session_id = $2"

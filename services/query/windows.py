@@ -16,6 +16,10 @@ HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 DEFAULT_SPAN = timedelta(hours=24)
 MAX_SPAN = timedelta(days=400)
+EARLIEST = datetime(2, 1, 1, tzinfo=UTC)
+LATEST = datetime(9998, 12, 31, tzinfo=UTC)
+"""Bounds of every time a query parameter may name: far enough from Python's year 1 and 9999
+that rounding to hours or days, a default span or a drift baseline never leaves them."""
 
 
 def floor_hour(t: datetime) -> datetime:
@@ -60,14 +64,27 @@ class Split:
 
 
 def parse_time(value: str, name: str) -> datetime:
-    """An RFC 3339 time with an offset (``Z`` or ``±hh:mm``); InvalidInputError otherwise."""
+    """An RFC 3339 time with an offset (``Z`` or ``±hh:mm``) in UTC; InvalidInputError otherwise."""
     try:
         t = datetime.fromisoformat(value.strip())
     except ValueError as e:
-        raise InvalidInputError(f"{name} is not an RFC 3339 time") from e
+        raise InvalidInputError(f"{name} is not an RFC 3339 time", pointer=f"query:{name}") from e
     if t.tzinfo is None:
-        raise InvalidInputError(f"{name} needs a UTC offset (e.g. Z)")
-    return t.astimezone(UTC)
+        raise InvalidInputError(f"{name} needs a UTC offset (e.g. Z)", pointer=f"query:{name}")
+    return utc_time(t, name)
+
+
+def utc_time(t: datetime, name: str) -> datetime:
+    """``t`` in UTC (a naive ``t`` is taken as UTC), if within [EARLIEST, LATEST]; InvalidInputError
+    (pointer ``query:<name>``) otherwise."""
+    try:
+        utc = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    except OverflowError as e:
+        raise InvalidInputError(f"{name} is out of range", pointer=f"query:{name}") from e
+    if not EARLIEST <= utc <= LATEST:
+        raise InvalidInputError(f"{name} must lie between {EARLIEST.date()} and {LATEST.date()} (UTC)",
+                                pointer=f"query:{name}")
+    return utc
 
 
 def window_of(start: datetime | None, end: datetime | None, *, now: datetime,
