@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -156,6 +156,13 @@ class Principal:
         self.require(Scope.PROOFS_READ)
         if self.role not in LOG_CONTENT_ROLES:
             raise PermissionDeniedError(f"role {self.role.value} reads proofs, not a log's entries")
+
+    def reads_proof_of(self, header: Mapping[str, object]) -> bool:
+        """Whether this principal may read the proof of the logged event with ``header``: a role in
+        LOG_CONTENT_ROLES any event's, a gateway only those its own gateway sent."""
+        if self.role in LOG_CONTENT_ROLES:
+            return Scope.PROOFS_READ in self.scopes
+        return Scope.PROOFS_READ in self.scopes and header.get("gateway_id") == self.gateway_id
 
     @classmethod
     def of(cls, key: ApiKey) -> Principal:

@@ -55,7 +55,7 @@ class PostgresErasureStore:
                 row = await self._get(conn, tenant, request_ref)
                 if row is not None:
                     if row.history_ref != href:
-                        raise ConflictError(f"request {request_ref} was used for another subject")
+                        raise ConflictError("the request reference was used for another subject")
                     return row
                 hold = await conn.fetchval("SELECT reason FROM subject_holds"
                                            " WHERE tenant_id = $1 AND history_ref = $2", tenant, href)

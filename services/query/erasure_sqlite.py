@@ -49,7 +49,7 @@ def _begin(conn: sqlite3.Connection, tenant: str, request_ref: str, href: bytes,
     found = _get(conn, tenant, request_ref)
     if found is not None:
         if found.history_ref != href:
-            raise ConflictError(f"request {request_ref} was used for another subject")
+            raise ConflictError("the request reference was used for another subject")
         return found
     hold = conn.execute("SELECT reason FROM subject_holds WHERE tenant_id = ? AND history_ref = ?",
                         (tenant, href)).fetchone()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import orjson
@@ -35,7 +37,8 @@ from services.query.service import ERASURE_RECEIPT_PURPOSE, QueryService
 
 router = APIRouter(tags=["proofs"])
 
-Size = Annotated[int, Query(ge=0, le=2**63 - 1)]
+MAX_SIZE = 2**63 - 1
+Size = Annotated[int, Query(ge=0, le=MAX_SIZE)]
 _NOTE: dict[int | str, dict[str, Any]] = {200: {"content": {TEXT: {}}, "description": "C2SP signed note"}}
 _PROOF_FILE: dict[int | str, dict[str, Any]] = {
     200: {"content": {TEXT: {}}, "description": "C2SP tlog-proof file"}}
@@ -43,6 +46,28 @@ _PROOF_FILE: dict[int | str, dict[str, Any]] = {
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+@asynccontextmanager
+async def _reading(service: QueryService, tenant: str, log: str, *, size_pointer: str | None = None
+                   ) -> AsyncIterator[None]:
+    """Run ledger reads, answering their problems in words that repeat no submitted value (the
+    reader's own messages name the log and the size asked for). Only failures pay for the extra
+    read that finds the log's facts."""
+    try:
+        yield
+    except NotFoundError as e:
+        known = {x.log_id for x in await service.reader.logs(tenant)}
+        raise NotFoundError("the log has no signed checkpoint yet" if log in known
+                            else "no such log in this tenant") from e
+    except InvalidInputError as e:
+        if size_pointer is None:  # the reader's other refusals name no value
+            raise
+        sizes = {x.log_id: x.size for x in await service.reader.logs(tenant)}
+        if log not in sizes:
+            raise NotFoundError("no such log in this tenant") from e
+        raise InvalidInputError(f"the tree size must lie in 1..{sizes[log]}, the log's size",
+                                pointer=size_pointer) from e
 
 
 @router.get("/v1/logs", response_model=LogList, responses=problems(401, 403), summary="The tenant's logs")
@@ -55,7 +80,8 @@ async def list_logs(principal: ProofsReader, service: ServiceDep) -> Response:
             responses={**_NOTE, **problems(401, 403, 404)},
             summary="The latest signed checkpoint (text/plain)")
 async def latest_checkpoint(log: str, principal: ProofsReader, service: ServiceDep) -> Response:
-    cp = await service.reader.latest_checkpoint(principal.tenant_id, log)
+    async with _reading(service, principal.tenant_id, log):
+        cp = await service.reader.latest_checkpoint(principal.tenant_id, log)
     return Response(cp.note, media_type=TEXT)
 
 
@@ -64,10 +90,11 @@ async def latest_checkpoint(log: str, principal: ProofsReader, service: ServiceD
             summary="Signed checkpoints with tree sizes in [from, to], oldest first")
 async def list_checkpoints(
     log: str, principal: ProofsReader, service: ServiceDep,
-    size_from: Annotated[int, Query(alias="from", ge=0)] = 0,
-    size_to: Annotated[int, Query(alias="to", ge=0)] = 2**63 - 1,
+    size_from: Annotated[int, Query(alias="from", ge=0, le=MAX_SIZE)] = 0,
+    size_to: Annotated[int, Query(alias="to", ge=0, le=MAX_SIZE)] = MAX_SIZE,
 ) -> Response:
-    cps = await service.reader.checkpoints(principal.tenant_id, log, size_from, size_to)
+    async with _reading(service, principal.tenant_id, log):
+        cps = await service.reader.checkpoints(principal.tenant_id, log, size_from, size_to)
     full = len(cps) >= MAX_ENTRIES_PER_READ  # the reader returns at most this many
     after = cps[-1].size + 1 if full and cps and cps[-1].size < size_to else None
     return json_response({"log": log, "next": after, "checkpoints": [
@@ -87,7 +114,8 @@ async def list_entries(request: Request, log: str, principal: LogContentReader, 
     if not start <= end or end - start > service.options.max_page:
         raise InvalidInputError(f"need start <= end and at most {service.options.max_page} entries",
                                 pointer="query:end")
-    stored = await service.reader.entries(principal.tenant_id, log, start, end)
+    async with _reading(service, principal.tenant_id, log):
+        stored = await service.reader.entries(principal.tenant_id, log, start, end)
     digests = await _payload_digests(service, principal.tenant_id, log, start, end)
     if MEDIA_TYPE in request.headers.get("accept", ""):
         page = encode_page((e.index, e.entry, e.chain, digests.get(e.index)) for e in stored)
@@ -113,7 +141,8 @@ async def inclusion(log: str, principal: ProofsReader, service: ServiceDep, inde
                     ) -> Response:
     if index >= size:
         raise InvalidInputError("index must be below size", pointer="query:index")
-    proof = await service.reader.inclusion_proof(principal.tenant_id, log, index, size)
+    async with _reading(service, principal.tenant_id, log, size_pointer="query:size"):
+        proof = await service.reader.inclusion_proof(principal.tenant_id, log, index, size)
     return json_response({"log": log, "index": index, "size": size, "proof": [_b64(h) for h in proof]})
 
 
@@ -121,11 +150,13 @@ async def inclusion(log: str, principal: ProofsReader, service: ServiceDep, inde
             responses=problems(400, 401, 403, 404), summary="RFC 9162 consistency proof")
 async def consistency(
     log: str, principal: ProofsReader, service: ServiceDep,
-    size1: Annotated[int, Query(alias="from", ge=1)], size2: Annotated[int, Query(alias="to", ge=1)],
+    size1: Annotated[int, Query(alias="from", ge=1, le=MAX_SIZE)],
+    size2: Annotated[int, Query(alias="to", ge=1, le=MAX_SIZE)],
 ) -> Response:
     if size1 > size2:
         raise InvalidInputError("from must not exceed to", pointer="query:from")
-    proof = await service.reader.consistency_proof(principal.tenant_id, log, size1, size2)
+    async with _reading(service, principal.tenant_id, log, size_pointer="query:to"):
+        proof = await service.reader.consistency_proof(principal.tenant_id, log, size1, size2)
     return json_response({"log": log, "from": size1, "to": size2, "proof": [_b64(h) for h in proof]})
 
 
@@ -134,7 +165,7 @@ async def consistency(
 async def erasure_events(log: str, principal: LogContentReader, service: ServiceDep) -> Response:
     rows = await service.stores.investigations.erasure_events(principal.tenant_id, log)
     if rows is None:
-        raise NotFoundError(f"no log {log!r}")
+        raise NotFoundError("no such log in this tenant")
     return json_response({"log": log, "events": [{"index": idx, "header": orjson.loads(entry)}
                                                  for idx, entry in rows]})
 
@@ -142,16 +173,19 @@ async def erasure_events(log: str, principal: LogContentReader, service: Service
 @router.get("/v1/events/{event_id}/tlog-proof", response_class=Response,
             responses={**_PROOF_FILE, **problems(400, 401, 403, 404)}, summary="Offline inclusion proof file")
 async def tlog_proof(event_id: uuid.UUID, principal: ProofsReader, service: ServiceDep) -> Response:
-    """The event's inclusion proof under the latest checkpoint that covers it."""
+    """The event's inclusion proof under the latest checkpoint that covers it. A gateway key
+    reads only the proofs of the events its gateway sent: another's answers as a missing one."""
     call = await service.stores.investigations.call_by_event_id(principal.tenant_id, event_id,
                                                                 with_payload=False)
-    if call is None:
-        raise NotFoundError(f"event {event_id} is not in any log of this tenant")
+    if call is None or not principal.reads_proof_of(call.found.header):
+        raise NotFoundError("no such event in this tenant's logs")
     log, index = call.found.log_id, call.found.idx
-    cp = await service.reader.latest_checkpoint(principal.tenant_id, log)
+    async with _reading(service, principal.tenant_id, log):
+        cp = await service.reader.latest_checkpoint(principal.tenant_id, log)
     if cp.size <= index:
-        raise NotFoundError(f"event {event_id} is logged but no signed checkpoint covers it yet")
-    proof = await service.reader.inclusion_proof(principal.tenant_id, log, index, cp.size)
+        raise NotFoundError("the event is logged but no signed checkpoint covers it yet")
+    async with _reading(service, principal.tenant_id, log):
+        proof = await service.reader.inclusion_proof(principal.tenant_id, log, index, cp.size)
     return Response(format_proof(index, proof, cp.note), media_type=TEXT)
 
 

@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
+from sealtrail.infra.apikeys import KeyAdmin
 from sealtrail.infra.auth import LOG_CONTENT_ROLES, ROLE_SCOPES, Role, Scope
+from sealtrail.infra.auth_postgres import PostgresAuthStore
 from tests.e2e.conftest import Seed
-from tests.support.query import QueryStack
+from tests.support.query import QueryStack, call
 
 
 @dataclass(frozen=True)
@@ -97,3 +99,30 @@ async def test_no_key_or_a_bad_key_is_401_everywhere(stack: QueryStack, seed: Se
         for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": f"Bearer {forged}"}):
             resp = await _call(stack, e, headers)
             assert resp.status_code == 401, (e, headers)
+
+
+async def test_a_gateway_reads_only_the_proofs_of_its_own_events(stack: QueryStack, seed: Seed) -> None:
+    """A second gateway of beta sends an event: the first gateway's key gets 404 for its tlog-proof,
+    exactly as for a missing event, while the sender, auditors and investigators get the proof;
+    the first gateway still gets the proofs of the events it sent."""
+    second = await KeyAdmin(store=PostgresAuthStore(pool=stack.pool)).create_key(
+        tenant="beta", role=Role.GATEWAY, label="gateway-2")
+    event = call(agent_id="agent-gw2", server_id="srv-gw2", tool_name="gw2.tool", session_id="s-gw2")
+    sent = await stack.gateway.post("/v1/events", json={"events": [event]},
+                                    headers={"Authorization": f"Bearer {second.token}"})
+    assert sent.status_code == 202, sent.text
+    theirs = sent.json()["accepted"][0]["event_id"]
+    await stack.logged("beta", [theirs])
+    mine = seed.beta[0]["event_id"]
+    missing = await stack.api.get(f"/v1/events/{uuid.uuid4()}/tlog-proof", headers=stack.auth("beta:gateway"))
+    assert missing.status_code == 404
+    for headers, event_id, status in (
+        (stack.auth("beta:gateway"), theirs, 404), (stack.auth("beta:gateway"), mine, 200),
+        ({"Authorization": f"Bearer {second.token}"}, theirs, 200),
+        ({"Authorization": f"Bearer {second.token}"}, mine, 404),
+        (stack.auth("beta:auditor"), theirs, 200), (stack.auth("beta:investigator"), theirs, 200),
+    ):
+        resp = await stack.api.get(f"/v1/events/{event_id}/tlog-proof", headers=headers)
+        assert resp.status_code == status, (event_id, status, resp.text)
+        if status == 404:
+            assert resp.json() == missing.json()
