@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import RouteContext
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sealtrail.infra.logs import configure_logging
@@ -29,7 +31,10 @@ from services.query import analytics, calls, health, proofs, subjects
 from services.query.analytics_store import AnalyticsReader
 from services.query.config import QueryOptions
 from services.query.deps import ServiceDep, current_principal
-from services.query.responses import body_problem, validation_problem
+from services.query.inputs import refuse_unexpected_input
+from services.query.models import Problem
+from services.query.responses import body_problem, problems, validation_problem
+from services.query.routing import api_routes
 from services.query.service import QueryParts, QueryService, build_service
 from services.query.stores import QueryStores
 
@@ -84,7 +89,8 @@ def _analytics_app() -> FastAPI:
     its placeholders are overridden with this app's authentication and an analytics reader over
     the service's stores. It is a sub-application because FastAPI re-derives every dependency of
     every route, on every request, while an app has any override; this keeps that cost here."""
-    sub = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    sub = FastAPI(openapi_url=None, docs_url=None, redoc_url=None,
+                  dependencies=[Depends(refuse_unexpected_input)])
     _errors(sub)
     sub.include_router(analytics.router)
     sub.dependency_overrides[analytics.get_principal] = current_principal
@@ -92,11 +98,44 @@ def _analytics_app() -> FastAPI:
     return sub
 
 
-def _merged_openapi(app: FastAPI, sub: FastAPI) -> Callable[[], dict[str, Any]]:
+class _PrefixMount(Mount):
+    """A mount at ``""`` (its app sees the whole path) that matches only paths under ``prefix``, so
+    every other path, and a known path asked with the wrong method (405), stays the parent's."""
+
+    def __init__(self, prefix: str, app: ASGIApp) -> None:
+        super().__init__("", app=app)
+        self._prefix = prefix.rstrip("/") + "/"
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        path, root = scope.get("path", ""), scope.get("root_path", "")
+        if scope["type"] == "http" and not path.removeprefix(root).startswith(self._prefix):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+def openapi_document(*, title: str, description: str, routes: Iterable[BaseRoute | RouteContext]
+                     ) -> dict[str, Any]:
+    """The OpenAPI document of ``routes``. Every operation may answer 400 (an unknown or repeated
+    query parameter, :mod:`services.query.inputs`), so each one documents it."""
+    doc = get_openapi(title=title, version="1", description=description, routes=list(api_routes(routes)))
+    bad_input = problems(400)[400]
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    schemas.setdefault("Problem", Problem.model_json_schema())
+    for operations in doc.get("paths", {}).values():
+        for operation in operations.values():
+            if "400" not in operation.get("responses", {}):
+                operation["responses"]["400"] = {
+                    "description": bad_input["description"],
+                    "content": {k: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                                for k in bad_input["content"]}}
+    return doc
+
+
+def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                                             routes=[*app.routes, *sub.routes])
+            app.openapi_schema = openapi_document(title=app.title, description=app.description,
+                                                  routes=app.routes)
         return app.openapi_schema
     return openapi
 
@@ -132,13 +171,14 @@ def create_app(settings: Settings, *, options: QueryOptions | None = None,
                     with contextlib.suppress(asyncio.CancelledError):
                         await shredder
 
-    app = FastAPI(title="Sealtrail query", version="1", lifespan=lifespan, description=DESCRIPTION)
+    app = FastAPI(title="Sealtrail query", version="1", lifespan=lifespan, description=DESCRIPTION,
+                  dependencies=[Depends(refuse_unexpected_input)])
     _errors(app)
     for router in (health.router, calls.router, proofs.router, subjects.router):
         app.include_router(router)
     analytics_app = _analytics_app()
-    app.mount("", analytics_app)  # last: it also answers (404) every path no route above matched
-    app.openapi = _merged_openapi(app, analytics_app)  # type: ignore[method-assign]
+    app.router.routes.append(_PrefixMount(analytics.router.prefix, analytics_app))
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(RequestMetrics, owner=app)
     return app
 

@@ -7,13 +7,16 @@ returned; without ``?purpose=`` no payload is ever read.
 
 from __future__ import annotations
 
+import re
+import typing
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import unquote
 
 from fastapi import APIRouter, Header, Path, Query, Response
 
+from sealtrail.core.events import EVENT_MODELS
 from sealtrail.core.fields import CODE_PATTERN
 from sealtrail.core.sealing import subject_ref
 from sealtrail.errors import InvalidInputError, NotFoundError
@@ -24,20 +27,52 @@ from services.query.models import CallDetail, CallPage, SessionTimeline
 from services.query.responses import json_response, problems
 from services.query.search import CallFilter
 from services.query.service import QueryService
+from services.query.windows import utc_time
 
 router = APIRouter(tags=["investigations"])
+
+ALL_TYPES = "all"
+NOTE_HEADER = "Sealtrail-Purpose-Note"
+# Strict percent-encoding: printable ASCII, every '%' starting an escape of two hex digits.
+_PERCENT_ENCODED = re.compile(r"(?:[\x20-\x24\x26-\x7e]|%[0-9A-Fa-f]{2})*")
+
+
+def header_values(field: str) -> tuple[str, ...]:
+    """Every value the v1 event models allow in header field ``field`` (its Literal values)."""
+    out: list[str] = []
+    for model in EVENT_MODELS.values():
+        info = model.model_fields.get(field)
+        if info is None:
+            continue
+        for arm in (info.annotation, *typing.get_args(info.annotation)):
+            if typing.get_origin(arm) is typing.Literal:
+                out += [v for v in typing.get_args(arm) if v not in out]
+    return tuple(out)
+
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "tier": header_values("tool_tier"), "decision": header_values("decision"),
+    "status": header_values("status"), "type": (*EVENT_MODELS, ALL_TYPES),
+}
+"""The filters of ``GET /v1/calls`` with a closed set of values; any other value is a 400."""
+
+
+def _choice(name: str, description: str | None = None) -> Any:
+    return Query(min_length=1, max_length=64, description=description,
+                 json_schema_extra={"enum": list(CHOICES[name])})
+
 
 Text = Annotated[str | None, Query(min_length=1, max_length=256)]
 Limit = Annotated[int, Query(ge=1, le=1000, description="results per page")]
 Cursor = Annotated[str | None, Query(max_length=512, description="`next` of the previous page")]
-ALL_TYPES = "all"
-NOTE_HEADER = "Sealtrail-Purpose-Note"
 
 
-def _utc(t: datetime | None) -> datetime | None:
-    if t is None or t.tzinfo is not None:
-        return t
-    return t.replace(tzinfo=UTC)
+def _checked(given: dict[str, str | None]) -> dict[str, str]:
+    """The filters that were given, each of a closed set checked against it."""
+    for name, value in given.items():
+        if value is not None and name in CHOICES and value not in CHOICES[name]:
+            raise InvalidInputError(f"{name} is one of {', '.join(CHOICES[name])}", pointer=f"query:{name}")
+    return {k: v for k, v in given.items() if v is not None}
 
 
 @router.get("/v1/calls", response_model=CallPage, responses=problems(400, 401, 403),
@@ -45,8 +80,10 @@ def _utc(t: datetime | None) -> datetime | None:
 async def list_calls(
     principal: CallsReader, service: ServiceDep,
     agent: Text = None, session: Text = None, server: Text = None, tool: Text = None,
-    tier: Text = None, decision: Text = None, status: Text = None,
-    type: Annotated[str, Query(max_length=64, description="event type, or 'all'")] = "tool_call",
+    tier: Annotated[str | None, _choice("tier")] = None,
+    decision: Annotated[str | None, _choice("decision")] = None,
+    status: Annotated[str | None, _choice("status")] = None,
+    type: Annotated[str, _choice("type", "event type, or 'all'")] = "tool_call",
     occurred_from: Annotated[datetime | None, Query(alias="from", description="occurred_at >= from")] = None,
     occurred_to: Annotated[datetime | None, Query(alias="to", description="occurred_at < to")] = None,
     subject: Annotated[str | None, Query(max_length=320, description="data-subject id; matched through "
@@ -54,17 +91,20 @@ async def list_calls(
     cursor: Cursor = None, limit: Limit = 100,
 ) -> Response:
     """Calls of the caller's tenant matching every given filter."""
-    given = {"agent": agent, "session": session, "server": server, "tool": tool, "tier": tier,
-             "decision": decision, "status": status, "type": None if type == ALL_TYPES else type}
+    equals = _checked({"agent": agent, "session": session, "server": server, "tool": tool, "tier": tier,
+                       "decision": decision, "status": status, "type": type})
+    if equals["type"] == ALL_TYPES:
+        del equals["type"]
+    start = None if occurred_from is None else utc_time(occurred_from, "from")
+    end = None if occurred_to is None else utc_time(occurred_to, "to")
+    after = decode_cursor("calls", cursor, pointer="query:cursor")
     ref = None
     if subject is not None:
         ref = subject_ref(await service.index_keys.get(principal.tenant_id), subject)
-    equals = {k: v for k, v in given.items() if v is not None}
-    f = CallFilter(equals, _utc(occurred_from), _utc(occurred_to), ref)
-    found, more = await service.stores.investigations.search_calls(
-        principal.tenant_id, f, decode_cursor("calls", cursor), limit)
-    after = encode_cursor("calls", found[-1].position) if more else None
-    return json_response({"calls": [c.as_json() for c in found], "next": after})
+    f = CallFilter(equals, start, end, ref)
+    found, more = await service.stores.investigations.search_calls(principal.tenant_id, f, after, limit)
+    following = encode_cursor("calls", found[-1].position) if more else None
+    return json_response({"calls": [c.as_json() for c in found], "next": following})
 
 
 @router.get("/v1/sessions/{session_id}", response_model=SessionTimeline,
@@ -76,7 +116,7 @@ async def get_session(
     """Every entry of the session, in time order, with the projector's summary of it."""
     investigations = service.stores.investigations
     found, more = await investigations.session_timeline(principal.tenant_id, session_id,
-                                                        decode_cursor("session", cursor), limit)
+                                                        decode_cursor("session", cursor, pointer="query:cursor"), limit)
     summary = await investigations.session_summary(principal.tenant_id, session_id)
     if not found and cursor is None and summary is None:
         raise NotFoundError("no such session")
@@ -86,9 +126,15 @@ async def get_session(
 
 
 def _note(header: str | None) -> str | None:
+    """The note in the header, which MUST be strictly percent-encoded UTF-8 (a header arrives as
+    Latin-1 text: raw non-ASCII bytes show as such characters and are refused, not guessed at)."""
+    if header is None:
+        return None
     try:
-        return None if header is None else unquote(header, errors="strict")
-    except UnicodeDecodeError as e:
+        if not _PERCENT_ENCODED.fullmatch(header):
+            raise ValueError("not percent-encoded ASCII")
+        return unquote(header, errors="strict")
+    except (ValueError, UnicodeDecodeError) as e:
         raise InvalidInputError("the note must be percent-encoded UTF-8", pointer=f"header:{NOTE_HEADER}") from e
 
 
@@ -112,7 +158,7 @@ async def get_call(
     call = await service.stores.investigations.call_by_event_id(principal.tenant_id, event_id,
                                                                 with_payload=purpose is not None)
     if call is None:
-        raise NotFoundError(f"no event {event_id} in this tenant's logs")
+        raise NotFoundError("no such event in this tenant's logs")
     body = call.found.as_json()
     if purpose is not None:
         body.update(await _reveal(service, principal, call, purpose, note))

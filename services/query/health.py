@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from services.query.deps import ServiceDep
-from services.query.responses import json_response
+from services.query.responses import PUBLIC_TAG, json_response
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=[PUBLIC_TAG])
 
 
 @router.get("/healthz", summary="Liveness")

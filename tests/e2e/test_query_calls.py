@@ -153,7 +153,7 @@ async def test_other_tenants_events_look_missing(stack: QueryStack, seed: Seed) 
 async def test_bad_input_is_a_problem_that_repeats_no_value(stack: QueryStack, seed: Seed) -> None:
     """A forged cursor, an out-of-range limit and a bad purpose code are 400 problems with a
     pointer; a missing key is 401 with WWW-Authenticate."""
-    for params, pointer in (({"cursor": "bm90LWEtY3Vyc29y"}, "/cursor"), ({"limit": 0}, "query:limit"),
+    for params, pointer in (({"cursor": "bm90LWEtY3Vyc29y"}, "query:cursor"), ({"limit": 0}, "query:limit"),
                             ({"from": "yesterday-ish"}, "query:from")):
         resp = await stack.api.get("/v1/calls", params=params, headers=stack.auth(INVESTIGATOR))
         assert resp.status_code == 400, params
