@@ -5,7 +5,9 @@ verifier key: receipt, checkpoint, cosign and erasure-receipt, in the query API'
 and ingest's ``receipt`` list); every other path goes to the query API. The lifespan opens the
 SQLite database and the local log, starts the ledger, then ingest, the query API and the
 projector, and stops them in the reverse order. ``GET /metrics`` renders the query API's, ingest's
-and the ledger's metrics together.
+and the ledger's metrics together. ``/openapi.json`` (and ``/docs``) describe every route of the
+port: the query API's and ``POST /v1/events``. A known path asked with another method is a 405
+problem with ``Allow``, wherever the path is routed.
 
 Ingest answers 202 only after the local log fsync'd the batch, so a crash loses nothing
 acknowledged; the ledger resumes from the offsets stored with the entries. While the ledger is
@@ -17,17 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from fastapi import FastAPI
 from prometheus_client import REGISTRY, generate_latest
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.routing import Match, Mount, Route
+from starlette.types import ASGIApp, Scope
 
 from sealtrail.cli.embedded import query as embedded_query
 from sealtrail.cli.embedded.backpressure import (
@@ -49,6 +54,7 @@ from sealtrail.infra.gctune import tune_gc
 from sealtrail.infra.keycache import CachingKeyStore
 from sealtrail.infra.keystore_sqlite import SqliteKeyStore
 from sealtrail.infra.locallog import DEFAULT_SEGMENT_BYTES, LocalLog
+from sealtrail.infra.problems import http_problem
 from sealtrail.infra.servicekey import load_service_signer
 from sealtrail.infra.sqlite import SqliteDatabase, translated
 from services.ingest.app import IngestParts, IngestStores
@@ -56,8 +62,12 @@ from services.ingest.app import create_app as create_ingest_app
 from services.ingest.config import IngestOptions
 from services.ledger.reader_sqlite import SqliteLedgerReader
 from services.ledger.store_sqlite import SqliteLedgerStore
+from services.query.app import DESCRIPTION as QUERY_DESCRIPTION
+from services.query.app import openapi_document
+from services.query.routing import api_routes
 
 RECEIPT_FORMAT = "sealtrail.dev/receipt-proof/v2"
+TITLE = "Sealtrail (embedded: ingest and query)"
 
 
 @dataclass(frozen=True)
@@ -113,6 +123,33 @@ def _metrics_endpoint(ingest: FastAPI, query: FastAPI, backlog: LedgerBacklog) -
         return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return Route("/metrics", metrics, methods=["GET"])
+
+
+class _Rest(Mount):
+    """The query API at ``""`` for every path but those the routes before it own: on those, a wrong
+    method falls to the owning route (405 with ``Allow``) instead of the query API's 404."""
+
+    def __init__(self, app: ASGIApp, *, owned: Sequence[str]) -> None:
+        super().__init__("", app=app)
+        self._owned = frozenset(owned)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and scope.get("path") in self._owned:
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+def _openapi(query: FastAPI, ingest: FastAPI, ingest_paths: Sequence[str]) -> Callable[[], dict[str, Any]]:
+    """The document of the whole port, served at the query API's ``/openapi.json``."""
+    served = [r for r in api_routes(ingest.routes) if r.path in ingest_paths]
+
+    def openapi() -> dict[str, Any]:
+        if query.openapi_schema is None:
+            query.openapi_schema = openapi_document(
+                title=TITLE, routes=[*served, *query.routes],
+                description=f"{QUERY_DESCRIPTION} `POST /v1/events` is ingest's (docs/ingest.md).")
+        return query.openapi_schema
+    return openapi
 
 
 @contextlib.asynccontextmanager
@@ -171,8 +208,9 @@ def create_app(data: DataDir, *, options: EmbeddedOptions | None = None) -> Star
                 tune_gc()
             yield
 
-    routes = [Route("/v1/events", ingest, methods=["POST"]),
-              _keys_endpoint(db, CachedEd25519Signer(query_signer).vkey()),
-              _metrics_endpoint(ingest, query.app, backlog),
-              Mount("", app=query.app)]
-    return Starlette(routes=routes, lifespan=lifespan)
+    own = [Route("/v1/events", ingest, methods=["POST"]),
+           _keys_endpoint(db, CachedEd25519Signer(query_signer).vkey()),
+           _metrics_endpoint(ingest, query.app, backlog)]
+    query.app.openapi = _openapi(query.app, ingest, ["/v1/events"])  # type: ignore[method-assign]
+    return Starlette(routes=[*own, _Rest(query.app, owned=[r.path for r in own])], lifespan=lifespan,
+                     exception_handlers={StarletteHTTPException: http_problem})
