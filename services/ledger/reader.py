@@ -102,7 +102,7 @@ class PostgresLedgerReader:
     async def _size(self, conn: Conn, log_id: str) -> int:
         size = await conn.fetchval("SELECT size FROM logs WHERE log_id = $1", log_id)
         if size is None:
-            raise NotFoundError(f"no log {log_id!r}")
+            raise NotFoundError("no such log in this tenant")
         return int(size)
 
     async def latest_checkpoint(self, tenant: str, log_id: str) -> StoredCheckpoint:
@@ -112,7 +112,7 @@ class PostgresLedgerReader:
                 "SELECT tree_size, note, signed_at FROM checkpoints WHERE log_id = $1"
                 " ORDER BY tree_size DESC LIMIT 1", log_id)
         if row is None:
-            raise NotFoundError(f"log {log_id!r} has no signed checkpoint yet")
+            raise NotFoundError("the log has no signed checkpoint yet")
         return StoredCheckpoint(log_id, row["tree_size"], row["note"], row["signed_at"])
 
     async def checkpoints(self, tenant: str, log_id: str, first: int, last: int) -> list[StoredCheckpoint]:
@@ -148,12 +148,12 @@ class PostgresLedgerReader:
         async with self._as_tenant(tenant) as conn:
             hit = await conn.fetchrow("SELECT log_id, idx FROM entries WHERE event_id = $1 LIMIT 1", event_id)
             if hit is None:
-                raise NotFoundError(f"event {event_id} is not in any log of this tenant")
+                raise NotFoundError("no such event in this tenant's logs")
             cp = await conn.fetchrow(
                 "SELECT tree_size, note FROM checkpoints WHERE log_id = $1 AND tree_size > $2"
                 " ORDER BY tree_size DESC LIMIT 1", hit["log_id"], hit["idx"])
             if cp is None:
-                raise NotFoundError(f"event {event_id} is logged but no signed checkpoint covers it yet")
+                raise NotFoundError("the event is logged but no signed checkpoint covers it yet")
             proof = await tree_postgres.inclusion_proof(conn, hit["log_id"], hit["idx"], cp["tree_size"])
         return format_proof(hit["idx"], proof, cp["note"])
 
@@ -175,7 +175,7 @@ def ceil_ts(t: datetime | None) -> int | None:
 
 def check_size(size: int, current: int) -> None:
     if not 0 < size <= current:
-        raise InvalidInputError(f"tree size {size} is outside 1..{current}")
+        raise InvalidInputError(f"the tree size must lie in 1..{current}, the log's size")
 
 
 def __getattr__(name: str) -> object:

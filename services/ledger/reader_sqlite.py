@@ -34,7 +34,7 @@ def _size(conn: sqlite3.Connection, tenant: str, log_id: str) -> int:
     row = conn.execute("SELECT size FROM logs WHERE log_id = ? AND tenant_id = ?",
                        (log_id, tenant)).fetchone()
     if row is None:
-        raise NotFoundError(f"no log {log_id!r}")
+        raise NotFoundError("no such log in this tenant")
     return int(row[0])
 
 
@@ -68,7 +68,7 @@ class SqliteLedgerReader:
 
         row = await self._read(work)
         if row is None:
-            raise NotFoundError(f"log {log_id!r} has no signed checkpoint yet")
+            raise NotFoundError("the log has no signed checkpoint yet")
         return _checkpoint(log_id, row)
 
     async def checkpoints(self, tenant: str, log_id: str, first: int, last: int) -> list[StoredCheckpoint]:
@@ -112,12 +112,12 @@ class SqliteLedgerReader:
             hit = c.execute("SELECT log_id, idx FROM entries WHERE tenant_id = ? AND event_id = ? LIMIT 1",
                             (tenant, str(event_id))).fetchone()
             if hit is None:
-                raise NotFoundError(f"event {event_id} is not in any log of this tenant")
+                raise NotFoundError("no such event in this tenant's logs")
             log_id, idx = hit
             cp = c.execute("SELECT tree_size, note FROM checkpoints WHERE log_id = ? AND tree_size > ?"
                            " ORDER BY tree_size DESC LIMIT 1", (log_id, idx)).fetchone()
             if cp is None:
-                raise NotFoundError(f"event {event_id} is logged but no signed checkpoint covers it yet")
+                raise NotFoundError("the event is logged but no signed checkpoint covers it yet")
             return format_proof(idx, tree_sqlite.inclusion_proof(c, log_id, idx, cp[0]), cp[1])
 
         return await self._read(work)
