@@ -47,6 +47,16 @@ SUBJECT_PATTERN = "^[A-Za-z][A-Za-z0-9+.-]{0,31}:\\S(.*\\S)?$"
 _CONTROL = re.compile(CONTROL_PATTERN)
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+
+
+def plain_name(name: object) -> bool:
+    """Whether a client-chosen member or parameter name may be repeated in a problem: a plain
+    identifier of at most 64 characters (helps with a typo). Any other name may be personal
+    (``user:alice@example.com``) and is never repeated."""
+    return isinstance(name, str) and _PLAIN_NAME.fullmatch(name) is not None
+
+
 def has_control_character(text: str) -> bool:
     """Whether ``text`` holds a Unicode control (``Cc``) character."""
     return _CONTROL.search(text) is not None

@@ -23,12 +23,17 @@ import json
 import re
 from typing import Any
 
+from sealtrail.core.fields import plain_name
 from sealtrail.core.validation import INVALID_EVENT, MAX_DEPTH, TOO_DEEP, UnreadableEvent
 from sealtrail.errors import InvalidInputError
 
 
 class _RepeatedMember(ValueError):
     """An object repeats a member name (never carries the name: it may be personal)."""
+
+
+class RepeatedMembers(dict[str, Any]):
+    """An object, read by :func:`loads_marking_repeats`, whose text repeated a member name."""
 
 
 def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -38,18 +43,42 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return members
 
 
+def _marking_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members = dict(pairs)
+    return RepeatedMembers(members) if len(members) != len(pairs) else members
+
+
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
 _DECODER = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_no_constant)
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_MARKING_DECODER = json.JSONDecoder(object_pairs_hook=_marking_repeats, parse_constant=_no_constant)
 # A string token (unrolled: no backtracking per character), one structural character, or a quote
 # that opens no complete string.
 _TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},:]|"', re.DOTALL)
 _FRAME_HEAD = re.compile(r'\s*\{\s*"events"\s*:\s*\[')
 _FRAME_TAIL = re.compile(r"\s*\}\s*")
 _WHITESPACE = re.compile(r"\s*")
+
+
+def loads_marking_repeats(text: str | bytes) -> Any:
+    """One JSON value with exact integers, where an object that repeats a member name comes back
+    as :class:`RepeatedMembers` (find it with :func:`repeated_at`); ``ValueError`` for NaN,
+    Infinity or anything :func:`json.loads` refuses, ``RecursionError`` when nested too deep."""
+    return _MARKING_DECODER.decode(text.decode("utf-8") if isinstance(text, bytes) else text)
+
+
+def repeated_at(value: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
+    """The path to the first :class:`RepeatedMembers` in ``value``, or None."""
+    if isinstance(value, RepeatedMembers):
+        return path
+    items: Any = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, inner in items:
+        found = repeated_at(inner, (*path, key))
+        if found is not None:
+            return found
+    return None
 
 
 def loads_exact(text: str) -> Any:
@@ -85,7 +114,7 @@ def _events_of(doc: object) -> list[object]:
         raise InvalidInputError("body must be a JSON object {\"events\": [...]}", pointer="")
     for key in doc:
         if key != "events":
-            named = _IDENTIFIER.fullmatch(key) is not None
+            named = plain_name(key)
             raise InvalidInputError(f"unknown member '{key}' (only 'events' is allowed)" if named
                                     else "unknown member (only 'events' is allowed)",
                                     pointer=f"/{key}" if named else "")

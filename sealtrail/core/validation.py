@@ -27,7 +27,7 @@ from sealtrail.core.events import (
     accepted_keys,
     normalise_subject,
 )
-from sealtrail.core.fields import PATTERN_MESSAGES
+from sealtrail.core.fields import PATTERN_MESSAGES, plain_name
 from sealtrail.errors import InvalidInputError
 
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -56,9 +56,6 @@ _TITLES = {
     TOO_DEEP: "Nesting too deep",
 }
 _CONTAINERS = (dict, list)
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-"""Unknown member names of this form may be named in a rejection (helps a typo); others may be
-personal (``user:alice@example.com``) and are never repeated."""
 _ANY_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -220,7 +217,7 @@ def _check_fields(raw: dict[Any, Any], here: str, limits: _Limits, known: frozen
         if key in SERVER_SET_FIELDS:
             raise _Reject(SERVER_SET_FIELD, f"field '{key}' is set by the server and must not be sent",
                           f"{here}/{escape_pointer(key)}")
-        named = isinstance(key, str) and _IDENTIFIER.fullmatch(key) is not None
+        named = plain_name(key)
         if _deeper_than(value, limits.max_depth):
             raise _Reject(TOO_DEEP, f"{f'field {key!r}' if named else 'an unknown field'} nests deeper "
                           f"than {limits.max_depth} levels", f"{here}/{key}" if named else here)
@@ -264,7 +261,7 @@ def _from_validation_error(error: ValidationError, here: str) -> _Reject:
     if len(loc) > 1 and loc[0] == "payload":
         detail = "payload must be a JSON object with string keys and JSON values"
         return _Reject(INVALID_EVENT, detail, f"{here}/payload")
-    if first["type"] == "extra_forbidden" and not _IDENTIFIER.fullmatch(str(loc[-1])):
+    if first["type"] == "extra_forbidden" and not plain_name(loc[-1]):
         loc.pop()  # a client-chosen name that may be personal (a subject, an address): not repeated
     detail = _describe(first["type"], _message(first), loc)
     more = len(errors) - 1

@@ -12,51 +12,20 @@ is itself client text: it is named only when it is a plain identifier (:func:`pl
 
 from __future__ import annotations
 
-import json
-import re
 import typing
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
 
 from fastapi import Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
-_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+from sealtrail.core.fields import plain_name
+from sealtrail.core.jsonbody import loads_marking_repeats, repeated_at
+
 _SEQUENCES = (list, tuple, set, frozenset)
 _declared: dict[int, tuple[APIRoute, frozenset[str], frozenset[str]]] = {}
-
-
-def plain_name(name: str) -> bool:
-    """Whether a client-chosen name may be repeated in a problem (an identifier, at most 64 long)."""
-    return _PLAIN.fullmatch(name) is not None
-
-
-class _Repeated(dict[str, Any]):
-    """An object of the body that repeats a member name (found after parsing, to point at it)."""
-
-
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    return _Repeated(out) if len(out) < len(pairs) else out
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _repeat_at(value: Any, path: tuple[str | int, ...] = ()) -> tuple[str | int, ...] | None:
-    """The path to the first object that repeats a member name, or None."""
-    if isinstance(value, _Repeated):
-        return path
-    items: Any = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, inner in items:
-        found = _repeat_at(inner, (*path, key))
-        if found is not None:
-            return found
-    return None
 
 
 def _shown(path: tuple[str | int, ...]) -> tuple[str | int, ...]:
@@ -79,10 +48,10 @@ def _is_json(content_type: str | None) -> bool:
 def check_body(body: bytes) -> None:
     """RequestValidationError if ``body`` is not JSON or repeats a member name in any object."""
     try:
-        parsed = json.loads(body, object_pairs_hook=_object, parse_constant=_no_constant)
+        parsed = loads_marking_repeats(body)
     except (ValueError, RecursionError) as e:
         raise _invalid(("body",), "json_invalid", "body is not valid JSON") from e
-    where = _repeat_at(parsed)
+    where = repeated_at(parsed)
     if where is not None:
         raise _invalid(("body", *_shown(where)), "member_repeated", "an object repeats a member name")
 

@@ -10,9 +10,9 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sealtrail.core.fields import plain_name
 from sealtrail.errors import AuthenticationError
 from sealtrail.infra.problems import PROBLEM_JSON, http_problem, problem_for, problem_response
-from services.query.inputs import plain_name
 from services.query.models import Problem
 from services.query.routing import allowed_methods
 
@@ -49,7 +49,7 @@ def _pointer(loc: tuple[Any, ...]) -> str:
 
 def _described(error: dict[str, Any]) -> tuple[str, str]:
     """The pointer and message of one validation error, with nothing the client sent in them but
-    names that are plain identifiers (:func:`services.query.inputs.plain_name`)."""
+    names that are plain identifiers (:func:`sealtrail.core.fields.plain_name`)."""
     loc, kind = tuple(error.get("loc", ())), str(error.get("type", ""))
     msg = str(error.get("msg", "invalid"))
     if kind == "extra_forbidden" and loc:  # the last segment is the unknown member's name
