@@ -8,12 +8,13 @@ export bundle. Pure: callers fetch or read the material and feed it in.
    tree size. Two checkpoints of one size with different roots are inconsistent.
 2. Entries from index 0 are contiguous, their stored chain values recompute, and the tree of the
    first ``n`` entries has the root of every checkpoint of size ``n``. All checkpoints are thereby
-   heads of one sequence of entries: each is consistent with the previous one.
+   heads of one sequence of entries: each is consistent with the previous one. There is no entry
+   at or beyond the latest checkpoint's size: nothing signed covers it.
 3. Every entry's payload is present, and its stored bytes have the digest the entry commits to;
-   or its absence is explained by an ``erasure`` event in the verified log naming one of the
-   entry's key ids in ``erased_key_ids``, or by a ``retention`` event naming its period key
-   (the first of its ``key_ids``). An altered or unexplained missing payload fails, naming the
-   first such index.
+   or its absence is explained by an ``erasure`` event in the verified log (so below the latest
+   checkpoint's size) naming one of the entry's key ids in ``erased_key_ids``, or by a
+   ``retention`` event naming its period key (the first of its ``key_ids``). An altered or
+   unexplained missing payload fails, naming the first such index.
 4. Optionally, a checkpoint remembered from an earlier audit (a witness's state) is still part
    of the log: it verifies under the same keys, the log has not shrunk below its size, no
    checkpoint of its size has another root, and the entries now served reproduce its root.
@@ -205,7 +206,20 @@ class LogAudit:
         return self._run.size
 
     def feed(self, entries: Sequence[AuditEntry]) -> None:
-        """Verify the next entries (in index order)."""
+        """Verify the next entries (in index order).
+
+        Entries MUST stop at :attr:`size`: one beyond the latest checkpoint is covered by no
+        signed checkpoint (anyone can compute its chain value), so it is refused rather than
+        counted, and an ``erasure`` or ``retention`` event there explains nothing."""
+        room = self.size - self.fed
+        self._feed(entries[:room])
+        if len(entries) > room:
+            index = self.size
+            raise VerificationError(
+                f"entry {index} is beyond the latest checkpoint (tree size {index}): no signed checkpoint "
+                "covers it", index=index)
+
+    def _feed(self, entries: Sequence[AuditEntry]) -> None:
         try:
             self._run.feed([e.entry for e in entries], [e.chain for e in entries], [e.index for e in entries])
         except RootMismatchError as mismatch:
