@@ -5,10 +5,11 @@
 - :func:`export_bundle` writes the same material to a bundle (:mod:`sealtrail.audit.bundle`).
 - :func:`audit_bundle` runs the same checks on a bundle, with no network.
 
-Trust comes from the verifier keys: pass ``pinned_vkeys`` to trust only those (published
-windows still apply); otherwise the published keys are trusted as fetched (trust on first use).
-A checkpoint key with a validity window is only usable with a cosigner's timestamp, so pinning it
-requires pinning the log's cosign key too; pins lacking it are refused with that reason.
+Trust comes from the verifier keys: pass ``pinned_vkeys`` to trust only those; otherwise the
+published keys are trusted as fetched (trust on first use). Pins MUST include the log's cosign key
+and checkpoint key, and every checkpoint MUST then carry a valid cosignature from a pinned cosign
+key, whatever the published keys say (pins lacking it are refused with that reason). Published
+validity windows still apply to pinned keys: they can only narrow what the pins allow.
 Pass ``remembered``, the latest checkpoint note of an earlier audit, to hold the log to its own
 past: a log rewritten and re-signed by whoever holds its key then fails.
 """
@@ -33,26 +34,30 @@ __all__ = ["AuditReport", "audit_bundle", "audit_live", "export_bundle"]
 
 
 def _pinned(keys: list[dict[str, Any]], pinned: Sequence[str] | None) -> list[dict[str, Any]]:
+    """The trust policy under pinning: exactly the pinned vkeys, each with the purpose its key type
+    gives (never the published one), and every checkpoint cosigned by a pinned cosign key.
+
+    Published windows still apply to a pinned key: they can only narrow what the pin allows. Whether
+    a cosignature is needed never depends on the published keys: every checkpoint the ledger signs
+    is cosigned (DESIGN §5), and a checkpoint signed by a log key alone is undated, so a retired
+    (and perhaps leaked) log key could sign it."""
     if not pinned:
         return keys
-    chosen = [k for k in keys if k.get("vkey") in set(pinned)]
-    for vkey in pinned:
-        if not any(k.get("vkey") == vkey for k in keys):
-            chosen.append({"purpose": _purpose_of(vkey), "vkey": vkey, "not_before": None, "not_after": None})
-    _require_cosigner(chosen)
-    return chosen
-
-
-def _require_cosigner(chosen: list[dict[str, Any]]) -> None:
-    """Refuse pins that can verify no checkpoint: windowed log keys without a cosigner to time them."""
-    log_keys = [k for k in chosen if k.get("purpose") == "checkpoint"]
-    if any(k.get("purpose") == "cosign" for k in chosen) or not log_keys:
-        return
-    if all(k.get("not_before") is not None or k.get("not_after") is not None for k in log_keys):
+    chosen = []
+    for vkey in dict.fromkeys(pinned):
+        published = next((k for k in keys if isinstance(k, dict) and k.get("vkey") == vkey), {})
+        chosen.append({"purpose": _purpose_of(vkey), "vkey": vkey, "not_before": published.get("not_before"),
+                       "not_after": published.get("not_after")})
+    if not any(k["purpose"] == "cosign" for k in chosen):
         raise VerificationError(
-            "the pinned checkpoint key has a validity window, which only a trusted cosigner's timestamp "
-            "can check: also pin the log's cosign key (the vkey with purpose cosign in GET /v1/keys, "
-            "as another --vkey)")
+            "with pinned keys every checkpoint must carry a timestamped cosignature from a pinned cosign key: "
+            "also pin the log's cosign key (the vkey with purpose cosign in GET /v1/keys or the bundle's "
+            "keys.json, as another --vkey)")
+    if not any(k["purpose"] == "checkpoint" for k in chosen):
+        raise VerificationError(
+            "no checkpoint key is pinned: also pin the log's checkpoint key (the vkey with purpose "
+            "checkpoint in GET /v1/keys or the bundle's keys.json, as another --vkey)")
+    return chosen
 
 
 def _purpose_of(vkey: str) -> str:
