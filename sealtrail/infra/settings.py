@@ -8,20 +8,32 @@ never appear in a repr or a log line.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sealtrail.errors import ServiceStartError
 
 DEFAULT_SEALED_TOPIC = "sealtrail.sealed"
 DEFAULT_CHECKPOINTS_TOPIC = "sealtrail.checkpoints"
 DEFAULT_DLQ_TOPIC = "sealtrail.dlq"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_ENV_PREFIX = "SEALTRAIL_"
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
+_PORT_MAX = 65535
 
 
 class Settings(BaseSettings):
-    """Everything a Sealtrail service needs to find its dependencies and keys."""
+    """Everything a Sealtrail service needs to find its dependencies and keys.
 
-    model_config = SettingsConfigDict(env_prefix="SEALTRAIL_", extra="ignore", frozen=True)
+    A value that is not valid fails the construction with :class:`ServiceStartError`, one reason
+    per variable naming it (``SEALTRAIL_LOG_LEVEL must be one of ...``); the message never
+    repeats the value given, which may be a secret.
+    """
+
+    model_config = SettingsConfigDict(env_prefix=_ENV_PREFIX, extra="ignore", frozen=True)
 
     database_url: SecretStr = Field(default=SecretStr(""), description="PostgreSQL URL (asyncpg)")
     kafka_bootstrap: str = Field(default="", description="Kafka bootstrap.servers")
@@ -48,21 +60,67 @@ class Settings(BaseSettings):
         default="after_conflict",
         description="look every poll's event ids up before sequencing, or only for a while after a commit"
                     " was refused for a repeated event id")
-    log_level: str = "INFO"
+    log_level: str = Field(default="INFO", description="one of " + ", ".join(LOG_LEVELS))
     db_pool_min: int = 2
     db_pool_max: int = 10
 
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as e:
+            raise ServiceStartError("; ".join(_reasons(e))) from None
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)} (any case)")
+        return level
+
     def require_database(self) -> str:
+        """The PostgreSQL URL; ServiceStartError when it is unset or not a PostgreSQL URL."""
         url = self.database_url.get_secret_value()
         if not url:
-            from sealtrail.errors import ServiceStartError
-
             raise ServiceStartError("SEALTRAIL_DATABASE_URL is not set (see `deploy/local/up`)")
+        problem = postgres_url_problem(url)
+        if problem:
+            raise ServiceStartError(f"SEALTRAIL_DATABASE_URL is not a valid PostgreSQL URL: {problem}")
         return url
 
     def require_kafka(self) -> str:
         if not self.kafka_bootstrap:
-            from sealtrail.errors import ServiceStartError
-
             raise ServiceStartError("SEALTRAIL_KAFKA_BOOTSTRAP is not set (see `deploy/local/up`)")
         return self.kafka_bootstrap
+
+
+def postgres_url_problem(url: str) -> str | None:
+    """Why asyncpg would not accept ``url`` as a URL (scheme, host list, ports), or None.
+
+    The reason quotes no part of the URL: a password with an unescaped ``/`` or ``#`` ends up in
+    what looks like the host and port.
+    """
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return "it cannot be parsed as a URL (an unclosed [ in the host?)"
+    if parts.scheme.lower() not in _POSTGRES_SCHEMES:
+        return "it must start with postgresql:// or postgres://"
+    hosts = parts.netloc.rpartition("@")[2]
+    for host in hosts.split(",") if hosts else []:
+        port = host.rpartition("]")[2] if host.startswith("[") else host
+        _, colon, number = port.rpartition(":") if ":" in port else ("", "", "")
+        if colon and number and not (number.isdigit() and 1 <= int(number) <= _PORT_MAX):
+            return f"a port is not a number from 1 to {_PORT_MAX} (characters in the password such as" \
+                   " / # ? @ : must be percent-encoded)"
+    return None
+
+
+def _reasons(error: ValidationError) -> list[str]:
+    """One line per invalid variable, from pydantic's errors without the values given."""
+    reasons = []
+    for e in error.errors(include_input=False, include_url=False):
+        field = str(e["loc"][0]) if e["loc"] else ""
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        reasons.append(f"{_ENV_PREFIX}{field.upper()}: {msg}" if field else msg)
+    return reasons
