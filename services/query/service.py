@@ -5,7 +5,9 @@ storage as :class:`~services.query.stores.QueryStores` (the embedded default pas
 see :mod:`services.query.stores`), load the KEK and the service's Ed25519 key (erasure receipts),
 create the sealed topic if missing and start the Kafka producer, unless a started publisher is
 given (access, erasure and retention events go to the log through it). Anything missing fails
-the start with a reason (ServiceStartError).
+the start with a reason (ServiceStartError), and so does a service key that is one of ingest's
+receipt keys, or is named like one: erasure receipts MUST NOT be signed with a key that also
+signs ingest receipts (each service has its own key, DESIGN §1 and deploy/README.md).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from services.query.shredder import Shredder
 from services.query.stores import QueryStores, postgres_stores
 
 ERASURE_RECEIPT_PURPOSE = "erasure-receipt"
+INGEST_RECEIPT_PURPOSE = "receipt"
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,22 @@ async def _start_publisher(settings: Settings, options: QueryOptions, parts: Que
     return publisher
 
 
+async def refuse_ingest_receipt_key(reader: LedgerReader, signer: CachedEd25519Signer) -> None:
+    """ServiceStartError when ``signer`` is a receipt key ingest recorded in ``signing_keys``, or
+    has the name of one. Ingest records its key when it starts, so a query process started before
+    ingest ever ran cannot tell yet."""
+    vkey = signer.vkey()
+    for key in await reader.published_keys():
+        if key.purpose != INGEST_RECEIPT_PURPOSE:
+            continue
+        if key.vkey == vkey or key.vkey.partition("+")[0] == signer.name:
+            same = "is" if key.vkey == vkey else "has the name of"
+            raise ServiceStartError(
+                f"query cannot start: its service key (SEALTRAIL_SERVICE_KEY_FILE) {same} ingest's receipt key"
+                f" {signer.name!r}; give query its own key, made with `sealtrail admin receipt-key generate"
+                " PATH --name <your-domain>/query`")
+
+
 async def build_service(settings: Settings, options: QueryOptions, parts: QueryParts,
                         stack: AsyncExitStack) -> QueryService:
     """Everything the query service needs, started; ``stack`` stops it again."""
@@ -104,6 +123,7 @@ async def build_service(settings: Settings, options: QueryOptions, parts: QueryP
                                                                      what="query service key"))
     kek = parts.kek or load_kek(settings)
     stores = parts.stores or await postgres_stores(settings, kek=kek, stack=stack, migrate=options.migrate)
+    await refuse_ingest_receipt_key(stores.ledger, signer)
     auth_store = stores.auth
     keystore = stores.keys if isinstance(stores.keys, CachingKeyStore) else CachingKeyStore(
         inner=stores.keys, ttl_s=options.key_cache_ttl_s)
