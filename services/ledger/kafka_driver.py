@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Collection
 from contextlib import suppress
 
@@ -61,6 +62,7 @@ class KafkaLedgerDriver(ConsumerRebalanceListener):  # type: ignore[misc]
         self._lock = asyncio.Lock()
         self._positions: dict[int, int | None] = {}
         self._unseeked: set[int] = set()  # assigned while the store was unavailable
+        self._assigned_at = 0.0  # wall-clock seconds of the last assignment
         self._pipelined = pipelined
         self._in_flight: asyncio.Task[int] | None = None  # the one commit running, if any
         self._stopping = asyncio.Event()
@@ -74,7 +76,31 @@ class KafkaLedgerDriver(ConsumerRebalanceListener):  # type: ignore[misc]
 
     @property
     def assigned(self) -> list[int]:
+        """Partitions assigned and positioned at their stored offsets: the ones being sequenced."""
         return sorted(self._positions)
+
+    @property
+    def unpositioned(self) -> list[int]:
+        """Partitions assigned but not yet seeked to their stored offsets (the store was unavailable)."""
+        return sorted(self._unseeked)
+
+    def seconds_since_fetch(self) -> float | None:
+        """Seconds since the broker last answered a fetch of any assigned partition (or since the
+        assignment, before the first answer); None with no partition assigned. An idle partition is
+        answered every poll timeout, so this grows only while the brokers do not answer (or while
+        a poll's records are still being handled: aiokafka fetches a partition again once drained)."""
+        partitions = [*self._positions, *self._unseeked]
+        if not partitions:
+            return None
+        latest = self._assigned_at
+        assignment = self._consumer.assignment()
+        for p in partitions:
+            tp = TopicPartition(self._topic, p)
+            if tp in assignment:
+                stamp = self._consumer.last_poll_timestamp(tp)
+                if stamp is not None:
+                    latest = max(latest, stamp / 1000)
+        return max(0.0, time.time() - latest)
 
     async def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
         async with self._lock:  # waits for a poll being handled
@@ -90,6 +116,7 @@ class KafkaLedgerDriver(ConsumerRebalanceListener):  # type: ignore[misc]
             # aiokafka logs and swallows a listener's exception, which would leave these partitions
             # fetched but never handled: remember them and seek again before each poll instead.
             self._unseeked.update(tp.partition for tp in assigned)
+            self._assigned_at = time.time()
             await self._seek_unseeked()
 
     async def _seek_unseeked(self) -> None:

@@ -1,10 +1,18 @@
-"""``sealtrail ledger``: wires the Kafka driver, the worker, the checkpointer and the health app."""
+"""``sealtrail ledger``: wires the Kafka driver, the worker, the checkpointer and the health app.
+
+Readiness (``/readyz``) means the ledger is sequencing: it runs, PostgreSQL answered a ``SELECT 1``
+within the last :data:`DB_CHECK_STALE_S` seconds (checked every :data:`DB_CHECK_INTERVAL_S` in the
+background, so a probe costs nothing), it has partitions assigned and positioned at their stored
+offsets, and the brokers answered a fetch within :data:`KAFKA_SILENCE_S`. Otherwise ``/readyz``
+answers 503 with the reason. A ledger with no partition (more ledgers than partitions) is not ready.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 
 import asyncpg
 from fastapi import FastAPI
@@ -23,6 +31,12 @@ from services.ledger.store_postgres import PostgresLedgerStore
 from services.ledger.worker import LedgerWorker
 
 log = logging.getLogger("sealtrail.ledger")
+
+DB_CHECK_INTERVAL_S = 1.0
+DB_CHECK_TIMEOUT_S = 2.0
+DB_CHECK_STALE_S = 3.0
+# Longer than the longest poll a healthy ledger handles between two fetches of a partition.
+KAFKA_SILENCE_S = 15.0
 
 
 def topics(settings: Settings) -> list[TopicSpec]:
@@ -45,6 +59,8 @@ class LedgerService:
         self.ready = False
         self.driver: KafkaLedgerDriver | None = None
         self.checkpointer: Checkpointer | None = None
+        self._db_ok_at: float | None = None  # monotonic time of the last answered database check
+        self._db_error = "not checked yet"
 
     async def run(self) -> None:
         s = self.settings
@@ -82,6 +98,7 @@ class LedgerService:
                  asyncio.create_task(self.checkpointer.run(self._stop), name="ledger-checkpointer")]
         self.ready = True
         stopping = asyncio.create_task(self._stop.wait(), name="ledger-stop")
+        watching = asyncio.create_task(self._watch_database(pool), name="ledger-database-check")
         try:
             # A part that ends on its own (an error it does not handle) ends the process, which then
             # exits non-zero to be restarted, instead of running on without a consumer or checkpointer.
@@ -91,6 +108,7 @@ class LedgerService:
                     raise RuntimeError(f"{t.get_name()} ended") from t.exception()
         finally:
             stopping.cancel()
+            watching.cancel()
             self._stop.set()
             self.ready = False
             self.driver.stop()
@@ -101,10 +119,46 @@ class LedgerService:
     def stop(self) -> None:
         self._stop.set()
 
+    async def _watch_database(self, pool: asyncpg.Pool) -> None:
+        """Record every :data:`DB_CHECK_INTERVAL_S` whether PostgreSQL answers, for :meth:`readiness`."""
+        while not self._stop.is_set():
+            try:
+                async with asyncio.timeout(DB_CHECK_TIMEOUT_S):
+                    await pool.fetchval("SELECT 1")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as e:
+                self._db_error = "no answer in time" if isinstance(e, TimeoutError) else type(e).__name__
+            else:
+                self._db_ok_at = time.monotonic()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=DB_CHECK_INTERVAL_S)
+
+    def readiness(self) -> tuple[bool, dict[str, object]]:
+        """Whether this ledger is sequencing, and the /readyz body fields saying why not."""
+        driver = self.driver
+        database = self._db_ok_at is not None and time.monotonic() - self._db_ok_at <= DB_CHECK_STALE_S
+        silence = driver.seconds_since_fetch() if driver else None
+        kafka = silence is not None and silence <= KAFKA_SILENCE_S
+        body: dict[str, object] = {
+            "partitions": driver.assigned if driver else [],
+            "unpositioned": driver.unpositioned if driver else [],
+            "database": database, "kafka": kafka,
+        }
+        reasons = []
+        if not self.ready:
+            reasons.append("not running")
+        if not database:
+            reasons.append(f"PostgreSQL unavailable ({self._db_error})")
+        if driver is not None and driver.unpositioned:
+            reasons.append(f"partitions {driver.unpositioned} assigned but not positioned at their stored offsets")
+        if driver is not None and not driver.assigned and not driver.unpositioned:
+            reasons.append("no partition assigned")
+        elif silence is not None and not kafka:
+            reasons.append(f"no answer from Kafka for {silence:.0f} s")
+        if reasons:
+            body["reason"] = "; ".join(reasons)
+        return not reasons, body
+
 
 def health_app(service: LedgerService) -> tuple[FastAPI, WorkerExit]:
-    """/healthz, /readyz (with the assigned partitions) and /metrics of one ledger, which it runs."""
-    return worker_app(
-        name="ledger", run=service.run, stop=service.stop,
-        readiness=lambda: (service.ready, {"partitions": service.driver.assigned if service.driver else []}),
-    )
+    """/healthz, /readyz (see the module docstring) and /metrics of one ledger, which it runs."""
+    return worker_app(name="ledger", run=service.run, stop=service.stop, readiness=service.readiness)
