@@ -5,6 +5,9 @@ keeps only ``st_<id>_…``), ``Bearer`` credentials, Ed25519 private-key strings
 in the message, its arguments and any ``extra`` strings. Code MUST still never log tokens, keys or
 payloads; the filter is the safety net, not the policy.
 
+Records of the Kafka client repeating themselves are thinned to one per message every ten
+seconds (:class:`RepeatFilter`), with the count of those held back.
+
 A message that is a whole Python traceback (uvicorn logs one when an app fails to start) is
 shortened to its last exception: type and reason for Sealtrail's own errors, whose messages are
 written to be shown, and the type only for any other exception.
@@ -15,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,6 +80,39 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class RepeatFilter(logging.Filter):
+    """Lets through one record per message template and logger every ``window_s`` seconds, for
+    the loggers named (and their children); the next one let through carries ``repeated``, the
+    number held back meanwhile. A Kafka client whose broker is down logs the same connection
+    error thousands of times a second: tens of MB of log per outage, and most of a core.
+    """
+
+    def __init__(self, prefixes: tuple[str, ...] = ("aiokafka", "kafka"), window_s: float = 10.0,
+                 clock: Any = None) -> None:
+        super().__init__()
+        self._prefixes = prefixes
+        self._window_s = window_s
+        self._clock = clock or time.monotonic
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        name = record.name
+        if not any(name == p or name.startswith(p + ".") for p in self._prefixes):
+            return True
+        key = (name, record.levelno, str(record.msg))
+        now = self._clock()
+        since, held = self._seen.get(key, (-float("inf"), 0))
+        if now - since < self._window_s:
+            self._seen[key] = (since, held + 1)
+            return False
+        if len(self._seen) > 1000:  # bounded: templates are few, but never grow without limit
+            self._seen.clear()
+        self._seen[key] = (now, 0)
+        if held:
+            record.repeated = held
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, extra fields, exception type."""
 
@@ -99,6 +136,7 @@ def configure_logging(level: str = "INFO", *, stream: Any = None) -> logging.Han
     """Send every log record (uvicorn's included) as redacted JSON to ``stream`` (stderr)."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(RepeatFilter())
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -94,7 +94,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: Kafka producer started and database reachable")
+@router.get("/readyz", summary="Readiness: Kafka producer started and not failing, database reachable")
 async def readyz(service: ServiceDep) -> Response:
     checks = await service.ready()
     ok = all(checks.values())

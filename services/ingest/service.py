@@ -98,10 +98,12 @@ class IngestService:
             self.metrics.rejected.labels(reason=r.type.rsplit("/", 1)[-1]).inc()
 
     async def ready(self) -> dict[str, bool]:
-        """Whether the producer is started and the database answers."""
+        """Whether the producer is started and its last publish did not just fail (batches
+        answer 503 meanwhile), and whether the database answers."""
         try:
             await self._ping_db()
             db = True
         except UnavailableError:
             db = False
-        return {"kafka_producer": self.publisher_started, "database": db}
+        producing = self.publisher_started and time.monotonic() >= self._unavailable_until
+        return {"kafka_producer": producing, "database": db}

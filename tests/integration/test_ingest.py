@@ -234,6 +234,8 @@ async def _outage(
             down = await http.post("/v1/events", json={"events": lost}, headers=running.auth("acme:gateway"))
             assert down.status_code == 503 and int(down.headers["retry-after"]) >= 1
             assert down.json()["type"].endswith("/unavailable") and "accepted" not in down.json()
+            ready = await http.get("/readyz")
+            assert ready.status_code == 503 and ready.json()["kafka_producer"] is False
             sdk = SealtrailClient(url, token, batch_max=10, flush_interval_s=0.2, attempts=2,
                                   spool_dir=tmp_path / "spool", backoff=Backoff(base_s=0.05, cap_s=0.5))
             sent = [event() for _ in range(30)]

@@ -7,7 +7,7 @@ import logging
 
 import orjson
 
-from sealtrail.infra.logs import REDACTED, configure_logging, redact
+from sealtrail.infra.logs import REDACTED, RepeatFilter, configure_logging, redact
 
 TOKEN = "st_0123456789abcdef_" + "Qx9" * 14 + "Z"
 
@@ -40,3 +40,34 @@ def test_configured_logging_redacts_messages_args_and_extras() -> None:
     lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
     assert len(lines) == 3 and "Qx9" not in stream.getvalue()
     assert lines[2]["auth"].startswith("Bearer ")
+
+
+def test_a_kafka_client_repeating_itself_is_thinned_with_a_count() -> None:
+    """One line per message template of the Kafka client every window, carrying how many were
+    held back; other loggers are never thinned."""
+    now = [0.0]
+    buf = io.StringIO()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    handler = configure_logging("INFO", stream=buf)
+    repeat = next(f for f in handler.filters if isinstance(f, RepeatFilter))
+    handler.filters[handler.filters.index(repeat)] = RepeatFilter(window_s=10.0, clock=lambda: now[0])
+    client = logging.getLogger("aiokafka.client")
+    try:
+        for _ in range(500):
+            client.error("Unable connect to node with id %s: %s", 1, "refused")
+        client.error("Unable to update metadata from [%s]", 1)
+        for _ in range(3):
+            logging.getLogger("sealtrail.ingest").error("kafka did not acknowledge a batch")
+        now[0] = 10.5
+        client.error("Unable connect to node with id %s: %s", 1, "refused")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    lines = [orjson.loads(line) for line in buf.getvalue().splitlines()]
+    kafka = [line for line in lines if line["logger"] == "aiokafka.client"]
+    assert [line["msg"] for line in kafka] == [
+        "Unable connect to node with id 1: refused", "Unable to update metadata from [1]",
+        "Unable connect to node with id 1: refused"]
+    assert "repeated" not in kafka[0] and kafka[2]["repeated"] == 499
+    assert sum(line["logger"] == "sealtrail.ingest" for line in lines) == 3
