@@ -13,9 +13,16 @@ app = typer.Typer(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. A Sealtrail error that no command turned into its own message
+    (a setting refused while a service starts, say) ends the run as one line, never a traceback."""
+    from sealtrail.errors import SealtrailError
+
     _register()
-    app()
+    try:
+        app()
+    except SealtrailError as e:
+        typer.echo("error: " + " ".join(str(e).split()), err=True)
+        raise SystemExit(1) from None
 
 
 def _register() -> None:

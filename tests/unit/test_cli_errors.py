@@ -127,3 +127,23 @@ async def test_a_failed_worker_calls_the_terminate_set_after_creation() -> None:
     async with app.router.lifespan_context(app):
         await asyncio.wait_for(terminated.wait(), timeout=5)
     assert status.code == 1
+
+
+@pytest.mark.parametrize("command", [["ingest"], ["query"], ["ledger"], ["projector", "--once"]])
+def test_a_refused_setting_at_start_is_one_line(command: list[str], tmp_path: Path) -> None:
+    """A setting the services refuse (an unknown log level) stops every service command with one
+    line naming the variable, through the real console script: no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("sealtrail")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEALTRAIL_")}
+    env |= {"SEALTRAIL_LOG_LEVEL": "verbose", "HOME": str(tmp_path)}
+    done = subprocess.run([str(script), *command, "--port", "1"] if command[0] != "projector" else
+                          [str(script), *command], capture_output=True, text=True, env=env, timeout=60,
+                          cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: SEALTRAIL_LOG_LEVEL"), done.stderr
+    assert "verbose" not in lines[0] and "Traceback" not in done.stderr
