@@ -33,7 +33,7 @@ from sealtrail.errors import VerificationError
 __all__ = ["AuditReport", "audit_bundle", "audit_live", "export_bundle"]
 
 
-def _pinned(keys: list[dict[str, Any]], pinned: Sequence[str] | None) -> list[dict[str, Any]]:
+def _pinned(keys: list[Any], pinned: Sequence[str] | None) -> list[Any]:
     """The trust policy under pinning: exactly the pinned vkeys, each with the purpose its key type
     gives (never the published one), and every checkpoint cosigned by a pinned cosign key.
 
@@ -64,7 +64,7 @@ def _purpose_of(vkey: str) -> str:
     return "cosign" if isinstance(verifier_from_vkey(vkey), CosignatureVerifier) else "checkpoint"
 
 
-def _start(keys: list[dict[str, Any]], origin: str, notes: Iterable[str], pinned: Sequence[str] | None,
+def _start(keys: list[Any], origin: str, notes: Iterable[str], pinned: Sequence[str] | None,
            remembered: str | None = None) -> LogAudit:
     return LogAudit(trusted_keys(_pinned(keys, pinned)), origin, notes, remembered=remembered)
 

@@ -22,8 +22,10 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,12 +34,16 @@ from typing import IO, Any
 
 import orjson
 
-from sealtrail.core.audit import AuditEntry
+from sealtrail.core.audit import AuditEntry, audit_entry
 from sealtrail.errors import InvalidInputError
 
 BUNDLE_FORMAT = "sealtrail.dev/export-bundle/v1"
 META, KEYS, CHECKPOINTS, ENTRIES = "bundle.json", "keys.json", "checkpoints.json", "entries.jsonl"
 CHUNK = 10_000
+MAX_MEMBER = 64 << 20
+"""The largest ``bundle.json``, ``keys.json`` or ``checkpoints.json`` read (bytes)."""
+MAX_LINE = 16 << 20
+"""The longest line of ``entries.jsonl`` read (bytes); an entry line is a few hundred."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,20 +139,20 @@ class Bundle:
     """An open bundle: its metadata, keys and notes, and a reader of its entries."""
 
     meta: BundleMeta
-    keys: list[dict[str, Any]]
+    keys: list[Any]
     notes: list[str]
     _entries: IO[bytes]
 
     def entries(self, chunk: int = CHUNK) -> Iterator[list[AuditEntry]]:
-        """Entries in file order, ``chunk`` at a time."""
-        b64 = base64.b64decode
+        """Entries in file order, ``chunk`` at a time, read line by line (a line longer than
+        :data:`MAX_LINE` is refused); a file cut short or corrupt compression is
+        :class:`InvalidInputError`."""
         batch: list[AuditEntry] = []
-        for n, line in enumerate(self._entries, start=1):
+        for n, line in enumerate(_lines(self._entries), start=1):
             try:
-                e = orjson.loads(line)
-                batch.append(AuditEntry(e["index"], b64(e["entry"]), b64(e["chain"]), e["payload_digest"]))
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-                raise InvalidInputError(f"{ENTRIES} line {n} is malformed") from err
+                batch.append(audit_entry(orjson.loads(line)))
+            except (orjson.JSONDecodeError, ValueError) as err:
+                raise InvalidInputError(f"{ENTRIES} line {n} is malformed: {err}") from err
             if len(batch) >= chunk:
                 yield batch
                 batch = []
@@ -154,55 +160,104 @@ class Bundle:
             yield batch
 
 
+def _lines(file: IO[bytes]) -> Iterator[bytes]:
+    n = 0
+    while True:
+        try:
+            line = file.readline(MAX_LINE + 1)
+        except (EOFError, zlib.error, tarfile.TarError) as e:
+            raise InvalidInputError(f"{ENTRIES} is cut short or corrupt after line {n}") from e
+        if not line:
+            return
+        n += 1
+        if len(line) > MAX_LINE:
+            raise InvalidInputError(f"{ENTRIES} line {n} is longer than {MAX_LINE} bytes")
+        yield line
+
+
 def _load(read: Any, name: str, path: Path) -> Any:
     try:
         return orjson.loads(read(name))
-    except (orjson.JSONDecodeError, KeyError, OSError) as e:
+    except (orjson.JSONDecodeError, KeyError, OSError, EOFError, zlib.error, tarfile.TarError) as e:
         raise InvalidInputError(f"{path} is not a complete bundle: no readable {name}") from e
 
 
 def _meta(doc: Any, path: Path) -> BundleMeta:
     if not isinstance(doc, dict) or doc.get("format") != BUNDLE_FORMAT:
         raise InvalidInputError(f"{path}: {META} is not a {BUNDLE_FORMAT} bundle")
+    log, origin, size, at = doc.get("log"), doc.get("origin"), doc.get("size"), doc.get("exported_at", "")
+    if not (isinstance(log, str) and isinstance(origin, str) and isinstance(at, str)
+            and isinstance(size, int) and not isinstance(size, bool) and size >= 0):
+        raise InvalidInputError(f"{path}: {META} lacks log, origin or exported_at strings or an integer size")
+    return BundleMeta(log, origin, size, at)
+
+
+def _regular(path: Path, name: str) -> Path:
+    """``path`` / ``name`` if it is a regular file (after symlinks) of at most :data:`MAX_MEMBER`
+    bytes, or entries of any size; a FIFO or device would hang or never end."""
+    member = path / name
     try:
-        return BundleMeta(str(doc["log"]), str(doc["origin"]), int(doc["size"]), str(doc.get("exported_at", "")))
-    except (KeyError, TypeError, ValueError) as e:
-        raise InvalidInputError(f"{path}: {META} lacks log, origin or an integer size") from e
+        st = member.stat()
+    except OSError as e:
+        raise InvalidInputError(f"{path} is not a complete bundle: no readable {name}") from e
+    if not stat.S_ISREG(st.st_mode):
+        raise InvalidInputError(f"{path}: {name} is not a regular file")
+    if name != ENTRIES and st.st_size > MAX_MEMBER:
+        raise InvalidInputError(f"{path}: {name} is larger than {MAX_MEMBER} bytes")
+    return member
+
+
+def _tar_member(tar: tarfile.TarFile, name: str, path: Path) -> IO[bytes]:
+    """The regular member ``name`` (once only, at most :data:`MAX_MEMBER` bytes unless entries)."""
+    members = [m for m in tar.getmembers() if m.name == name]
+    if not members:
+        raise InvalidInputError(f"{path} is not a complete bundle: no readable {name}")
+    if len(members) > 1:
+        raise InvalidInputError(f"{path}: {name} appears {len(members)} times")
+    member = members[0]
+    if not member.isreg():
+        raise InvalidInputError(f"{path}: {name} is not a regular file (a link, device or directory)")
+    if name != ENTRIES and member.size > MAX_MEMBER:
+        raise InvalidInputError(f"{path}: {name} is larger than {MAX_MEMBER} bytes")
+    file = tar.extractfile(member)
+    assert file is not None  # a regular member always has a file object
+    return file
 
 
 @contextmanager
 def open_bundle(path: Path) -> Iterator[Bundle]:
-    """Open a bundle directory or tar for reading."""
+    """Open a bundle directory or tar for reading.
+
+    Only regular files are read (a FIFO, device or link to one is refused rather than waited on);
+    ``bundle.json``, ``keys.json`` and ``checkpoints.json`` are refused above :data:`MAX_MEMBER`
+    bytes, and ``entries.jsonl`` is streamed."""
     if path.is_dir():
-        header = _header(lambda name: (path / name).read_bytes(), path)
+        header = _header(lambda name: _regular(path, name).read_bytes(), path)
         try:
-            entries = (path / ENTRIES).open("rb")
+            entries = _regular(path, ENTRIES).open("rb")
         except OSError as e:
             raise InvalidInputError(f"{path} is not a complete bundle: no readable {ENTRIES}") from e
         with entries:
             yield Bundle(*header, entries)
         return
+    if not path.is_file():
+        raise InvalidInputError(f"{path} is neither a bundle directory nor a tar file")
     try:
         tar = tarfile.open(path)  # noqa: SIM115 - closed by the `with` below, after the check
-    except (OSError, tarfile.TarError) as e:
-        raise InvalidInputError(f"{path} is neither a bundle directory nor a tar file") from e
+        tar.getmembers()  # reads every header: a tar cut short fails here, not half-way
+    except (OSError, EOFError, zlib.error, tarfile.TarError) as e:
+        raise InvalidInputError(f"{path} is neither a bundle directory nor a readable tar file "
+                                f"(cut short or corrupt: {type(e).__name__})") from e
     with tar:
-        def read(name: str) -> bytes:
-            member = tar.extractfile(name)
-            if member is None:
-                raise KeyError(name)
-            return member.read()
-
-        header = _header(read, path)
-        member = tar.extractfile(ENTRIES) if ENTRIES in tar.getnames() else None
-        if member is None:
-            raise InvalidInputError(f"{path} is not a complete bundle: no readable {ENTRIES}")
-        yield Bundle(*header, member)
+        header = _header(lambda name: _tar_member(tar, name, path).read(), path)
+        yield Bundle(*header, _tar_member(tar, ENTRIES, path))
 
 
-def _header(read: Any, path: Path) -> tuple[BundleMeta, list[dict[str, Any]], list[str]]:
+def _header(read: Any, path: Path) -> tuple[BundleMeta, list[Any], list[str]]:
     meta = _meta(_load(read, META, path), path)
     keys, notes = _load(read, KEYS, path), _load(read, CHECKPOINTS, path)
     if not isinstance(keys, list) or not isinstance(notes, list):
         raise InvalidInputError(f"{path}: bundle keys and checkpoints must be lists")
-    return meta, keys, [str(n) for n in notes]
+    if not all(isinstance(n, str) for n in notes):
+        raise InvalidInputError(f"{path}: {CHECKPOINTS} must be a list of signed notes (strings)")
+    return meta, keys, notes

@@ -7,14 +7,13 @@ HTTP failures become :mod:`sealtrail.errors` types carrying the server's problem
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import orjson
 
-from sealtrail.core.audit import AuditEntry
+from sealtrail.core.audit import AuditEntry, audit_entry
 from sealtrail.core.entrypage import MEDIA_TYPE, decode_page
 from sealtrail.errors import (
     AuthenticationError,
@@ -23,6 +22,7 @@ from sealtrail.errors import (
     PermissionDeniedError,
     SealtrailError,
     UnavailableError,
+    VerificationError,
 )
 
 PAGE = 1000
@@ -62,38 +62,64 @@ class LogClient:
         return resp
 
     async def _json(self, path: str, params: dict[str, Any] | None = None) -> Any:
-        return orjson.loads((await self._get(path, params)).content)
+        try:
+            return orjson.loads((await self._get(path, params)).content)
+        except orjson.JSONDecodeError as e:
+            raise _malformed(path, "not JSON") from e
 
-    async def keys(self) -> list[dict[str, Any]]:
+    async def keys(self) -> list[Any]:
+        """The published keys (each checked by :func:`~sealtrail.core.audit.trusted_keys`)."""
         body = await self._json("/v1/keys")
-        return list(body["keys"])
+        keys = body.get("keys") if isinstance(body, dict) else None
+        if not isinstance(keys, list):
+            raise _malformed("/v1/keys", "no keys list")
+        return keys
 
     async def origin(self) -> str:
-        for log in (await self._json("/v1/logs"))["logs"]:
-            if log["log"] == self.log:
-                return str(log["origin"])
+        body = await self._json("/v1/logs")
+        logs = body.get("logs") if isinstance(body, dict) else None
+        if not isinstance(logs, list) or not all(isinstance(log, dict) for log in logs):
+            raise _malformed("/v1/logs", "no logs list")
+        for log in logs:
+            if log.get("log") == self.log:
+                origin = log.get("origin")
+                if not isinstance(origin, str):
+                    raise _malformed("/v1/logs", f"no origin string for log {self.log!r}")
+                return origin
         raise NotFoundError(f"no log {self.log!r} visible to this key")
 
     async def checkpoint_notes(self) -> list[str]:
-        """Every signed checkpoint of the log, oldest first (paged)."""
+        """Every signed checkpoint of the log, oldest first (paged; each ``next`` MUST lie beyond
+        the position asked for, or the server is refused rather than followed round a loop)."""
+        path = f"/v1/logs/{self.log}/checkpoints"
         notes: list[str] = []
         start: int | None = 0
         while start is not None:
-            body = await self._json(f"/v1/logs/{self.log}/checkpoints", {"from": start})
-            notes += [c["note"] for c in body["checkpoints"]]
-            start = body.get("next")
+            body = await self._json(path, {"from": start})
+            page = body.get("checkpoints") if isinstance(body, dict) else None
+            if not isinstance(page, list) or not all(isinstance(c, dict) and isinstance(c.get("note"), str)
+                                                     for c in page):
+                raise _malformed(path, "no list of checkpoints with notes")
+            notes += [c["note"] for c in page]
+            after = body.get("next")
+            if after is not None and (not isinstance(after, int) or isinstance(after, bool) or after <= start):
+                raise _malformed(path, f"next {after!r} does not advance beyond {start}")
+            start = after
         return notes
 
     async def entries(self, start: int, end: int) -> list[AuditEntry]:
         """Entries [start, end), in the binary page form when the server offers it."""
-        resp = await self._get(f"/v1/logs/{self.log}/entries", {"start": start, "end": end},
-                               accept=f"{MEDIA_TYPE}, application/json;q=0.5")
+        path = f"/v1/logs/{self.log}/entries"
+        resp = await self._get(path, {"start": start, "end": end}, accept=f"{MEDIA_TYPE}, application/json;q=0.5")
         if resp.headers.get("content-type", "").startswith(MEDIA_TYPE):
             return decode_page(resp.content)
-        body = orjson.loads(resp.content)
-        b64 = base64.b64decode
-        return [AuditEntry(e["index"], b64(e["entry"]), b64(e["chain"]), e["payload_digest"])
-                for e in body["entries"]]
+        try:
+            rows = orjson.loads(resp.content).get("entries")
+            if not isinstance(rows, list):
+                raise ValueError("no entries list")
+            return [audit_entry(row) for row in rows]
+        except (orjson.JSONDecodeError, AttributeError, ValueError) as e:
+            raise _malformed(path, str(e)) from e
 
     async def iter_entries(self, size: int, *, page: int = PAGE, prefetch: int = PREFETCH
                            ) -> AsyncIterator[list[AuditEntry]]:
@@ -110,3 +136,7 @@ class LogClient:
         finally:
             for task in pending:
                 task.cancel()
+
+
+def _malformed(path: str, what: str) -> VerificationError:
+    return VerificationError(f"GET {path} answered malformed JSON: {what}")

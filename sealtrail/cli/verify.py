@@ -121,9 +121,17 @@ def describe(result: VerifiedProof) -> str:
     line = f"OK: entry {result.index} is in {cp.checkpoint.origin} at tree size {cp.checkpoint.size}"
     line += f", signed by {', '.join(cp.log_keys)}"
     if cp.timestamp is not None:
-        when = datetime.fromtimestamp(cp.timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        line += f", cosigned by {', '.join(cp.cosigners)} at {when}"
+        line += f", cosigned by {', '.join(cp.cosigners)} at {_when(cp.timestamp)}"
     return line
+
+
+def _when(timestamp: int) -> str:
+    """A cosigned time as UTC, or as POSIX seconds when no calendar date has it (a cosigner may
+    sign any time up to 2^63-1, c2sp.org/tlog-cosignature)."""
+    try:
+        return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OSError, OverflowError):
+        return f"POSIX time {timestamp} (beyond the calendar)"
 
 
 @verify_app.command("proof")

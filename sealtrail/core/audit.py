@@ -24,6 +24,8 @@ export bundle. Pure: callers fetch or read the material and feed it in.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,12 +111,51 @@ class AuditReport:
         return line
 
 
-def trusted_keys(published: Iterable[Mapping[str, Any]]) -> TrustedKeys:
-    """The trust policy from published keys ``{purpose, vkey, not_before, not_after}``."""
-    return TrustedKeys(
-        TrustedKey.from_vkey(str(k["vkey"]), not_before=k.get("not_before"), not_after=k.get("not_after"))
-        for k in published if k.get("purpose") in TRUSTED_PURPOSES
-    )
+def trusted_keys(published: Iterable[Any]) -> TrustedKeys:
+    """The trust policy from published keys ``{purpose, vkey, not_before, not_after}``.
+
+    Raises :class:`~sealtrail.errors.VerificationError` naming the first malformed key (counted
+    from 0): not an object, no string ``vkey``, or a bound that is neither null nor an integer."""
+    chosen = []
+    for n, k in enumerate(published):
+        if not isinstance(k, Mapping):
+            raise VerificationError(f"published key {n} is not an object")
+        if k.get("purpose") not in TRUSTED_PURPOSES:
+            continue
+        vkey, bounds = k.get("vkey"), (k.get("not_before"), k.get("not_after"))
+        if not isinstance(vkey, str):
+            raise VerificationError(f"published key {n} has no vkey string")
+        if not all(b is None or _is_int(b) for b in bounds):
+            raise VerificationError(f"published key {n} ({vkey}): not_before and not_after must be "
+                                    "null or integers (POSIX seconds)")
+        chosen.append(TrustedKey.from_vkey(vkey, not_before=bounds[0], not_after=bounds[1]))
+    return TrustedKeys(chosen)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def audit_entry(row: Any) -> AuditEntry:
+    """An entry from its JSON form ``{"index": int, "entry": base64, "chain": base64,
+    "payload_digest": str | null}`` (a bundle line or a JSON entries page).
+
+    Types are checked strictly (an index of ``true`` or ``1.0`` is refused, base64 must be
+    canonical alphabet with padding): :class:`ValueError` names what is wrong."""
+    if not isinstance(row, dict):
+        raise ValueError("not an object")
+    index, entry, chain, digest = row.get("index"), row.get("entry"), row.get("chain"), row.get("payload_digest")
+    if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+        raise ValueError("index is not a non-negative integer")
+    if not isinstance(entry, str) or not isinstance(chain, str):
+        raise ValueError("entry and chain must be base64 strings")
+    if digest is not None and not isinstance(digest, str):
+        raise ValueError("payload_digest must be a string or null")
+    try:
+        return AuditEntry(index, base64.b64decode(entry, validate=True), base64.b64decode(chain, validate=True),
+                          digest)
+    except (binascii.Error, ValueError) as e:
+        raise ValueError("entry or chain is not valid base64") from e
 
 
 def _declared_size(note: str) -> str:
@@ -235,31 +276,34 @@ class LogAudit:
             self._check_payload(e)
 
     def _check_payload(self, e: AuditEntry) -> None:
-        # Entries are RFC 8785 JSON: keys sorted, quotes inside strings escaped. So the one
-        # unescaped '"type":"' (near the end: rfind) starts the type's value, and the one
-        # '"payload_digest":"' the digest's; no header string can imitate either.
+        # Entries are RFC 8785 JSON: keys sorted, quotes inside strings escaped. In an entry with
+        # no nested object (no '{' after the first byte; a '{' inside a string only costs a parse),
+        # the one unescaped '"type":"' (near the end: rfind) starts the type's value and the one
+        # '"payload_digest":"' the top-level digest's: no header string can imitate either. Any
+        # other entry is parsed, so a nested "payload_digest" is never taken for the entry's.
         p, entry = self._payloads, e.entry
         header: dict[str, Any] | None = None
-        at = entry.rfind(_TYPE)
-        if entry.startswith(_SYSTEM, at + len(_TYPE)):
+        if entry.find(b"{", 1) >= 0 or entry.startswith(_SYSTEM, entry.rfind(_TYPE) + len(_TYPE)):
             header = _header(e)
-            if header.get("type") == "erasure":
+            kind = header.get("type")
+            if kind == "erasure":
                 p.erasures += 1
-                p.erased_ids.update(str(k) for k in header.get("erased_key_ids", ()))
-            elif header.get("type") == "retention":
+                p.erased_ids.update(_strings(header, "erased_key_ids", e))
+            elif kind == "retention":
                 p.retentions += 1
-                p.period_ids.add(str(header.get("period_key_id")))
+                period = header.get("period_key_id")
+                if not isinstance(period, str):
+                    raise VerificationError(f"retention event at entry {e.index} has no period_key_id string",
+                                            index=e.index)
+                p.period_ids.add(period)
         if e.payload_digest is not None:
-            at = entry.find(_DIGEST) + len(_DIGEST)
-            digest = e.payload_digest.encode()
-            if at < len(_DIGEST) or entry[at:at + len(digest) + 1] != digest + b'"':
+            if not _commits_to(entry, header, e.payload_digest):
                 raise VerificationError(
                     f"stored payload of entry {e.index} does not have the digest its entry commits to",
                     index=e.index)
             p.present += 1
             return
-        header = header or _header(e)
-        key_ids = tuple(str(k) for k in header.get("key_ids", ()))
+        key_ids = tuple(_strings(header or _header(e), "key_ids", e))
         slot = p.missing.setdefault(key_ids, [e.index, 0])
         slot[1] += 1
 
@@ -285,6 +329,25 @@ class LogAudit:
         served = result.checkpoints - (mine is not None)  # the remembered one was checked too
         return AuditReport(self.origin, result.entries, served, p.present, erased, expired,
                            p.erasures, p.retentions, self.latest_note, None if mine is None else mine.size)
+
+
+def _commits_to(entry: bytes, header: dict[str, Any] | None, digest: str) -> bool:
+    """Whether the entry's top-level ``payload_digest`` is ``digest`` (``header``: the parsed
+    entry, or None for an entry without nested objects, read as text; see ``_check_payload``)."""
+    if header is not None:
+        return header.get("payload_digest") == digest
+    at = entry.find(_DIGEST) + len(_DIGEST)
+    raw = digest.encode()
+    return at >= len(_DIGEST) and b'"' not in raw and b"\\" not in raw and entry[at:at + len(raw) + 1] == raw + b'"'
+
+
+def _strings(header: dict[str, Any], name: str, e: AuditEntry) -> list[str]:
+    """The list of strings ``header[name]`` (empty when absent); a signed entry holding anything
+    else there is malformed."""
+    value = header.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise VerificationError(f"entry {e.index}: {name} is not a list of strings", index=e.index)
+    return value
 
 
 def _header(e: AuditEntry) -> dict[str, Any]:
