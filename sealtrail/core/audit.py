@@ -253,8 +253,10 @@ class LogAudit:
         signed checkpoint (anyone can compute its chain value), so it is refused rather than
         counted, and an ``erasure`` or ``retention`` event there explains nothing."""
         room = self.size - self.fed
-        self._feed(entries[:room])
-        if len(entries) > room:
+        if len(entries) <= room:
+            self._feed(entries)
+        else:
+            self._feed(entries[:room])
             index = self.size
             raise VerificationError(
                 f"entry {index} is beyond the latest checkpoint (tree size {index}): no signed checkpoint "
@@ -296,8 +298,16 @@ class LogAudit:
                     raise VerificationError(f"retention event at entry {e.index} has no period_key_id string",
                                             index=e.index)
                 p.period_ids.add(period)
-        if e.payload_digest is not None:
-            if not _commits_to(entry, header, e.payload_digest):
+        digest = e.payload_digest
+        if digest is not None:
+            if header is None:  # flat entry: its one '"payload_digest":"' is the top-level key's
+                at, raw = entry.find(_DIGEST) + len(_DIGEST), digest.encode()
+                # the value is exactly ``raw`` when the first quote after it closes it, unescaped
+                ok = (at >= len(_DIGEST) and entry.startswith(raw, at) and entry.find(b'"', at) == at + len(raw)
+                      and b"\\" not in raw)
+            else:
+                ok = header.get("payload_digest") == digest
+            if not ok:
                 raise VerificationError(
                     f"stored payload of entry {e.index} does not have the digest its entry commits to",
                     index=e.index)
@@ -329,16 +339,6 @@ class LogAudit:
         served = result.checkpoints - (mine is not None)  # the remembered one was checked too
         return AuditReport(self.origin, result.entries, served, p.present, erased, expired,
                            p.erasures, p.retentions, self.latest_note, None if mine is None else mine.size)
-
-
-def _commits_to(entry: bytes, header: dict[str, Any] | None, digest: str) -> bool:
-    """Whether the entry's top-level ``payload_digest`` is ``digest`` (``header``: the parsed
-    entry, or None for an entry without nested objects, read as text; see ``_check_payload``)."""
-    if header is not None:
-        return header.get("payload_digest") == digest
-    at = entry.find(_DIGEST) + len(_DIGEST)
-    raw = digest.encode()
-    return at >= len(_DIGEST) and b'"' not in raw and b"\\" not in raw and entry[at:at + len(raw) + 1] == raw + b'"'
 
 
 def _strings(header: dict[str, Any], name: str, e: AuditEntry) -> list[str]:

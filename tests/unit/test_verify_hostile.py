@@ -265,3 +265,12 @@ def test_entry_rows_in_bundles_decode_strictly() -> None:
     assert audit_entry(row).entry == b"{}"
     with pytest.raises(ValueError, match="base64"):
         audit_entry({**row, "chain": "Yw=\n="})
+
+
+def test_a_stored_digest_running_past_the_entrys_is_refused() -> None:
+    """A stored digest that is the entry's followed by '","type' matched the entry's text up to a
+    quote; it must equal the whole digest string."""
+    log = Log(3)
+    log.present[1] = log.headers[1]["payload_digest"] + '","type'  # type: ignore[operator]
+    with pytest.raises(VerificationError, match="stored payload of entry 1"):
+        log.run()
