@@ -34,9 +34,13 @@ _BY_STATUS: dict[int, type[SealtrailError]] = {
 
 def http_client(url: str, token: str, *, transport: httpx.AsyncBaseTransport | None = None,
                 timeout_s: float = 60.0) -> httpx.AsyncClient:
-    """An httpx client for the query API at ``url`` sending ``token`` as a bearer credential."""
-    return httpx.AsyncClient(base_url=url.rstrip("/"), transport=transport, timeout=timeout_s,
-                             headers={"Authorization": f"Bearer {token}"})
+    """An httpx client for the query API at ``url`` sending ``token`` as a bearer credential;
+    :class:`InvalidInputError` when ``url`` is no URL."""
+    try:
+        return httpx.AsyncClient(base_url=url.rstrip("/"), transport=transport, timeout=timeout_s,
+                                 headers={"Authorization": f"Bearer {token}"})
+    except httpx.InvalidURL as e:
+        raise InvalidInputError(f"query API URL {url!r} is not a valid URL: {e}") from e
 
 
 class LogClient:

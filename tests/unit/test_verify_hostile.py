@@ -274,3 +274,11 @@ def test_a_stored_digest_running_past_the_entrys_is_refused() -> None:
     log.present[1] = log.headers[1]["payload_digest"] + '","type'  # type: ignore[operator]
     with pytest.raises(VerificationError, match="stored payload of entry 1"):
         log.run()
+
+
+def test_an_invalid_url_is_one_line() -> None:
+    """`verify --url 'http://[::1'` raised httpx.InvalidURL out of the command."""
+    cli._register()
+    result = CliRunner().invoke(cli.app, ["verify", "--url", "http://[::1", "--log", "acme", "--token", "t"])
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 1, result.exception
+    assert result.stderr.count("\n") == 1 and "is not a valid URL" in result.stderr
