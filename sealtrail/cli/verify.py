@@ -142,12 +142,18 @@ def proof(
         list[str],
         typer.Option("--vkey", help="A trusted C2SP verifier key (log or cosigner); repeat for several."),
     ],
+    origin: Annotated[str | None, typer.Option(
+        "--origin", help="The log's checkpoint origin (e.g. sealtrail.local/log/acme); a proof under a checkpoint"
+                         " of any other log is refused")] = None,
 ) -> None:
-    """Check that an entry is in the log, under a checkpoint signed by trusted keys."""
+    """Check that an entry is in the log, under a checkpoint signed by trusted keys.
+
+    The vkeys say who signed, not which log: a log key that signs several logs' checkpoints would
+    also vouch for an entry of another log. --origin pins the one log the entry must be in."""
     data = read_input(proof_file, "proof file")
     entry_bytes = read_input(entry, "entry file")
     try:
-        result = verify_proof_file(data, entry_bytes, TrustedKeys.from_vkeys(vkey))
+        result = verify_proof_file(data, entry_bytes, TrustedKeys.from_vkeys(vkey), origin=origin)
     except SealtrailError as e:
         reason = str(e)
         if isinstance(e, InvalidProofError) and entry_bytes.endswith(b"\n"):

@@ -13,7 +13,7 @@ from tests.unit.logbuilder import SmallLog
 LOG = SmallLog(12)
 
 
-def _invoke(tmp_path: Path, entry: bytes, vkeys: list[str]) -> tuple[int, str, str]:
+def _invoke(tmp_path: Path, entry: bytes, vkeys: list[str], *extra: str) -> tuple[int, str, str]:
     proof = tmp_path / "entry-5.tlog-proof"
     proof.write_text(LOG.proof_file(5), encoding="utf-8")
     entry_file = tmp_path / "entry-5.json"
@@ -21,6 +21,7 @@ def _invoke(tmp_path: Path, entry: bytes, vkeys: list[str]) -> tuple[int, str, s
     args = ["verify", "proof", str(proof), "--entry", str(entry_file)]
     for vkey in vkeys:
         args += ["--vkey", vkey]
+    args += extra
     cli._register()
     result = CliRunner().invoke(cli.app, args)
     return result.exit_code, result.stdout, result.stderr
@@ -65,3 +66,15 @@ def test_missing_file_exits_one(tmp_path: Path) -> None:
         cli.app, ["verify", "proof", str(tmp_path / "nope"), "--entry", str(tmp_path), "--vkey", "x+1+AA"]
     )
     assert result.exit_code == 1 and result.stderr.count("\n") == 1
+
+
+def test_origin_pins_the_log(tmp_path: Path) -> None:
+    """--origin accepts a proof under its own log's checkpoint and refuses one of another log,
+    naming both origins, even though the same trusted keys signed it."""
+    code, out, err = _invoke(tmp_path, LOG.entries[5], LOG.vkeys(), "--origin", "sealtrail.example/t/acme")
+    assert code == 0, err
+    assert out.startswith("OK: entry 5 is in sealtrail.example/t/acme")
+    code, out, err = _invoke(tmp_path, LOG.entries[5], LOG.vkeys(), "--origin", "sealtrail.example/t/other")
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1
+    assert "'sealtrail.example/t/acme'" in err and "'sealtrail.example/t/other'" in err
