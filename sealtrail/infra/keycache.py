@@ -6,7 +6,9 @@ at most. An erasure made through this wrapper drops the entries at once; an eras
 another process is applied with :meth:`CachingKeyStore.invalidate` (on PostgreSQL,
 :mod:`sealtrail.infra.keyerasures` hears the announcements). In the worst case (no
 announcement arrives) a cached key is gone from every process :attr:`ttl_s` seconds after its
-erasure, which is the time an erasure reports through :meth:`CachingKeyStore.clear_by`.
+erasure, which is the time an erasure reports through :meth:`CachingKeyStore.clear_by`. While the
+announcements are known not to be heard (the listener is disconnected), :meth:`CachingKeyStore.hold_subject_keys`
+keeps no subject key at all: every seal asks the store, so an erasure applies at once.
 
 Concurrent misses for one key share one store call. ``get_keys`` (revealing old payloads) is
 never cached: an erased key must not be read back from memory.
@@ -43,6 +45,7 @@ class CachingKeyStore(KeyStore):
         # Bumped by every invalidation: a load that began before one must not fill the cache,
         # or it could put back a key erased while it was in flight.
         self._generation = 0
+        self._subject_keys_held = True
 
     @property
     def ttl_s(self) -> float:
@@ -52,7 +55,28 @@ class CachingKeyStore(KeyStore):
         """The time after which no cache in any process can still hold a key erased at ``erased_at``."""
         return (erased_at or datetime.now(UTC)) + timedelta(seconds=self._ttl)
 
+    @property
+    def subject_keys_held(self) -> bool:
+        return self._subject_keys_held
+
+    def hold_subject_keys(self, hold: bool) -> None:
+        """Cache subject keys (``True``, the default) or not at all (``False``).
+
+        Turned off while the erasure announcements are not heard: a subject key erased by another
+        process meanwhile MUST NOT be sealed with again, so every cached subject key is dropped at
+        once and each lookup goes to the store until the announcements are heard again.
+        """
+        self._subject_keys_held = hold
+        if not hold:
+            self._generation += 1
+            for slot in [s for s in self._pending if s[1] == "subject"]:
+                del self._pending[slot]
+            for slot in [s for s in self._entries if s[1] == "subject"]:
+                del self._entries[slot]
+
     async def get_or_create_subject_key(self, tenant: str, subject_ref: bytes) -> DataKey:
+        if not self._subject_keys_held:
+            return await self._inner.get_or_create_subject_key(tenant, subject_ref)
         return await self._cached((tenant, "subject", subject_ref),
                                   lambda: self._inner.get_or_create_subject_key(tenant, subject_ref))
 

@@ -5,8 +5,10 @@ expiry) notify ``sealtrail_key_erased`` with ``{"tenant", "key_id"}`` when its t
 :class:`KeyErasureListener` keeps one connection listening on that channel and calls
 :meth:`~sealtrail.infra.keycache.CachingKeyStore.invalidate` for each announcement, so a key erased
 through any process stops being used for sealing within moments instead of at the end of its cache
-TTL. Announcements are not queued for a listener that is not connected: after every (re)connect the
-whole cache is dropped, and the TTL stays the bound an erasure reports (``caches_clear_by``).
+TTL. Announcements are not queued for a listener that is not connected: until it listens (and
+whenever it has lost its connection) the cache keeps no subject key, after every (re)connect the
+whole cache is dropped. The TTL stays the bound an erasure reports (``caches_clear_by``): a
+connection that died quietly is noticed at the next heartbeat.
 """
 
 from __future__ import annotations
@@ -44,12 +46,14 @@ class KeyErasureListener:
     async def run(self, stop: asyncio.Event) -> None:
         """Listen, reconnecting after any failure, until ``stop`` is set."""
         while not stop.is_set():
+            self._cache.hold_subject_keys(False)
             try:
                 await self._listen(stop)
             except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
                 log.warning("key erasure announcements not heard: %s; reconnecting", type(e).__name__)
             finally:
                 self.listening.clear()
+                self._cache.hold_subject_keys(False)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self._retry_s)
 
@@ -59,6 +63,7 @@ class KeyErasureListener:
             await conn.add_listener(CHANNEL, self._heard)
             # Whatever was erased while no one listened may still be cached: drop it all.
             self._cache.invalidate()
+            self._cache.hold_subject_keys(True)
             self.listening.set()
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):

@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 
 from sealtrail.core.sealing import Kek
+from sealtrail.devstack._proc import free_port
 from sealtrail.errors import PeriodExpiredError
 from sealtrail.infra.keycache import CachingKeyStore
 from sealtrail.infra.keyerasures import HEARD, start_listener
@@ -114,3 +115,44 @@ async def _not_listening(event: asyncio.Event) -> bool:
 
 async def _is_set(event: asyncio.Event) -> bool:
     return event.is_set()
+
+
+async def test_no_subject_key_is_cached_while_the_listener_is_disconnected(
+    fresh_db_url: str, pool: asyncpg.Pool
+) -> None:
+    """A listener that cannot reach its database hears no announcement: meanwhile the cache keeps
+    no subject key, so a subject erased by another process gets a new key on the very next seal
+    (the TTL is 60 s here). Period keys stay cached."""
+    kek = Kek.generate()
+    sealing = CachingKeyStore(inner=PostgresKeyStore(pool=pool, kek=kek), ttl_s=60)
+    erasing = PostgresKeyStore(pool=pool, kek=kek)
+    cached = await sealing.get_or_create_subject_key("acme", b"c" * 32)
+    assert sealing._entries, "a connected-or-not-yet-listening cache starts by caching"
+    unreachable = f"postgresql://sealtrail@127.0.0.1:{free_port()}/nothing"
+    async with contextlib.AsyncExitStack() as stack:
+        listener = await start_listener(url=unreachable, cache=sealing, application_name=LISTENER, stack=stack,
+                                        ready_within_s=0.5)
+        assert not listener.listening.is_set()
+        assert not any(slot[1] == "subject" for slot in sealing._entries), "cached subject keys dropped"
+        key = await sealing.get_or_create_subject_key("acme", REF)
+        period = await sealing.get_or_create_period_key("acme", "2026-12")
+        assert await erasing.erase_subject("acme", REF) == [key.key_id]
+        assert (await sealing.get_or_create_subject_key("acme", REF)).key_id != key.key_id
+        assert (await sealing.get_or_create_subject_key("acme", b"c" * 32)).key_id == cached.key_id
+        assert not any(slot[1] == "subject" for slot in sealing._entries)
+        assert (await sealing.get_or_create_period_key("acme", "2026-12")).key_id == period.key_id
+        assert ("acme", "period", "2026-12") in sealing._entries
+
+
+async def test_subject_keys_are_cached_again_once_the_listener_listens(
+    fresh_db_url: str, pool: asyncpg.Pool
+) -> None:
+    """Once connected, the listener lets the cache keep subject keys again (one store call per TTL)."""
+    kek = Kek.generate()
+    sealing = CachingKeyStore(inner=PostgresKeyStore(pool=pool, kek=kek), ttl_s=60)
+    async with contextlib.AsyncExitStack() as stack:
+        listener = await start_listener(url=fresh_db_url, cache=sealing, application_name=LISTENER, stack=stack)
+        assert listener.listening.is_set() and sealing.subject_keys_held
+        await sealing.get_or_create_subject_key("acme", REF)
+        assert ("acme", "subject", REF) in sealing._entries
+    assert not sealing.subject_keys_held, "a stopped listener hears nothing: subject keys are not kept"
