@@ -4,7 +4,7 @@ Usage: ``python bench/bench_pg_writes.py [--entries N] [--batch N] [--rounds N] 
 
 Starts one durable PostgreSQL (sealtrail.devstack), then for each variant creates a fresh database,
 applies the migrations and the variant's changes, and writes N synthetic entries the way the ledger
-commits a batch (services/ledger/store_postgres.py): one transaction per batch with the offset
+commits a batch (services/ledger/postgres/store.py): one transaction per batch with the offset
 update, the log-head compare-and-set, COPY into ``entries``, ``payloads`` and ``tree_nodes`` and the
 ``batches`` row. Rows have the ledger's shapes: ~700 B canonical-JSON entry bytes, 32-byte leaf and
 chain, ~1.1 KB ciphertext, key ids [period key of the month, one subject key], UUIDv7 event ids and
@@ -46,7 +46,7 @@ from bench.machine import describe
 from sealtrail.core.merkle import stored_level
 from sealtrail.devstack import PostgresServer
 from sealtrail.infra.postgres import migrate
-from services.ledger.store_postgres import _ENTRY_COLUMNS, _NODE_COLUMNS, _PAYLOAD_COLUMNS
+from services.ledger.postgres.store import _ENTRY_COLUMNS, _NODE_COLUMNS, _PAYLOAD_COLUMNS
 
 RESULTS = Path(__file__).resolve().parent / "results" / "pg_writes.json"
 TENANT = "bench"

@@ -27,11 +27,11 @@ from sealtrail.infra.auth_postgres import PostgresAuthStore
 from sealtrail.infra.kek import IndexKeyWrapper
 from sealtrail.infra.keystore_postgres import PostgresKeyStore
 from sealtrail.sdk.events import uuid7
-from services.ledger.checkpoint_postgres import PostgresCheckpointStore
 from services.ledger.checkpointer import Checkpointer
+from services.ledger.ports import PartitionCommit
+from services.ledger.postgres.checkpoints import PostgresCheckpointStore
+from services.ledger.postgres.store import PostgresLedgerStore
 from services.ledger.sequencer import LogHead, origin_for, sequence
-from services.ledger.store import PartitionCommit
-from services.ledger.store_postgres import PostgresLedgerStore
 from services.query.projector import Projector
 from services.query.projector_store import PostgresProjectorStore
 

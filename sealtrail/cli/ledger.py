@@ -33,7 +33,7 @@ def rotate_signing_key(data_dir: DataDirOpt = None) -> None:
     async def go() -> CheckpointKeys:
         if data_dir is not None:
             from sealtrail.cli.embedded.datadir import KEY_NAME, DataDir
-            from services.ledger.checkpoint_sqlite import SqliteCheckpointStore
+            from services.ledger.sqlite.checkpoints import SqliteCheckpointStore
 
             async with data_dir_database(data_dir) as db:
                 return await rotate(SqliteCheckpointStore(db=db), key_dir=DataDir(data_dir).keys, name=KEY_NAME)
@@ -42,7 +42,10 @@ def rotate_signing_key(data_dir: DataDirOpt = None) -> None:
         settings = Settings()
         async with connect(settings.require_database()) as conn:
             await migrate(conn)
-            return await rotate(conn, key_dir=settings.signing_key_dir, name=settings.key_name)
+            from services.ledger.postgres.checkpoints import PostgresSigningKeys
+
+            return await rotate(PostgresSigningKeys(conn), key_dir=settings.signing_key_dir,
+                                name=settings.key_name)
 
     keys = run_command(go)
     typer.echo(keys.signer.verifier().vkey())

@@ -23,7 +23,7 @@ from sealtrail.core.note import sign_note
 from sealtrail.errors import InconsistentCheckpointError, InvalidInputError, SealtrailError
 from sealtrail.infra.bus import BusPublisher
 from services.ledger import metrics
-from services.ledger.checkpoint_store import CheckpointStore, SignedCheckpoint, SigningState
+from services.ledger.ports import CheckpointStore, SignedCheckpoint, SigningState
 from services.ledger.signing import DEFAULT_KEY_NAME, load_active, load_keys, rotate
 
 log = logging.getLogger("sealtrail.ledger.checkpointer")

@@ -23,11 +23,11 @@ from sealtrail.infra.kafka import KafkaPublisher
 from sealtrail.infra.postgres import connect, create_pool, migrate
 from sealtrail.infra.settings import Settings
 from sealtrail.infra.workerapp import WorkerExit, worker_app
-from services.ledger.checkpoint_postgres import PostgresCheckpointStore
 from services.ledger.checkpointer import Checkpointer
 from services.ledger.deadletter import DeadLetterSink
-from services.ledger.kafka_driver import KafkaLedgerDriver
-from services.ledger.store_postgres import PostgresLedgerStore
+from services.ledger.kafka import KafkaLedgerDriver
+from services.ledger.postgres.checkpoints import PostgresCheckpointStore
+from services.ledger.postgres.store import PostgresLedgerStore
 from services.ledger.worker import LedgerWorker
 
 log = logging.getLogger("sealtrail.ledger")

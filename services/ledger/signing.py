@@ -2,7 +2,7 @@
 
 Private keys live in files (0600) in the signing-key directory, named ``<purpose>-<keyid>.key``;
 their public parts and validity windows live in the ``signing_keys`` table (through a
-:class:`~services.ledger.checkpoint_store.SigningKeyStore`), from which ``GET /v1/keys``
+:class:`~services.ledger.ports.SigningKeyStore`), from which ``GET /v1/keys``
 publishes them. Rotation closes the current window and opens a new one; old checkpoints stay
 verifiable under the key that signed them.
 """
@@ -17,9 +17,7 @@ from pathlib import Path
 from sealtrail.core.cosignature import CosignatureSigner
 from sealtrail.core.note import Ed25519Signer
 from sealtrail.errors import ServiceStartError
-from sealtrail.infra.postgres import Conn
-from services.ledger.checkpoint_postgres import PostgresSigningKeys
-from services.ledger.checkpoint_store import SigningKeyRow, SigningKeyStore
+from services.ledger.ports import SigningKeyRow, SigningKeyStore
 
 DEFAULT_KEY_NAME = "sealtrail.local/ledger"
 
@@ -40,17 +38,13 @@ def _write_secret(path: Path, text: str) -> None:
 
 
 async def rotate(
-    store: SigningKeyStore | Conn, *, key_dir: Path, name: str = DEFAULT_KEY_NAME
+    store: SigningKeyStore, *, key_dir: Path, name: str = DEFAULT_KEY_NAME
 ) -> CheckpointKeys:
-    """Make a new active pair: files first, then one transaction closing the old windows.
-
-    ``store`` may also be a PostgreSQL connection (as the command line holds one).
-    """
-    keys_store = store if isinstance(store, SigningKeyStore) else PostgresSigningKeys(store)
+    """Make a new active pair: files first, then one transaction closing the old windows."""
     keys = CheckpointKeys(Ed25519Signer.generate(name), CosignatureSigner.generate(f"{name}-clock"))
     _write_secret(key_dir / f"checkpoint-{keys.signer.key_id:08x}.key", keys.signer.private_key())
     _write_secret(key_dir / f"cosign-{keys.cosigner.key_id:08x}.key", keys.cosigner.private_key())
-    await keys_store.replace_active_keys([
+    await store.replace_active_keys([
         SigningKeyRow(keys.signer.name, f"{keys.signer.key_id:08x}", "checkpoint",
                       keys.signer.verifier().vkey()),
         SigningKeyRow(keys.cosigner.name, f"{keys.cosigner.key_id:08x}", "cosign",

@@ -27,9 +27,9 @@ from sealtrail.core.record import SealedRecord, decode_record
 from sealtrail.errors import ConcurrentWriteError, DuplicateEventError, InvalidInputError
 from services.ledger import metrics
 from services.ledger.deadletter import DeadLetter, DeadLetterSink, SourceRecord
+from services.ledger.ports import LedgerStore, PartitionCommit
 from services.ledger.rows import EntryColumns, entry_columns
 from services.ledger.sequencer import DEFAULT_ORIGIN_PREFIX, LogHead, SequencedBatch, origin_for, sequence
-from services.ledger.store import LedgerStore, PartitionCommit
 
 log = logging.getLogger("sealtrail.ledger")
 

@@ -52,7 +52,9 @@ from sealtrail.infra.keystore_sqlite import SqliteKeyStore
 from sealtrail.infra.postgres import create_pool, migrate_url
 from sealtrail.infra.settings import Settings
 from sealtrail.infra.sqlite import SqliteDatabase
-from services.ledger.reader import LedgerReader, PostgresLedgerReader, SqliteLedgerReader
+from services.ledger.postgres.reader import PostgresLedgerReader
+from services.ledger.reader import LedgerReader
+from services.ledger.sqlite.reader import SqliteLedgerReader
 from services.query.analytics_sqlite import SqliteAnalyticsReader
 from services.query.analytics_store import AnalyticsReader, PostgresAnalyticsReader
 from services.query.erasure_postgres import PostgresErasureStore

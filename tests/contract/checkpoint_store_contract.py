@@ -28,7 +28,7 @@ def _delays() -> tuple[float, float]:
 
 
 class CheckpointStoreContract:
-    """What every :class:`~services.ledger.checkpoint_store.CheckpointStore` adapter guarantees."""
+    """What every :class:`~services.ledger.ports.CheckpointStore` adapter guarantees."""
 
     @pytest.fixture
     def backend(self) -> LedgerBackend:

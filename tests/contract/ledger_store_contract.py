@@ -12,8 +12,8 @@ import pytest
 
 from sealtrail.core.record import SealedRecord
 from sealtrail.errors import ConcurrentWriteError
+from services.ledger.ports import PartitionCommit
 from services.ledger.sequencer import LogHead, SequencedBatch, sequence
-from services.ledger.store import PartitionCommit
 from tests.support.backends import LedgerBackend
 from tests.support.ledger import sealed
 
@@ -32,7 +32,7 @@ def _ids(records: list[SealedRecord]) -> list[uuid.UUID]:
 
 
 class LedgerStoreContract:
-    """What every :class:`~services.ledger.store.LedgerStore` adapter guarantees."""
+    """What every :class:`~services.ledger.ports.LedgerStore` adapter guarantees."""
 
     @pytest.fixture
     def backend(self) -> LedgerBackend:

@@ -18,8 +18,8 @@ from sealtrail.infra.locallog import LocalLog
 from services.ledger import metrics
 from services.ledger.checkpointer import Checkpointer
 from services.ledger.deadletter import DeadLetterSink
-from services.ledger.kafka_driver import KafkaLedgerDriver
-from services.ledger.local_driver import LocalLedgerDriver
+from services.ledger.kafka import KafkaLedgerDriver
+from services.ledger.locallog import LocalLedgerDriver
 from services.ledger.worker import LedgerWorker, LookupPolicy
 from tests.support.backends import LedgerBackend, postgres_backend, sqlite_backend
 from tests.support.ledger import sealed

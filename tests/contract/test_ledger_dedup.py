@@ -16,7 +16,7 @@ from sealtrail.errors import DuplicateEventError
 from sealtrail.infra.bus import BusRecord
 from services.ledger import metrics
 from services.ledger.deadletter import DeadLetterSink
-from services.ledger.store import LedgerStore
+from services.ledger.ports import LedgerStore
 from services.ledger.worker import CAREFUL_S, LedgerWorker
 from tests.support.backends import LedgerBackend, postgres_backend, sqlite_backend
 from tests.support.ledger import DelegatingStore, NoDeadLetters, sealed

@@ -14,6 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from sealtrail.infra.settings import Settings
+from services.ledger.postgres.checkpoints import PostgresSigningKeys
 from services.ledger.service import LedgerService
 from services.ledger.signing import rotate
 from tests.support.ledger import check_log, create_tenants, produce, sealed, wait_for_checkpoint
@@ -155,7 +156,7 @@ async def test_rotation_keeps_old_checkpoints_verifiable(
         await wait_for_checkpoint(fresh_db_url, {"acme": 50})
         conn = await asyncpg.connect(fresh_db_url)
         try:
-            await rotate(conn, key_dir=settings.signing_key_dir)
+            await rotate(PostgresSigningKeys(conn), key_dir=settings.signing_key_dir)
         finally:
             await conn.close()
         await produce(kafka_bootstrap, topic_name, [sealed("acme") for _ in range(50)])
@@ -174,10 +175,10 @@ async def test_rotation_keeps_old_checkpoints_verifiable(
 async def test_stored_tree_proofs_match_memory(fresh_db_url: str, size: int) -> None:
     """Proofs read from PostgreSQL equal proofs from the in-memory reference store."""
     from sealtrail.core.merkle import MemoryNodeStore, consistency_proof, inclusion_proof
-    from services.ledger import tree_postgres
+    from services.ledger.ports import PartitionCommit
+    from services.ledger.postgres import tree as tree_postgres
+    from services.ledger.postgres.store import PostgresLedgerStore
     from services.ledger.sequencer import LogHead, sequence
-    from services.ledger.store import PartitionCommit
-    from services.ledger.store_postgres import PostgresLedgerStore
 
     await create_tenants(fresh_db_url, "acme")
     pool = await asyncpg.create_pool(fresh_db_url)

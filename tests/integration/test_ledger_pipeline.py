@@ -19,8 +19,8 @@ from sealtrail.infra.bus import BusRecord, TopicSpec
 from sealtrail.infra.kafka import KafkaPublisher
 from services.ledger import metrics
 from services.ledger.deadletter import DeadLetterSink, SourceRecord
-from services.ledger.kafka_driver import KafkaLedgerDriver
-from services.ledger.store import LedgerStore, PartitionCommit
+from services.ledger.kafka import KafkaLedgerDriver
+from services.ledger.ports import LedgerStore, PartitionCommit
 from services.ledger.worker import LedgerWorker, PreparedCommit
 from tests.support.backends import LedgerBackend, postgres_backend
 from tests.support.ledger import DelegatingStore, NoDeadLetters, sealed

@@ -11,7 +11,7 @@ import pytest
 from sealtrail.core.tlogproof import verify_proof
 from sealtrail.core.verify import check_consistency, check_inclusion, verifier_from_vkey
 from sealtrail.errors import InvalidInputError, NotFoundError
-from services.ledger.reader import PostgresLedgerReader
+from services.ledger.postgres.reader import PostgresLedgerReader
 from tests.integration.test_ledger import ledger_settings, running
 from tests.support.ledger import create_tenants, produce, sealed, wait_for_checkpoint
 

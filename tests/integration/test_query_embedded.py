@@ -20,7 +20,7 @@ from sealtrail.infra.bus import TopicSpec
 from sealtrail.infra.locallog import LocalLog
 from sealtrail.infra.settings import Settings
 from sealtrail.infra.sqlite import open_database
-from services.ledger.store_sqlite import SqliteLedgerStore
+from services.ledger.sqlite.store import SqliteLedgerStore
 from services.query.app import create_app
 from services.query.config import QueryOptions
 from services.query.projector import Projector

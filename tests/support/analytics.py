@@ -20,9 +20,9 @@ from sealtrail.infra.auth import Principal, Role
 from sealtrail.infra.auth_postgres import PostgresAuthStore
 from sealtrail.infra.kek import IndexKeyWrapper
 from sealtrail.infra.problems import install_problem_handlers
+from services.ledger.ports import PartitionCommit
+from services.ledger.postgres.store import PostgresLedgerStore
 from services.ledger.sequencer import LogHead, sequence
-from services.ledger.store import PartitionCommit
-from services.ledger.store_postgres import PostgresLedgerStore
 from services.query import analytics
 from services.query.analytics_store import PostgresAnalyticsReader
 from tests.support.ledger import uuid7

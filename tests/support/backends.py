@@ -20,14 +20,15 @@ from sealtrail.core.merkle import MemoryNodeStore
 from sealtrail.core.record import SealedRecord
 from sealtrail.infra.postgres import migrate_url
 from sealtrail.infra.sqlite import SqliteDatabase, open_database
-from services.ledger.checkpoint_postgres import PostgresCheckpointStore
-from services.ledger.checkpoint_sqlite import SqliteCheckpointStore
-from services.ledger.checkpoint_store import CheckpointStore
-from services.ledger.reader import LedgerReader, PostgresLedgerReader, SqliteLedgerReader
+from services.ledger.ports import CheckpointStore, LedgerStore, PartitionCommit
+from services.ledger.postgres.checkpoints import PostgresCheckpointStore
+from services.ledger.postgres.reader import PostgresLedgerReader
+from services.ledger.postgres.store import PostgresLedgerStore
+from services.ledger.reader import LedgerReader
 from services.ledger.sequencer import LogHead, sequence
-from services.ledger.store import LedgerStore, PartitionCommit
-from services.ledger.store_postgres import PostgresLedgerStore
-from services.ledger.store_sqlite import SqliteLedgerStore
+from services.ledger.sqlite.checkpoints import SqliteCheckpointStore
+from services.ledger.sqlite.reader import SqliteLedgerReader
+from services.ledger.sqlite.store import SqliteLedgerStore
 from tests.support.ledger import sealed
 
 

@@ -22,12 +22,12 @@ from sealtrail.core.verify import TrustedKey, TrustedKeys, verify_run
 from sealtrail.infra.bus import TopicSpec
 from sealtrail.infra.locallog import LocalLog
 from sealtrail.infra.sqlite import SqliteDatabase, from_db_time, open_database
-from services.ledger import tree_sqlite
-from services.ledger.checkpoint_sqlite import SqliteCheckpointStore
 from services.ledger.checkpointer import Checkpointer
 from services.ledger.deadletter import DeadLetterSink
-from services.ledger.local_driver import LocalLedgerDriver
-from services.ledger.store_sqlite import SqliteLedgerStore
+from services.ledger.locallog import LocalLedgerDriver
+from services.ledger.sqlite import tree as tree_sqlite
+from services.ledger.sqlite.checkpoints import SqliteCheckpointStore
+from services.ledger.sqlite.store import SqliteLedgerStore
 from services.ledger.worker import LedgerWorker
 
 TOPIC, DLQ, CHECKPOINTS, GROUP = "sealed", "dlq", "checkpoints", "ledger"

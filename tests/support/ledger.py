@@ -19,9 +19,9 @@ from sealtrail.core.merkle import verify_consistency
 from sealtrail.core.record import SealedRecord
 from sealtrail.core.verify import TrustedKey, TrustedKeys, verify_run
 from sealtrail.infra.bus import TopicSpec
-from services.ledger import tree_postgres
+from services.ledger.ports import LedgerStore, PartitionCommit
+from services.ledger.postgres import tree as tree_postgres
 from services.ledger.sequencer import LogHead
-from services.ledger.store import LedgerStore, PartitionCommit
 
 
 def uuid7() -> str:
@@ -71,7 +71,7 @@ async def tenant_pool(db_url: str, *tenants: str) -> AsyncIterator[asyncpg.Pool]
 
 
 class DelegatingStore:
-    """A :class:`~services.ledger.store.LedgerStore` that passes every call to a real one; tests
+    """A :class:`~services.ledger.ports.LedgerStore` that passes every call to a real one; tests
     subclass it to watch or hold some of them."""
 
     def __init__(self, inner: LedgerStore) -> None:

@@ -25,10 +25,10 @@ from sealtrail.infra.apikeys import KeyAdmin
 from sealtrail.infra.kek import IndexKeyWrapper
 from sealtrail.infra.postgres import migrate_url
 from sealtrail.infra.sqlite import SqliteDatabase, open_database
+from services.ledger.ports import LedgerStore, PartitionCommit
+from services.ledger.postgres.store import PostgresLedgerStore
 from services.ledger.sequencer import LogHead, sequence
-from services.ledger.store import LedgerStore, PartitionCommit
-from services.ledger.store_postgres import PostgresLedgerStore
-from services.ledger.store_sqlite import SqliteLedgerStore
+from services.ledger.sqlite.store import SqliteLedgerStore
 from services.query.stores import QueryStores, postgres_stores_on, sqlite_stores
 from tests.support.analytics import ts
 from tests.support.ledger import uuid7

@@ -60,8 +60,8 @@ from sealtrail.infra.sqlite import SqliteDatabase, translated
 from services.ingest.app import IngestParts, IngestStores
 from services.ingest.app import create_app as create_ingest_app
 from services.ingest.config import IngestOptions
-from services.ledger.reader_sqlite import SqliteLedgerReader
-from services.ledger.store_sqlite import SqliteLedgerStore
+from services.ledger.sqlite.reader import SqliteLedgerReader
+from services.ledger.sqlite.store import SqliteLedgerStore
 from services.query.app import DESCRIPTION as QUERY_DESCRIPTION
 from services.query.app import openapi_document
 from services.query.routing import api_routes

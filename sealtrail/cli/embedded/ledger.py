@@ -23,11 +23,11 @@ from sealtrail.cli.embedded.datadir import (
 from sealtrail.infra.bus import TopicSpec
 from sealtrail.infra.locallog import LocalLog
 from sealtrail.infra.sqlite import SqliteDatabase
-from services.ledger.checkpoint_sqlite import SqliteCheckpointStore
 from services.ledger.checkpointer import Checkpointer
 from services.ledger.deadletter import DeadLetterSink
-from services.ledger.local_driver import LocalLedgerDriver
-from services.ledger.store_sqlite import SqliteLedgerStore
+from services.ledger.locallog import LocalLedgerDriver
+from services.ledger.sqlite.checkpoints import SqliteCheckpointStore
+from services.ledger.sqlite.store import SqliteLedgerStore
 from services.ledger.worker import LedgerWorker
 
 LEDGER_GROUP = "sealtrail-ledger"

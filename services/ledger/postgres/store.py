@@ -10,9 +10,9 @@ import asyncpg
 from sealtrail.core.merkle import CompactRange, stored_nodes
 from sealtrail.errors import ConcurrentWriteError, DuplicateEventError, UnavailableError
 from sealtrail.infra.postgres import Conn
+from services.ledger.ports import PartitionCommit
 from services.ledger.rows import INT_COLUMN_NAMES, TEXT_COLUMN_NAMES
 from services.ledger.sequencer import LogHead, SequencedBatch
-from services.ledger.store import PartitionCommit
 
 _ENTRY_COLUMNS = (
     "log_id", "idx", "tenant_id", "event_id", "type", "occurred_at", "received_at",

@@ -14,8 +14,7 @@ import asyncpg
 from sealtrail.errors import UnavailableError
 from sealtrail.infra.pgerrors import translated
 from sealtrail.infra.postgres import Conn
-from services.ledger import tree_postgres
-from services.ledger.checkpoint_store import (
+from services.ledger.ports import (
     GROWN_LOGS_SQL,
     Sign,
     SignedCheckpoint,
@@ -24,6 +23,7 @@ from services.ledger.checkpoint_store import (
     TreeHead,
     nodes_for,
 )
+from services.ledger.postgres import tree as tree_postgres
 
 
 @contextmanager

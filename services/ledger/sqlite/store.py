@@ -24,9 +24,9 @@ import orjson
 from sealtrail.core.merkle import CompactRange, stored_nodes
 from sealtrail.errors import ConcurrentWriteError, DuplicateEventError
 from sealtrail.infra.sqlite import SqliteDatabase, db_now, to_db_time, translated
+from services.ledger.ports import PartitionCommit
 from services.ledger.rows import INT_COLUMN_NAMES, TEXT_COLUMN_NAMES
 from services.ledger.sequencer import LogHead, SequencedBatch
-from services.ledger.store import PartitionCommit
 
 # Stays well under SQLITE_MAX_VARIABLE_NUMBER on every supported SQLite.
 MAX_IN_LIST = 500

@@ -17,7 +17,7 @@ from sealtrail.errors import ConcurrentWriteError, CorruptLogError, UnavailableE
 from sealtrail.infra.bus import BusRecord
 from sealtrail.infra.locallog import LocalLog
 from services.ledger import metrics
-from services.ledger.store import LedgerStore
+from services.ledger.ports import LedgerStore
 from services.ledger.worker import LedgerWorker
 
 log = logging.getLogger("sealtrail.ledger")

@@ -16,7 +16,6 @@ from typing import TypeVar
 from sealtrail.core.tlogproof import format_proof
 from sealtrail.errors import InvalidInputError, NotFoundError
 from sealtrail.infra.sqlite import SqliteDatabase, from_db_time, from_db_time_or_none, translated
-from services.ledger import tree_sqlite
 from services.ledger.reader import (
     MAX_ENTRIES_PER_READ,
     LogInfo,
@@ -26,6 +25,7 @@ from services.ledger.reader import (
     ceil_ts,
     check_size,
 )
+from services.ledger.sqlite import tree as tree_sqlite
 
 T = TypeVar("T")
 

@@ -1,18 +1,73 @@
-"""The checkpointer's storage port: grown logs, one signing transaction per log, signing keys.
+"""The ledger's storage ports: the ledger store (one atomic commit per partition poll) and the
+checkpoint store (grown logs, one signing transaction per log, signing keys).
 
-Adapters: :mod:`services.ledger.checkpoint_postgres` and :mod:`services.ledger.checkpoint_sqlite`.
-The checkpointer's decisions (is the stored tree consistent? sign with which key?) stay pure in
-:mod:`services.ledger.checkpointer`; a store only reads, locks and writes.
+Adapters, one module per port and technology: :mod:`services.ledger.postgres.store`,
+:mod:`services.ledger.postgres.checkpoints` (production) and :mod:`services.ledger.sqlite.store`,
+:mod:`services.ledger.sqlite.checkpoints` (embedded default). The checkpointer's decisions (is the stored
+tree consistent? sign with which key?) stay pure in :mod:`services.ledger.checkpointer`; a store only
+reads, locks and writes. Only the composition roots (the CLI and :mod:`services.ledger.service`) pick adapters.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from sealtrail.core.merkle import NodeID, plan_consistency, range_nodes
+from services.ledger.sequencer import LogHead, SequencedBatch
+
+
+@dataclass(frozen=True)
+class PartitionCommit:
+    """Everything one poll of one partition produced, committed atomically.
+
+    ``from_offset`` is the stored offset this work started from (None when none was stored);
+    ``next_offset`` is the offset after the last record consumed, poison records included.
+    """
+
+    group: str
+    topic: str
+    partition: int
+    from_offset: int | None
+    next_offset: int
+    batches: Sequence[SequencedBatch]
+    new_logs: Sequence[LogHead]
+
+
+class LedgerStore(Protocol):
+    """Durable log storage.
+
+    :meth:`commit` MUST be atomic: the entries, payloads, tree nodes, batch rows, new log heads
+    and the consumer offset become visible together or not at all. It MUST raise
+    :class:`~sealtrail.errors.ConcurrentWriteError`, and change nothing, when the stored offset
+    is not ``from_offset`` or a log's stored size is not the batch's starting size: another
+    writer got there first. Indices MUST stay contiguous from 0 per log and an event id MUST
+    appear at most once per log.
+    """
+
+    async def load_offsets(self, *, group: str, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        """Stored next offsets of the given partitions (absent when none stored)."""
+        ...
+
+    async def load_heads(self, log_ids: Sequence[str]) -> dict[str, LogHead]:
+        """Committed heads of the logs that exist."""
+        ...
+
+    async def tenants_exist(self, tenant_ids: Sequence[str]) -> set[str]:
+        """The subset of ``tenant_ids`` that are known tenants."""
+        ...
+
+    async def existing_event_ids(self, log_id: str, event_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, int]:
+        """Of ``event_ids``, those already in the log, with their indices."""
+        ...
+
+    async def commit(self, work: PartitionCommit) -> None:
+        """Commit one partition's work atomically (see class docstring)."""
+        ...
+
 
 # Logs grown beyond their latest checkpoint; the same SQL on PostgreSQL and SQLite.
 GROWN_LOGS_SQL = """
@@ -120,4 +175,3 @@ class CheckpointStore(SigningKeyStore, Protocol):
         errors MUST come out as :class:`~sealtrail.errors.SealtrailError`.
         """
         ...
-

@@ -26,7 +26,7 @@ from aiokafka.errors import KafkaError
 from sealtrail.errors import ConcurrentWriteError, UnavailableError
 from services.ledger import metrics
 from services.ledger.deadletter import SourceRecord
-from services.ledger.store import LedgerStore
+from services.ledger.ports import LedgerStore
 from services.ledger.worker import LedgerWorker, PreparedCommit
 
 log = logging.getLogger("sealtrail.ledger")

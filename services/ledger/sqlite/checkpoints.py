@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from sealtrail.errors import UnavailableError
 from sealtrail.infra.sqlite import SqliteDatabase, db_now, from_db_time, to_db_time, translated
-from services.ledger.checkpoint_store import (
+from services.ledger.ports import (
     GROWN_LOGS_SQL,
     Sign,
     SignedCheckpoint,
@@ -23,7 +23,7 @@ from services.ledger.checkpoint_store import (
     TreeHead,
     nodes_for,
 )
-from services.ledger.tree_sqlite import find_nodes
+from services.ledger.sqlite.tree import find_nodes
 
 T = TypeVar("T")
 
