@@ -7,6 +7,7 @@ never appear in a repr or a log line.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -46,7 +47,8 @@ class Settings(BaseSettings):
     kek_file: Path | None = None
     kek: SecretStr | None = Field(default=None, description="hex KEK; prefer kek_file")
     service_key_file: Path | None = Field(default=None, description="ingest receipt signing key")
-    signing_key_dir: Path = Field(default=Path("keys"), description="ledger checkpoint keys (0600 files)")
+    signing_key_dir: Path = Field(default_factory=lambda: default_signing_key_dir(),
+                                  description="ledger checkpoint keys (0600 files)")
     key_name: str = Field(default="sealtrail.local/ledger", description="checkpoint signing key name")
     origin_prefix: str = Field(default="sealtrail.local/log", description="checkpoint origin = prefix/log")
     ledger_group: str = "sealtrail-ledger"
@@ -92,6 +94,15 @@ class Settings(BaseSettings):
         if not self.kafka_bootstrap:
             raise ServiceStartError("SEALTRAIL_KAFKA_BOOTSTRAP is not set (see `deploy/local/up`)")
         return self.kafka_bootstrap
+
+
+def default_signing_key_dir() -> Path:
+    """Where the ledger keeps its checkpoint keys unless told: ``$XDG_STATE_HOME/sealtrail/ledger-keys``,
+    else ``~/.local/state/sealtrail/ledger-keys``. Never the working directory, where a private key
+    would be one ``git add .`` from a commit."""
+    state = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(state) if state and Path(state).is_absolute() else Path.home() / ".local" / "state"
+    return base / "sealtrail" / "ledger-keys"
 
 
 def postgres_url_problem(url: str) -> str | None:

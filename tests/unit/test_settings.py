@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -87,3 +89,17 @@ def test_admin_with_an_unknown_log_level_prints_one_line() -> None:
     assert result.exit_code == 1, result.output
     assert result.stderr == ("error: SEALTRAIL_LOG_LEVEL: must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"
                              " (any case)\n")
+
+
+def test_the_signing_key_dir_defaults_to_a_state_directory_not_the_working_directory(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without SEALTRAIL_SIGNING_KEY_DIR the ledger's keys go under $XDG_STATE_HOME (else
+    ~/.local/state), an absolute path outside the checkout, never ./keys."""
+    monkeypatch.delenv("SEALTRAIL_SIGNING_KEY_DIR", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert Settings().signing_key_dir == tmp_path / "state" / "sealtrail" / "ledger-keys"
+    monkeypatch.setenv("XDG_STATE_HOME", "relative/state")  # not absolute: ignored, as XDG says
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert Settings().signing_key_dir == tmp_path / "home" / ".local" / "state" / "sealtrail" / "ledger-keys"
+    monkeypatch.setenv("SEALTRAIL_SIGNING_KEY_DIR", "/srv/keys")
+    assert Settings().signing_key_dir == Path("/srv/keys")
