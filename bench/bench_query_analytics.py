@@ -36,8 +36,8 @@ from bench.machine import describe
 from sealtrail.core.record import SealedRecord
 from sealtrail.devstack import PostgresServer
 from sealtrail.infra.postgres import migrate_url
-from services.query.projector import Projector
-from services.query.projector_store import PostgresProjectorStore
+from services.projector.postgres import PostgresProjectorStore
+from services.projector.projector import Projector
 from tests.support.analytics import analytics_app, append, provision, ts
 from tests.support.ledger import uuid7
 

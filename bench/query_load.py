@@ -32,8 +32,8 @@ from services.ledger.ports import PartitionCommit
 from services.ledger.postgres.checkpoints import PostgresCheckpointStore
 from services.ledger.postgres.store import PostgresLedgerStore
 from services.ledger.sequencer import LogHead, origin_for, sequence
-from services.query.projector import Projector
-from services.query.projector_store import PostgresProjectorStore
+from services.projector.postgres import PostgresProjectorStore
+from services.projector.projector import Projector
 
 TENANT = "bench"
 TARGET = "user:target@example.com"

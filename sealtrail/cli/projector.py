@@ -30,7 +30,7 @@ def projector(
     from sealtrail.errors import SealtrailError
     from sealtrail.infra.logs import configure_logging
     from sealtrail.infra.settings import Settings
-    from services.query import projector_service
+    from services.projector import service as projector_service
 
     settings = Settings()
     configure_logging(settings.log_level)

@@ -86,7 +86,7 @@ def retention_run(
 
     async def go() -> None:
         from sealtrail.infra.settings import Settings
-        from services.query.shredder import run_once_from_settings
+        from services.query.service import run_once_from_settings
 
         for done in await run_once_from_settings(Settings(), tenant):
             typer.echo(f"{done.tenant} {done.period}: period key {done.period_key_id} expired, "

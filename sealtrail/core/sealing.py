@@ -188,7 +188,12 @@ class SealedPayload:
 
 def payload_digest(nonce: bytes, ciphertext: bytes) -> str:
     """``"blake3:"`` + hex of BLAKE3(nonce || ciphertext)."""
-    return DIGEST_PREFIX + blake3.blake3(nonce + ciphertext).hexdigest()
+    return DIGEST_PREFIX + payload_digest_bytes(nonce, ciphertext).hex()
+
+
+def payload_digest_bytes(nonce: bytes, ciphertext: bytes) -> bytes:
+    """BLAKE3(nonce || ciphertext): the 32 bytes behind ``payload_digest``."""
+    return blake3.blake3(nonce + ciphertext).digest()
 
 
 def payload_aad(*, tenant: str, event_id: str, type: str, key_ids: Sequence[str]) -> bytes:

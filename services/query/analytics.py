@@ -1,7 +1,7 @@
 """``/v1/analytics/*``: call figures, rate limits, drift, first uses and stale tool definitions.
 
 Every endpoint needs the ``analytics:read`` scope and reads only the caller's tenant (the key's),
-through an :class:`~services.query.analytics_store.AnalyticsReader` whose queries run as
+through an :class:`~services.query.ports.AnalyticsReader` whose queries run as
 ``sealtrail_reader`` with the tenant set, so row-level security enforces the isolation.
 
 Wiring (in ``services/query/app.py``)::
@@ -44,7 +44,7 @@ from services.query.analytics_models import (
     ToolsPage,
     WindowOut,
 )
-from services.query.analytics_store import AnalyticsReader, CallTotals, Grouping, ToolKey
+from services.query.ports import AnalyticsReader, CallTotals, Grouping, ToolKey
 from services.query.responses import problems
 from services.query.windows import HOUR, Window, floor_hour, parse_time, window_of
 

@@ -6,8 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.query import histogram
-from services.query.analytics_store import CallTotals
+from sealtrail.core import histogram
+from services.query.ports import CallTotals
 
 
 class _Frozen(BaseModel):

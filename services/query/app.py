@@ -28,11 +28,11 @@ from sealtrail.infra.logs import configure_logging
 from sealtrail.infra.problems import install_problem_handlers
 from sealtrail.infra.settings import Settings
 from services.query import analytics, calls, health, proofs, subjects
-from services.query.analytics_store import AnalyticsReader
 from services.query.config import QueryOptions
 from services.query.deps import ServiceDep, current_principal
 from services.query.inputs import refuse_unexpected_input
 from services.query.models import Problem
+from services.query.ports import AnalyticsReader
 from services.query.responses import body_problem, problems, validation_problem
 from services.query.routing import api_routes
 from services.query.service import QueryParts, QueryService, build_service

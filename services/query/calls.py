@@ -24,8 +24,8 @@ from sealtrail.infra.auth import Principal, Scope
 from services.query.cursor import decode_cursor, encode_cursor
 from services.query.deps import CallsReader, ServiceDep
 from services.query.models import CallDetail, CallPage, SessionTimeline
+from services.query.ports import CallFilter
 from services.query.responses import json_response, problems
-from services.query.search import CallFilter
 from services.query.service import QueryService
 from services.query.windows import utc_time
 

@@ -25,7 +25,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from services.query import histogram
+from sealtrail.core import histogram
 
 
 @dataclass(frozen=True, slots=True)

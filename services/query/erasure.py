@@ -29,8 +29,8 @@ from sealtrail.infra.auth import Principal
 from sealtrail.infra.emitter import Emission, EventEmitter, erasure_event, new_event_id
 from sealtrail.infra.kek import TenantIndexKeys
 from sealtrail.infra.keycache import CachingKeyStore
-from services.query.erasure_store import ErasureRecord, ErasureStore
 from services.query.metrics import QueryMetrics
+from services.query.ports import ErasureRecord, ErasureStore
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from sealtrail.errors import PeriodExpiredError, SealingError, SubjectErasedErro
 from sealtrail.infra.auth import Principal
 from sealtrail.infra.emitter import Emission, EventEmitter, access_event
 from services.query.metrics import QueryMetrics
-from services.query.search import StoredCall
+from services.query.ports import StoredCall
 
 log = logging.getLogger("sealtrail.query")
 

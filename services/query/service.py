@@ -28,15 +28,18 @@ from sealtrail.infra.kafka import KafkaPublisher
 from sealtrail.infra.kek import TenantIndexKeys, load_kek
 from sealtrail.infra.keycache import CachingKeyStore
 from sealtrail.infra.keyerasures import start_listener
+from sealtrail.infra.keystore_postgres import PostgresKeyStore
+from sealtrail.infra.postgres import create_pool, migrate_url
 from sealtrail.infra.servicekey import load_service_signer
 from sealtrail.infra.settings import Settings
 from services.ledger.reader import LedgerReader
 from services.query.config import WRITER_ID, QueryOptions
 from services.query.erasure import SubjectEraser
-from services.query.erasure_store import ErasureStore
 from services.query.metrics import QueryMetrics
+from services.query.ports import ErasureStore
+from services.query.postgres.retention import PostgresRetentionStore
 from services.query.reveal import AccessRecorder, PayloadOpener
-from services.query.shredder import Shredder
+from services.query.shredder import RetentionOutcome, Shredder
 from services.query.stores import QueryStores, postgres_stores
 
 ERASURE_RECEIPT_PURPOSE = "erasure-receipt"
@@ -148,3 +151,23 @@ async def build_service(settings: Settings, options: QueryOptions, parts: QueryP
                           clock=parts.clock),
         metrics=metrics, receipt_vkey=signer.vkey(), publisher_started=True,
     )
+
+
+async def run_once_from_settings(settings: Settings, tenant: str | None = None) -> list[RetentionOutcome]:
+    """One shredder pass with components built from ``settings`` (``sealtrail admin retention run``)."""
+    url = settings.require_database()
+    await migrate_url(url)
+    kek = load_kek(settings)
+    pool = await create_pool(url, min_size=1, max_size=4, application_name="sealtrail-shredder")
+    publisher = KafkaPublisher(bootstrap=settings.require_kafka())
+    try:
+        await publisher.start()
+        keystore = PostgresKeyStore(pool=pool, kek=kek)
+        emitter = EventEmitter(keystore=keystore, publisher=publisher, topic=settings.sealed_topic,
+                               writer=WRITER_ID)
+        shredder = Shredder(store=PostgresRetentionStore(pool=pool), keystore=keystore, emitter=emitter,
+                            metrics=QueryMetrics())
+        return await shredder.run_once(tenant)
+    finally:
+        await publisher.stop()
+        await pool.close()

@@ -9,7 +9,7 @@ event id is fixed before publishing, so a repeated run appends the event once.
 
 It runs every ``shred_interval_s`` inside each query process and on demand with
 ``sealtrail admin retention run``; the store's per-tenant lock lets only one of them work on a
-tenant at a time. Storage goes through :class:`~services.query.retention_store.RetentionStore`
+tenant at a time. Storage goes through :class:`~services.query.ports.RetentionStore`
 (PostgreSQL or SQLite).
 """
 
@@ -28,14 +28,8 @@ import asyncpg
 from sealtrail.core.keystore import KeyStore, check_period, period_of
 from sealtrail.errors import NotFoundError, SealtrailError
 from sealtrail.infra.emitter import Emission, EventEmitter, new_event_id, retention_event
-from sealtrail.infra.kafka import KafkaPublisher
-from sealtrail.infra.kek import load_kek
-from sealtrail.infra.keystore_postgres import PostgresKeyStore
-from sealtrail.infra.postgres import create_pool, migrate_url
-from sealtrail.infra.settings import Settings
-from services.query.config import WRITER_ID
 from services.query.metrics import QueryMetrics
-from services.query.retention_store import PostgresRetentionStore, RetentionStore
+from services.query.ports import RetentionStore
 
 log = logging.getLogger("sealtrail.query.shredder")
 
@@ -133,23 +127,3 @@ class Shredder:
                 log.error("retention pass failed", extra={"error_type": type(e).__name__})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)
-
-
-async def run_once_from_settings(settings: Settings, tenant: str | None = None) -> list[RetentionOutcome]:
-    """One shredder pass with components built from ``settings`` (``sealtrail admin retention run``)."""
-    url = settings.require_database()
-    await migrate_url(url)
-    kek = load_kek(settings)
-    pool = await create_pool(url, min_size=1, max_size=4, application_name="sealtrail-shredder")
-    publisher = KafkaPublisher(bootstrap=settings.require_kafka())
-    try:
-        await publisher.start()
-        keystore = PostgresKeyStore(pool=pool, kek=kek)
-        emitter = EventEmitter(keystore=keystore, publisher=publisher, topic=settings.sealed_topic,
-                               writer=WRITER_ID)
-        shredder = Shredder(store=PostgresRetentionStore(pool=pool), keystore=keystore, emitter=emitter,
-                            metrics=QueryMetrics())
-        return await shredder.run_once(tenant)
-    finally:
-        await publisher.stop()
-        await pool.close()

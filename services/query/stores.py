@@ -1,6 +1,7 @@
 """Every storage port of the query side, bundled: the one construction point for both backends.
 
-:class:`QueryStores` holds the ports the query API and the projector use. Build it with
+:class:`QueryStores` holds the ports the query API uses (the projector, a service of its own, is given
+its store by its composition root). Build it with
 :func:`postgres_stores` (production; what :func:`services.query.service.build_service` does when
 no stores are given) or :func:`sqlite_stores` (the embedded default).
 
@@ -13,7 +14,7 @@ Query app and projector over SQLite (the embedded ``sealtrail serve``)::
     app = create_app(settings, options=QueryOptions(migrate=False),
                      parts=QueryParts(publisher=log, publisher_started=True, signer=signer, kek=kek),
                      stores=stores)
-    projector = Projector(store=stores.projector)
+    projector = Projector(store=SqliteProjectorStore(db=db))                # services.projector
     task = asyncio.create_task(projector.run(stop_event))
 
 ``settings`` still supplies the service key file (unless ``signer`` is given), ``sealed_topic``
@@ -55,17 +56,15 @@ from sealtrail.infra.sqlite import SqliteDatabase
 from services.ledger.postgres.reader import PostgresLedgerReader
 from services.ledger.reader import LedgerReader
 from services.ledger.sqlite.reader import SqliteLedgerReader
-from services.query.analytics_sqlite import SqliteAnalyticsReader
-from services.query.analytics_store import AnalyticsReader, PostgresAnalyticsReader
-from services.query.erasure_postgres import PostgresErasureStore
-from services.query.erasure_sqlite import SqliteErasureStore
-from services.query.erasure_store import ErasureStore
-from services.query.investigations import InvestigationReader, PostgresInvestigationReader
-from services.query.investigations_sqlite import SqliteInvestigationReader
-from services.query.projector_sqlite import SqliteProjectorStore
-from services.query.projector_store import PostgresProjectorStore, ProjectorStore
-from services.query.retention_sqlite import SqliteRetentionStore
-from services.query.retention_store import PostgresRetentionStore, RetentionStore
+from services.query.ports import AnalyticsReader, ErasureStore, InvestigationReader, RetentionStore
+from services.query.postgres.analytics import PostgresAnalyticsReader
+from services.query.postgres.erasure import PostgresErasureStore
+from services.query.postgres.investigations import PostgresInvestigationReader
+from services.query.postgres.retention import PostgresRetentionStore
+from services.query.sqlite.analytics import SqliteAnalyticsReader
+from services.query.sqlite.erasure import SqliteErasureStore
+from services.query.sqlite.investigations import SqliteInvestigationReader
+from services.query.sqlite.retention import SqliteRetentionStore
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,6 @@ class QueryStores:
     auth: AuthStore
     keys: KeyStore
     ledger: LedgerReader
-    projector: ProjectorStore
     analytics: AnalyticsReader
     investigations: InvestigationReader
     erasures: ErasureStore
@@ -102,7 +100,7 @@ def postgres_stores_on(pool: asyncpg.Pool, *, kek: Kek) -> QueryStores:
 
     return QueryStores(
         backend="postgres", auth=PostgresAuthStore(pool=pool), keys=PostgresKeyStore(pool=pool, kek=kek),
-        ledger=PostgresLedgerReader(pool=pool), projector=PostgresProjectorStore(pool=pool),
+        ledger=PostgresLedgerReader(pool=pool),
         analytics=PostgresAnalyticsReader(pool=pool), investigations=PostgresInvestigationReader(pool=pool),
         erasures=PostgresErasureStore(pool=pool), retention=PostgresRetentionStore(pool=pool), ping=ping)
 
@@ -132,6 +130,6 @@ def sqlite_stores(db: SqliteDatabase, *, kek: Kek) -> QueryStores:
 
     return QueryStores(
         backend="sqlite", auth=SqliteAuthStore(db=db), keys=SqliteKeyStore(db=db, kek=kek),
-        ledger=SqliteLedgerReader(db=db), projector=SqliteProjectorStore(db=db),
+        ledger=SqliteLedgerReader(db=db),
         analytics=SqliteAnalyticsReader(db=db), investigations=SqliteInvestigationReader(db=db),
         erasures=SqliteErasureStore(db=db), retention=SqliteRetentionStore(db=db), ping=ping)

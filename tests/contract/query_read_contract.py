@@ -13,10 +13,9 @@ from datetime import timedelta
 import pytest
 
 from sealtrail.core.sealing import subject_ref
-from services.query.analytics_store import Grouping
+from services.projector.projector import Projector, rebuild_equals_incremental
 from services.query.cursor import Position
-from services.query.projector import Projector, rebuild_equals_incremental
-from services.query.search import CallFilter, Found
+from services.query.ports import CallFilter, Found, Grouping
 from services.query.windows import Window
 from tests.contract.query_seed import ALICE, Seeded, def_hash, seed
 from tests.support.query_backends import T0, QueryBackend
@@ -32,27 +31,27 @@ class _Seeded:
     @pytest.fixture
     async def seeded(self, backend: QueryBackend) -> Seeded:
         data = await seed(backend)
-        await Projector(store=backend.stores.projector, batch_entries=4).catch_up()
+        await Projector(store=backend.projector, batch_entries=4).catch_up()
         return data
 
 
 class ProjectorStoreContract(_Seeded):
-    """What every :class:`~services.query.projector_store.ProjectorStore` adapter guarantees."""
+    """What every :class:`~services.projector.ports.ProjectorStore` adapter guarantees."""
 
     async def test_progress_reaches_every_log_size(self, backend: QueryBackend, seeded: Seeded) -> None:
         """After catching up in batches of 4, every log's progress equals its committed size."""
-        logs = {p.log_id: (p.tenant_id, p.size, p.next_idx) for p in await backend.stores.projector.logs()}
+        logs = {p.log_id: (p.tenant_id, p.size, p.next_idx) for p in await backend.projector.logs()}
         assert logs == {"acme": ("acme", 24, 24), "beta": ("beta", 1, 1)}
 
     async def test_rebuild_equals_incremental(self, backend: QueryBackend, seeded: Seeded) -> None:
         """Replaying every log from index 0 in one batch gives the read models incremental batches gave."""
-        check = await rebuild_equals_incremental(backend.stores.projector, batch_entries=1000)
+        check = await rebuild_equals_incremental(backend.projector, batch_entries=1000)
         assert check.equal, check.differing
         assert check.positions == {"acme": 24, "beta": 1}
 
     async def test_until_stops_and_digest_tracks_content(self, backend: QueryBackend, seeded: Seeded) -> None:
         """A rebuild up to index 10 stops there and digests differently; catching up restores the digest."""
-        store = backend.stores.projector
+        store = backend.projector
         full = await store.digest()
         await store.reset()
         assert await Projector(store=store).catch_up(until={"acme": 10}) == 10
@@ -68,7 +67,7 @@ class ProjectorStoreContract(_Seeded):
 
 
 class AnalyticsReaderContract(_Seeded):
-    """What every :class:`~services.query.analytics_store.AnalyticsReader` adapter guarantees."""
+    """What every :class:`~services.query.ports.AnalyticsReader` adapter guarantees."""
 
     async def test_call_totals_per_tool(self, backend: QueryBackend, seeded: Seeded) -> None:
         """Counters, costs and the merged histogram per tool; other tenants and windows left out."""
@@ -124,7 +123,7 @@ def _ids(found: list[Found]) -> list[str]:
 
 
 class InvestigationReaderContract(_Seeded):
-    """What every :class:`~services.query.investigations.InvestigationReader` adapter guarantees."""
+    """What every :class:`~services.query.ports.InvestigationReader` adapter guarantees."""
 
     async def test_search_pages_newest_first(self, backend: QueryBackend, seeded: Seeded) -> None:
         """Keyset pages of 4 concatenate to the single-page answer, newest first, without repeats."""

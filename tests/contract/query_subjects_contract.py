@@ -16,7 +16,7 @@ from sealtrail.core.sealing import subject_ref
 from sealtrail.errors import ConflictError, LegalHoldError
 from sealtrail.infra.emitter import Emission, EventEmitter, new_event_id
 from services.query.metrics import QueryMetrics
-from services.query.search import CallFilter
+from services.query.ports import CallFilter
 from services.query.shredder import Shredder
 from tests.contract.query_read_contract import _Seeded
 from tests.contract.query_seed import ALICE, BOB, Seeded
@@ -40,7 +40,7 @@ async def _erase(backend: QueryBackend, tenant: str, subject: str, request_ref: 
 
 
 class ErasureStoreContract(_Seeded):
-    """What every :class:`~services.query.erasure_store.ErasureStore` adapter guarantees."""
+    """What every :class:`~services.query.ports.ErasureStore` adapter guarantees."""
 
     async def test_erasure_deletes_payloads_index_rows_and_key_keeps_history(
             self, backend: QueryBackend, seeded: Seeded) -> None:
@@ -119,7 +119,7 @@ class _Emitter:
 
 
 class RetentionStoreContract(_Seeded):
-    """What every :class:`~services.query.retention_store.RetentionStore` adapter guarantees."""
+    """What every :class:`~services.query.ports.RetentionStore` adapter guarantees."""
 
     async def test_expired_period_is_shredded_once(self, backend: QueryBackend, seeded: Seeded) -> None:
         """Past retention, the period key expires and its ciphertexts go (entries stay); the event

@@ -16,8 +16,8 @@ from fastapi import FastAPI
 from sealtrail.core.record import SealedRecord
 from sealtrail.infra.auth import Principal, Role
 from sealtrail.infra.problems import install_problem_handlers
+from services.projector.projector import Projector
 from services.query import analytics
-from services.query.projector import Projector
 from tests.support.analytics import call, def_hash, rate_limit, tool_list
 from tests.support.query_backends import QueryBackend, postgres_query_backend, sqlite_query_backend
 
@@ -67,7 +67,7 @@ def _app(backend: QueryBackend) -> FastAPI:
 async def _figures(backend: QueryBackend, records: list[SealedRecord]) -> dict[str, Any]:
     await backend.tenant("acme")
     await backend.append("acme", records)
-    assert await Projector(store=backend.stores.projector, batch_entries=97).catch_up() == len(records)
+    assert await Projector(store=backend.projector, batch_entries=97).catch_up() == len(records)
     out: dict[str, Any] = {}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app(backend)), base_url="http://q") as client:
         for path in PATHS:

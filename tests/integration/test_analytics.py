@@ -13,8 +13,9 @@ import pytest
 
 from sealtrail.infra.auth import Role
 from sealtrail.infra.postgres import migrate_url
-from services.query.projector import Projector
-from services.query.projector_store import READ_MODELS, PostgresProjectorStore
+from services.projector.ports import READ_MODELS
+from services.projector.postgres import PostgresProjectorStore
+from services.projector.projector import Projector
 from tests.support.analytics import analytics_app, append, call, def_hash, provision, rate_limit, tool_list
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)

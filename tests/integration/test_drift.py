@@ -13,8 +13,8 @@ import pytest
 
 from sealtrail.core.record import SealedRecord
 from sealtrail.infra.postgres import migrate_url
-from services.query.projector import Projector
-from services.query.projector_store import PostgresProjectorStore
+from services.projector.postgres import PostgresProjectorStore
+from services.projector.projector import Projector
 from tests.support.analytics import analytics_app, append, call, def_hash, provision, tool_list
 
 END = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)

@@ -21,9 +21,9 @@ from sealtrail.core.record import SealedRecord
 from sealtrail.devstack import PostgresServer
 from sealtrail.devstack._proc import free_port
 from sealtrail.infra.postgres import migrate_url
-from services.query import projector_writes
-from services.query.projector import Projector, rebuild_equals_incremental
-from services.query.projector_store import PostgresProjectorStore
+from services.projector import postgres as projector_writes
+from services.projector.postgres import PostgresProjectorStore
+from services.projector.projector import Projector, rebuild_equals_incremental
 from tests.integration.test_ledger import ledger_settings, running
 from tests.support.analytics import append, call, def_hash, rate_limit, subject_key, tool_list
 from tests.support.ledger import produce, tenant_pool, wait_for_checkpoint

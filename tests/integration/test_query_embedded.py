@@ -21,9 +21,9 @@ from sealtrail.infra.locallog import LocalLog
 from sealtrail.infra.settings import Settings
 from sealtrail.infra.sqlite import open_database
 from services.ledger.sqlite.store import SqliteLedgerStore
+from services.projector.projector import Projector
 from services.query.app import create_app
 from services.query.config import QueryOptions
-from services.query.projector import Projector
 from services.query.service import QueryParts
 from services.query.stores import sqlite_stores
 from tests.contract.query_seed import ALICE, Seeded, seed
@@ -43,7 +43,7 @@ async def embedded(root: Path) -> AsyncIterator[tuple[httpx.AsyncClient, QueryBa
         kek = Kek(bytes.fromhex(kek_hex))
         backend = QueryBackend("sqlite", sqlite_stores(db, kek=kek), SqliteLedgerStore(db=db), SqliteRaw(db), kek)
         seeded = await seed(backend)
-        await Projector(store=backend.stores.projector).catch_up()
+        await Projector(store=backend.projector).catch_up()
         settings = Settings(kek=SecretStr(kek_hex), sealed_topic=TOPIC)
         app = create_app(settings, options=QueryOptions(migrate=False, auth_cache_ttl_s=0, shred_interval_s=0),
                          parts=QueryParts(publisher=log, publisher_started=True, kek=kek,

@@ -10,7 +10,8 @@ import asyncpg
 
 from sealtrail.infra.postgres import migrate
 from sealtrail.infra.sqlite import open_database
-from services.query import investigations, investigations_sqlite
+from services.query.postgres import investigations
+from services.query.sqlite import investigations as investigations_sqlite
 
 
 async def test_postgres_plans_the_listing_on_the_partial_index(fresh_db_url: str) -> None:

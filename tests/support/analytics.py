@@ -24,7 +24,7 @@ from services.ledger.ports import PartitionCommit
 from services.ledger.postgres.store import PostgresLedgerStore
 from services.ledger.sequencer import LogHead, sequence
 from services.query import analytics
-from services.query.analytics_store import PostgresAnalyticsReader
+from services.query.postgres.analytics import PostgresAnalyticsReader
 from tests.support.ledger import uuid7
 
 PERIOD_KEY = "0" * 31 + "1"

@@ -15,7 +15,7 @@ import asyncpg
 from sealtrail.sdk import tool_call
 from sealtrail.sdk.backoff import Backoff
 from sealtrail.sdk.client import Accepted, Rejected, SealtrailClient
-from services.query.projector_store import PostgresProjectorStore
+from services.projector.postgres import PostgresProjectorStore
 from tests.support.ledger import check_log
 from tests.support.pipeline import ROOT, Pipeline, connect
 

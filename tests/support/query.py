@@ -37,10 +37,10 @@ from sealtrail.sdk import tool_call
 from services.ingest import IngestOptions, IngestParts
 from services.ingest import create_app as create_ingest
 from services.ledger.service import LedgerService
+from services.projector.postgres import PostgresProjectorStore
+from services.projector.projector import Projector
 from services.query.app import create_app as create_query
 from services.query.config import QueryOptions
-from services.query.projector import Projector
-from services.query.projector_store import PostgresProjectorStore
 from services.query.service import QueryParts
 
 TENANTS = ("acme", "beta")

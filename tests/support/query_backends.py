@@ -29,6 +29,9 @@ from services.ledger.ports import LedgerStore, PartitionCommit
 from services.ledger.postgres.store import PostgresLedgerStore
 from services.ledger.sequencer import LogHead, sequence
 from services.ledger.sqlite.store import SqliteLedgerStore
+from services.projector.ports import ProjectorStore
+from services.projector.postgres import PostgresProjectorStore
+from services.projector.sqlite import SqliteProjectorStore
 from services.query.stores import QueryStores, postgres_stores_on, sqlite_stores
 from tests.support.analytics import ts
 from tests.support.ledger import uuid7
@@ -75,6 +78,7 @@ class QueryBackend:
     stores: QueryStores
     ledger: LedgerStore
     raw: QueryRaw
+    projector: ProjectorStore
     kek: Kek = field(default_factory=Kek.generate)
     index_keys: dict[str, bytes] = field(default_factory=dict)
 
@@ -117,7 +121,7 @@ async def postgres_query_backend(url: str) -> AsyncIterator[QueryBackend]:
     kek = Kek.generate()
     try:
         yield QueryBackend("postgres", postgres_stores_on(pool, kek=kek), PostgresLedgerStore(pool=pool),
-                           _PgRaw(pool), kek)
+                           _PgRaw(pool), PostgresProjectorStore(pool=pool), kek)
     finally:
         await pool.close()
 
@@ -128,7 +132,8 @@ async def sqlite_query_backend(path: Path) -> AsyncIterator[QueryBackend]:
     db = await open_database(path)
     kek = Kek.generate()
     try:
-        yield QueryBackend("sqlite", sqlite_stores(db, kek=kek), SqliteLedgerStore(db=db), SqliteRaw(db), kek)
+        yield QueryBackend("sqlite", sqlite_stores(db, kek=kek), SqliteLedgerStore(db=db), SqliteRaw(db),
+                           SqliteProjectorStore(db=db), kek)
     finally:
         await db.close()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from services.query import histogram
+from sealtrail.core import histogram
 from services.query.drift import HourStats, score
 
 

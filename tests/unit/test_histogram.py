@@ -7,7 +7,7 @@ import math
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from services.query import histogram
+from sealtrail.core import histogram
 
 
 def test_bucket_boundaries_are_exact_powers_of_root_two() -> None:

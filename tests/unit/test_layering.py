@@ -63,3 +63,48 @@ def test_services_do_not_import_each_others_internals(path: Path) -> None:
         assert any(module == p or module.startswith(p + ".") for p in PUBLISHED), (
             f"{path.relative_to(ROOT)} imports {module}, an internal of services.{parts[1]}"
         )
+
+
+# Composition roots: the only modules that pick adapters (the CLI and each service's app/process factories).
+COMPOSITION_ROOTS = ("sealtrail/cli/", "sealtrail/devstack/", "services/*/app.py", "services/*/service.py",
+                     "services/query/stores.py")
+SERVICES = ("ingest", "ledger", "projector", "query", "gateway", "witness")
+
+
+def _is_root(path: Path) -> bool:
+    rel = path.relative_to(ROOT).as_posix()
+    return any(rel.startswith(r) if r.endswith("/") else Path(rel).match(r) for r in COMPOSITION_ROOTS)
+
+
+def _adapter_package(module: str) -> str | None:
+    """The adapter package a module belongs to (``services.query.postgres``), or None for a non-adapter."""
+    parts = module.split(".")
+    if parts[0] == "services" and len(parts) >= 3 and parts[2] in ("postgres", "sqlite", "kafka", "locallog"):
+        return ".".join(parts[:3])
+    if parts[:2] == ["sealtrail", "infra"] and len(parts) >= 3 and parts[2].endswith(("_postgres", "_sqlite")):
+        return ".".join(parts[:3])
+    return None
+
+
+def _module(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+
+
+@pytest.mark.parametrize("path", [p for p in _files("services") + _files("sealtrail") if not _is_root(p)],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_only_composition_roots_import_adapters(path: Path) -> None:
+    """Ports, core and service logic never pick a storage or bus adapter; an adapter may use its own package."""
+    own = _adapter_package(_module(path))
+    bad = {m for m in _imports(path) if _adapter_package(m) is not None and _adapter_package(m) != own}
+    assert not bad, f"{path.relative_to(ROOT)} imports the adapters {sorted(bad)}; only composition roots may"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_service_file_names_say_port_or_adapter(service: str) -> None:
+    """No `<port>_postgres.py` / `<port>_sqlite.py` beside a port: adapters live in postgres/ and sqlite/."""
+    folder = ROOT / "services" / service
+    if not folder.exists():
+        pytest.fail(f"services/{service} is missing") if service in ("ingest", "ledger", "projector", "query") else None
+        return
+    odd = sorted(p.name for p in folder.glob("*.py") if p.stem.endswith(("_postgres", "_sqlite", "_store")))
+    assert not odd, f"services/{service} has {odd}; put ports in ports.py and adapters in postgres/ and sqlite/"

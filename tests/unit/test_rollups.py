@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from services.query import histogram
-from services.query.rollups import ProjectedEntry, aggregate
+from sealtrail.core import histogram
+from services.projector.rollups import ProjectedEntry, aggregate
 
 T0 = datetime(2025, 3, 3, 9, 15, tzinfo=UTC)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.query.rollups import ToolSnapshot
-from services.query.tooldefs import apply_snapshots
+from services.projector.rollups import ToolSnapshot
+from services.projector.tooldefs import apply_snapshots
 
 T0 = datetime(2025, 3, 3, tzinfo=UTC)
 

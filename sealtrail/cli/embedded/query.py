@@ -24,9 +24,10 @@ from sealtrail.infra.bus import BusPublisher
 from sealtrail.infra.keycache import CachingKeyStore
 from sealtrail.infra.settings import Settings
 from sealtrail.infra.sqlite import SqliteDatabase
+from services.projector.projector import Projector
+from services.projector.sqlite import SqliteProjectorStore
 from services.query.app import create_app
 from services.query.config import QueryOptions
-from services.query.projector import Projector
 from services.query.service import QueryParts
 from services.query.stores import sqlite_stores
 
@@ -61,7 +62,7 @@ def build(settings: Settings, *, db: SqliteDatabase, kek: Kek, publisher: BusPub
     app = create_app(settings, options=QueryOptions(migrate=False),
                      parts=QueryParts(publisher=publisher, publisher_started=True, signer=signer, kek=kek),
                      stores=stores)
-    projector = Projector(store=stores.projector, poll_interval_s=projector_poll_s)
+    projector = Projector(store=SqliteProjectorStore(db=db), poll_interval_s=projector_poll_s)
 
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:

@@ -1,7 +1,7 @@
-""":class:`~services.query.projector_store.ProjectorStore` over the embedded SQLite database.
+""":class:`~services.projector.ports.ProjectorStore` over the embedded SQLite database.
 
 A batch is one write transaction on the database's single writer thread: read the progress row
-and the entries, aggregate (:func:`services.query.rollups.aggregate`, the same pure code as
+and the entries, aggregate (:func:`services.projector.rollups.aggregate`, the same pure code as
 PostgreSQL), merge the deltas into the read models with ``INSERT ... ON CONFLICT DO UPDATE``,
 index the subject keys, advance the progress row. The single writer serialises projectors and
 erasures in this process; ``BEGIN IMMEDIATE`` serialises another process on the same file, so
@@ -25,16 +25,16 @@ import orjson
 
 from sealtrail.errors import SequenceGapError
 from sealtrail.infra.sqlite import SqliteDatabase, db_now, from_db_time, to_db_time, translated
-from services.query.projector_store import (
+from services.projector.ports import (
     DEFAULT_BATCH_ENTRIES,
     READ_MODELS,
     BatchResult,
     LogProgress,
 )
-from services.query.rollups import BatchDelta, KeyUse, ProjectedEntry, aggregate
-from services.query.tooldefs import CurrentTool, ServerState, SnapshotResult, apply_snapshots
+from services.projector.rollups import BatchDelta, KeyUse, ProjectedEntry, aggregate
+from services.projector.tooldefs import CurrentTool, ServerState, SnapshotResult, apply_snapshots
 
-_VOLATILE = ("updated_at",)
+VOLATILE_COLUMNS = ("updated_at",)
 _COUNTERS = ("calls", "ok", "errors", "executed", "denied", "step_up", "latency_n", "latency_sum")
 
 
@@ -212,7 +212,7 @@ def _project(conn: sqlite3.Connection, log: LogProgress, max_entries: int, until
 
 
 class SqliteProjectorStore:
-    """:class:`~services.query.projector_store.ProjectorStore` in the embedded SQLite database."""
+    """:class:`~services.projector.ports.ProjectorStore` in the embedded SQLite database."""
 
     def __init__(self, *, db: SqliteDatabase) -> None:
         self._db = db
@@ -253,7 +253,7 @@ def _digest(conn: sqlite3.Connection) -> dict[str, str]:
         cur = conn.execute(f"SELECT * FROM {table}")
         names = [d[0] for d in cur.description]
         lines = sorted(orjson.dumps({n: (v.hex() if isinstance(v, bytes) else v)
-                                     for n, v in zip(names, row, strict=True) if n not in _VOLATILE},
+                                     for n, v in zip(names, row, strict=True) if n not in VOLATILE_COLUMNS},
                                     option=orjson.OPT_SORT_KEYS) for row in cur)
         out[table] = hashlib.md5(b"\n".join(lines), usedforsecurity=False).hexdigest()
     return out

@@ -1,4 +1,4 @@
-""":class:`~services.query.retention_store.RetentionStore` in the embedded SQLite database.
+""":class:`~services.query.ports.RetentionStore` in the embedded SQLite database.
 
 Every statement names the tenant (no row-level security in SQLite). The tenant lock is an
 asyncio lock in this process: the embedded default is one process, and a second process on the
@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sealtrail.infra.sqlite import SqliteDatabase, db_now, translated
-from services.query.erasure_sqlite import delete_sealed_under
+from services.query.sqlite.erasure import delete_sealed_under
 
 
 class SqliteRetentionStore:

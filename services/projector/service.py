@@ -10,8 +10,9 @@ from fastapi import FastAPI
 from sealtrail.infra.postgres import create_pool, migrate_url
 from sealtrail.infra.settings import Settings
 from sealtrail.infra.workerapp import WorkerExit, worker_app
-from services.query.projector import DEFAULT_POLL_INTERVAL_S, Projector
-from services.query.projector_store import DEFAULT_BATCH_ENTRIES, PostgresProjectorStore
+from services.projector.ports import DEFAULT_BATCH_ENTRIES
+from services.projector.postgres import PostgresProjectorStore
+from services.projector.projector import DEFAULT_POLL_INTERVAL_S, Projector
 
 log = logging.getLogger("sealtrail.projector")
 

@@ -1,4 +1,4 @@
-""":class:`~services.query.erasure_store.ErasureStore` in PostgreSQL (tables of migration 0005, plus
+""":class:`~services.query.ports.ErasureStore` in PostgreSQL (tables of migration 0005, plus
 the deletions).
 
 Writes run as the service's own role and name the tenant in every statement. A per-subject
@@ -17,8 +17,8 @@ import asyncpg
 from sealtrail.errors import ConflictError, LegalHoldError, NotFoundError
 from sealtrail.infra.pgerrors import translated
 from sealtrail.infra.postgres import Conn
-from services.query.db import tenant_scope
-from services.query.erasure_store import ErasureRecord
+from services.query.ports import ErasureRecord
+from services.query.postgres.scope import tenant_scope
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('subject:' || $1 || ':' || encode($2, 'hex'), 0))"
 _RECORD_COLUMNS = (

@@ -1,7 +1,7 @@
 """The projector: follows every log's committed entries and keeps the read models up to date.
 
 Each step projects one batch of each log that is behind, in index order; every batch commits
-with its progress row (see :class:`~services.query.projector_store.ProjectorStore`), so the
+with its progress row (see :class:`~services.projector.ports.ProjectorStore`), so the
 projector can be killed at any instant and resumes where the last commit left it. Several
 projectors may run at once: a log being projected by one is skipped by the others.
 """
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from prometheus_client import Counter, Gauge, Histogram
 
 from sealtrail.errors import UnavailableError
-from services.query.projector_store import DEFAULT_BATCH_ENTRIES, LogProgress, ProjectorStore
+from services.projector.ports import DEFAULT_BATCH_ENTRIES, LogProgress, ProjectorStore
 
 DEFAULT_POLL_INTERVAL_S = 0.5
 

@@ -1,56 +1,25 @@
-"""Investigation reads over the ledger's ``entries`` table: searches, session timelines, one call.
+""":class:`~services.query.ports.InvestigationReader` in PostgreSQL: searches, session timelines, one
+call, a subject's calls, payload digests and a log's erasure events, over the ledger's ``entries``.
 
-Every function takes a connection from :func:`services.query.db.tenant_scope`, so row-level
-security limits it to one tenant; the tenant is also named in each statement so that the
-``(tenant_id, ...)`` indexes are used. Headers are returned exactly as stored in the log (the
-entry bytes), never rebuilt from the column copies.
+Each read runs in :func:`services.query.postgres.scope.tenant_scope` (read-only, as ``sealtrail_reader``
+with ``sealtrail.tenant`` set: row-level security keeps tenants apart); the tenant is also named in each
+statement so that the ``(tenant_id, ...)`` indexes are used. Headers are returned exactly as stored in
+the log (the entry bytes), never rebuilt from the column copies.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import asyncpg
 import orjson
 
+from sealtrail.core.sealing import payload_digest_bytes
 from sealtrail.infra.postgres import Conn
 from services.query.cursor import Position
-
-# Query parameter -> entries column; the filters an investigator may combine.
-FILTER_COLUMNS: dict[str, str] = {
-    "agent": "agent_id", "session": "session_id", "server": "server_id", "tool": "tool_name",
-    "tier": "tool_tier", "decision": "decision", "status": "status", "type": "type",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class CallFilter:
-    """What ``GET /v1/calls`` searches for; None means "any"."""
-
-    equals: dict[str, str]
-    occurred_from: datetime | None = None
-    occurred_to: datetime | None = None
-    subject_ref: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Found:
-    """One entry: where it is and its header exactly as logged."""
-
-    log_id: str
-    idx: int
-    occurred_at: datetime
-    header: dict[str, Any]
-
-    @property
-    def position(self) -> Position:
-        return Position(self.occurred_at, self.log_id, self.idx)
-
-    def as_json(self) -> dict[str, Any]:
-        return {"log": self.log_id, "index": self.idx, "header": self.header}
+from services.query.ports import FILTER_COLUMNS, CallFilter, Found, StoredCall
+from services.query.postgres.scope import tenant_scope
 
 
 def _found(row: asyncpg.Record) -> Found:
@@ -115,16 +84,6 @@ async def session_timeline(conn: Conn, tenant: str, session_id: str, after: Posi
     return [_found(r) for r in rows[:limit]], len(rows) > limit
 
 
-@dataclass(frozen=True, slots=True)
-class StoredCall:
-    """One entry with its stored payload (None when no ciphertext is stored)."""
-
-    found: Found
-    key_ids: tuple[str, ...] | None
-    nonce: bytes | None
-    ciphertext: bytes | None
-
-
 async def call_by_event_id(conn: Conn, event_id: uuid.UUID, *, with_payload: bool) -> StoredCall | None:
     """The tenant's entry with ``event_id`` (and its ciphertext when asked), or None."""
     payload_cols = ", p.key_ids, p.nonce, p.ciphertext" if with_payload else ""
@@ -158,3 +117,58 @@ async def subject_calls(conn: Conn, tenant: str, ref: bytes, after: Position | N
         " LEFT JOIN payloads p ON p.log_id = s.log_id AND p.idx = s.idx"
         f" WHERE s.tenant_id = $1 AND s.subject_ref = $2{cond} ORDER BY s.log_id, s.idx LIMIT $3", *args)
     return [_stored(r, True) for r in rows[:limit]], len(rows) > limit
+
+
+ERASURE_EVENTS_SQL = ("SELECT idx, entry FROM entries WHERE log_id = $1"
+                      " AND type IN ('erasure', 'retention') ORDER BY idx")
+
+
+class PostgresInvestigationReader:
+    """:class:`InvestigationReader` over PostgreSQL, under row-level security."""
+
+    def __init__(self, *, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def search_calls(self, tenant: str, f: CallFilter, after: Position | None, limit: int
+                           ) -> tuple[list[Found], bool]:
+        async with tenant_scope(self._pool, tenant) as conn:
+            return await search_calls(conn, tenant, f, after, limit)
+
+    async def session_timeline(self, tenant: str, session_id: str, after: Position | None, limit: int
+                               ) -> tuple[list[Found], bool]:
+        async with tenant_scope(self._pool, tenant) as conn:
+            return await session_timeline(conn, tenant, session_id, after, limit)
+
+    async def session_summary(self, tenant: str, session_id: str) -> dict[str, Any] | None:
+        async with tenant_scope(self._pool, tenant) as conn:
+            row = await conn.fetchrow(
+                "SELECT agent_id, first_at, last_at, events, calls, errors, denials FROM sessions"
+                " WHERE tenant_id = $1 AND session_id = $2", tenant, session_id)
+        if row is None:
+            return None
+        out = dict(row)
+        out["first_at"], out["last_at"] = row["first_at"].isoformat(), row["last_at"].isoformat()
+        return out
+
+    async def call_by_event_id(self, tenant: str, event_id: uuid.UUID, *, with_payload: bool
+                               ) -> StoredCall | None:
+        async with tenant_scope(self._pool, tenant) as conn:
+            return await call_by_event_id(conn, event_id, with_payload=with_payload)
+
+    async def subject_calls(self, tenant: str, ref: bytes, after: Position | None, limit: int
+                            ) -> tuple[list[StoredCall], bool]:
+        async with tenant_scope(self._pool, tenant) as conn:
+            return await subject_calls(conn, tenant, ref, after, limit)
+
+    async def payload_digests(self, tenant: str, log_id: str, start: int, end: int) -> dict[int, bytes]:
+        async with tenant_scope(self._pool, tenant) as conn:
+            rows = await conn.fetch("SELECT idx, nonce, ciphertext FROM payloads WHERE log_id = $1"
+                                    " AND idx >= $2 AND idx < $3", log_id, start, end)
+        return {r["idx"]: payload_digest_bytes(r["nonce"], r["ciphertext"]) for r in rows}
+
+    async def erasure_events(self, tenant: str, log_id: str) -> list[tuple[int, bytes]] | None:
+        async with tenant_scope(self._pool, tenant) as conn:
+            if await conn.fetchval("SELECT 1 FROM logs WHERE log_id = $1", log_id) is None:
+                return None
+            rows = await conn.fetch(ERASURE_EVENTS_SQL, log_id)
+        return [(r["idx"], bytes(r["entry"])) for r in rows]

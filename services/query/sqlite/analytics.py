@@ -1,8 +1,8 @@
-""":class:`~services.query.analytics_store.AnalyticsReader` over the embedded SQLite database.
+""":class:`~services.query.ports.AnalyticsReader` over the embedded SQLite database.
 
 SQLite has no row-level security: every query below names the tenant (``tenant_id = ?``) and
 that filter is the only barrier between tenants. Histograms are JSON arrays, merged in Python
-by :class:`~services.query.analytics_store.CallTotals` (the same code sums PostgreSQL's rows), so
+by :class:`~services.query.ports.CallTotals` (the same code sums PostgreSQL's rows), so
 the figures equal PostgreSQL's for the same entries. Reads run in one read transaction each.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from sealtrail.infra.sqlite import SqliteDatabase, from_db_time, to_db_time, translated
-from services.query.analytics_store import (
+from services.query.ports import (
     GROUP_COLUMNS,
     GROUP_TABLES,
     CallTotals,

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.query.rollups import ToolSnapshot
+from services.projector.rollups import ToolSnapshot
 
 
 @dataclass(frozen=True, slots=True)

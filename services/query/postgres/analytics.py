@@ -1,4 +1,4 @@
-"""The analytics read port and its PostgreSQL adapter over the projector's read models.
+""":class:`~services.query.ports.AnalyticsReader` in PostgreSQL over the projector's read models.
 
 Every read runs in a read-only transaction as the ``sealtrail_reader`` role with
 ``sealtrail.tenant`` set, so row-level security, not this code, keeps tenants apart; the
@@ -7,151 +7,28 @@ explicit ``tenant_id = $1`` filters only help the planner. asyncpg errors are tr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 import asyncpg
 
+from sealtrail.core import histogram
 from sealtrail.infra.pgerrors import translated
 from sealtrail.infra.postgres import Conn
-from services.query import histogram
-from services.query.drift import HourStats
+from services.query.ports import (
+    GROUP_COLUMNS,
+    GROUP_TABLES,
+    CallTotals,
+    DefinitionChange,
+    FirstUse,
+    Grouping,
+    RateLimitTotals,
+    StaleDefinition,
+    ToolKey,
+)
 from services.query.windows import Window, split
-
-
-class Grouping(StrEnum):
-    TOOL = "tool"
-    AGENT = "agent"
-    SERVER = "server"
-
-
-GROUP_COLUMNS: dict[Grouping, tuple[str, ...]] = {
-    Grouping.TOOL: ("server_id", "tool_name"),
-    Grouping.AGENT: ("agent_id",),
-    Grouping.SERVER: ("server_id",),
-}
-# The narrow rollups (hourly, daily) each grouping reads.
-GROUP_TABLES: dict[Grouping, tuple[str, str]] = {
-    Grouping.TOOL: ("rollup_tool_hourly", "rollup_tool_daily"),
-    Grouping.AGENT: ("rollup_agent_hourly", "rollup_agent_daily"),
-    Grouping.SERVER: ("rollup_tool_hourly", "rollup_tool_daily"),
-}
-
-
-@dataclass(slots=True)
-class CallTotals:
-    """Sums over a group's tool calls in a window."""
-
-    calls: int = 0
-    ok: int = 0
-    errors: int = 0
-    executed: int = 0
-    denied: int = 0
-    step_up: int = 0
-    latency_n: int = 0
-    latency_sum: int = 0
-    hist: list[int] = field(default_factory=histogram.empty)
-    costs: dict[str, int] = field(default_factory=dict)
-
-    def add(self, row: Mapping[str, Any] | asyncpg.Record) -> None:
-        self.calls += row["calls"] or 0
-        self.ok += row["ok"] or 0
-        self.errors += row["errors"] or 0
-        self.executed += row["executed"] or 0
-        self.denied += row["denied"] or 0
-        self.step_up += row["step_up"] or 0
-        self.latency_n += row["latency_n"] or 0
-        self.latency_sum += row["latency_sum"] or 0
-        hist = self.hist
-        for i, n in enumerate(row["hist"]):
-            hist[i] += n
-        if row["currency"]:
-            self.costs[row["currency"]] = self.costs.get(row["currency"], 0) + (row["cost"] or 0)
-
-    def hour_stats(self) -> HourStats:
-        return HourStats(self.calls, self.executed, self.errors, self.denied, self.hist, self.costs)
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimitTotals:
-    limit_id: str
-    scope: str
-    agent_id: str
-    server_id: str
-    tool_name: str
-    events: int
-    max_observed: int
-    max_limit: int
-    max_window_s: int
-    first_hour: datetime
-    last_hour: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class FirstUse:
-    agent_id: str
-    server_id: str
-    tool_name: str
-    first_used_at: datetime
-    log_id: str
-    index: int
-    calls: int
-
-
-@dataclass(frozen=True, slots=True)
-class DefinitionChange:
-    """A tool's definition changed (or the tool was added or removed) in a server's tool list."""
-
-    server_id: str
-    tool_name: str
-    change: str
-    old_hash: str | None
-    new_hash: str | None
-    occurred_at: datetime
-    log_id: str
-    index: int
-
-
-@dataclass(frozen=True, slots=True)
-class StaleDefinition:
-    """An agent last used a tool under a definition that is no longer the current one."""
-
-    agent_id: str
-    server_id: str
-    tool_name: str
-    last_used_at: datetime
-    used_hash: str | None
-    current_hash: str | None
-    change: str
-    changed_at: datetime
-
-
-ToolKey = tuple[str, str]  # (server_id, tool_name)
-
-
-class AnalyticsReader(Protocol):
-    """Tenant-scoped reads of the read models.
-
-    Every method MUST see only ``tenant``'s rows and MUST NOT return payload data: read models
-    hold header facts only. PostgreSQL enforces the tenant in the database (row-level security);
-    the SQLite adapter (:mod:`services.query.analytics_sqlite`) in every query's WHERE clause.
-    Figures MUST be equal on both adapters for the same projected entries.
-    """
-
-    async def call_totals(self, tenant: str, grouping: Grouping, window: Window
-                          ) -> dict[tuple[str, ...], CallTotals]: ...
-    async def tool_hours(self, tenant: str, window: Window) -> dict[ToolKey, dict[datetime, CallTotals]]: ...
-    async def rate_limits(self, tenant: str, window: Window, limit: int) -> list[RateLimitTotals]: ...
-    async def first_uses(self, tenant: str, window: Window, agent_id: str | None, limit: int
-                         ) -> list[FirstUse]: ...
-    async def definition_changes(self, tenant: str, window: Window, limit: int) -> list[DefinitionChange]: ...
-    async def stale_definitions(self, tenant: str, agent_id: str | None, limit: int
-                                ) -> list[StaleDefinition]: ...
-
 
 _COUNTERS = ("calls", "ok", "errors", "executed", "denied", "step_up", "latency_n", "latency_sum")
 _HIST = "ARRAY[" + ", ".join(f"sum(latency_hist[{i + 1}])" for i in range(histogram.BUCKETS)) + "]::bigint[]"

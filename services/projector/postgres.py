@@ -1,9 +1,10 @@
-"""Writing one batch's deltas into the read-model tables, inside the caller's transaction.
+""":class:`~services.projector.ports.ProjectorStore` in PostgreSQL, the database the ledger writes.
 
-Rows go in as column arrays through ``unnest`` and merge into stored rows with sums, LEAST and
-GREATEST; text tie-breaks compare with ``COLLATE "C"`` (code-point order, as Python compares), so
-a row's final value never depends on batch boundaries. asyncpg errors are left to the caller,
-which translates them once.
+A batch is read from ``entries`` and its deltas written into the read-model tables in one
+transaction with the log's progress row. Rows go in as column arrays through ``unnest`` and merge
+into stored rows with sums, LEAST and GREATEST; text tie-breaks compare with ``COLLATE "C"``
+(code-point order, as Python compares), so a row's final value never depends on batch boundaries.
+asyncpg errors are translated once, in :class:`PostgresProjectorStore`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import asyncpg
+
+from sealtrail.errors import SequenceGapError
+from sealtrail.infra.pgerrors import translated
 from sealtrail.infra.postgres import Conn
-from services.query.rollups import BatchDelta, CallStats, KeyUse, RollupKey
-from services.query.tooldefs import CurrentTool, ServerState, SnapshotResult
+from services.projector.ports import DEFAULT_BATCH_ENTRIES, READ_MODELS, VOLATILE_COLUMNS, BatchResult, LogProgress
+from services.projector.rollups import BatchDelta, CallStats, KeyUse, ProjectedEntry, RollupKey, aggregate
+from services.projector.tooldefs import CurrentTool, ServerState, SnapshotResult, apply_snapshots
 
 _HOURLY_SQL = """
 INSERT INTO rollup_hourly AS r (tenant_id, bucket, server_id, tool_name, agent_id, decision, status, currency,
@@ -224,3 +230,82 @@ async def write_snapshots(conn: Conn, tenant: str, result: SnapshotResult) -> No
         for k, d in result.seen.items()]
     if seen:
         await conn.execute(_DEFINITIONS_SQL, tenant, *_columns(seen, 9))
+
+
+class PostgresProjectorStore:
+    """:class:`ProjectorStore` in the PostgreSQL database the ledger writes."""
+
+    def __init__(self, *, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def logs(self) -> list[LogProgress]:
+        with translated("read projector progress"):
+            rows = await self._pool.fetch(
+                "SELECT l.log_id, l.tenant_id, l.size, coalesce(p.next_idx, 0) AS next_idx"
+                " FROM logs l LEFT JOIN projector_progress p USING (log_id) ORDER BY l.log_id")
+        return [LogProgress(r["log_id"], r["tenant_id"], r["size"], r["next_idx"]) for r in rows]
+
+    async def project_batch(self, log: LogProgress, *, max_entries: int = DEFAULT_BATCH_ENTRIES,
+                            until: int | None = None) -> BatchResult | None:
+        with translated("project entries"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                return await _project(conn, log, max_entries, until)
+
+    async def reset(self) -> None:
+        with translated("reset read models"):
+            await self._pool.execute(f"TRUNCATE {', '.join(READ_MODELS)}")
+
+    async def digest(self) -> dict[str, str]:
+        drop = " - ".join(f"'{c}'" for c in VOLATILE_COLUMNS)
+        out: dict[str, str] = {}
+        with translated("digest read models"):
+            async with self._pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+                for table in READ_MODELS:
+                    out[table] = await conn.fetchval(
+                        f"SELECT md5(coalesce(string_agg(j, E'\\n' ORDER BY j COLLATE \"C\"), ''))"
+                        f" FROM (SELECT (to_jsonb(t) - {drop})::text AS j FROM {table} t) x")
+        return out
+
+
+async def _lock_progress(conn: Conn, log: LogProgress) -> int | None:
+    await conn.execute("INSERT INTO projector_progress (log_id, tenant_id) VALUES ($1, $2)"
+                       " ON CONFLICT DO NOTHING", log.log_id, log.tenant_id)
+    value = await conn.fetchval("SELECT next_idx FROM projector_progress WHERE log_id = $1"
+                                " FOR UPDATE SKIP LOCKED", log.log_id)
+    return None if value is None else int(value)
+
+
+async def _read(conn: Conn, log_id: str, first: int, end: int) -> list[ProjectedEntry]:
+    rows = await conn.fetch(
+        "SELECT idx, occurred_at, entry FROM entries WHERE log_id = $1 AND idx >= $2 AND idx < $3"
+        " ORDER BY idx", log_id, first, end)
+    for i, r in enumerate(rows):
+        if r["idx"] != first + i:
+            raise SequenceGapError(f"log {log_id} has no entry {first + i}", index=first + i)
+    return [ProjectedEntry.parse(log_id=log_id, idx=r["idx"], occurred_at=r["occurred_at"], entry=r["entry"])
+            for r in rows]
+
+
+async def _project(conn: Conn, log: LogProgress, max_entries: int, until: int | None) -> BatchResult | None:
+    first = await _lock_progress(conn, log)
+    if first is None:
+        return None  # another projector holds this log
+    end = first + max_entries if until is None else min(first + max_entries, until)
+    entries = await _read(conn, log.log_id, first, end) if end > first else []
+    if not entries:
+        return BatchResult(log.log_id, first, first, 0)
+    delta = aggregate(entries)
+    await _write(conn, log.tenant_id, delta)
+    subjects = await write_subjects(conn, log.tenant_id, delta.key_uses)
+    next_idx = entries[-1].idx + 1
+    await conn.execute("UPDATE projector_progress SET next_idx = $2, updated_at = now() WHERE log_id = $1",
+                       log.log_id, next_idx)
+    return BatchResult(log.log_id, first, next_idx, subjects)
+
+
+async def _write(conn: Conn, tenant: str, delta: BatchDelta) -> None:
+    await write_delta(conn, tenant, delta)
+    if delta.snapshots:
+        servers = sorted({s.server_id for s in delta.snapshots})
+        current = await load_servers(conn, tenant, servers)
+        await write_snapshots(conn, tenant, apply_snapshots(current, delta.snapshots))

@@ -3,7 +3,7 @@
 Every delta merges into the stored rows by sums, minima and maxima over totally ordered keys, so
 the stored result never depends on where batch boundaries fall or on the order logs are
 projected in: an incremental projection and a rebuild produce the same rows. The one exception
-is tool-list snapshots, which are diffed in log order (:mod:`services.query.tooldefs`).
+is tool-list snapshots, which are diffed in log order (:mod:`services.projector.tooldefs`).
 
 No I/O here; the PostgreSQL adapter writes what :func:`aggregate` returns.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from services.query import histogram
+from sealtrail.core import histogram
 
 ERROR_STATUSES = frozenset({"error", "timeout"})
 EXECUTED_STATUSES = frozenset({"ok", "error", "timeout"})

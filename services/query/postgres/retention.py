@@ -1,54 +1,21 @@
-"""The retention port (what the shredder stores and deletes) and its PostgreSQL adapter.
+""":class:`~services.query.ports.RetentionStore` in PostgreSQL; the tenant lock is a session advisory lock.
 
 The shredder (:mod:`services.query.shredder`) drives it; the key store expires the period key.
-Adapters: :class:`PostgresRetentionStore` here, :class:`services.query.retention_sqlite.SqliteRetentionStore`.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Protocol
+from contextlib import asynccontextmanager
 
 import asyncpg
 
 from sealtrail.infra.pgerrors import translated
-from services.query.erasure_postgres import rows_affected
+from services.query.postgres.erasure import rows_affected
 
 _TRY_LOCK = "SELECT pg_try_advisory_lock(hashtextextended('retention:' || $1, 0))"
 _UNLOCK = "SELECT pg_advisory_unlock(hashtextextended('retention:' || $1, 0))"
-
-
-class RetentionStore(Protocol):
-    """Retention settings, retention runs and the deletion of a period's ciphertexts.
-
-    Every method but :meth:`tenants` MUST touch only ``tenant``'s rows. :meth:`locked` MUST let
-    at most one holder work on a tenant at a time (the others get False and MUST skip it).
-    :meth:`start_run` MUST be idempotent and keep the first event id. :meth:`delete_chunk` MUST
-    delete only ciphertexts whose first key id (the period key) is ``key_id``, at most ``limit``,
-    and add the count to the run in the same transaction. Nothing here deletes entries. Driver
-    errors MUST be translated into :mod:`sealtrail.errors` types.
-    """
-
-    async def tenants(self, tenant: str | None) -> list[tuple[str, int | None]]:
-        """(tenant, retention months or None) of every tenant (or just ``tenant``), by tenant id."""
-        ...
-    def locked(self, tenant: str) -> AbstractAsyncContextManager[bool]:
-        """Hold the tenant's retention lock for the block; yields whether it was taken."""
-        ...
-    async def pending_runs(self, tenant: str) -> list[tuple[str, str]]:
-        """(period, period key id) of the runs not yet done, by period."""
-        ...
-    async def active_period_keys(self, tenant: str) -> dict[str, str]:
-        """period -> key id of the tenant's active period keys."""
-        ...
-    async def start_run(self, tenant: str, period: str, key_id: str, event_id: str) -> None: ...
-    async def delete_chunk(self, tenant: str, period: str, key_id: str, limit: int) -> int: ...
-    async def run_state(self, tenant: str, period: str) -> tuple[int, str] | None:
-        """(payloads deleted, event id) of the run, or None."""
-        ...
-    async def finish_run(self, tenant: str, period: str) -> None: ...
 
 
 class PostgresRetentionStore:

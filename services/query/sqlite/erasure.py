@@ -1,4 +1,4 @@
-""":class:`~services.query.erasure_store.ErasureStore` in the embedded SQLite database.
+""":class:`~services.query.ports.ErasureStore` in the embedded SQLite database.
 
 Every statement names the tenant (SQLite has no row-level security). Setting a hold and starting
 an erasure are write transactions on the database's single writer thread, so they are serialised
@@ -19,7 +19,7 @@ import orjson
 
 from sealtrail.errors import ConflictError, LegalHoldError, NotFoundError
 from sealtrail.infra.sqlite import SqliteDatabase, db_now, from_db_time, from_db_time_or_none, to_db_time, translated
-from services.query.erasure_store import ErasureRecord
+from services.query.ports import ErasureRecord
 
 _COLUMNS = ("request_ref, history_ref, legal_basis, requested_by, state, erased_key_ids, payloads_deleted,"
             " index_rows_deleted, event_id, requested_at, erased_at, caches_clear_by, receipt")

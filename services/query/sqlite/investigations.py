@@ -1,4 +1,4 @@
-""":class:`~services.query.investigations.InvestigationReader` over the embedded SQLite database.
+""":class:`~services.query.ports.InvestigationReader` over the embedded SQLite database.
 
 SQLite has no row-level security: every statement here names the tenant (``tenant_id = ?`` on
 entries, payloads, sessions and the subject index; a log is looked up with its tenant), and that
@@ -15,10 +15,10 @@ from typing import Any
 
 import orjson
 
+from sealtrail.core.sealing import payload_digest_bytes
 from sealtrail.infra.sqlite import SqliteDatabase, from_db_time, to_db_time, translated
 from services.query.cursor import Position
-from services.query.investigations import digest
-from services.query.search import FILTER_COLUMNS, CallFilter, Found, StoredCall
+from services.query.ports import FILTER_COLUMNS, CallFilter, Found, StoredCall
 
 _ENTRY = "e.log_id, e.idx, e.occurred_at, e.entry"
 _PAYLOAD = ", p.key_ids, p.nonce, p.ciphertext"
@@ -129,7 +129,7 @@ class SqliteInvestigationReader:
     async def payload_digests(self, tenant: str, log_id: str, start: int, end: int) -> dict[int, bytes]:
         rows = await self._rows("SELECT idx, nonce, ciphertext FROM payloads WHERE tenant_id = ? AND log_id = ?"
                                 " AND idx >= ? AND idx < ?", tenant, log_id, start, end)
-        return {idx: digest(nonce, ct) for idx, nonce, ct in rows}
+        return {idx: payload_digest_bytes(nonce, ct) for idx, nonce, ct in rows}
 
     async def erasure_events(self, tenant: str, log_id: str) -> list[tuple[int, bytes]] | None:
         def run(conn: sqlite3.Connection) -> list[tuple[int, bytes]] | None:

@@ -1,0 +1,1 @@
+"""The query service's SQLite adapters (embedded default), one module per port."""
