@@ -45,7 +45,7 @@ bench: install
 	$(BIN)/python bench/bench_logcore.py
 
 services-up:
-	@deploy/local/up
+	@deploy/local/up $(if $(ALL),--all)
 
 services-down:
 	@deploy/local/down
