@@ -62,6 +62,9 @@ class Settings(BaseSettings):
         default="after_conflict",
         description="look every poll's event ids up before sequencing, or only for a while after a commit"
                     " was refused for a repeated event id")
+    otlp_subject_rules: str = Field(
+        default="user=enduser.id",
+        description="OTLP spans: 'scheme=attribute' pairs naming data subjects (docs/otlp.md)")
     log_level: str = Field(default="INFO", description="one of " + ", ".join(LOG_LEVELS))
     db_pool_min: int = 2
     db_pool_max: int = 10

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from sealtrail.core.keystore import KeyStore
 from sealtrail.core.note import Ed25519Signer
 from sealtrail.core.receipt import CachedEd25519Signer
-from sealtrail.errors import NoteError, ServiceStartError, UnavailableError
+from sealtrail.errors import InvalidInputError, NoteError, ServiceStartError, UnavailableError
 from sealtrail.infra.apikeys import Authenticator, utc_now
 from sealtrail.infra.auth import AuthStore
 from sealtrail.infra.auth_postgres import PostgresAuthStore
@@ -38,9 +38,12 @@ from sealtrail.infra.problems import install_problem_handlers
 from sealtrail.infra.settings import Settings
 from services.ingest.config import IngestOptions
 from services.ingest.metrics import IngestMetrics
+from services.ingest.otlp.mapping import SubjectRule, parse_subject_rules
+from services.ingest.otlp.receiver import TraceReceiver
 from services.ingest.routes import router
 from services.ingest.sealer import Sealer
 from services.ingest.service import Admission, IngestService
+from services.ingest.traces import router as traces_router
 
 
 @dataclass(frozen=True)
@@ -160,17 +163,27 @@ async def build_service(
     return service
 
 
+def subject_rules(settings: Settings) -> tuple[SubjectRule, ...]:
+    """The OTLP subject rules from ``SEALTRAIL_OTLP_SUBJECT_RULES`` (docs/otlp.md)."""
+    try:
+        return parse_subject_rules(settings.otlp_subject_rules)
+    except InvalidInputError as e:
+        raise ServiceStartError(f"SEALTRAIL_OTLP_SUBJECT_RULES: {e}") from None
+
+
 def create_app(
     settings: Settings, *, options: IngestOptions | None = None, parts: IngestParts | None = None
 ) -> FastAPI:
     """The ingest ASGI app; its lifespan starts and stops the service's dependencies."""
     opts = options or IngestOptions()
     given = parts or IngestParts()
+    rules = subject_rules(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             app.state.ingest = await build_service(settings, opts, given, stack)
+            app.state.traces = TraceReceiver(service=app.state.ingest, subject_rules=rules)
             if opts.tune_gc:
                 tune_gc()
             yield
@@ -178,11 +191,13 @@ def create_app(
 
     app = FastAPI(
         title="Sealtrail ingest", version="1", lifespan=lifespan,
-        description="Receives batches of agent tool-call events, seals their payloads and publishes "
-                    "them to the tenant's log. See docs/ingest.md.",
+        description="Receives batches of agent tool-call events (and OTLP trace exports, whose tool-call "
+                    "spans become events), seals their payloads and publishes them to the tenant's log. "
+                    "See docs/ingest.md and docs/otlp.md.",
     )
     install_problem_handlers(app)
     app.include_router(router)
+    app.include_router(traces_router)
     return app
 
 

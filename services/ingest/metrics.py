@@ -27,6 +27,11 @@ class IngestMetrics:
                                          buckets=LATENCY_BUCKETS, registry=r)
         self.request_seconds = Histogram("sealtrail_ingest_request_seconds", "POST /v1/events latency",
                                          buckets=LATENCY_BUCKETS, registry=r)
+        self.otlp_requests = Counter("sealtrail_ingest_otlp_requests", "Requests to POST /v1/traces, by status",
+                                     ["status"], registry=r)
+        self.otlp_spans = Counter("sealtrail_ingest_otlp_spans",
+                                  "Spans received on POST /v1/traces, by outcome (accepted, rejected, skipped)",
+                                  ["outcome"], registry=r)
         self.in_flight = Gauge("sealtrail_ingest_in_flight_batches", "Batches being sealed or published",
                                registry=r)
 

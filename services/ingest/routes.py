@@ -66,7 +66,7 @@ async def post_events(request: Request, service: ServiceDep, _: BearerDoc) -> Re
         principal = await service.authenticator.authenticate(request.headers.get("authorization"))
         principal.require(Scope.EVENTS_WRITE)
         _check_media_type(request.headers.get("content-type"))
-        raw_events = _parse_batch(await _read_body(request, service.options.max_body_bytes),
+        raw_events = _parse_batch(await read_body(request, service.options.max_body_bytes),
                                   service.options.max_batch_events)
         batch = await service.submit(principal, raw_events)
         response = _answer(batch)
@@ -107,7 +107,7 @@ async def metrics(service: ServiceDep) -> Response:
     return Response(service.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():

@@ -1,12 +1,13 @@
 """One ASGI app for the embedded default: ingest, ledger, projector and query in this process.
 
-Routes: ``POST /v1/events`` goes to ingest; ``GET /v1/keys`` is answered here (public, every
-verifier key: receipt, checkpoint, cosign and erasure-receipt, in the query API's ``keys`` list
-and ingest's ``receipt`` list); every other path goes to the query API. The lifespan opens the
-SQLite database and the local log, starts the ledger, then ingest, the query API and the
-projector, and stops them in the reverse order. ``GET /metrics`` renders the query API's, ingest's
-and the ledger's metrics together. ``/openapi.json`` (and ``/docs``) describe every route of the
-port: the query API's and ``POST /v1/events``. A known path asked with another method is a 405
+Routes: ``POST /v1/events`` and ``POST /v1/traces`` (OTLP, docs/otlp.md) go to ingest;
+``GET /v1/keys`` is answered here (public, every verifier key: receipt, checkpoint, cosign and
+erasure-receipt, in the query API's ``keys`` list and ingest's ``receipt`` list); every other
+path goes to the query API. The lifespan opens the SQLite database and the local log, starts the
+ledger, then ingest, the query API and the projector, and stops them in the reverse order.
+``GET /metrics`` renders the query API's, ingest's and the ledger's metrics together.
+``/openapi.json`` (and ``/docs``) describe every route of the port: the query API's,
+``POST /v1/events`` and ``POST /v1/traces``. A known path asked with another method is a 405
 problem with ``Allow``, wherever the path is routed.
 
 Ingest answers 202 only after the local log fsync'd the batch, so a crash loses nothing
@@ -147,7 +148,8 @@ def _openapi(query: FastAPI, ingest: FastAPI, ingest_paths: Sequence[str]) -> Ca
         if query.openapi_schema is None:
             query.openapi_schema = openapi_document(
                 title=TITLE, routes=[*served, *query.routes],
-                description=f"{QUERY_DESCRIPTION} `POST /v1/events` is ingest's (docs/ingest.md).")
+                description=f"{QUERY_DESCRIPTION} `POST /v1/events` and `POST /v1/traces` are ingest's "
+                            "(docs/ingest.md, docs/otlp.md).")
         return query.openapi_schema
     return openapi
 
@@ -208,9 +210,9 @@ def create_app(data: DataDir, *, options: EmbeddedOptions | None = None) -> Star
                 tune_gc()
             yield
 
-    own = [Route("/v1/events", ingest, methods=["POST"]),
+    own = [Route("/v1/events", ingest, methods=["POST"]), Route("/v1/traces", ingest, methods=["POST"]),
            _keys_endpoint(db, CachedEd25519Signer(query_signer).vkey()),
            _metrics_endpoint(ingest, query.app, backlog)]
-    query.app.openapi = _openapi(query.app, ingest, ["/v1/events"])  # type: ignore[method-assign]
+    query.app.openapi = _openapi(query.app, ingest, ["/v1/events", "/v1/traces"])  # type: ignore[method-assign]
     return Starlette(routes=[*own, _Rest(query.app, owned=[r.path for r in own])], lifespan=lifespan,
                      exception_handlers={StarletteHTTPException: http_problem})

@@ -1,0 +1,127 @@
+"""Reading OTLP trace requests: protobuf and OTLP JSON give the same spans; frame errors are 400."""
+
+from __future__ import annotations
+
+import gzip
+from typing import Any
+
+import orjson
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
+
+from sealtrail.errors import InvalidInputError, TooLargeError
+from services.ingest.otlp.spans import MAX_VALUE_DEPTH, NO_TIME, read_json, read_protobuf
+from services.ingest.traces import gunzip
+
+TRACE = bytes.fromhex("5b8efff798038103d269b633813fc60c")
+SPAN = bytes.fromhex("eee19b7ec3c1b174")
+
+
+def _kv(key: str, value: AnyValue) -> KeyValue:
+    return KeyValue(key=key, value=value)
+
+
+def protobuf_request() -> ExportTraceServiceRequest:
+    attributes = [
+        _kv("gen_ai.tool.name", AnyValue(string_value="lookup")),
+        _kv("count", AnyValue(int_value=3)), _kv("ok", AnyValue(bool_value=True)),
+        _kv("ratio", AnyValue(double_value=0.5)),
+        _kv("list", AnyValue(array_value=ArrayValue(values=[AnyValue(string_value="a"), AnyValue(int_value=1)]))),
+        _kv("map", AnyValue(kvlist_value=KeyValueList(values=[_kv("k", AnyValue(string_value="v"))]))),
+    ]
+    span = PbSpan(trace_id=TRACE, span_id=SPAN, name="execute_tool lookup", kind=PbSpan.SPAN_KIND_CLIENT,
+                  start_time_unix_nano=1_700_000_000_000_000_001, end_time_unix_nano=1_700_000_000_500_000_000,
+                  attributes=attributes, status=Status(code=Status.STATUS_CODE_ERROR, message="failed"))
+    resource = Resource(attributes=[_kv("service.name", AnyValue(string_value="agent"))])
+    return ExportTraceServiceRequest(resource_spans=[ResourceSpans(resource=resource,
+                                                                   scope_spans=[ScopeSpans(spans=[span])])])
+
+
+def json_request() -> dict[str, Any]:
+    """The same request as the Collector writes it in OTLP JSON (hex ids, int64 as strings)."""
+    return {"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "agent"}}]},
+        "scopeSpans": [{"scope": {"name": "x"}, "spans": [{
+            "traceId": TRACE.hex().upper(), "spanId": SPAN.hex(), "parentSpanId": "",
+            "name": "execute_tool lookup", "kind": 3,
+            "startTimeUnixNano": "1700000000000000001", "endTimeUnixNano": 1_700_000_000_500_000_000,
+            "attributes": [
+                {"key": "gen_ai.tool.name", "value": {"stringValue": "lookup"}},
+                {"key": "count", "value": {"intValue": "3"}}, {"key": "ok", "value": {"boolValue": True}},
+                {"key": "ratio", "value": {"doubleValue": 0.5}},
+                {"key": "list", "value": {"arrayValue": {"values": [{"stringValue": "a"}, {"intValue": 1}]}}},
+                {"key": "map", "value": {"kvlistValue": {"values": [{"key": "k", "value": {"stringValue": "v"}}]}}},
+            ],
+            "status": {"code": 2, "message": "failed"},
+        }]}],
+    }]}
+
+
+def test_protobuf_and_json_read_the_same_span() -> None:
+    """Every field the mapping uses reads the same from both encodings."""
+    (from_pb,) = read_protobuf(protobuf_request().SerializeToString())
+    (from_json,) = read_json(orjson.dumps(json_request()))
+    assert from_pb == from_json
+    assert from_pb.trace_id == TRACE.hex() and from_pb.span_id == SPAN.hex()
+    assert from_pb.attributes == {"gen_ai.tool.name": "lookup", "count": 3, "ok": True, "ratio": 0.5,
+                                  "list": ["a", 1], "map": {"k": "v"}}
+    assert (from_pb.status_code, from_pb.status_message, from_pb.kind) == (2, "failed", 3)
+    assert from_pb.resource == {"service.name": "agent"}
+
+
+def test_one_malformed_json_span_is_marked_and_its_neighbours_read() -> None:
+    """A span whose attribute or time cannot be read carries a problem; the others are whole."""
+    doc = json_request()
+    spans = doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    bad = dict(spans[0], attributes=[{"key": "x", "value": {"intValue": "NaN"}}], startTimeUnixNano="soon")
+    doc["resourceSpans"][0]["scopeSpans"][0]["spans"] = [spans[0], bad, "not a span", spans[0]]
+    read = read_json(orjson.dumps(doc))
+    assert [s.problem is None for s in read] == [True, False, False, True]
+    assert read[1].start_ns == NO_TIME and read[1].position.endswith("spans[1]")
+
+
+def test_values_nested_too_deep_mark_the_span() -> None:
+    """Arrays nested past the limit are refused per span, in both encodings."""
+    value: dict[str, Any] = {"stringValue": "x"}
+    for _ in range(MAX_VALUE_DEPTH + 1):
+        value = {"arrayValue": {"values": [value]}}
+    doc = json_request()
+    doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"].append({"key": "deep", "value": value})
+    (span,) = read_json(orjson.dumps(doc))
+    assert span.problem is not None and "deeper" in span.problem
+    pb = AnyValue(string_value="x")
+    for _ in range(MAX_VALUE_DEPTH + 1):
+        pb = AnyValue(array_value=ArrayValue(values=[pb]))
+    request = protobuf_request()
+    request.resource_spans[0].scope_spans[0].spans[0].attributes.append(_kv("deep", pb))
+    (span,) = read_protobuf(request.SerializeToString())
+    assert span.problem is not None and "deeper" in span.problem
+
+
+@pytest.mark.parametrize("body", [b"\x0a\xff\xff", b"not protobuf at all \xff"])
+def test_unreadable_protobuf_is_refused_whole(body: bytes) -> None:
+    with pytest.raises(InvalidInputError, match="protobuf"):
+        read_protobuf(body)
+
+
+@pytest.mark.parametrize("body", [b"{", b"[]", b'{"resourceSpans": 5}', b'{"resourceSpans": [5]}',
+                                  b"\xff\xfe"])
+def test_unreadable_json_frames_are_refused_whole(body: bytes) -> None:
+    """Not JSON, not an object, or resourceSpans not an array of objects: 400."""
+    with pytest.raises(InvalidInputError):
+        read_json(body)
+
+
+def test_gunzip_stops_at_the_limit() -> None:
+    """A gzip body inflates up to the limit; one byte more is 413 without inflating the rest."""
+    assert gunzip(gzip.compress(b"a" * 1000), 1000) == b"a" * 1000
+    with pytest.raises(TooLargeError):
+        gunzip(gzip.compress(b"a" * 10_000_000), 1000)
+    with pytest.raises(InvalidInputError):
+        gunzip(b"not gzip", 1000)
+    with pytest.raises(InvalidInputError):
+        gunzip(gzip.compress(b"a" * 1000)[:-12], 1000)
