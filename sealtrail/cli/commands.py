@@ -21,6 +21,7 @@ _GROUPS = (
     "sealtrail.cli.serve",
     "sealtrail.cli.demo",
     "sealtrail.cli.bench",
+    "sealtrail.cli.gateway",
 )
 
 

@@ -1,0 +1,210 @@
+"""Composition root of the gateway: picks the state-store adapter, wires the recorder, upstreams,
+gate and MCP server, and serves them over Streamable HTTP with health, readiness, metrics and the
+approvals API.
+
+Authentication comes first: a request to ``/mcp`` without a live agent key is answered 401 before
+any byte of its body (any MCP message) is read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from sealtrail.errors import AuthenticationError, PermissionDeniedError
+from sealtrail.infra.problems import problem_for
+from services.gateway import approvals, config
+from services.gateway.gate import Gateway
+from services.gateway.keys import KeyVerifier
+from services.gateway.metrics import GatewayMetrics
+from services.gateway.ports import GatewayStore
+from services.gateway.proxy import AGENT_SCOPE_KEY, Sessions, build_server
+from services.gateway.recorder import Recorder
+from services.gateway.upstream import Upstream
+
+log = logging.getLogger("sealtrail.gateway")
+APPROVER_PREFIX = "@"
+"""Keys bound to ``@NAME`` belong to approvers: they may use the approvals API, never ``/mcp``."""
+
+
+async def open_store(database: str) -> GatewayStore:
+    """The state store for ``[state] database``: PostgreSQL for a URL, SQLite for a path."""
+    if database.startswith(("postgres://", "postgresql://")):
+        from services.gateway.postgres import PostgresGatewayStore
+
+        return await PostgresGatewayStore.open(database)
+    from services.gateway.sqlite import SqliteGatewayStore
+
+    return SqliteGatewayStore(Path(database))
+
+
+def read_token(cfg: config.GatewayConfig) -> str:
+    try:
+        token = cfg.ledger.token_file.read_text().strip()
+    except OSError as e:
+        raise config.GatewayConfigError(f"ledger.token_file: cannot read {cfg.ledger.token_file}: "
+                                        f"{e.strerror}") from e
+    if not token:
+        raise config.GatewayConfigError(f"ledger.token_file: {cfg.ledger.token_file} is empty")
+    return token
+
+
+@dataclass
+class Runtime:
+    """Everything one gateway process runs; built by :func:`start`, ended by :meth:`close`."""
+
+    cfg: config.GatewayConfig
+    store: GatewayStore
+    recorder: Recorder
+    metrics: GatewayMetrics
+    gateway: Gateway
+    sessions: Sessions
+    keys: KeyVerifier
+
+    def reload(self) -> bool:
+        """Re-read the configuration file; a bad file is refused and the running policy kept."""
+        try:
+            cfg = config.load(self.cfg.path)
+        except config.GatewayConfigError as e:
+            self.metrics.reloads.labels("refused").inc()
+            log.error("configuration reload refused, the running policy stays: %s", e)
+            return False
+        for name, server in cfg.servers.items():
+            if name not in self.gateway.upstreams:
+                self.gateway.upstreams[name] = Upstream(server, on_tools_changed=self.sessions.tools_changed)
+        self.cfg = cfg
+        self.gateway.apply(cfg)
+        self.metrics.reloads.labels("applied").inc()
+        log.info("configuration reloaded: policy %s version %s", cfg.policy_id, self.gateway.version)
+        return True
+
+    async def close(self) -> None:
+        for upstream in self.gateway.upstreams.values():
+            await upstream.close()
+        await self.recorder.close()
+        await self.store.close()
+
+
+async def start(cfg: config.GatewayConfig) -> Runtime:
+    store = await open_store(cfg.state_database)
+    recorder = Recorder(cfg.ledger.url, read_token(cfg), spool_dir=cfg.ledger.spool_dir)
+    recorder.start()
+    metrics, sessions = GatewayMetrics(), Sessions()
+    upstreams = {n: Upstream(s, on_tools_changed=sessions.tools_changed) for n, s in cfg.servers.items()}
+    gateway = Gateway(cfg, store=store, recorder=recorder, metrics=metrics, upstreams=upstreams)
+    return Runtime(cfg, store, recorder, metrics, gateway, sessions, KeyVerifier(store, cache_s=cfg.key_cache_s))
+
+
+class Authenticated:
+    """ASGI wrapper: 401 problem details unless the bearer key is a live agent key."""
+
+    def __init__(self, app: Any, keys: KeyVerifier) -> None:
+        self.app, self.keys = app, keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        agent = await _bearer_agent(scope, self.keys)
+        if agent is None or agent.startswith(APPROVER_PREFIX):
+            error = AuthenticationError("a gateway agent key is required (Authorization: Bearer sgk_...)")
+            response = problem_for(error)
+            response.headers["WWW-Authenticate"] = 'Bearer realm="sealtrail-gateway"'
+            await response(scope, receive, send)
+            return
+        scope[AGENT_SCOPE_KEY] = agent
+        await self.app(scope, receive, send)
+
+
+async def _bearer_agent(scope: Scope, keys: KeyVerifier) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return await keys.agent_of(token.strip()) if scheme.lower() == "bearer" else None
+    return None
+
+
+def build_app(rt: Runtime) -> Starlette:
+    server = build_server(rt.gateway, rt.sessions)
+    manager = StreamableHTTPSessionManager(
+        app=server, max_request_body_size=rt.cfg.max_argument_bytes * 2 + 65536,
+        security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False))
+    mcp_app = Authenticated(manager.asgi_app, rt.keys)
+
+    async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        await mcp_app(scope, receive, send)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        problems = await _readiness(rt)
+        return JSONResponse({"status": "ready" if not problems else "not ready", "problems": problems},
+                            status_code=200 if not problems else 503)
+
+    async def metrics(_: Request) -> Response:
+        rt.metrics.spool.set(rt.recorder.spool_depth)
+        rt.metrics.ledger_up.set(1 if rt.recorder.ledger_up else 0)
+        return Response(generate_latest(rt.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with manager.run():
+            yield
+
+    routes = [Route("/mcp", endpoint=_Endpoint(mcp_endpoint), methods=["GET", "POST", "DELETE"]),
+              Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
+              *approvals.routes(rt, approver=lambda r: _approver(r, rt))]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+class _Endpoint:
+    """A raw ASGI callable as a Starlette route endpoint (Starlette treats non-functions as ASGI apps)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+async def _approver(request: Request, rt: Runtime) -> str:
+    agent = await _bearer_agent(request.scope, rt.keys)
+    if agent is None:
+        raise AuthenticationError("an approver key is required (Authorization: Bearer sgk_...)")
+    if not agent.startswith(APPROVER_PREFIX):
+        raise PermissionDeniedError("this key belongs to an agent, not an approver")
+    return agent[len(APPROVER_PREFIX):]
+
+
+async def _readiness(rt: Runtime) -> list[str]:
+    problems = []
+    if not rt.recorder.ledger_up:
+        problems.append("ledger unreachable")
+    try:
+        await rt.store.ping()
+    except Exception as e:
+        problems.append(f"state database: {type(e).__name__}")
+    for name, upstream in rt.gateway.upstreams.items():
+        if name not in rt.cfg.servers:
+            continue
+        started = time.monotonic()
+        try:
+            await upstream.tools()
+        except Exception as e:
+            problems.append(f"server {name}: {type(e).__name__}")
+        else:
+            log.debug("server %s ready in %.1f ms", name, (time.monotonic() - started) * 1000)
+    return problems
+

@@ -1,0 +1,81 @@
+"""The MCP server agents talk to: one ``mcp`` low-level server whose tools are the upstreams'
+allowed tools, named ``SERVER__TOOL``.
+
+Served over Streamable HTTP (the agent comes from its authenticated bearer key) or stdio (the
+agent is the one named on the command line). Only tools are offered: the capabilities advertise no
+resources or prompts, and a request for them gets JSON-RPC "method not found"; a request's
+cancellation reaches the upstream call; an upstream's ``notifications/tools/list_changed`` is
+passed on to every open session.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from typing import Any
+
+import mcp_types as types
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel.server import NotificationOptions, Server
+from mcp.server.session import ServerSession
+
+from services.gateway.gate import Call, Gateway
+
+log = logging.getLogger("sealtrail.gateway")
+AGENT_SCOPE_KEY = "sealtrail.agent"
+
+
+class Sessions:
+    """Open agent sessions, so an upstream's tool-list change can be passed on."""
+
+    def __init__(self) -> None:
+        self._open: weakref.WeakSet[ServerSession] = weakref.WeakSet()
+
+    def seen(self, session: ServerSession) -> None:
+        self._open.add(session)
+
+    async def tools_changed(self, _server: str) -> None:
+        for session in list(self._open):
+            try:
+                await session.send_tool_list_changed()
+            except Exception as e:  # a closed session: forget it
+                log.info("tool-list change not delivered to a closed session: %s", type(e).__name__)
+                self._open.discard(session)
+
+
+def build_server(gateway: Gateway, sessions: Sessions, *, stdio_agent: str | None = None,
+                 stdio_session: str | None = None) -> Server[Any]:
+    """The agent-facing MCP server. Over HTTP the agent is read from the request the auth layer
+    admitted; over stdio it is ``stdio_agent``."""
+
+    def who(ctx: ServerRequestContext[Any, Any]) -> tuple[str, str | None]:
+        sessions.seen(ctx.session)
+        if stdio_agent is not None:
+            return stdio_agent, stdio_session
+        request = ctx.request
+        agent = request.scope.get(AGENT_SCOPE_KEY) if request is not None else None
+        if not isinstance(agent, str):  # unreachable behind the auth layer; refuse rather than guess
+            raise PermissionError("no authenticated agent")
+        session = request.headers.get("mcp-session-id") if request is not None else None
+        return agent, session
+
+    async def list_tools(ctx: ServerRequestContext[Any, Any], _params: types.PaginatedRequestParams) -> dict[str, Any]:
+        agent, session = who(ctx)
+        return {"tools": await gateway.list_tools(agent, session)}
+
+    async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> dict[str, Any]:
+        agent, session = who(ctx)
+        raw = ctx.params or {}
+        return await gateway.call_tool(Call(agent=agent, session=session, name=params.name,
+                                            arguments=raw.get("arguments"), meta=raw.get("_meta")))
+
+    server: Server[Any] = Server("sealtrail-gateway", version="1", instructions=(
+        "Sealtrail gateway: tools of several MCP servers, named SERVER__TOOL, under one policy. Every call is "
+        "recorded in a tamper-evident ledger."))
+    server.add_request_handler("tools/list", types.PaginatedRequestParams, list_tools)
+    server.add_request_handler("tools/call", types.CallToolRequestParams, call_tool)
+    return server
+
+
+def initialization_options(server: Server[Any]) -> Any:
+    return server.create_initialization_options(NotificationOptions(tools_changed=True))

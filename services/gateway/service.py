@@ -1,0 +1,81 @@
+"""Running a gateway process: over Streamable HTTP (``sealtrail gateway``) or stdio (``sealtrail
+gateway stdio``), with SIGHUP reloading the configuration without dropping sessions.
+
+``sealtrail gateway reload`` finds the running gateways of a configuration file through the pid
+files they write beside it (``.NAME-PORT.pid``) and sends each SIGHUP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+from mcp.server.stdio import stdio_server
+
+from services.gateway import config
+from services.gateway.app import Runtime, build_app, start
+from services.gateway.proxy import build_server, initialization_options
+
+
+def pid_file(cfg: config.GatewayConfig, tag: str) -> Path:
+    return cfg.path.parent / f".{cfg.path.stem}-{tag}.pid"
+
+
+def running_pids(cfg_path: Path) -> list[int]:
+    pids = []
+    for f in sorted(cfg_path.parent.glob(f".{cfg_path.stem}-*.pid")):
+        with contextlib.suppress(ValueError, OSError):
+            pid = int(f.read_text().strip())
+            os.kill(pid, 0)
+            pids.append(pid)
+    return pids
+
+
+@contextlib.contextmanager
+def _pid(cfg: config.GatewayConfig, tag: str) -> Iterator[Path]:
+    path = pid_file(cfg, tag)
+    path.write_text(f"{os.getpid()}\n")
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def _on_sighup(rt: Runtime) -> None:
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, rt.reload)
+
+
+async def serve_http(cfg: config.GatewayConfig) -> None:
+    import uvicorn
+
+    rt = await start(cfg)
+    try:
+        _on_sighup(rt)
+        server = uvicorn.Server(uvicorn.Config(build_app(rt), host=cfg.host, port=cfg.port, log_level="warning",
+                                               access_log=False, lifespan="on"))
+        with _pid(cfg, str(cfg.port)):
+            await server.serve()
+    finally:
+        await rt.close()
+
+
+async def serve_stdio(cfg: config.GatewayConfig, agent: str) -> None:
+    if agent not in cfg.agents:
+        raise config.GatewayConfigError(f"--agent {agent!r}: no [agents.{agent}] in {cfg.path} "
+                                        f"(agents: {sorted(cfg.agents)})")
+    rt = await start(cfg)
+    try:
+        _on_sighup(rt)
+        from sealtrail.sdk.events import uuid7
+
+        server = build_server(rt.gateway, rt.sessions, stdio_agent=agent, stdio_session=f"stdio-{uuid7()}")
+        with _pid(cfg, f"stdio{os.getpid()}"):
+            async with stdio_server() as (read, write):
+                await server.run(read, write, initialization_options(server))
+    finally:
+        await rt.close()

@@ -1,0 +1,176 @@
+"""One upstream MCP server, reached over stdio (a command the gateway starts and restarts) or
+Streamable HTTP (a URL), through the ``mcp`` SDK's client.
+
+The connection lives in a task of its own (the SDK's transports hold task groups that must be
+entered and left in one task). A connection that fails is dropped and the next call reconnects, so
+a crashed stdio server is restarted on demand. Results are kept as the raw JSON the server sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.shared.exceptions import MCPError
+from pydantic import TypeAdapter, ValidationError
+
+from services.gateway.config import ServerConfig
+from services.gateway.errors import UpstreamError, UpstreamTimeoutError
+
+log = logging.getLogger("sealtrail.gateway")
+_RAW: Any = TypeAdapter(dict[str, Any])
+_CLOSED = (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream)
+CONNECT_TIMEOUT_S = 30.0
+
+
+class Upstream:
+    def __init__(self, cfg: ServerConfig, *, on_tools_changed: Callable[[str], Awaitable[None]] | None = None) -> None:
+        self.cfg = cfg
+        self._on_tools_changed = on_tools_changed
+        self._client: Client | None = None
+        self._holder: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._tools: list[dict[str, Any]] | None = None
+        self.connects = 0
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    async def tools(self) -> list[dict[str, Any]]:
+        """The upstream's tools as it listed them (cached until it says its list changed)."""
+        if self._tools is None:
+            tools: list[dict[str, Any]] = []
+            cursor: str | None = None
+            for _ in range(100):
+                params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
+                page = await self._request(types.ListToolsRequest(params=params), CONNECT_TIMEOUT_S)
+                tools.extend(t for t in page.get("tools", []) if isinstance(t, dict) and isinstance(t.get("name"), str))
+                cursor = page.get("nextCursor")
+                if not cursor:
+                    break
+            self._tools = tools
+        return self._tools
+
+    async def call(self, tool: str, arguments: dict[str, Any] | None, meta: dict[str, Any] | None,
+                   timeout_s: float) -> dict[str, Any]:
+        """Forward one ``tools/call``; the result as the upstream sent it.
+
+        Raises :class:`UpstreamTimeoutError` after ``timeout_s``, :class:`UpstreamError` when the server
+        crashed, answered garbage or is unreachable, and ``MCPError`` for a JSON-RPC error it returned."""
+        params = types.CallToolRequestParams(name=tool, arguments=arguments, _meta=meta)
+        return await self._request(types.CallToolRequest(params=params), timeout_s)
+
+    async def _request(self, request: Any, timeout_s: float) -> dict[str, Any]:
+        client = await self._connected()
+        try:
+            async with asyncio.timeout(timeout_s):
+                raw: dict[str, Any] = await client.session.send_request(request, _RAW,
+                                                                        request_read_timeout_seconds=timeout_s)
+                return raw
+        except TimeoutError as e:
+            raise UpstreamTimeoutError(f"server {self.name} did not answer within {timeout_s:g} s") from e
+        except MCPError as e:
+            if e.code in (types.CONNECTION_CLOSED,):
+                await self._drop()
+                raise UpstreamError(f"server {self.name} closed the connection mid-call (it crashed or exited)") from e
+            if e.code == types.REQUEST_TIMEOUT:
+                raise UpstreamTimeoutError(f"server {self.name} did not answer within {timeout_s:g} s") from e
+            raise
+        except ValidationError as e:
+            raise UpstreamError(f"server {self.name} answered with a result that is not valid MCP "
+                                f"({e.error_count()} errors)") from e
+        except (OSError, *_CLOSED) as e:
+            await self._drop()
+            raise UpstreamError(f"server {self.name} is unreachable: {type(e).__name__}") from e
+
+    async def _connected(self) -> Client:
+        if self._client is not None and self._holder is not None and not self._holder.done():
+            return self._client
+        async with self._lock:
+            if self._client is not None and self._holder is not None and not self._holder.done():
+                return self._client
+            await self._drop()
+            self._stop = asyncio.Event()
+            ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
+            self._holder = asyncio.create_task(self._hold(ready), name=f"gateway-upstream-{self.name}")
+            try:
+                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                    self._client = await ready
+            except TimeoutError as e:
+                await self._drop()
+                raise UpstreamError(f"server {self.name} did not complete the MCP handshake within "
+                                    f"{CONNECT_TIMEOUT_S:g} s") from e
+            except Exception as e:
+                await self._drop()
+                raise UpstreamError(f"server {self.name} could not be started or reached: {type(e).__name__}: "
+                                    f"{str(e)[:200]}") from e
+            self.connects += 1
+            self._tools = None
+            return self._client
+
+    async def _hold(self, ready: asyncio.Future[Client]) -> None:
+        try:
+            with open(os.devnull, "w") as sink:  # noqa: ASYNC230 - an upstream's stderr may echo arguments
+                async with Client(self._transport(sink), mode="legacy", cache=None,
+                                  message_handler=self._on_message) as client:
+                    if not ready.done():
+                        ready.set_result(client)
+                    await self._stop.wait()
+        except BaseException as e:  # the connection died: the next call reconnects
+            if not ready.done():
+                ready.set_exception(e if isinstance(e, Exception) else RuntimeError(type(e).__name__))
+            if isinstance(e, asyncio.CancelledError):
+                raise
+            log.warning("upstream %s connection ended: %s", self.name, type(e).__name__)
+        finally:
+            self._client = None
+
+    def _transport(self, sink: Any) -> Any:
+        if self.cfg.url is not None:
+            return self.cfg.url
+        assert self.cfg.command is not None
+        params = StdioServerParameters(command=self.cfg.command[0], args=list(self.cfg.command[1:]),
+                                       env=self.cfg.env or None)
+        return stdio_client(params, errlog=sink)
+
+    async def _on_message(self, message: Any) -> None:
+        if isinstance(message, Exception):
+            log.warning("upstream %s sent a message that is not valid MCP: %s", self.name, type(message).__name__)
+            return
+        root = getattr(message, "root", message)
+        if getattr(root, "method", None) == "notifications/tools/list_changed":
+            self._tools = None
+            if self._on_tools_changed is not None:
+                await self._on_tools_changed(self.name)
+
+    async def _drop(self) -> None:
+        self._client = None
+        self._tools = None
+        holder, self._holder = self._holder, None
+        if holder is not None and not holder.done():
+            self._stop.set()
+            try:
+                async with asyncio.timeout(5):
+                    await asyncio.shield(holder)
+            except (TimeoutError, Exception):
+                holder.cancel()
+                with contextlib.suppress(BaseException):
+                    await holder
+
+    async def close(self) -> None:
+        await self._drop()
+
