@@ -111,6 +111,18 @@ class ConflictError(SealtrailError):
     """The request conflicts with the current state (e.g. a name already taken)."""
 
 
+class WitnessSizeError(ConflictError):
+    """A witness's latest cosigned size is not the old size a request named (tlog-witness 409).
+
+    ``size`` is the witness's size: the client retries with a consistency proof from it.
+    """
+
+    def __init__(self, detail: str, *, size: int) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.size = size
+
+
 # --- pressure and availability -----------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ _GROUPS = (
     "sealtrail.cli.demo",
     "sealtrail.cli.bench",
     "sealtrail.cli.gateway",
+    "sealtrail.cli.witness",
 )
 
 

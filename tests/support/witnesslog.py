@@ -48,9 +48,9 @@ class WitnessedLog:
         return format_add_checkpoint(old, self.proof(old, size), self.signed(size, key=key))
 
 
-def cosigned_size_root(note_text: str, lines: str, witness: CosignatureVerifier) -> tuple[int, bytes]:
-    """Check that ``lines`` hold a valid cosignature by ``witness`` of ``note_text``; its (size, root)."""
-    note = parse_note(note_text + "\n" + lines)
+def cosigned_size_root(signed_note: str, lines: str, witness: CosignatureVerifier) -> tuple[int, bytes]:
+    """Check that ``lines`` hold a valid cosignature by ``witness`` of ``signed_note``; its (size, root)."""
+    note = parse_note(signed_note + lines)
     sigs = [s for s in note.signatures if (s.name, s.key_id) == (witness.name, witness.key_id)]
     assert sigs, "no cosignature by the witness"
     assert all(witness.verify(note.text.encode(), s.signature) for s in sigs)
