@@ -9,6 +9,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource as PbResource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
+from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
@@ -101,3 +106,20 @@ def collector_body(spans: list[dict[str, Any]], *, service: str = "collector-age
         "resource": {"attributes": [attr("service.name", service)]},
         "scopeSpans": [{"scope": {"name": "collector-test", "version": "1"}, "spans": spans}],
     }]}
+
+
+def protobuf_body(count: int, *, tool: str = "lookup", service: str = "proto-agent") -> bytes:
+    """A protobuf ExportTraceServiceRequest of ``count`` execute_tool spans with random ids."""
+    now = time.time_ns() - 1_000_000_000
+
+    def kv(key: str, value: str) -> KeyValue:
+        return KeyValue(key=key, value=AnyValue(string_value=value))
+
+    spans = [PbSpan(trace_id=os.urandom(16), span_id=os.urandom(8), name=f"execute_tool {tool}",
+                    kind=PbSpan.SPAN_KIND_INTERNAL, start_time_unix_nano=now, end_time_unix_nano=now + 1_200_000,
+                    attributes=[kv("gen_ai.operation.name", "execute_tool"), kv("gen_ai.tool.name", tool),
+                                kv("gen_ai.tool.call.arguments", f'{{"i": {i}}}')])
+             for i in range(count)]
+    resource = PbResource(attributes=[kv("service.name", service)])
+    return ExportTraceServiceRequest(resource_spans=[ResourceSpans(
+        resource=resource, scope_spans=[ScopeSpans(spans=spans)])]).SerializeToString()
