@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TS_SDK   := sdk/typescript
+TS_STAMP := $(TS_SDK)/node_modules/.sealtrail-lock-sha256
 
 .PHONY: install test test-all fuzz test-chaos soak lint demo bench clean services-up services-down
 
@@ -34,9 +36,15 @@ test-chaos: install
 soak: install
 	$(BIN)/python bench/soak.py
 
-lint: install
+lint: install $(TS_STAMP)
 	$(BIN)/ruff check sealtrail services tests bench
 	$(BIN)/mypy
+	cd $(TS_SDK) && node_modules/.bin/tsc --noEmit -p .
+
+## The TypeScript SDK's npm dependencies, from its lock file, without install scripts (tests/e2e runs its tests).
+$(TS_STAMP): $(TS_SDK)/package-lock.json
+	cd $(TS_SDK) && npm ci --ignore-scripts --no-audit --no-fund
+	sha256sum $(TS_SDK)/package-lock.json | cut -d' ' -f1 | tr -d '\n' > $@
 
 demo: install
 	$(BIN)/sealtrail demo
