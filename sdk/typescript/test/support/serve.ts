@@ -80,7 +80,9 @@ export async function startServe(timeoutMs = 60_000): Promise<Served> {
       if (proc.exitCode === null) {
         const exited = new Promise((r) => proc.once("exit", r));
         proc.kill("SIGTERM");
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([exited, new Promise((r) => (timer = setTimeout(r, 20_000)))]);
+        clearTimeout(timer);
         if (proc.exitCode === null) proc.kill("SIGKILL");
       }
       rmSync(dir, { recursive: true, force: true });

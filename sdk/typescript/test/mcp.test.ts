@@ -1,0 +1,114 @@
+/**
+ * The MCP integration with the official TypeScript MCP SDK: a real stdio MCP server wrapped by
+ * `recordServer` answers a real MCP client exactly as it does bare, and every tools/call it
+ * answered is a tool_call in the ledger with its arguments and result sealed, status, latency and
+ * tool facts; a wrapped MCP client records its calls the same way.
+ */
+
+import assert from "node:assert/strict";
+import * as path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { InMemoryTransport } from "@modelcontextprotocol/sdk/inMemory.js";
+import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
+import * as z from "zod";
+
+import { SealtrailClient, toolDefHash } from "../src/index.ts";
+import { recordClient } from "../src/mcp.ts";
+import { getJson, startServe, type Served } from "./support/serve.ts";
+
+const SERVER = path.join(path.dirname(fileURLToPath(import.meta.url)), "support", "mcp-server.ts");
+let served: Served;
+let investigator: string;
+before(async () => {
+  served = await startServe();
+  investigator = served.createKey("investigator");
+});
+after(async () => served?.stop());
+
+type Call = Record<string, unknown> & { event_id: string; tool_name: string; status: string };
+
+const SCRIPT: [string, Record<string, unknown>][] = [
+  ["lookup_customer", { email: "alice@example.com" }],
+  ["update_customer", { email: "alice@example.com", tier: "platinum" }],
+  ["delete_customer", { email: "bob@example.com" }],
+  ["lookup_customer", { email: "carol@example.com" }],
+  ["no_such_tool", {}],
+];
+
+/** Run the script against the stdio server; the answers (or error messages) in order, and the tool list. */
+async function runScript(env: Record<string, string>): Promise<{ answers: unknown[]; tools: unknown[] }> {
+  const transport = new StdioClientTransport({ command: process.execPath, args: ["--import", "tsx", SERVER],
+    env: { ...(process.env as Record<string, string>), ...env }, stderr: "inherit" });
+  const client = new Client({ name: "support-bot", version: "1.0.0" });
+  await client.connect(transport);
+  const { tools } = await client.listTools();
+  const answers: unknown[] = [];
+  for (const [name, args] of SCRIPT) {
+    try {
+      answers.push(await client.callTool({ name, arguments: args }));
+    } catch (e) {
+      answers.push({ thrown: (e as Error).message });
+    }
+  }
+  await client.close();
+  return { answers, tools };
+}
+
+async function calls(query: string, want: number): Promise<Call[]> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const page = await getJson<{ calls: { header: Call }[] }>(`${served.url}/v1/calls?${query}&limit=100`, investigator);
+    if (page.calls.length >= want || Date.now() > deadline) return page.calls.map((c) => c.header);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describe("MCP integration", () => {
+  it("a wrapped stdio MCP server answers as it does bare, and records every tools/call", async () => {
+    const bare = await runScript({});
+    const wrapped = await runScript({ SEALTRAIL_URL: served.url, SEALTRAIL_GATEWAY_TOKEN: served.tokens.gateway! });
+    assert.deepEqual(wrapped.answers, bare.answers);
+    assert.deepEqual(wrapped.tools, bare.tools);
+    assert.equal((wrapped.answers[2] as { isError?: boolean }).isError, true);
+
+    const logged = (await calls("agent=support-bot&server=crm", SCRIPT.length)).sort((a, b) => String(a.occurred_at).localeCompare(String(b.occurred_at)));
+    assert.equal(logged.length, SCRIPT.length, JSON.stringify(logged));
+    assert.deepEqual(logged.map((c) => c.tool_name), SCRIPT.map(([name]) => name));
+    assert.deepEqual(logged.map((c) => c.status), ["ok", "ok", "error", "ok", "error"]);
+    assert.ok(logged.every((c) => c.decision === "observe"));
+    assert.equal(logged[2]!.error_type, "tool_error");
+    const lookup = (wrapped.tools as { name: string }[]).find((t) => t.name === "lookup_customer");
+    assert.equal(logged[0]!.tool_def_hash, toolDefHash(lookup));
+    assert.deepEqual(logged.slice(0, 3).map((c) => c.tool_tier), ["read", "write", "destructive"]);
+    assert.ok(Number(logged[1]!.latency_ms) >= 20, `latency ${logged[1]!.latency_ms}`);
+
+    const opened = await getJson<Record<string, unknown>>(`${served.url}/v1/calls/${logged[1]!.event_id}?purpose=incident_review`, investigator);
+    const text = JSON.stringify(opened);
+    assert.ok(text.includes("platinum") && text.includes("alice@example.com is now platinum"), text);
+    const bySubject = await calls(`subject=${encodeURIComponent("user:carol@example.com")}`, 1);
+    assert.deepEqual(bySubject.map((c) => c.event_id), [logged[3]!.event_id]);
+  });
+
+  it("a wrapped MCP client records the calls it makes", async () => {
+    const server = new McpServer({ name: "billing", version: "1.0.0" });
+    server.registerTool("refund", { inputSchema: { amount: z.number() } }, async ({ amount }) => ({ content: [{ type: "text", text: `refunded ${amount}` }] }));
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await server.connect(serverSide);
+    const sealtrail = new SealtrailClient(served.url, served.tokens.gateway!);
+    const client = recordClient(new Client({ name: "billing-agent", version: "1.0.0" }), { client: sealtrail, agentId: "refund-bot" });
+    await client.connect(clientSide);
+    const answer = await client.callTool({ name: "refund", arguments: { amount: 12 } });
+    assert.deepEqual(answer.content, [{ type: "text", text: "refunded 12" }]);
+    await client.close();
+    await sealtrail.close();
+    const logged = await calls("agent=refund-bot", 1);
+    assert.equal(logged.length, 1);
+    assert.equal(logged[0]!.server_id, "billing");
+    assert.equal(logged[0]!.tool_name, "refund");
+    assert.equal(logged[0]!.status, "ok");
+  });
+});
