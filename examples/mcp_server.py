@@ -4,8 +4,9 @@
     python examples/mcp_server.py --http 8801     # Streamable HTTP at http://127.0.0.1:8801/mcp
 
 Its tools cover the gateway's tiers and faults: ``echo``, ``add`` and ``lookup_customer`` read;
-``update_note`` writes; ``delete_record`` is destructive; ``sleep`` hangs for a while; ``crash``
-ends the process mid-call; ``grow`` adds a tool at run time and announces the changed list.
+``update_note`` writes; ``delete_record`` is destructive; ``stats`` counts what changed state;
+``sleep`` hangs for a while; ``crash`` ends the process mid-call; ``grow`` adds a tool at run time and
+announces the changed list.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from mcp.server.mcpserver import Context, MCPServer
 
 server: MCPServer = MCPServer("sealtrail-example", version="1")
 _notes: dict[str, str] = {}
+_calls: dict[str, int] = {}
 
 
 @server.tool()
@@ -42,13 +44,21 @@ def lookup_customer(email: str) -> dict[str, str]:
 def update_note(key: str, text: str) -> str:
     """Store a note under a key."""
     _notes[key] = text
+    _calls["update_note"] = _calls.get("update_note", 0) + 1
     return f"stored {len(text)} characters under {key}"
 
 
 @server.tool()
 def delete_record(record_id: str) -> str:
     """Delete a record (irreversible)."""
+    _calls["delete_record"] = _calls.get("delete_record", 0) + 1
     return f"deleted {record_id}"
+
+
+@server.tool()
+def stats() -> dict[str, int]:
+    """How many times each state-changing tool ran in this process."""
+    return dict(_calls)
 
 
 @server.tool()

@@ -208,14 +208,14 @@ def approvals_reject(approval_id: str, config: ConfigOpt, by: Annotated[str, typ
 def _decide(config: Path, approval_id: str, *, granted: bool, by: str, reason: str | None) -> None:
     from sealtrail.errors import SealtrailError
     from sealtrail.sdk.client import SealtrailClient
-    from services.gateway.app import read_token
+    from services.gateway.app import read_token, spool_dir
     from services.gateway.approvals import decide
     from services.gateway.policy import policy_version
 
     cfg = _load(config)
 
     async def job(store: Any) -> Any:
-        async with SealtrailClient(cfg.ledger.url, read_token(cfg), spool_dir=cfg.ledger.spool_dir,
+        async with SealtrailClient(cfg.ledger.url, read_token(cfg), spool_dir=spool_dir(cfg, "cli"),
                                    attempts=2) as client:
             return await decide(store, client.send, approval_id=approval_id, granted=granted, by=by, reason=reason,
                                 policy_id=cfg.policy_id, policy_version=policy_version(cfg))

@@ -99,9 +99,16 @@ class Runtime:
         await self.store.close()
 
 
-async def start(cfg: config.GatewayConfig) -> Runtime:
+def spool_dir(cfg: config.GatewayConfig, tag: str) -> Path | None:
+    """Each process spools into its own subdirectory (a spool has one writer): ``http-PORT`` for a
+    gateway (the same after a restart, which then delivers what the last run left), ``stdio-PID``,
+    ``cli`` for approval decisions made on the command line."""
+    return None if cfg.ledger.spool_dir is None else cfg.ledger.spool_dir / tag
+
+
+async def start(cfg: config.GatewayConfig, *, spool_tag: str) -> Runtime:
     store = await open_store(cfg.state_database)
-    recorder = Recorder(cfg.ledger.url, read_token(cfg), spool_dir=cfg.ledger.spool_dir)
+    recorder = Recorder(cfg.ledger.url, read_token(cfg), spool_dir=spool_dir(cfg, spool_tag))
     recorder.start()
     metrics, sessions = GatewayMetrics(), Sessions()
     upstreams = {n: Upstream(s, on_tools_changed=sessions.tools_changed) for n, s in cfg.servers.items()}

@@ -53,7 +53,7 @@ def _on_sighup(rt: Runtime) -> None:
 async def serve_http(cfg: config.GatewayConfig) -> None:
     import uvicorn
 
-    rt = await start(cfg)
+    rt = await start(cfg, spool_tag=f"http-{cfg.port}")
     try:
         _on_sighup(rt)
         server = uvicorn.Server(uvicorn.Config(build_app(rt), host=cfg.host, port=cfg.port, log_level="warning",
@@ -68,7 +68,7 @@ async def serve_stdio(cfg: config.GatewayConfig, agent: str) -> None:
     if agent not in cfg.agents:
         raise config.GatewayConfigError(f"--agent {agent!r}: no [agents.{agent}] in {cfg.path} "
                                         f"(agents: {sorted(cfg.agents)})")
-    rt = await start(cfg)
+    rt = await start(cfg, spool_tag=f"stdio-{os.getpid()}")
     try:
         _on_sighup(rt)
         from sealtrail.sdk.events import uuid7

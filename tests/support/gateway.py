@@ -51,6 +51,7 @@ rate_limit = "1000/s"
 [servers.demo.tools.add]
 [servers.demo.tools.lookup_customer]
 [servers.demo.tools.crash]
+[servers.demo.tools.stats]
 [servers.demo.tools.sleep]
 timeout_seconds = 1
 
