@@ -31,6 +31,7 @@ from sealtrail.core.fields import (
     HeaderStr,
     KeyId,
     KeyIds,
+    Latency,
     Payload,
     Period,
     PositiveCount,
@@ -120,7 +121,7 @@ class ToolCallEvent(_Sealable):
     policy_version: HeaderStr | None = None
     status: Literal["ok", "error", "denied", "pending", "timeout"]
     error_type: HeaderStr | None = None
-    latency_ms: Count | None = None
+    latency_ms: Latency | None = None
     cost_micros: Count | None = None
     currency: Currency | None = None
     trace_id: TraceId | None = None
@@ -183,7 +184,7 @@ class HealthCheckEvent(_Sealable):
     schema_id: Literal["sealtrail.health_check/v1"] | None = Field(default=None, alias="schema")
     server_id: HeaderStr
     status: Literal["healthy", "degraded", "unhealthy"]
-    latency_ms: Count | None = None
+    latency_ms: Latency | None = None
     error_type: HeaderStr | None = None
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, PlainValidator, StringConstraints
 from pydantic_core import PydanticCustomError
 
 MAX_HEADER_STRING = 256
@@ -145,6 +145,20 @@ SubjectId = Annotated[
     AfterValidator(_matching(SUBJECT_PATTERN, "must look like 'scheme:identifier' without outer spaces")),
 ]
 Count = Annotated[int, Field(ge=0, le=MAX_SAFE_INT)]
+
+
+def _latency(value: object) -> int | float:
+    # NaN and infinities fail the range test; a bool is neither type (strict).
+    if (type(value) is int or type(value) is float) and 0 <= value <= MAX_SAFE_INT:
+        return value
+    raise PydanticCustomError("latency", "must be a number of milliseconds from 0 to 2^53-1 (a fraction is allowed)")
+
+
+Latency = Annotated[int | float, PlainValidator(_latency, json_schema_input_type=float)]
+"""Milliseconds: a non-negative JSON number, whole (``184``), fractional (``12.5``) or below one
+(``0.042``). A fraction is the IEEE 754 double the number denotes (I-JSON, RFC 7493) and is
+written into the entry in its RFC 8785 form (``12.50`` becomes ``12.5``, ``1e-3`` becomes
+``0.001``); a whole number stays an integer."""
 PositiveCount = Annotated[int, Field(ge=1, le=MAX_SAFE_INT)]
 Payload = dict[str, Any]
 """A JSON object. Its values are not walked here (a Python call per value with ``JsonValue``):

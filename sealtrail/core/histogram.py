@@ -1,9 +1,10 @@
 """Fixed log-scale latency histograms: mergeable by elementwise sums, percentiles from the merge.
 
-Bucket 0 holds 0 ms; bucket ``k`` (1 ≤ k < LAST) holds ``[2^((k-1)/2), 2^(k/2))`` ms, so each
-bucket is √2 ≈ 1.41 times as wide as the one before; the last bucket holds everything from
-``2^((LAST-1)/2)`` ms (about 35 minutes) up. A percentile is interpolated geometrically inside
-its bucket, so it is within a factor √2 of the true value (typically much closer). Pure code.
+Bucket 0 holds latencies under 1 ms (0 and the sub-millisecond ones); bucket ``k``
+(1 ≤ k < LAST) holds ``[2^((k-1)/2), 2^(k/2))`` ms, so each bucket is √2 ≈ 1.41 times as wide
+as the one before; the last bucket holds everything from ``2^((LAST-1)/2)`` ms (about 35
+minutes) up. A percentile is interpolated geometrically inside its bucket, so it is within a
+factor √2 of the true value (typically much closer). Pure code.
 """
 
 from __future__ import annotations
@@ -16,12 +17,21 @@ LAST = BUCKETS - 1
 _LAST_LOW = 2 ** ((LAST - 1) / 2)
 
 
-def bucket_of(latency_ms: int) -> int:
-    """The bucket of a non-negative latency in whole milliseconds."""
-    if latency_ms <= 0:
+def bucket_of(latency_ms: float) -> int:
+    """The bucket of a non-negative latency in milliseconds, whole or fractional."""
+    if latency_ms < 1:
         return 0
-    # floor(2·log2(ms)) exactly, without floating point: the largest j with 2^j <= ms².
-    j = (latency_ms * latency_ms).bit_length() - 1
+    if type(latency_ms) is int:
+        # floor(2·log2(ms)) exactly, without floating point: the largest j with 2^j <= ms².
+        j = (latency_ms * latency_ms).bit_length() - 1
+        return min(j + 1, LAST)
+    # The same for a double n/d, exactly: ms² = n²/d² lies in (2^(a-b-1), 2^(a-b+1)) where a and b
+    # are the bit lengths of n² and d², so floor(log2(ms²)) is a-b or one less.
+    n, d = latency_ms.as_integer_ratio()
+    n, d = n * n, d * d
+    j = n.bit_length() - d.bit_length()
+    if n < d << j:
+        j -= 1
     return min(j + 1, LAST)
 
 
@@ -37,7 +47,7 @@ def empty() -> list[int]:
     return [0] * BUCKETS
 
 
-def add(hist: list[int], latency_ms: int) -> None:
+def add(hist: list[int], latency_ms: float) -> None:
     """Count one latency into ``hist`` in place."""
     hist[bucket_of(latency_ms)] += 1
 

@@ -53,7 +53,7 @@ def tool_call(
     *, agent_id: str, server_id: str, tool_name: str, decision: Decision, status: CallStatus,
     session_id: str | None = None, tool_tier: ToolTier | None = None, tool_def_hash: str | None = None,
     policy_id: str | None = None, policy_version: str | None = None, error_type: str | None = None,
-    latency_ms: int | None = None, cost_micros: int | None = None, currency: str | None = None,
+    latency_ms: float | None = None, cost_micros: int | None = None, currency: str | None = None,
     trace_id: str | None = None, span_id: str | None = None, payload: dict[str, Any] | None = None,
     subjects: list[str] | None = None, occurred_at: datetime | str | None = None, event_id: str | None = None,
 ) -> dict[str, Any]:
@@ -85,7 +85,7 @@ def rate_limit(
 
 
 def health_check(
-    *, server_id: str, status: Literal["healthy", "degraded", "unhealthy"], latency_ms: int | None = None,
+    *, server_id: str, status: Literal["healthy", "degraded", "unhealthy"], latency_ms: float | None = None,
     error_type: str | None = None, payload: dict[str, Any] | None = None,
     occurred_at: datetime | str | None = None, event_id: str | None = None,
 ) -> dict[str, Any]:

@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - the server extra is not installed
 
 _TEXT_COLUMNS = ("agent_id", "session_id", "server_id", "tool_name", "tool_tier", "decision", "status")
 _INT_COLUMNS = ("latency_ms", "cost_micros")
+_NUMBER_COLUMNS = ("latency_ms",)  # may hold a fraction: double precision in PostgreSQL
 _MAX_INT = 2**63 - 1
 _fromisoformat = datetime.fromisoformat
 
@@ -35,7 +36,7 @@ class EntryColumns(NamedTuple):
     occurred_at: datetime
     received_at: datetime
     text: tuple[str | None, ...]
-    ints: tuple[int | None, ...]
+    ints: tuple[int | float | None, ...]  # latency_ms (a number), cost_micros (an integer)
     key_ids: list[str] = []  # noqa: RUF012  # a NamedTuple default, never mutated
 
 
@@ -62,10 +63,12 @@ def entry_columns(record: SealedRecord) -> EntryColumns:
     for v in text:
         if v is not None and type(v) is not str:
             _refuse_texts(text)
-    ints = (get("latency_ms"), get("cost_micros"))
-    for v in ints:
-        if v is not None and (type(v) is not int or not 0 <= v <= _MAX_INT):
-            _refuse_ints(ints)
+    ints = latency, cost = (get("latency_ms"), get("cost_micros"))
+    if latency is not None and ((type(latency) is not int and type(latency) is not float)
+                                or not 0 <= latency <= _MAX_INT):
+        _refuse_ints(ints)
+    if cost is not None and (type(cost) is not int or not 0 <= cost <= _MAX_INT):
+        _refuse_ints(ints)
     key_ids = get("key_ids")
     if type(key_ids) is not list:
         _refuse_key_ids()
@@ -97,8 +100,11 @@ def _refuse_texts(values: tuple[object, ...]) -> None:
 
 def _refuse_ints(values: tuple[object, ...]) -> None:
     for name, v in zip(_INT_COLUMNS, values, strict=True):
+        if name in _NUMBER_COLUMNS and (type(v) is float and 0 <= v <= _MAX_INT):
+            continue  # a fractional latency (NaN fails the range test)
         if v is not None and (type(v) is not int or not 0 <= v <= _MAX_INT):
-            raise InvalidInputError(f"{name} must be a non-negative integer", pointer=f"/header/{name}")
+            kind = "number" if name in _NUMBER_COLUMNS else "integer"
+            raise InvalidInputError(f"{name} must be a non-negative {kind}", pointer=f"/header/{name}")
 
 
 def _refuse_key_ids() -> NoReturn:
@@ -119,3 +125,4 @@ def _time(v: object, name: str) -> datetime:
 
 TEXT_COLUMN_NAMES = _TEXT_COLUMNS
 INT_COLUMN_NAMES = _INT_COLUMNS
+NUMBER_COLUMN_NAMES = _NUMBER_COLUMNS

@@ -10,6 +10,7 @@ No I/O here; the PostgreSQL adapter writes what :func:`aggregate` returns.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +22,7 @@ from sealtrail.core import histogram
 
 ERROR_STATUSES = frozenset({"error", "timeout"})
 EXECUTED_STATUSES = frozenset({"ok", "error", "timeout"})
+MAX_LATENCY_MS = 2**53 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,12 @@ def count(h: dict[str, Any], name: str) -> int | None:
     """A non-negative integer header field, or None."""
     v = h.get(name)
     return v if type(v) is int and v >= 0 else None
+
+
+def latency_ms(h: dict[str, Any]) -> int | float | None:
+    """The header's latency in milliseconds, whole or fractional (12.5, 0.042), or None."""
+    v = h.get("latency_ms")
+    return v if (type(v) is int or type(v) is float) and 0 <= v <= MAX_LATENCY_MS else None
 
 
 def hour_of(t: datetime) -> datetime:
@@ -185,8 +193,11 @@ def _tool_call(delta: BatchDelta, e: ProjectedEntry) -> None:
     hour, day = hour_of(e.occurred_at), day_of(e.occurred_at)
     outcome = (status == "ok", status in ERROR_STATUSES, status in EXECUTED_STATUSES, decision == "deny",
                decision == "step_up")
-    latency = count(h, "latency_ms")
-    bucket = None if latency is None else histogram.bucket_of(latency)
+    exact = latency_ms(h)
+    # The histogram takes the exact value; the sum (for the mean) stays in whole milliseconds,
+    # each latency rounded to the nearest one, halves up.
+    bucket = None if exact is None else histogram.bucket_of(exact)
+    latency = None if exact is None else math.floor(exact + 0.5)
     for stats in (_stats(delta.hourly, (hour, server, tool, agent, decision, status, currency)),
                   _stats(delta.tool_hourly, (hour, server, tool, currency)),
                   _stats(delta.tool_daily, (day, server, tool, currency)),

@@ -66,9 +66,10 @@ def test_valid_event_is_accepted_unaltered() -> None:
 @pytest.mark.parametrize(
     ("changes", "pointer", "words"),
     [
-        ({"latency_ms": -1}, "/events/1/latency_ms", "greater than or equal to 0"),
-        ({"latency_ms": "5"}, "/events/1/latency_ms", "valid integer"),
-        ({"latency_ms": 5.0}, "/events/1/latency_ms", "valid integer"),
+        ({"latency_ms": -1}, "/events/1/latency_ms", "number of milliseconds from 0"),
+        ({"latency_ms": "5"}, "/events/1/latency_ms", "number of milliseconds from 0"),
+        ({"latency_ms": -0.5}, "/events/1/latency_ms", "number of milliseconds from 0"),
+        ({"cost_micros": 5.0, "currency": "EUR"}, "/events/1/cost_micros", "valid integer"),
         ({"decision": "maybe"}, "/events/1/decision", "'allow'"),
         ({"tool_name": "bad\u0000name"}, "/events/1/tool_name", "control characters"),
         ({"agent_id": "x" * 300}, "/events/1/agent_id", "at most 256"),

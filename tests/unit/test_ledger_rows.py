@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from sealtrail.core.record import SealedRecord
 from sealtrail.errors import InvalidInputError
-from services.ledger.rows import INT_COLUMN_NAMES, TEXT_COLUMN_NAMES, entry_columns
+from services.ledger.rows import INT_COLUMN_NAMES, NUMBER_COLUMN_NAMES, TEXT_COLUMN_NAMES, entry_columns
 
 _MAX_INT = 2**63 - 1
 
@@ -45,8 +45,11 @@ def _reference(record: SealedRecord) -> tuple[Any, ...]:
             raise InvalidInputError(f"{name} must be a string", pointer=f"/header/{name}")
     for name in INT_COLUMN_NAMES:
         v = h.get(name)
+        if name in NUMBER_COLUMN_NAMES and type(v) is float and 0 <= v <= _MAX_INT:
+            continue
         if v is not None and (type(v) is not int or not 0 <= v <= _MAX_INT):
-            raise InvalidInputError(f"{name} must be a non-negative integer", pointer=f"/header/{name}")
+            kind = "number" if name in NUMBER_COLUMN_NAMES else "integer"
+            raise InvalidInputError(f"{name} must be a non-negative {kind}", pointer=f"/header/{name}")
     key_ids = h.get("key_ids")
     if type(key_ids) is not list or any(type(k) is not str for k in key_ids):
         raise InvalidInputError("key_ids must be an array of strings", pointer="/header/key_ids")
@@ -94,6 +97,21 @@ def test_a_well_formed_header_converts() -> None:
     assert cols.event_id == uuid.UUID(_GOOD["event_id"])  # type: ignore[arg-type]
     assert cols.occurred_at.tzinfo is not None and cols.ints == (3, 0)
     assert cols.key_ids == ["k1", "k2"]
+
+
+def test_a_fractional_latency_converts_and_a_fractional_cost_is_refused() -> None:
+    """latency_ms may be a fraction (12.5, 0.042); cost_micros stays a whole number."""
+    for latency in (12.5, 0.042, 0.0, 7):
+        cols = entry_columns(SealedRecord("acme", {**_GOOD, "latency_ms": latency}, b"\0" * 24, b""))
+        assert cols.ints == (latency, 0)
+    for bad, name in (({"latency_ms": -0.5}, "latency_ms"), ({"latency_ms": float("nan")}, "latency_ms"),
+                      ({"cost_micros": 1.5}, "cost_micros")):
+        try:
+            entry_columns(SealedRecord("acme", {**_GOOD, **bad}, b"\0" * 24, b""))
+        except InvalidInputError as e:
+            assert e.pointer == f"/header/{name}"
+        else:
+            raise AssertionError(f"{bad} accepted")
 
 
 _uuid_like = st.text(alphabet="0123456789abcdefABCDEF-{}:urnid+_ g\u00e9", min_size=28, max_size=46)
