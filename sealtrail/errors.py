@@ -45,6 +45,16 @@ class VerificationError(SealtrailError):
         self.index = index
 
 
+class IntegrityError(VerificationError):
+    """Stored data that a person would be shown disagrees with the signed entry it derives from
+    (a column copy, a leaf, a read model). ``log_id``, ``index`` and ``fields`` name where; never values."""
+
+    def __init__(self, detail: str, *, log_id: str, index: int, fields: tuple[str, ...]) -> None:
+        super().__init__(detail, index=index)
+        self.log_id = log_id
+        self.fields = fields
+
+
 class InvalidProofError(VerificationError):
     """An inclusion or consistency proof does not verify, or is malformed."""
 

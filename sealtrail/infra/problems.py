@@ -22,6 +22,7 @@ from sealtrail.errors import (
     BackpressureError,
     ConcurrentWriteError,
     ConflictError,
+    IntegrityError,
     InvalidInputError,
     LegalHoldError,
     NotFoundError,
@@ -49,6 +50,7 @@ PROBLEM_TABLE: tuple[tuple[type[SealtrailError], int, str, str], ...] = (
     (LegalHoldError, 409, "legal-hold", "Subject under legal hold"),
     (PeriodExpiredError, 409, "period-expired", "Period expired"),
     (ConflictError, 409, "conflict", "Conflict"),
+    (IntegrityError, 500, "integrity", "Stored data disagrees with the signed log"),
     (VerificationError, 422, "verification-failed", "Verification failed"),
     (UnavailableError, 503, "unavailable", "Service unavailable"),
     (ConcurrentWriteError, 503, "contention", "Concurrent update, retry"),
@@ -94,6 +96,8 @@ def _headers(error: SealtrailError) -> dict[str, str] | None:
 def _extra(error: SealtrailError) -> dict[str, Any] | None:
     if isinstance(error, InvalidInputError) and error.pointer:
         return {"pointer": error.pointer}
+    if isinstance(error, IntegrityError):
+        return {"log": error.log_id, "index": error.index, "fields": list(error.fields)}
     if isinstance(error, VerificationError) and error.index is not None:
         return {"index": error.index}
     return None

@@ -50,6 +50,44 @@ class BatchResult:
         return self.next_idx - self.first
 
 
+@dataclass(frozen=True, slots=True)
+class ModelDifference:
+    """One read model whose stored rows differ from a rebuild from the log up to the same positions."""
+
+    table: str
+    only_stored: int
+    only_rebuilt: int
+    examples: tuple[str, ...]
+    """A few differing rows as JSON (``-`` stored only, ``+`` rebuilt only); read models hold header
+    facts only, and subject references are left out."""
+
+
+@dataclass(frozen=True, slots=True)
+class EntryDisagreement:
+    """An entry whose stored copies (columns, leaf) disagree with its signed bytes."""
+
+    log_id: str
+    idx: int
+    fields: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ReadModelReport:
+    """What ``sealtrail admin check-read-models`` found: nothing when ``ok``."""
+
+    positions: dict[str, int]
+    entries_checked: int
+    entries: list[EntryDisagreement]
+    models: list[ModelDifference]
+
+    @property
+    def ok(self) -> bool:
+        return not self.entries and not self.models
+
+
+MAX_EXAMPLES = 5
+
+
 class ProjectorStore(Protocol):
     """Read-model storage.
 
@@ -76,4 +114,14 @@ class ProjectorStore(Protocol):
 
     async def digest(self) -> dict[str, str]:
         """A hash of each read model's content (volatile columns left out), to compare states."""
+        ...
+
+    async def check(self, *, batch_entries: int = DEFAULT_BATCH_ENTRIES) -> ReadModelReport:
+        """Check every stored copy against the log, in one snapshot, changing nothing.
+
+        MUST compare every entry's column copies and leaf with its bytes, and MUST rebuild every
+        read model from the entries up to the stored progress in private scratch tables (never the
+        stored ones, so projectors and readers go on meanwhile) and report each table whose rows
+        differ from the stored ones.
+        """
         ...

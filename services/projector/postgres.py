@@ -14,11 +14,23 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
+from sealtrail.core import signedview
 from sealtrail.errors import SequenceGapError
 from sealtrail.infra.pgerrors import translated
 from sealtrail.infra.postgres import Conn
-from services.projector.ports import DEFAULT_BATCH_ENTRIES, READ_MODELS, VOLATILE_COLUMNS, BatchResult, LogProgress
+from services.projector.ports import (
+    DEFAULT_BATCH_ENTRIES,
+    MAX_EXAMPLES,
+    READ_MODELS,
+    VOLATILE_COLUMNS,
+    BatchResult,
+    EntryDisagreement,
+    LogProgress,
+    ModelDifference,
+    ReadModelReport,
+)
 from services.projector.rollups import BatchDelta, CallStats, KeyUse, ProjectedEntry, RollupKey, aggregate
 from services.projector.tooldefs import CurrentTool, ServerState, SnapshotResult, apply_snapshots
 
@@ -255,6 +267,9 @@ class PostgresProjectorStore:
         with translated("reset read models"):
             await self._pool.execute(f"TRUNCATE {', '.join(READ_MODELS)}")
 
+    async def check(self, *, batch_entries: int = DEFAULT_BATCH_ENTRIES) -> ReadModelReport:
+        return await check_read_models(self._pool, batch_entries=batch_entries)
+
     async def digest(self) -> dict[str, str]:
         drop = " - ".join(f"'{c}'" for c in VOLATILE_COLUMNS)
         out: dict[str, str] = {}
@@ -309,3 +324,76 @@ async def _write(conn: Conn, tenant: str, delta: BatchDelta) -> None:
         servers = sorted({s.server_id for s in delta.snapshots})
         current = await load_servers(conn, tenant, servers)
         await write_snapshots(conn, tenant, apply_snapshots(current, delta.snapshots))
+
+
+# --- the read-model check (sealtrail admin check-read-models) ------------------------------------
+
+_ENTRY_COPIES = ("tenant_id", "event_id", "type", "occurred_at", "agent_id", "session_id", "server_id",
+                 "tool_name", "tool_tier", "decision", "status")
+_CHECK_ROWS = 2000
+_SCHEMA = "public"
+
+
+async def _check_entries(conn: Conn) -> tuple[int, list[EntryDisagreement]]:
+    """Every entry's column copies and leaf against its bytes, streamed in log order."""
+    checked, bad = 0, []
+    cols = ", ".join(_ENTRY_COPIES)
+    async for r in conn.cursor(f"SELECT log_id, idx, entry, leaf, {cols} FROM entries ORDER BY log_id, idx",
+                               prefetch=_CHECK_ROWS):
+        checked += 1
+        entry = bytes(r["entry"])
+        try:
+            header = orjson.loads(entry)
+        except orjson.JSONDecodeError:
+            bad.append(EntryDisagreement(r["log_id"], r["idx"], ("entry",)))
+            continue
+        fields = signedview.disagreements(entry, bytes(r["leaf"]), header, {c: r[c] for c in _ENTRY_COPIES})
+        if fields:
+            bad.append(EntryDisagreement(r["log_id"], r["idx"], tuple(fields)))
+    return checked, bad
+
+
+async def _rebuild_in_scratch(conn: Conn, positions: dict[str, tuple[str, int]], batch_entries: int) -> None:
+    """Temporary tables named as the read models shadow them for this connection (PostgreSQL looks
+    in pg_temp first), so the projector's own statements rebuild into them."""
+    for table in READ_MODELS:
+        await conn.execute(f"CREATE TEMP TABLE {table} (LIKE {_SCHEMA}.{table} INCLUDING ALL) ON COMMIT DROP")
+    for log_id, (tenant, until) in positions.items():
+        progress = LogProgress(log_id, tenant, until, 0)
+        while True:
+            done = await _project(conn, progress, batch_entries, until)
+            if done is None or done.next_idx >= until or done.entries == 0:
+                break
+
+
+async def _compare(conn: Conn, table: str) -> ModelDifference | None:
+    names = [r["column_name"] for r in await conn.fetch(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2"
+        " ORDER BY ordinal_position", _SCHEMA, table) if r["column_name"] not in VOLATILE_COLUMNS]
+    cols = ", ".join(names)
+    stored, rebuilt = f"SELECT {cols} FROM {_SCHEMA}.{table}", f"SELECT {cols} FROM pg_temp.{table}"
+    only_stored = await conn.fetch(f"SELECT to_jsonb(x) - 'subject_ref' AS j FROM ({stored} EXCEPT ALL {rebuilt}) x")
+    only_rebuilt = await conn.fetch(f"SELECT to_jsonb(x) - 'subject_ref' AS j FROM ({rebuilt} EXCEPT ALL {stored}) x")
+    if not only_stored and not only_rebuilt:
+        return None
+    examples = ([f"- {r['j']}" for r in only_stored[:MAX_EXAMPLES]]
+                + [f"+ {r['j']}" for r in only_rebuilt[:MAX_EXAMPLES]])
+    return ModelDifference(table, len(only_stored), len(only_rebuilt), tuple(examples))
+
+
+async def check_read_models(pool: asyncpg.Pool, *, batch_entries: int = DEFAULT_BATCH_ENTRIES) -> ReadModelReport:
+    """:meth:`ProjectorStore.check` over PostgreSQL: one repeatable-read snapshot, rolled back."""
+    with translated("check read models"):
+        async with pool.acquire() as conn:
+            tx = conn.transaction(isolation="repeatable_read")
+            await tx.start()
+            try:
+                rows = await conn.fetch("SELECT p.log_id, l.tenant_id, p.next_idx FROM projector_progress p"
+                                        " JOIN logs l USING (log_id) WHERE p.next_idx > 0 ORDER BY p.log_id")
+                positions = {r["log_id"]: (r["tenant_id"], r["next_idx"]) for r in rows}
+                checked, entries = await _check_entries(conn)
+                await _rebuild_in_scratch(conn, positions, batch_entries)
+                models = [d for t in READ_MODELS if (d := await _compare(conn, t)) is not None]
+            finally:
+                await tx.rollback()
+    return ReadModelReport({k: v[1] for k, v in positions.items()}, checked, entries, models)

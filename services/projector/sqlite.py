@@ -23,13 +23,18 @@ from typing import Any
 
 import orjson
 
+from sealtrail.core import signedview
 from sealtrail.errors import SequenceGapError
 from sealtrail.infra.sqlite import SqliteDatabase, db_now, from_db_time, to_db_time, translated
 from services.projector.ports import (
     DEFAULT_BATCH_ENTRIES,
+    MAX_EXAMPLES,
     READ_MODELS,
     BatchResult,
+    EntryDisagreement,
     LogProgress,
+    ModelDifference,
+    ReadModelReport,
 )
 from services.projector.rollups import BatchDelta, KeyUse, ProjectedEntry, aggregate
 from services.projector.tooldefs import CurrentTool, ServerState, SnapshotResult, apply_snapshots
@@ -242,6 +247,10 @@ class SqliteProjectorStore:
         with translated("reset read models"):
             await self._db.write(run)
 
+    async def check(self, *, batch_entries: int = DEFAULT_BATCH_ENTRIES) -> ReadModelReport:
+        with translated("check read models"):
+            return await self._db.read(lambda conn: check_read_models(conn, batch_entries))
+
     async def digest(self) -> dict[str, str]:
         with translated("digest read models"):
             return await self._db.read(_digest)
@@ -257,3 +266,81 @@ def _digest(conn: sqlite3.Connection) -> dict[str, str]:
                                     option=orjson.OPT_SORT_KEYS) for row in cur)
         out[table] = hashlib.md5(b"\n".join(lines), usedforsecurity=False).hexdigest()
     return out
+
+
+# --- the read-model check (sealtrail admin check-read-models) ------------------------------------
+
+_ENTRY_COPIES = ("tenant_id", "event_id", "type", "occurred_at", "agent_id", "session_id", "server_id",
+                 "tool_name", "tool_tier", "decision", "status")
+
+
+def _check_entries(conn: sqlite3.Connection) -> tuple[int, list[EntryDisagreement]]:
+    checked, bad = 0, []
+    cur = conn.execute(f"SELECT log_id, idx, entry, leaf, {', '.join(_ENTRY_COPIES)} FROM main.entries"
+                       " ORDER BY log_id, idx")
+    for row in cur:
+        checked += 1
+        entry = bytes(row[2])
+        try:
+            header = orjson.loads(entry)
+        except orjson.JSONDecodeError:
+            bad.append(EntryDisagreement(row[0], row[1], ("entry",)))
+            continue
+        copies = dict(zip(_ENTRY_COPIES, row[4:], strict=True))
+        copies["occurred_at"] = from_db_time(copies["occurred_at"])
+        fields = signedview.disagreements(entry, bytes(row[3]), header, copies)
+        if fields:
+            bad.append(EntryDisagreement(row[0], row[1], tuple(fields)))
+    return checked, bad
+
+
+def _scratch(conn: sqlite3.Connection) -> None:
+    """Temporary tables and indexes named as the read models: SQLite resolves unqualified names in
+    the temp schema first, so the projector's own statements rebuild into them."""
+    for table in READ_MODELS:
+        for kind, sql in conn.execute("SELECT type, sql FROM main.sqlite_master WHERE tbl_name = ?"
+                                      " AND sql IS NOT NULL ORDER BY type = 'index'", (table,)).fetchall():
+            if kind == "table":
+                conn.execute(sql.replace("CREATE TABLE", "CREATE TEMP TABLE", 1))
+            elif kind == "index":
+                head, _, rest = sql.partition(" ON ")
+                words = head.split()
+                words[-1] = "temp." + words[-1]
+                conn.execute(" ".join(words) + " ON " + rest)
+
+
+def _compare(conn: sqlite3.Connection, table: str) -> ModelDifference | None:
+    names = [r[1] for r in conn.execute(f"PRAGMA main.table_info({table})") if r[1] not in VOLATILE_COLUMNS]
+    cols = ", ".join(names)
+    shown = [i for i, n in enumerate(names) if n != "subject_ref"]
+
+    def rows(a: str, b: str) -> list[str]:
+        out = conn.execute(f"SELECT {cols} FROM {a}.{table} EXCEPT SELECT {cols} FROM {b}.{table}").fetchall()
+        return [orjson.dumps({names[i]: r[i] for i in shown}).decode() for r in out]
+
+    only_stored, only_rebuilt = rows("main", "temp"), rows("temp", "main")
+    if not only_stored and not only_rebuilt:
+        return None
+    examples = [f"- {j}" for j in only_stored[:MAX_EXAMPLES]] + [f"+ {j}" for j in only_rebuilt[:MAX_EXAMPLES]]
+    return ModelDifference(table, len(only_stored), len(only_rebuilt), tuple(examples))
+
+
+def check_read_models(conn: sqlite3.Connection, batch_entries: int) -> ReadModelReport:
+    """:meth:`ProjectorStore.check` in one read transaction: the scratch tables live in the
+    connection's temp schema (no write lock on the database) and are dropped afterwards."""
+    rows = conn.execute("SELECT p.log_id, l.tenant_id, p.next_idx FROM main.projector_progress p"
+                        " JOIN main.logs l ON l.log_id = p.log_id WHERE p.next_idx > 0 ORDER BY p.log_id").fetchall()
+    checked, entries = _check_entries(conn)
+    _scratch(conn)
+    try:
+        for log_id, tenant, until in rows:
+            progress = LogProgress(log_id, tenant, until, 0)
+            while True:
+                done = _project(conn, progress, batch_entries, until)
+                if done.next_idx >= until or done.entries == 0:
+                    break
+        models = [d for t in READ_MODELS if (d := _compare(conn, t)) is not None]
+    finally:
+        for table in READ_MODELS:
+            conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+    return ReadModelReport({r[0]: r[2] for r in rows}, checked, entries, models)

@@ -7,6 +7,7 @@ returned; without ``?purpose=`` no payload is ever read.
 
 from __future__ import annotations
 
+import logging
 import re
 import typing
 import uuid
@@ -19,17 +20,19 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from sealtrail.core.events import EVENT_MODELS
 from sealtrail.core.fields import CODE_PATTERN
 from sealtrail.core.sealing import subject_ref
-from sealtrail.errors import InvalidInputError, NotFoundError
+from sealtrail.errors import IntegrityError, InvalidInputError, NotFoundError
 from sealtrail.infra.auth import Principal, Scope
+from services.query import integrity
 from services.query.cursor import decode_cursor, encode_cursor
 from services.query.deps import CallsReader, ServiceDep
 from services.query.models import CallDetail, CallPage, SessionTimeline
-from services.query.ports import CallFilter
+from services.query.ports import CallFilter, Found
 from services.query.responses import json_response, problems
 from services.query.service import QueryService
 from services.query.windows import utc_time
 
 router = APIRouter(tags=["investigations"])
+log = logging.getLogger("sealtrail.query")
 
 ALL_TYPES = "all"
 NOTE_HEADER = "Sealtrail-Purpose-Note"
@@ -102,9 +105,13 @@ async def list_calls(
     if subject is not None:
         ref = subject_ref(await service.index_keys.get(principal.tenant_id), subject)
     f = CallFilter(equals, start, end, ref)
-    found, more = await service.stores.investigations.search_calls(principal.tenant_id, f, after, limit)
+    tenant = principal.tenant_id
+    found, more = await service.stores.investigations.search_calls(tenant, f, after, limit)
     following = encode_cursor("calls", found[-1].position) if more else None
-    return json_response({"calls": [c.as_json() for c in found], "next": following})
+    shown, bad = integrity.split(found, tenant=tenant, f=f)
+    service.report_inconsistent(tenant, bad, route="calls")
+    return json_response({"calls": integrity.flagged(shown, bad), "next": following,
+                          "inconsistent": [d.as_json() for d in bad]})
 
 
 @router.get("/v1/sessions/{session_id}", response_model=SessionTimeline,
@@ -113,16 +120,33 @@ async def get_session(
     principal: CallsReader, service: ServiceDep,
     session_id: Annotated[str, Path(min_length=1, max_length=256)], cursor: Cursor = None, limit: Limit = 500,
 ) -> Response:
-    """Every entry of the session, in time order, with the projector's summary of it."""
-    investigations = service.stores.investigations
-    found, more = await investigations.session_timeline(principal.tenant_id, session_id,
+    """Every entry of the session, in time order, with the projector's summary of it. The summary
+    is checked against the signed entries when this page holds the whole session."""
+    investigations, tenant = service.stores.investigations, principal.tenant_id
+    found, more = await investigations.session_timeline(tenant, session_id,
                                                         decode_cursor("session", cursor, pointer="query:cursor"), limit)
-    summary = await investigations.session_summary(principal.tenant_id, session_id)
+    summary = await investigations.session_summary(tenant, session_id)
     if not found and cursor is None and summary is None:
         raise NotFoundError("no such session")
     after = encode_cursor("session", found[-1].position) if more else None
-    return json_response({"session_id": session_id, "summary": summary,
-                          "calls": [c.as_json() for c in found], "next": after})
+    shown, bad = integrity.split(found, tenant=tenant, f=CallFilter({"session": session_id}))
+    service.report_inconsistent(tenant, bad, route="session")
+    body: dict[str, Any] = {"session_id": session_id, "summary": summary, "summary_checked": False,
+                            "calls": integrity.flagged(shown, bad), "next": after,
+                            "inconsistent": [d.as_json() for d in bad]}
+    if cursor is None and not more and summary is not None:
+        body["summary_checked"] = True
+        wrong = integrity.summary_disagreements(summary, [r for r in shown if not _withheld(r, bad)])
+        if wrong:
+            body["summary_inconsistent"] = wrong
+            service.metrics.integrity.labels(route="session-summary", withheld="false").inc()
+            log.error("the sessions read model disagrees with the signed entries: tenant %s, fields %s",
+                      tenant, ",".join(wrong))
+    return json_response(body)
+
+
+def _withheld(row: Found, bad: list[integrity.Disagreement]) -> bool:
+    return any(d.withheld and (d.log_id, d.idx) == (row.log_id, row.idx) for d in bad)
 
 
 def _note(header: str | None) -> str | None:
@@ -159,7 +183,16 @@ async def get_call(
                                                                 with_payload=purpose is not None)
     if call is None:
         raise NotFoundError("no such event in this tenant's logs")
-    body = call.found.as_json()
+    bad = integrity.check(call.found, tenant=principal.tenant_id)
+    if bad is None and uuid.UUID(str(call.found.header.get("event_id"))) != event_id:
+        bad = integrity.Disagreement(call.found.log_id, call.found.idx, ("event_id",), withheld=True)
+    if bad is not None:
+        service.report_inconsistent(principal.tenant_id, [bad], route="call")
+        if bad.withheld:
+            raise IntegrityError(f"the stored record of entry {bad.idx} of log {bad.log_id} disagrees with its "
+                                 f"signed bytes ({', '.join(bad.fields)}); it is not shown", log_id=bad.log_id,
+                                 index=bad.idx, fields=bad.fields)
+    body = integrity.flagged([call.found], [] if bad is None else [bad])[0]
     if purpose is not None:
         body.update(await _reveal(service, principal, call, purpose, note))
     return json_response(body)

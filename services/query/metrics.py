@@ -30,6 +30,10 @@ class QueryMetrics:
         self.payloads_deleted = Counter("sealtrail_query_payloads_deleted",
                                         "Ciphertexts deleted, by cause (erasure, retention)", ["cause"],
                                         registry=r)
+        self.integrity = Counter("sealtrail_query_integrity_disagreements",
+                                 "Entries whose stored copies (columns, leaf, read models) disagree with their "
+                                 "signed bytes, by route and whether the row was withheld",
+                                 ["route", "withheld"], registry=r)
         self.periods_expired = Counter("sealtrail_query_periods_expired",
                                        "Period keys expired by the retention shredder", registry=r)
 

@@ -49,12 +49,29 @@ class SubjectRequest(_Body):
 class Call(BaseModel):
     log: str
     index: int
-    header: dict[str, Any] = Field(description="the log entry's header exactly as logged")
+    leaf_hash: str = Field(description="base64 RFC 6962 leaf hash of the entry bytes: check it against the "
+                                       "inclusion proof of this index")
+    header: dict[str, Any] = Field(description="the log entry's header, parsed from the signed entry bytes")
+    inconsistent: list[str] | None = Field(
+        default=None, description="present when stored copies of this entry disagree with its signed bytes: "
+                                  "the fields that differ (see `inconsistent` of the answer)")
+
+
+class Inconsistency(BaseModel):
+    log: str
+    index: int
+    fields: list[str] = Field(description="the stored copies that disagree with the signed entry "
+                                          "(`leaf`, a column name, `subject_index`, `occurred_at`, ...)")
+    withheld: bool = Field(description="true when the row is not in the answer: its bytes do not hash to "
+                                       "its leaf, it belongs elsewhere, or its signed header does not match")
 
 
 class CallPage(BaseModel):
     calls: list[Call]
     next: str | None = Field(description="cursor of the next page; null on the last page")
+    inconsistent: list[Inconsistency] = Field(
+        default_factory=list, description="entries of this page whose stored copies disagree with the signed "
+                                          "entry bytes; empty when everything agrees")
 
 
 class CallDetail(Call):
@@ -68,8 +85,13 @@ class CallDetail(Call):
 class SessionTimeline(BaseModel):
     session_id: str
     summary: dict[str, Any] | None = Field(description="the projector's session row, when projected")
+    summary_checked: bool = Field(description="true when this page holds the whole session and the summary was "
+                                              "recomputed from its signed entries")
+    summary_inconsistent: list[str] | None = Field(
+        default=None, description="present when the summary disagrees with the signed entries: the fields")
     calls: list[Call]
     next: str | None
+    inconsistent: list[Inconsistency] = Field(default_factory=list)
 
 
 class LogInfo(BaseModel):
@@ -153,6 +175,9 @@ class ExportPage(BaseModel):
     entries: list[ExportedEntry]
     access_events: int
     next: str | None
+    inconsistent: list[Inconsistency] = Field(
+        default_factory=list, description="entries the subject index listed whose stored copies disagree with "
+                                          "the signed entry (a withheld one is not exported)")
 
 
 class ErasureRecordModel(BaseModel):
@@ -168,11 +193,17 @@ class ErasureRecordModel(BaseModel):
     erased_at: str | None
     caches_clear_by: str | None
     receipt: str | None = Field(description="C2SP signed note by the query service's key (docs/query.md)")
+    log_index: int | None = Field(default=None, description="index of the erasure event in the tenant's log, "
+                                                            "once sequenced")
+    inconsistent: list[str] | None = Field(
+        default=None, description="present when the record disagrees with its erasure event: the fields")
 
 
 class ErasureHistory(BaseModel):
     erasures: list[ErasureRecordModel]
     hold: dict[str, Any] | None = Field(default=None, description="the subject's legal hold, if any")
+    inconsistent: list[Inconsistency] = Field(
+        default_factory=list, description="erasure records that disagree with their erasure event in the log")
 
 
 class Problem(BaseModel):

@@ -9,6 +9,7 @@ Only the composition roots (:mod:`services.query.stores`, the CLI) pick adapters
 
 from __future__ import annotations
 
+import base64
 import uuid
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
@@ -174,19 +175,31 @@ class CallFilter:
 
 @dataclass(frozen=True, slots=True)
 class Found:
-    """One entry: where it is and its header exactly as logged."""
+    """One entry: where it is, its bytes as logged with the header parsed from them, its stored
+    leaf hash, and the column copies that the read used (``CHECKED_COLUMNS`` names, database
+    values), which :mod:`services.query.integrity` checks against the header."""
 
     log_id: str
     idx: int
     occurred_at: datetime
     header: dict[str, Any]
+    entry: bytes
+    leaf: bytes
+    columns: dict[str, Any]
 
     @property
     def position(self) -> Position:
         return Position(self.occurred_at, self.log_id, self.idx)
 
     def as_json(self) -> dict[str, Any]:
-        return {"log": self.log_id, "index": self.idx, "header": self.header}
+        return {"log": self.log_id, "index": self.idx, "leaf_hash": base64.b64encode(self.leaf).decode(),
+                "header": self.header}
+
+
+# The column copies of ``entries`` that every investigation read returns beside the entry bytes,
+# in this order (after log_id, idx, occurred_at, entry, leaf), to be checked against the header.
+CHECKED_COLUMNS = ("tenant_id", "event_id", "type", "agent_id", "session_id", "server_id", "tool_name",
+                   "tool_tier", "decision", "status")
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +210,8 @@ class StoredCall:
     key_ids: tuple[str, ...] | None
     nonce: bytes | None
     ciphertext: bytes | None
+    subject_key_id: str | None = None
+    """For a subject's calls: the key id of the subject-index row that listed this entry."""
 
 
 class InvestigationReader(Protocol):

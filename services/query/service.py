@@ -12,7 +12,8 @@ signs ingest receipts (each service has its own key, DESIGN §1 and deploy/READM
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,12 +36,15 @@ from sealtrail.infra.settings import Settings
 from services.ledger.reader import LedgerReader
 from services.query.config import WRITER_ID, QueryOptions
 from services.query.erasure import SubjectEraser
+from services.query.integrity import Disagreement
 from services.query.metrics import QueryMetrics
 from services.query.ports import ErasureStore
 from services.query.postgres.retention import PostgresRetentionStore
 from services.query.reveal import AccessRecorder, PayloadOpener
 from services.query.shredder import RetentionOutcome, Shredder
 from services.query.stores import QueryStores, postgres_stores
+
+log = logging.getLogger("sealtrail.query")
 
 ERASURE_RECEIPT_PURPOSE = "erasure-receipt"
 INGEST_RECEIPT_PURPOSE = "receipt"
@@ -85,6 +89,13 @@ class QueryService:
     async def ready(self) -> dict[str, bool]:
         """Whether the producer is started and the database answers."""
         return {"kafka_producer": self.publisher_started, "database": await self.stores.ping()}
+
+    def report_inconsistent(self, tenant: str, found: Sequence[Disagreement], *, route: str) -> None:
+        """Count and log every stored copy found to disagree with its signed entry (names, no values)."""
+        for d in found:
+            self.metrics.integrity.labels(route=route, withheld=str(d.withheld).lower()).inc()
+            log.error("stored copies disagree with the signed entry: tenant %s log %s index %d, fields %s (%s)",
+                      tenant, d.log_id, d.idx, ",".join(d.fields), "withheld" if d.withheld else "shown flagged")
 
 
 async def _start_publisher(settings: Settings, options: QueryOptions, parts: QueryParts,

@@ -7,6 +7,7 @@ hashes with the tenant's index key; the id itself is stored nowhere and logged n
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -15,6 +16,7 @@ from sealtrail.core.erasure import REQUEST_REF_PATTERN, history_ref
 from sealtrail.core.sealing import subject_ref
 from sealtrail.errors import NotFoundError
 from sealtrail.infra.emitter import new_event_id
+from services.query import integrity
 from services.query.cursor import Position, decode_cursor, encode_cursor
 from services.query.deps import ServiceDep, SubjectEraserDep, SubjectExporter
 from services.query.erasure import ErasureRequest
@@ -39,8 +41,14 @@ async def export_subject(body: ExportRequest, principal: SubjectExporter, servic
     event (action ``export``) per payload revealed is acknowledged before the answer."""
     tenant = principal.tenant_id
     ref = subject_ref(await service.index_keys.get(tenant), body.subject)
-    calls, more = await service.stores.investigations.subject_calls(
+    listed, more = await service.stores.investigations.subject_calls(
         tenant, ref, decode_cursor("export", body.cursor), body.limit)
+    shown, bad = integrity.split([c.found for c in listed], tenant=tenant,
+                                 key_ids=[c.subject_key_id for c in listed])
+    service.report_inconsistent(tenant, bad, route="export")
+    kept = {(f.log_id, f.idx) for f in shown}
+    calls = [c for c in listed if (c.found.log_id, c.found.idx) in kept]
+    flags = {(d.log_id, d.idx): list(d.fields) for d in bad}
     opened = await service.opener.open_all(tenant, calls)
     export_ref = new_event_id()
     revealed = [str(c.found.header["event_id"]) for c, o in zip(calls, opened, strict=True)
@@ -48,12 +56,15 @@ async def export_subject(body: ExportRequest, principal: SubjectExporter, servic
     await service.access.record(principal, purpose=body.purpose, targets=revealed, action="export",
                                 note=body.note, export_ref=export_ref)
     entries = [{**c.found.as_json(), **o.as_json()} for c, o in zip(calls, opened, strict=True)]
+    for e in entries:
+        if (fields := flags.get((e["log"], e["index"]))) is not None:
+            e["inconsistent"] = fields
     after = None
     if more:
-        last = calls[-1].found
+        last = listed[-1].found
         after = encode_cursor("export", Position(None, last.log_id, last.idx))
     return json_response({"export_ref": export_ref, "entries": entries, "access_events": len(revealed),
-                          "next": after})
+                          "next": after, "inconsistent": [d.as_json() for d in bad]})
 
 
 @router.post("/v1/subjects/erase", response_model=ErasureRecordModel,
@@ -97,4 +108,19 @@ async def list_erasures(
     href = history_ref(await service.index_keys.get(tenant), subject) if subject is not None else None
     records = await service.erasures.history(tenant, href=href, request_ref=request_ref, limit=limit)
     hold = await service.erasures.hold(tenant, href) if href is not None else None
-    return json_response({"erasures": [r.as_json() for r in records], "hold": hold})
+    out, bad = [], []
+    for r in records:
+        body = r.as_json()
+        body["log_index"] = None
+        if r.event_id is not None:
+            call = await service.stores.investigations.call_by_event_id(tenant, uuid.UUID(r.event_id),
+                                                                        with_payload=False)
+            if call is not None:
+                body["log_index"] = call.found.idx
+                d = integrity.check_erasure(call.found, r.as_json(), tenant=tenant)
+                if d is not None:
+                    body["inconsistent"] = list(d.fields)
+                    bad.append(d)
+        out.append(body)
+    service.report_inconsistent(tenant, bad, route="erasures")
+    return json_response({"erasures": out, "hold": hold, "inconsistent": [d.as_json() for d in bad]})

@@ -72,7 +72,8 @@ async def test_legal_hold_refuses_erasure_until_cleared(stack: QueryStack) -> No
     assert refused.status_code == 409 and refused.json()["type"].endswith("/legal-hold")
     assert "litigation" in refused.json()["detail"] and "carol" not in refused.text
     history = await stack.api.get("/v1/subjects/erasures", params={"subject": subject}, headers=stack.auth(who))
-    assert history.json() == {"erasures": [], "hold": {**history.json()["hold"], "reason": "litigation"}}
+    assert history.json() == {"erasures": [], "hold": {**history.json()["hold"], "reason": "litigation"},
+                              "inconsistent": []}
     cleared = await stack.api.request("DELETE", "/v1/subjects/hold", headers=stack.auth(who),
                                       json={"subject": subject})
     assert cleared.status_code == 204

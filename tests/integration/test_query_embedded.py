@@ -4,57 +4,29 @@ it (services/query/stores.py): investigations, analytics, holds, erasure with a 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
-from sealtrail.core.note import Ed25519Signer
-from sealtrail.core.sealing import Kek
 from sealtrail.infra.apikeys import KeyAdmin
 from sealtrail.infra.auth import Role
-from sealtrail.infra.bus import TopicSpec
 from sealtrail.infra.locallog import LocalLog
-from sealtrail.infra.settings import Settings
-from sealtrail.infra.sqlite import open_database
-from services.ledger.sqlite.store import SqliteLedgerStore
 from services.projector.projector import Projector
-from services.query.app import create_app
-from services.query.config import QueryOptions
-from services.query.service import QueryParts
-from services.query.stores import sqlite_stores
 from tests.contract.query_seed import ALICE, Seeded, seed
-from tests.support.query_backends import QueryBackend, SqliteRaw
+from tests.support.query_backends import QueryBackend, query_app, sqlite_query_backend
 
 TOPIC = "sealtrail.sealed"
 
 
 @contextlib.asynccontextmanager
 async def embedded(root: Path) -> AsyncIterator[tuple[httpx.AsyncClient, QueryBackend, Seeded, LocalLog]]:
-    db = await open_database(root / "sealtrail.db")
-    log = LocalLog(root=root / "log")
-    await log.start()
-    try:
-        await log.ensure_topics([TopicSpec(TOPIC, 1)])
-        kek_hex = os.urandom(32).hex()
-        kek = Kek(bytes.fromhex(kek_hex))
-        backend = QueryBackend("sqlite", sqlite_stores(db, kek=kek), SqliteLedgerStore(db=db), SqliteRaw(db), kek)
+    async with sqlite_query_backend(root / "sealtrail.db") as backend:
         seeded = await seed(backend)
         await Projector(store=backend.projector).catch_up()
-        settings = Settings(kek=SecretStr(kek_hex), sealed_topic=TOPIC)
-        app = create_app(settings, options=QueryOptions(migrate=False, auth_cache_ttl_s=0, shred_interval_s=0),
-                         parts=QueryParts(publisher=log, publisher_started=True, kek=kek,
-                                          signer=Ed25519Signer.generate("test-query")),
-                         stores=backend.stores)
-        async with app.router.lifespan_context(app), httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://q") as client:
+        async with query_app(backend, root) as (client, log):
             yield client, backend, seeded, log
-    finally:
-        await log.stop()
-        await db.close()
 
 
 async def _token(backend: QueryBackend, role: Role) -> dict[str, str]:

@@ -17,13 +17,19 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import asyncpg
+import httpx
+from pydantic import SecretStr
 
 from sealtrail.core.keystore import period_of
+from sealtrail.core.note import Ed25519Signer
 from sealtrail.core.record import SealedRecord
 from sealtrail.core.sealing import Kek
 from sealtrail.infra.apikeys import KeyAdmin
+from sealtrail.infra.bus import TopicSpec
 from sealtrail.infra.kek import IndexKeyWrapper
+from sealtrail.infra.locallog import LocalLog
 from sealtrail.infra.postgres import migrate_url
+from sealtrail.infra.settings import Settings
 from sealtrail.infra.sqlite import SqliteDatabase, open_database
 from services.ledger.ports import LedgerStore, PartitionCommit
 from services.ledger.postgres.store import PostgresLedgerStore
@@ -32,6 +38,9 @@ from services.ledger.sqlite.store import SqliteLedgerStore
 from services.projector.ports import ProjectorStore
 from services.projector.postgres import PostgresProjectorStore
 from services.projector.sqlite import SqliteProjectorStore
+from services.query.app import create_app
+from services.query.config import QueryOptions
+from services.query.service import QueryParts
 from services.query.stores import QueryStores, postgres_stores_on, sqlite_stores
 from tests.support.analytics import ts
 from tests.support.ledger import uuid7
@@ -44,6 +53,9 @@ class QueryRaw(Protocol):
         """Rows of ``table`` (``where`` is a trusted SQL condition without parameters)."""
         ...
     async def set_retention(self, tenant: str, months: int | None) -> None: ...
+    async def tamper(self, sql: str) -> int:
+        """Run one trusted UPDATE/DELETE as the database owner would (an insider); rows changed."""
+        ...
 
 
 class _PgRaw:
@@ -55,6 +67,10 @@ class _PgRaw:
 
     async def set_retention(self, tenant: str, months: int | None) -> None:
         await self._pool.execute("UPDATE tenants SET retention_months = $2 WHERE tenant_id = $1", tenant, months)
+
+    async def tamper(self, sql: str) -> int:
+        status = await self._pool.execute(sql)
+        return int(status.split()[-1])
 
 
 class SqliteRaw:
@@ -71,6 +87,9 @@ class SqliteRaw:
         await self._db.write(lambda c: c.execute("UPDATE tenants SET retention_months = ? WHERE tenant_id = ?",
                                                  (months, tenant)))
 
+    async def tamper(self, sql: str) -> int:
+        return int(await self._db.write(lambda c: c.execute(sql).rowcount))
+
 
 @dataclass
 class QueryBackend:
@@ -79,8 +98,12 @@ class QueryBackend:
     ledger: LedgerStore
     raw: QueryRaw
     projector: ProjectorStore
-    kek: Kek = field(default_factory=Kek.generate)
+    kek_hex: str = field(default_factory=lambda: os.urandom(32).hex())
     index_keys: dict[str, bytes] = field(default_factory=dict)
+
+    @property
+    def kek(self) -> Kek:
+        return Kek(bytes.fromhex(self.kek_hex))
 
     async def tenant(self, tenant: str) -> None:
         """Create ``tenant`` through the admin API and remember its index key."""
@@ -118,10 +141,11 @@ async def postgres_query_backend(url: str) -> AsyncIterator[QueryBackend]:
     await migrate_url(url)
     pool = await asyncpg.create_pool(url, min_size=1, max_size=10)
     assert pool is not None
-    kek = Kek.generate()
+    kek_hex = os.urandom(32).hex()
+    kek = Kek(bytes.fromhex(kek_hex))
     try:
         yield QueryBackend("postgres", postgres_stores_on(pool, kek=kek), PostgresLedgerStore(pool=pool),
-                           _PgRaw(pool), PostgresProjectorStore(pool=pool), kek)
+                           _PgRaw(pool), PostgresProjectorStore(pool=pool), kek_hex)
     finally:
         await pool.close()
 
@@ -130,12 +154,36 @@ async def postgres_query_backend(url: str) -> AsyncIterator[QueryBackend]:
 async def sqlite_query_backend(path: Path) -> AsyncIterator[QueryBackend]:
     """The query side's SQLite adapters over the (migrated) database file at ``path``."""
     db = await open_database(path)
-    kek = Kek.generate()
+    kek_hex = os.urandom(32).hex()
+    kek = Kek(bytes.fromhex(kek_hex))
     try:
         yield QueryBackend("sqlite", sqlite_stores(db, kek=kek), SqliteLedgerStore(db=db), SqliteRaw(db),
-                           SqliteProjectorStore(db=db), kek)
+                           SqliteProjectorStore(db=db), kek_hex)
     finally:
         await db.close()
 
 
 T0 = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
+
+
+@asynccontextmanager
+async def query_app(backend: QueryBackend, root: Path) -> AsyncIterator[tuple[httpx.AsyncClient, LocalLog]]:
+    """The whole query app over ``backend``'s stores, publishing to a local log under ``root``,
+    built the way the embedded default builds it; a client on it through ASGI."""
+    log = LocalLog(root=root / "log")
+    await log.start()
+    try:
+        await log.ensure_topics([TopicSpec(APP_TOPIC, 1)])
+        settings = Settings(kek=SecretStr(backend.kek_hex), sealed_topic=APP_TOPIC)
+        app = create_app(settings, options=QueryOptions(migrate=False, auth_cache_ttl_s=0, shred_interval_s=0),
+                         parts=QueryParts(publisher=log, publisher_started=True, kek=backend.kek,
+                                          signer=Ed25519Signer.generate("test-query")),
+                         stores=backend.stores)
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://q") as client:
+            yield client, log
+    finally:
+        await log.stop()
+
+
+APP_TOPIC = "sealtrail.sealed"

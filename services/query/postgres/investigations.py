@@ -18,12 +18,17 @@ import orjson
 from sealtrail.core.sealing import payload_digest_bytes
 from sealtrail.infra.postgres import Conn
 from services.query.cursor import Position
-from services.query.ports import FILTER_COLUMNS, CallFilter, Found, StoredCall
+from services.query.ports import CHECKED_COLUMNS, FILTER_COLUMNS, CallFilter, Found, StoredCall
 from services.query.postgres.scope import tenant_scope
+
+# What every read returns of an entry: where it is, its bytes and leaf, and the copies to check.
+_ENTRY = "e.log_id, e.idx, e.occurred_at, e.entry, e.leaf, " + ", ".join(f"e.{c}" for c in CHECKED_COLUMNS)
 
 
 def _found(row: asyncpg.Record) -> Found:
-    return Found(row["log_id"], row["idx"], row["occurred_at"], orjson.loads(row["entry"]))
+    entry = bytes(row["entry"])
+    return Found(row["log_id"], row["idx"], row["occurred_at"], orjson.loads(entry), entry, bytes(row["leaf"]),
+                 {c: row[c] for c in CHECKED_COLUMNS})
 
 
 class _Sql:
@@ -56,7 +61,7 @@ def _search_sql(tenant: str, f: CallFilter, after: Position | None, limit: int) 
         # The plain bound lets the (tenant_id, ..., occurred_at) indexes stop early.
         log_id, idx = q.arg(after.log_id), q.arg(after.idx)
         q.where.append(f"e.occurred_at <= {t} AND (e.occurred_at, e.log_id, e.idx) < ({t}, {log_id}, {idx})")
-    sql = (f"SELECT e.log_id, e.idx, e.occurred_at, e.entry FROM entries e{join}"
+    sql = (f"SELECT {_ENTRY} FROM entries e{join}"
            f" WHERE {' AND '.join(q.where)}"
            f" ORDER BY e.occurred_at DESC, e.log_id DESC, e.idx DESC LIMIT {q.arg(limit + 1)}")
     return sql, q.args
@@ -77,10 +82,10 @@ async def session_timeline(conn: Conn, tenant: str, session_id: str, after: Posi
     cond = ""
     if after is not None:
         args += [after.time(), after.log_id, after.idx]
-        cond = " AND (occurred_at, log_id, idx) > ($4, $5, $6)"
+        cond = " AND (e.occurred_at, e.log_id, e.idx) > ($4, $5, $6)"
     rows = await conn.fetch(
-        "SELECT log_id, idx, occurred_at, entry FROM entries WHERE tenant_id = $1 AND session_id = $2"
-        f"{cond} ORDER BY occurred_at, log_id, idx LIMIT $3", *args)
+        f"SELECT {_ENTRY} FROM entries e WHERE e.tenant_id = $1 AND e.session_id = $2"
+        f"{cond} ORDER BY e.occurred_at, e.log_id, e.idx LIMIT $3", *args)
     return [_found(r) for r in rows[:limit]], len(rows) > limit
 
 
@@ -89,18 +94,18 @@ async def call_by_event_id(conn: Conn, event_id: uuid.UUID, *, with_payload: boo
     payload_cols = ", p.key_ids, p.nonce, p.ciphertext" if with_payload else ""
     payload_join = " LEFT JOIN payloads p ON p.log_id = e.log_id AND p.idx = e.idx" if with_payload else ""
     row = await conn.fetchrow(
-        f"SELECT e.log_id, e.idx, e.occurred_at, e.entry{payload_cols} FROM entries e{payload_join}"
+        f"SELECT {_ENTRY}{payload_cols} FROM entries e{payload_join}"
         " WHERE e.log_id IN (SELECT log_id FROM logs) AND e.event_id = $1 LIMIT 1", event_id)
     if row is None:
         return None
     return _stored(row, with_payload)
 
 
-def _stored(row: asyncpg.Record, with_payload: bool) -> StoredCall:
+def _stored(row: asyncpg.Record, with_payload: bool, subject_key_id: str | None = None) -> StoredCall:
     found = _found(row)
     if not with_payload or row["ciphertext"] is None:
-        return StoredCall(found, None, None, None)
-    return StoredCall(found, tuple(row["key_ids"]), bytes(row["nonce"]), bytes(row["ciphertext"]))
+        return StoredCall(found, None, None, None, subject_key_id)
+    return StoredCall(found, tuple(row["key_ids"]), bytes(row["nonce"]), bytes(row["ciphertext"]), subject_key_id)
 
 
 async def subject_calls(conn: Conn, tenant: str, ref: bytes, after: Position | None,
@@ -112,11 +117,11 @@ async def subject_calls(conn: Conn, tenant: str, ref: bytes, after: Position | N
         args += [after.log_id, after.idx]
         cond = " AND (s.log_id, s.idx) > ($4, $5)"
     rows = await conn.fetch(
-        "SELECT e.log_id, e.idx, e.occurred_at, e.entry, p.key_ids, p.nonce, p.ciphertext"
+        f"SELECT {_ENTRY}, s.key_id AS subject_key_id, p.key_ids, p.nonce, p.ciphertext"
         " FROM subject_index s JOIN entries e ON e.log_id = s.log_id AND e.idx = s.idx"
         " LEFT JOIN payloads p ON p.log_id = s.log_id AND p.idx = s.idx"
         f" WHERE s.tenant_id = $1 AND s.subject_ref = $2{cond} ORDER BY s.log_id, s.idx LIMIT $3", *args)
-    return [_stored(r, True) for r in rows[:limit]], len(rows) > limit
+    return [_stored(r, True, r["subject_key_id"]) for r in rows[:limit]], len(rows) > limit
 
 
 ERASURE_EVENTS_SQL = ("SELECT idx, entry FROM entries WHERE log_id = $1"

@@ -18,9 +18,11 @@ import orjson
 from sealtrail.core.sealing import payload_digest_bytes
 from sealtrail.infra.sqlite import SqliteDatabase, from_db_time, to_db_time, translated
 from services.query.cursor import Position
-from services.query.ports import FILTER_COLUMNS, CallFilter, Found, StoredCall
+from services.query.ports import CHECKED_COLUMNS, FILTER_COLUMNS, CallFilter, Found, StoredCall
 
-_ENTRY = "e.log_id, e.idx, e.occurred_at, e.entry"
+# What every read returns of an entry: where it is, its bytes and leaf, and the copies to check.
+_ENTRY = "e.log_id, e.idx, e.occurred_at, e.entry, e.leaf, " + ", ".join(f"e.{c}" for c in CHECKED_COLUMNS)
+_N = 5 + len(CHECKED_COLUMNS)  # columns of _ENTRY
 _PAYLOAD = ", p.key_ids, p.nonce, p.ciphertext"
 _PAYLOAD_JOIN = " LEFT JOIN payloads p ON p.log_id = e.log_id AND p.idx = e.idx AND p.tenant_id = e.tenant_id"
 
@@ -30,14 +32,17 @@ ERASURE_EVENTS_SQL = ("SELECT idx, entry FROM entries WHERE log_id = ? AND tenan
 
 
 def _found(row: tuple[Any, ...]) -> Found:
-    return Found(row[0], row[1], from_db_time(row[2]), orjson.loads(row[3]))
+    entry = bytes(row[3])
+    return Found(row[0], row[1], from_db_time(row[2]), orjson.loads(entry), entry, bytes(row[4]),
+                 dict(zip(CHECKED_COLUMNS, row[5:_N], strict=True)))
 
 
-def _stored(row: tuple[Any, ...]) -> StoredCall:
+def _stored(row: tuple[Any, ...], subject_key_id: str | None = None) -> StoredCall:
+    """An entry row followed by the payload columns (key_ids, nonce, ciphertext), if read."""
     found = _found(row)
-    if len(row) < 7 or row[6] is None:
-        return StoredCall(found, None, None, None)
-    return StoredCall(found, tuple(orjson.loads(row[4])), bytes(row[5]), bytes(row[6]))
+    if len(row) < _N + 3 or row[_N + 2] is None:
+        return StoredCall(found, None, None, None, subject_key_id)
+    return StoredCall(found, tuple(orjson.loads(row[_N])), bytes(row[_N + 1]), bytes(row[_N + 2]), subject_key_id)
 
 
 def _search_sql(tenant: str, f: CallFilter, after: Position | None, limit: int) -> tuple[str, list[object]]:
@@ -120,11 +125,11 @@ class SqliteInvestigationReader:
             args += [after.log_id, after.idx]
             cond = " AND (s.log_id, s.idx) > (?, ?)"
         rows = await self._rows(
-            f"SELECT {_ENTRY}{_PAYLOAD} FROM subject_index s"
+            f"SELECT {_ENTRY}{_PAYLOAD}, s.key_id FROM subject_index s"
             " JOIN entries e ON e.log_id = s.log_id AND e.idx = s.idx AND e.tenant_id = s.tenant_id"
             f"{_PAYLOAD_JOIN} WHERE s.tenant_id = ? AND s.subject_ref = ?{cond}"
             " ORDER BY s.log_id, s.idx LIMIT ?", *args, limit + 1)
-        return [_stored(r) for r in rows[:limit]], len(rows) > limit
+        return [_stored(r, r[-1]) for r in rows[:limit]], len(rows) > limit
 
     async def payload_digests(self, tenant: str, log_id: str, start: int, end: int) -> dict[int, bytes]:
         rows = await self._rows("SELECT idx, nonce, ciphertext FROM payloads WHERE tenant_id = ? AND log_id = ?"
