@@ -15,6 +15,7 @@ import { CosignatureVerifier, COSIGNATURE_TYPE, signatureTimestamp } from "./cos
 import { emptyRoot, HASH_SIZE, verifyConsistency } from "./merkle.ts";
 import { decodeVkey, ED25519_TYPE, Ed25519Verifier, parseNote } from "./note.ts";
 import { bytesEqual } from "./encoding.ts";
+import { publishedKeys } from "./keys.ts";
 
 export const MAX_TREE_SIZE = 2n ** 63n - 1n;
 const DECIMAL = /^(0|[1-9][0-9]*)$/;
@@ -100,12 +101,12 @@ export class TrustedKeys {
   }
 
   /**
-   * Trust the `checkpoint` and `cosign` keys of a `GET /v1/keys` answer, with their windows.
-   * Other purposes (receipt keys, erasure receipts) are left out.
+   * Trust the `checkpoint` and `cosign` keys of a `GET /v1/keys` answer, with their validity
+   * windows. Other purposes (receipt keys, erasure receipts) are left out.
    */
-  static fromPublished(body: { keys: { purpose: string; vkey: string; not_before?: number | null; not_after?: number | null }[] }): TrustedKeys {
-    return new TrustedKeys(body.keys.filter((k) => k.purpose === "checkpoint" || k.purpose === "cosign").map((k) => ({
-      verifier: verifierFromVkey(k.vkey), notBefore: k.not_before ?? null, notAfter: k.not_after ?? null,
+  static fromPublished(body: unknown): TrustedKeys {
+    return new TrustedKeys(publishedKeys(body).filter((k) => k.purpose === "checkpoint" || k.purpose === "cosign").map((k) => ({
+      verifier: verifierFromVkey(k.vkey), notBefore: k.notBefore, notAfter: k.notAfter,
     })));
   }
 

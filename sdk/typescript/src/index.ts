@@ -36,6 +36,6 @@ export {
   BATCH_ORIGIN, parseReceiptProof, RECEIPT_FORMAT, receiptLeafData, verifyReceipt,
   type Receipt, type ReceiptProof,
 } from "./receipt.ts";
-export { receiptVerifiers } from "./keys.ts";
+export { publishedKeys, receiptVerifiers, type PublishedKey } from "./keys.ts";
 export { Spool, type SpooledBatch } from "./spool.ts";
 export { parseTlogProof, TLOG_PROOF_HEADER, verifyTlogProof, verifyTlogProofTrusted, type TlogProof } from "./tlogproof.ts";
