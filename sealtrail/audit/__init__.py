@@ -27,6 +27,7 @@ from sealtrail.audit.bundle import BundleMeta, BundleWriter, check_output, open_
 from sealtrail.audit.client import LogClient
 from sealtrail.core.audit import AuditReport, LogAudit, trusted_keys
 from sealtrail.core.cosignature import CosignatureVerifier
+from sealtrail.core.quorum import WitnessPolicy
 from sealtrail.core.verify import verifier_from_vkey
 from sealtrail.errors import VerificationError
 
@@ -65,17 +66,19 @@ def _purpose_of(vkey: str) -> str:
 
 
 def _start(keys: list[Any], origin: str, notes: Iterable[str], pinned: Sequence[str] | None,
-           remembered: str | None = None) -> LogAudit:
-    return LogAudit(trusted_keys(_pinned(keys, pinned)), origin, notes, remembered=remembered)
+           remembered: str | None = None, witnesses: WitnessPolicy | None = None) -> LogAudit:
+    return LogAudit(trusted_keys(_pinned(keys, pinned)), origin, notes, remembered=remembered,
+                    witnesses=witnesses)
 
 
 async def audit_live(http: httpx.AsyncClient, log: str, *, pinned_vkeys: Sequence[str] | None = None,
-                     remembered: str | None = None) -> AuditReport:
+                     remembered: str | None = None, witnesses: WitnessPolicy | None = None) -> AuditReport:
     """Audit ``log`` through the query API client ``http`` (see the module docstring), holding it to
-    the ``remembered`` checkpoint note of an earlier audit, if given."""
+    the ``remembered`` checkpoint note of an earlier audit, if given, and requiring the latest
+    checkpoint to carry the ``witnesses``' quorum of cosignatures, if given."""
     client = LogClient(http, log)
     keys, origin, notes = await client.keys(), await client.origin(), await client.checkpoint_notes()
-    audit = _start(keys, origin, notes, pinned_vkeys, remembered)
+    audit = _start(keys, origin, notes, pinned_vkeys, remembered, witnesses)
     async for page in client.iter_entries(audit.size):
         audit.feed(page)
     return audit.finish()
@@ -104,10 +107,10 @@ async def export_bundle(http: httpx.AsyncClient, log: str, out: Path) -> BundleM
 
 
 def audit_bundle(path: Path, *, pinned_vkeys: Sequence[str] | None = None,
-                 remembered: str | None = None) -> AuditReport:
-    """Audit the bundle at ``path`` offline (``remembered`` as for :func:`audit_live`)."""
+                 remembered: str | None = None, witnesses: WitnessPolicy | None = None) -> AuditReport:
+    """Audit the bundle at ``path`` offline (``remembered`` and ``witnesses`` as for :func:`audit_live`)."""
     with open_bundle(path) as bundle:
-        audit = _start(bundle.keys, bundle.meta.origin, bundle.notes, pinned_vkeys, remembered)
+        audit = _start(bundle.keys, bundle.meta.origin, bundle.notes, pinned_vkeys, remembered, witnesses)
         if audit.size != bundle.meta.size:
             raise VerificationError(f"bundle says size {bundle.meta.size} but its latest checkpoint "
                                     f"has size {audit.size}")

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from sealtrail.cli.verify import fail
+from sealtrail.core.quorum import WitnessPolicy
 from sealtrail.errors import SealtrailError
 
 
@@ -24,7 +25,8 @@ def _reason(e: SealtrailError) -> str:
     return text
 
 
-def run_live(*, url: str, log: str, token: str, pins: list[str], state: Path | None = None) -> None:
+def run_live(*, url: str, log: str, token: str, pins: list[str], state: Path | None = None,
+             witnesses: WitnessPolicy | None = None) -> None:
     from sealtrail.audit import AuditReport, audit_live
     from sealtrail.audit.client import http_client
 
@@ -32,7 +34,7 @@ def run_live(*, url: str, log: str, token: str, pins: list[str], state: Path | N
 
     async def go() -> AuditReport:
         async with http_client(url, token) as http:
-            return await audit_live(http, log, pinned_vkeys=pins, remembered=remembered)
+            return await audit_live(http, log, pinned_vkeys=pins, remembered=remembered, witnesses=witnesses)
 
     try:
         report = asyncio.run(go())
@@ -41,12 +43,13 @@ def run_live(*, url: str, log: str, token: str, pins: list[str], state: Path | N
     typer.echo(report.summary() + _keep_state(state, report.latest_note, remembered))
 
 
-def run_bundle(path: Path, *, pins: list[str], state: Path | None = None) -> None:
+def run_bundle(path: Path, *, pins: list[str], state: Path | None = None,
+               witnesses: WitnessPolicy | None = None) -> None:
     from sealtrail.audit import audit_bundle
 
     remembered = _read_state(state)
     try:
-        report = audit_bundle(path, pinned_vkeys=pins, remembered=remembered)
+        report = audit_bundle(path, pinned_vkeys=pins, remembered=remembered, witnesses=witnesses)
     except SealtrailError as e:
         raise fail(_reason(e)) from e
     except OSError as e:

@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 
+from sealtrail.core.quorum import WitnessPolicy
 from sealtrail.core.verify import TrustedKeys, VerifiedProof, verify_proof_file
 from sealtrail.errors import InvalidProofError, SealtrailError
 
@@ -34,6 +35,23 @@ Pins = Annotated[list[str] | None, typer.Option("--vkey", help=PIN_HELP)]
 STATE_HELP = ("A file that keeps the latest checkpoint verified: the log must still contain it, then it is "
               "replaced by the newer one (created on first use)")
 State = Annotated[Path | None, typer.Option("--state", help=STATE_HELP)]
+WITNESS_HELP = ("Require cosignatures from this witness (its type 0x04 cosignature vkey); repeat for several. "
+                "The latest checkpoint counts only with --quorum of them")
+Witnesses = Annotated[list[str] | None, typer.Option("--witness", help=WITNESS_HELP)]
+Quorum = Annotated[int | None, typer.Option("--quorum", min=1,
+                                            help="How many of the --witness keys must cosign (default: all)")]
+
+
+def witness_policy(witness: list[str] | None, quorum: int | None) -> WitnessPolicy | None:
+    """The witness policy of --witness and --quorum (None without --witness); one line and exit 1 if bad."""
+    if not witness:
+        if quorum is not None:
+            raise fail("--quorum needs the witnesses' keys: give each with --witness")
+        return None
+    try:
+        return WitnessPolicy.from_vkeys(witness, quorum)
+    except SealtrailError as e:
+        raise fail(str(e)) from e
 
 
 def register(app: typer.Typer) -> None:
@@ -52,6 +70,8 @@ def verify_log(
     token: Annotated[str | None, typer.Option("--token", envvar="SEALTRAIL_TOKEN", help=TOKEN_HELP)] = None,
     vkey: Pins = None,
     state: State = None,
+    witness: Witnesses = None,
+    quorum: Quorum = None,
 ) -> None:
     """Verify a live log (--url, --log, --token), or use a sub-command."""
     if ctx.invoked_subcommand is not None:
@@ -61,7 +81,7 @@ def verify_log(
         raise typer.Exit(0)
     _require(ctx, url=url, log=log, token=token)
     assert url is not None and log is not None and token is not None
-    live(url=url, log=log, token=token, vkey=vkey, state=state)
+    live(url=url, log=log, token=token, vkey=vkey, state=state, witness=witness, quorum=quorum)
 
 
 class _MissingOption(typer.BadParameter):
@@ -82,11 +102,13 @@ def _require(ctx: typer.Context, **given: str | None) -> None:
 
 
 @verify_app.command("live")
-def live(url: Url, log: Log, token: Token, vkey: Pins = None, state: State = None) -> None:
+def live(url: Url, log: Log, token: Token, vkey: Pins = None, state: State = None, witness: Witnesses = None,
+         quorum: Quorum = None) -> None:
     """Verify every entry, checkpoint and payload of a live log over the query API."""
     from sealtrail.cli.audit import run_live
 
-    run_live(url=url, log=log, token=token, pins=vkey or [], state=state)
+    run_live(url=url, log=log, token=token, pins=vkey or [], state=state,
+             witnesses=witness_policy(witness, quorum))
 
 
 @verify_app.command("bundle")
@@ -94,11 +116,13 @@ def bundle(
     path: Annotated[Path, typer.Argument(help="A bundle directory or tar written by `sealtrail export`.")],
     vkey: Pins = None,
     state: State = None,
+    witness: Witnesses = None,
+    quorum: Quorum = None,
 ) -> None:
     """Verify an export bundle offline."""
     from sealtrail.cli.audit import run_bundle
 
-    run_bundle(path, pins=vkey or [], state=state)
+    run_bundle(path, pins=vkey or [], state=state, witnesses=witness_policy(witness, quorum))
 
 
 def fail(reason: str) -> typer.Exit:
@@ -122,6 +146,8 @@ def describe(result: VerifiedProof) -> str:
     line += f", signed by {', '.join(cp.log_keys)}"
     if cp.timestamp is not None:
         line += f", cosigned by {', '.join(cp.cosigners)} at {_when(cp.timestamp)}"
+    if result.witnessed_by:
+        line += f", witnessed by {', '.join(result.witnessed_by)}"
     return line
 
 
@@ -145,15 +171,19 @@ def proof(
     origin: Annotated[str | None, typer.Option(
         "--origin", help="The log's checkpoint origin (e.g. sealtrail.local/log/acme); a proof under a checkpoint"
                          " of any other log is refused")] = None,
+    witness: Witnesses = None,
+    quorum: Quorum = None,
 ) -> None:
     """Check that an entry is in the log, under a checkpoint signed by trusted keys.
 
     The vkeys say who signed, not which log: a log key that signs several logs' checkpoints would
     also vouch for an entry of another log. --origin pins the one log the entry must be in."""
+    witnesses = witness_policy(witness, quorum)
     data = read_input(proof_file, "proof file")
     entry_bytes = read_input(entry, "entry file")
     try:
-        result = verify_proof_file(data, entry_bytes, TrustedKeys.from_vkeys(vkey), origin=origin)
+        result = verify_proof_file(data, entry_bytes, TrustedKeys.from_vkeys(vkey), origin=origin,
+                                   witnesses=witnesses)
     except SealtrailError as e:
         reason = str(e)
         if isinstance(e, InvalidProofError) and entry_bytes.endswith(b"\n"):

@@ -20,6 +20,8 @@ export bundle. Pure: callers fetch or read the material and feed it in.
    checkpoint of its size has another root, and the entries now served reproduce its root.
    Without this, an operator holding the signing key could rewrite history and re-sign every
    checkpoint; the served log alone would still verify.
+5. Optionally, the latest checkpoint carries a quorum of valid cosignatures from given witnesses
+   (:class:`~sealtrail.core.quorum.WitnessPolicy`); by 2 every earlier one is its prefix.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import orjson
 
 from sealtrail.core.checkpoint import Checkpoint, parse_checkpoint
 from sealtrail.core.note import parse_note
+from sealtrail.core.quorum import WitnessPolicy
 from sealtrail.core.verify import RunVerifier, TrustedKey, TrustedKeys
 from sealtrail.errors import (
     InconsistentCheckpointError,
@@ -99,6 +102,7 @@ class AuditReport:
     retention_events: int
     latest_note: str = ""  # the verified checkpoint note of the largest size
     remembered_size: int | None = None  # size of the remembered checkpoint found consistent
+    witnessed_by: tuple[str, ...] = ()  # the given witnesses that cosigned the latest checkpoint
 
     def summary(self) -> str:
         """One line for people."""
@@ -108,6 +112,8 @@ class AuditReport:
                 f"(explained by {self.retention_events} retention events)")
         if self.remembered_size is not None:
             line += f"; consistent with the checkpoint at size {self.remembered_size} verified before"
+        if self.witnessed_by:
+            line += f"; latest checkpoint cosigned by witnesses {', '.join(self.witnessed_by)}"
         return line
 
 
@@ -201,7 +207,7 @@ def _remembered(keys: TrustedKeys, origin: str, note: str, served: Sequence[Chec
         if other.size == cp.size and other.root != cp.root:
             raise InconsistentCheckpointError(
                 f"the log's checkpoint at tree size {cp.size} differs from the one verified before: "
-                "two views of one log")
+                "two views of one log (a split view)")
     return cp
 
 
@@ -221,13 +227,16 @@ class LogAudit:
     index 0 up to :attr:`size`, then :meth:`finish`. Errors are
     :class:`~sealtrail.errors.VerificationError` subclasses naming the index or checkpoint."""
 
-    def __init__(self, keys: TrustedKeys, origin: str, notes: Iterable[str], *, remembered: str | None = None
-                 ) -> None:
-        """``remembered``: a checkpoint note kept from an earlier audit of this log, to hold the log to."""
+    def __init__(self, keys: TrustedKeys, origin: str, notes: Iterable[str], *, remembered: str | None = None,
+                 witnesses: WitnessPolicy | None = None) -> None:
+        """``remembered``: a checkpoint note kept from an earlier audit of this log, to hold the log to.
+        ``witnesses``: the latest checkpoint counts only with their quorum of cosignatures (the
+        earlier ones are then shown to be its prefixes by the entries)."""
         self.origin = origin
         verified = _verified_notes(keys, origin, notes)
         self.checkpoints = [cp for cp, _ in verified]
         self.latest_note = verified[-1][1]
+        self.witnessed_by = () if witnesses is None else witnesses.check(self.latest_note).names
         self._remembered: Checkpoint | None = None
         checked = self.checkpoints
         if remembered is not None:
@@ -338,7 +347,8 @@ class LogAudit:
         mine = self._remembered
         served = result.checkpoints - (mine is not None)  # the remembered one was checked too
         return AuditReport(self.origin, result.entries, served, p.present, erased, expired,
-                           p.erasures, p.retentions, self.latest_note, None if mine is None else mine.size)
+                           p.erasures, p.retentions, self.latest_note, None if mine is None else mine.size,
+                           self.witnessed_by)
 
 
 def _strings(header: dict[str, Any], name: str, e: AuditEntry) -> list[str]:

@@ -30,6 +30,7 @@ from sealtrail.core.merkle import (
     verify_inclusion,
 )
 from sealtrail.core.note import ED25519_TYPE, Ed25519Verifier, decode_vkey, parse_note
+from sealtrail.core.quorum import WitnessPolicy
 from sealtrail.core.tlogproof import TlogProof, parse_proof
 from sealtrail.errors import (
     ChainMismatchError,
@@ -206,16 +207,20 @@ class VerifiedProof:
     index: int
     checkpoint: VerifiedCheckpoint
     extra: bytes | None
+    witnessed_by: tuple[str, ...] = ()
 
 
 def verify_proof_file(
-    data: str | bytes | TlogProof, entry: bytes, keys: TrustedKeys, *, origin: str | None = None
+    data: str | bytes | TlogProof, entry: bytes, keys: TrustedKeys, *, origin: str | None = None,
+    witnesses: WitnessPolicy | None = None,
 ) -> VerifiedProof:
-    """Check a tlog-proof file against the entry bytes and a trusted key set."""
+    """Check a tlog-proof file against the entry bytes and a trusted key set (and, when given, that
+    its checkpoint carries the witnesses' quorum of cosignatures)."""
     proof = data if isinstance(data, TlogProof) else parse_proof(data)
     verified = keys.verify_checkpoint(proof.note, origin=origin)
+    witnessed = () if witnesses is None else witnesses.check(proof.note).names
     check_inclusion(entry, proof.index, proof.proof, verified.checkpoint)
-    return VerifiedProof(proof.index, verified, proof.extra)
+    return VerifiedProof(proof.index, verified, proof.extra, witnessed)
 
 
 # --- runs of entries ---------------------------------------------------------------------------
