@@ -67,7 +67,7 @@ tier = "destructive"
 tier = "write"
 
 [agents.alice]
-allow = ["demo/*"]
+allow = ["demo/*"{alice_extra}]
 
 [agents.bob]
 allow = ["demo/echo"]
@@ -148,12 +148,13 @@ class Setup:
 
 
 def write_setup(tmp: Path, served: Served, *, hold: float = 1, ttl: float = 30, extra: str = "",
-                database: str = "state.db", port: int | None = None) -> Setup:
+                database: str = "state.db", port: int | None = None, alice_extra: str = "") -> Setup:
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "ledger.token").write_text(served.tokens["gateway"] + "\n")
     config = tmp / "gateway.toml"
     config.write_text(BASE_CONFIG.format(port=port or free_port(), hold=hold, ttl=ttl, ledger=served.url,
-                                         database=database, python=sys.executable, example=EXAMPLE_SERVER) + extra)
+                                         database=database, python=sys.executable, example=EXAMPLE_SERVER,
+                                         alice_extra=alice_extra) + extra)
     return Setup(tmp, served, config)
 
 
