@@ -94,7 +94,9 @@ def _pb_attributes(pairs: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     pair: KeyValue
     for pair in pairs:
-        out[pair.key] = _any_value(pair.value, 1)
+        value = pair.value
+        # Strings are nearly every attribute: read them without a call (each call costs ~10%).
+        out[pair.key] = value.string_value if value.WhichOneof("value") == "string_value" else _any_value(value, 1)
     return out
 
 

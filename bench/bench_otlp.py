@@ -1,0 +1,166 @@
+"""OTLP trace ingest against native events on ``sealtrail serve``: tool calls per second into the ledger.
+
+Usage: ``python bench/bench_otlp.py [--events N] [--batch B] [--concurrency C] [--rounds R]``
+
+Builds N tool-call spans (``execute_tool``, arguments and result of ~300 bytes, an ``enduser.id``
+subject, a session) as binary OTLP protobuf requests of B spans, and the very same events (each
+span mapped by ``services.ingest.otlp.mapping``, so ids, headers, payloads and subjects are
+identical) as ``/v1/events`` batches of B. Then, per round and per side, a fresh ``sealtrail serve``
+receives them over C connections (sleeping Retry-After on a 429), and the driver waits until the
+ledger has sequenced all N (SQLite ``logs.size``, read-only). The rate is N over the time from the
+first request to the last entry sequenced; the server's CPU seconds are reported too. Sides
+alternate per round (native first in odd rounds) so drift on a shared machine hits both.
+All bodies are built before timing; the OTLP side also pays for protobuf parsing and the mapping.
+Writes bench/results/otlp.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+import orjson
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+from bench.ingest_load import live_cpu_s
+from bench.machine import describe
+from services.ingest.otlp.mapping import DEFAULT_SUBJECT_RULES, map_span, parse_subject_rules
+from services.ingest.otlp.spans import read_protobuf
+from tests.support.serve import Served, start_serve
+
+RESULTS = Path(__file__).resolve().parent / "results" / "otlp.json"
+PACKAGES = ("fastapi", "uvicorn", "pydantic", "orjson", "protobuf", "opentelemetry-proto", "httpx")
+TARGET = 0.8
+
+
+def _kv(key: str, value: str) -> KeyValue:
+    return KeyValue(key=key, value=AnyValue(string_value=value))
+
+
+def build_bodies(count: int, batch: int) -> tuple[list[bytes], list[bytes]]:
+    """(OTLP protobuf bodies, /v1/events JSON bodies) holding the same events."""
+    otlp: list[bytes] = []
+    native: list[bytes] = []
+    rules = parse_subject_rules(DEFAULT_SUBJECT_RULES)
+    base = time.time_ns() - 2_000_000_000
+    for first in range(0, count, batch):
+        spans = []
+        for i in range(first, min(first + batch, count)):
+            start = base + i * 1000
+            spans.append(Span(
+                trace_id=os.urandom(16), span_id=os.urandom(8), name="execute_tool lookup_customer",
+                kind=Span.SPAN_KIND_INTERNAL, start_time_unix_nano=start, end_time_unix_nano=start + 3_400_000,
+                attributes=[_kv("gen_ai.operation.name", "execute_tool"), _kv("gen_ai.tool.name", "lookup_customer"),
+                            _kv("gen_ai.agent.name", "support-bot"), _kv("server.address", "crm.internal"),
+                            _kv("mcp.session.id", f"session-{i % 97}"), _kv("enduser.id", f"user{i % 500}@example.com"),
+                            _kv("gen_ai.tool.call.arguments", json.dumps({"customer": i, "fields": ["name", "email"],
+                                                                          "note": "x" * 120})),
+                            _kv("gen_ai.tool.call.result", json.dumps({"name": "Alice Example", "tier": "gold",
+                                                                       "notes": "y" * 100}))]))
+        request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(
+            resource=Resource(attributes=[_kv("service.name", "bench-agent")]), scope_spans=[ScopeSpans(spans=spans)])])
+        body = request.SerializeToString()
+        otlp.append(body)
+        native.append(orjson.dumps({"events": [map_span(s, rules).event for s in read_protobuf(body)]}))
+    return otlp, native
+
+
+def sequenced(db: Path) -> int:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT coalesce(sum(size), 0) FROM logs").fetchone()[0])
+    finally:
+        conn.close()
+
+
+async def _sender(client: httpx.AsyncClient, path: str, media: str, token: str, queue: list[bytes],
+                  statuses: dict[int, int]) -> None:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": media}
+    while queue:
+        body = queue.pop()
+        while True:
+            resp = await client.post(path, content=body, headers=headers)
+            statuses[resp.status_code] = statuses.get(resp.status_code, 0) + 1
+            if resp.status_code in (429, 503):
+                await asyncio.sleep(float(resp.headers.get("retry-after", "1")))
+                continue
+            if resp.status_code not in (200, 202) or (path == "/v1/traces" and resp.content not in (b"", b"{}")):
+                raise SystemExit(f"{path} answered {resp.status_code}: {resp.content[:300]!r}")
+            break
+
+
+async def run_side(served: Served, side: str, bodies: list[bytes], count: int, concurrency: int) -> dict[str, Any]:
+    path, media = ("/v1/traces", "application/x-protobuf") if side == "otlp" else ("/v1/events", "application/json")
+    db = served.data_dir / "sealtrail.db"
+    queue = list(reversed(bodies))
+    statuses: dict[int, int] = {}
+    cpu_before = live_cpu_s(served.proc.pid)
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=served.url, timeout=60) as client:
+        await asyncio.gather(*(_sender(client, path, media, served.tokens["gateway"], queue, statuses)
+                               for _ in range(concurrency)))
+    sent_s = time.perf_counter() - started
+    while (done := await asyncio.to_thread(sequenced, db)) < count:
+        if time.perf_counter() - started > 600:
+            raise SystemExit(f"{side}: only {done} of {count} sequenced after 600 s")
+        await asyncio.sleep(0.02)
+    total_s = time.perf_counter() - started
+    cpu = live_cpu_s(served.proc.pid) - cpu_before
+    return {"per_s_into_ledger": round(count / total_s), "accepted_per_s": round(count / sent_s),
+            "seconds": round(total_s, 2), "statuses": {str(k): v for k, v in sorted(statuses.items())},
+            "serve_cpu_us_per_event": round(1e6 * cpu / count)}
+
+
+def one_round(side: str, bodies: list[bytes], count: int, concurrency: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix=f"sealtrail-bench-otlp-{side}-") as tmp:
+        served = start_serve(Path(tmp) / "data")
+        try:
+            return asyncio.run(run_side(served, side, bodies, count, concurrency))
+        finally:
+            served.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=30_000)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-results", action="store_true", help="print only; leave bench/results alone")
+    args = parser.parse_args()
+    otlp, native = build_bodies(args.events, args.batch)
+    runs: dict[str, list[dict[str, Any]]] = {"native": [], "otlp": []}
+    for r in range(args.rounds):
+        for side in (("native", "otlp") if r % 2 == 0 else ("otlp", "native")):
+            runs[side].append(one_round(side, otlp if side == "otlp" else native, args.events, args.concurrency))
+            print(side, runs[side][-1], file=sys.stderr)
+    median = {side: statistics.median(r["per_s_into_ledger"] for r in rs) for side, rs in runs.items()}
+    ratio = median["otlp"] / median["native"]
+    report = {"benchmark": "otlp", "machine": describe(*PACKAGES),
+              "setup": vars(args) | {"load_average_1m": round(os.getloadavg()[0], 2),
+                                     "otlp_body_bytes": round(statistics.mean(map(len, otlp))),
+                                     "native_body_bytes": round(statistics.mean(map(len, native)))},
+              "result": {"median_per_s_into_ledger": median, "otlp_over_native": round(ratio, 3),
+                         "target": TARGET, "runs": runs}}
+    print(json.dumps(report, indent=2))
+    if not args.no_results:
+        RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
