@@ -21,7 +21,7 @@ import typer
 from sealtrail.cli.embedded.datadir import DEFAULT_MAX_BACKLOG, DEFAULT_PORT
 from sealtrail.cli.serving import PORT_MAX, PORT_MIN, error_exit
 
-DATA_DIR_HELP = "data directory (default: $SEALTRAIL_DATA_DIR, $XDG_DATA_HOME/sealtrail or ./sealtrail-data)"
+DATA_DIR_HELP = "data directory (default: $SEALTRAIL_DATA_DIR, $XDG_DATA_HOME/sealtrail or ~/.local/share/sealtrail)"
 
 
 def register(app: typer.Typer) -> None:

@@ -10,11 +10,15 @@ import pytest
 from sealtrail.cli.embedded.datadir import DataDir, default_data_dir, prepare_files
 
 
-def test_default_data_dir_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
-    """SEALTRAIL_DATA_DIR wins over XDG_DATA_HOME/sealtrail, which wins over ./sealtrail-data."""
+def test_default_data_dir_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """SEALTRAIL_DATA_DIR wins over XDG_DATA_HOME/sealtrail, which wins over
+    ~/.local/share/sealtrail; the default is never in the working directory."""
     monkeypatch.delenv("SEALTRAIL_DATA_DIR", raising=False)
     monkeypatch.delenv("XDG_DATA_HOME", raising=False)
-    assert default_data_dir() == Path("sealtrail-data")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert default_data_dir() == tmp_path / ".local" / "share" / "sealtrail"
+    monkeypatch.setenv("XDG_DATA_HOME", "relative")  # not absolute: ignored, as XDG says
+    assert default_data_dir() == tmp_path / ".local" / "share" / "sealtrail"
     monkeypatch.setenv("XDG_DATA_HOME", "/xdg")
     assert default_data_dir() == Path("/xdg/sealtrail")
     monkeypatch.setenv("SEALTRAIL_DATA_DIR", "/data")

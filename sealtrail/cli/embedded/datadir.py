@@ -44,12 +44,16 @@ KEY_NAME = "sealtrail.local/ledger"
 
 
 def default_data_dir() -> Path:
-    """``$SEALTRAIL_DATA_DIR``, else ``$XDG_DATA_HOME/sealtrail``, else ``./sealtrail-data``."""
+    """``$SEALTRAIL_DATA_DIR``, else ``$XDG_DATA_HOME/sealtrail``, else ``~/.local/share/sealtrail``.
+
+    Never the working directory by default: the data directory holds the KEK and private keys,
+    which in a checkout would be one ``git add .`` from a commit."""
     if os.environ.get(DATA_DIR_ENV):
         return Path(os.environ[DATA_DIR_ENV])
-    if os.environ.get("XDG_DATA_HOME"):
-        return Path(os.environ["XDG_DATA_HOME"]) / "sealtrail"
-    return Path("sealtrail-data")
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / "sealtrail"
+    return Path.home() / ".local" / "share" / "sealtrail"
 
 
 @dataclass(frozen=True)
