@@ -7,9 +7,10 @@
  * `onError` and never reaches the MCP peer). A request `tools/call` and its answer make one event:
  * the tool name, the arguments and the result (or the JSON-RPC error) as the sealed payload, the
  * status (`ok`, or `error` for a JSON-RPC error or a result with `isError`), the latency from
- * request to answer, the MCP session id, and the tool's definition hash and tier when a
- * `tools/list` answer crossed the same transport. The agent and server ids come from the options,
- * else from the `initialize` handshake (`clientInfo.name`, `serverInfo.name`).
+ * request to answer (milliseconds, to the microsecond), the MCP session id, and the tool's
+ * definition hash and tier when a `tools/list` answer crossed the same transport. The agent and
+ * server ids come from the options, else from the `initialize` handshake (`clientInfo.name`,
+ * `serverInfo.name`).
  *
  * This module imports nothing of the MCP SDK at run time.
  */
@@ -24,15 +25,15 @@ type Json = Record<string, unknown>;
 
 /** The part of an MCP `Transport` the integration uses. */
 export interface TransportLike {
-  send(message: any, options?: any): Promise<void>; // eslint-disable-line @typescript-eslint/no-explicit-any
-  onmessage?: ((message: any, extra?: any) => void) | undefined; // eslint-disable-line @typescript-eslint/no-explicit-any
+  send(message: any, options?: any): Promise<void>;
+  onmessage?: ((message: any, extra?: any) => void) | undefined;
   onclose?: (() => void) | undefined;
   sessionId?: string | undefined;
 }
 
 /** An MCP `Server`, `Client` or `Protocol`: something that connects to transports. */
 export interface ConnectableLike {
-  connect(transport: any, ...rest: any[]): Promise<void>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  connect(transport: any, ...rest: any[]): Promise<void>;
   readonly transport?: TransportLike | undefined;
 }
 
@@ -165,7 +166,7 @@ class Tap {
     const event = toolCall({
       agent_id: o.agentId ?? this.agent ?? "mcp-client", server_id: o.serverId ?? this.server ?? "mcp-server",
       session_id: o.sessionId ?? this.transport.sessionId, tool_name: call.name, decision: o.decision ?? "observe",
-      status, error_type: errorType, latency_ms: Math.max(0, Math.round(performance.now() - call.start)),
+      status, error_type: errorType, latency_ms: Math.max(0, Math.round((performance.now() - call.start) * 1000) / 1000),
       tool_def_hash: tool?.defHash, tool_tier: tool?.tier, payload, subjects: subjects?.length ? subjects : undefined,
       occurred_at: call.startedAt,
     });

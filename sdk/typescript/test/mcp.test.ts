@@ -85,6 +85,7 @@ describe("MCP integration", () => {
     assert.equal(logged[0]!.tool_def_hash, toolDefHash(lookup));
     assert.deepEqual(logged.slice(0, 3).map((c) => c.tool_tier), ["read", "write", "destructive"]);
     assert.ok(Number(logged[1]!.latency_ms) >= 20, `latency ${logged[1]!.latency_ms}`);
+    assert.ok(logged.some((c) => !Number.isInteger(c.latency_ms)), "latencies keep their sub-millisecond part");
 
     const opened = await getJson<Record<string, unknown>>(`${served.url}/v1/calls/${logged[1]!.event_id}?purpose=incident_review`, investigator);
     const text = JSON.stringify(opened);
