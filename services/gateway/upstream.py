@@ -41,6 +41,8 @@ class Upstream:
         self._lock = asyncio.Lock()
         self._tools: list[dict[str, Any]] | None = None
         self.connects = 0
+        self.garbage = 0
+        """Messages from the upstream that were not JSON-RPC."""
 
     @property
     def name(self) -> str:
@@ -76,12 +78,16 @@ class Upstream:
 
     async def _request(self, request: Any, timeout_s: float) -> dict[str, Any]:
         client = await self._connected()
+        garbage = self.garbage
         try:
             async with asyncio.timeout(timeout_s):
                 raw: dict[str, Any] = await client.session.send_request(request, _RAW,
                                                                         request_read_timeout_seconds=timeout_s)
                 return raw
         except TimeoutError as e:
+            if self.garbage != garbage:
+                raise UpstreamError(f"server {self.name} sent output that is not JSON-RPC and no answer within "
+                                    f"{timeout_s:g} s") from e
             raise UpstreamTimeoutError(f"server {self.name} did not answer within {timeout_s:g} s") from e
         except MCPError as e:
             if e.code in (types.CONNECTION_CLOSED,):
@@ -149,6 +155,7 @@ class Upstream:
 
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, Exception):
+            self.garbage += 1
             log.warning("upstream %s sent a message that is not valid MCP: %s", self.name, type(message).__name__)
             return
         root = getattr(message, "root", message)

@@ -125,9 +125,9 @@ async def test_upstream_garbage(setup: Setup, gw: GatewayProc, served: Served, t
     async with agent(gw.url, token) as c:
         with pytest.raises(MCPError) as bad:
             await c.call_tool(f"junk__{tool}", {})
-    assert bad.value.code in (-32004, -32005)
-    assert bad.value.code != -32004 or "not valid MCP" in bad.value.message
-    assert _event(served, tool, "timeout" if bad.value.code == -32005 else "error")
+    assert bad.value.code == -32004
+    assert ("not JSON-RPC" if tool == "not_json" else "not valid MCP") in bad.value.message
+    assert _event(served, tool, "error")["error_type"] == "upstream_failed"
     await _still_serves(gw, token)
 
 
