@@ -26,7 +26,7 @@
  */
 
 import { Backoff } from "./backoff.ts";
-import { DeliveryError } from "./errors.ts";
+import { DeliveryError, InvalidInputError } from "./errors.ts";
 import type { GatewayEvent } from "./events.ts";
 import { Spool, type SpooledBatch } from "./spool.ts";
 import { Failure, postBatch, type Accepted, type Answer, type Rejected } from "./transport.ts";
@@ -69,6 +69,16 @@ export interface ClientStats {
   lastStatus: number | null;
   /** The last failed answer, as {@link Failure} words it (null until a try fails). */
   lastProblem: string | null;
+}
+
+/** Refuse, alone, an event that has no JSON form (a BigInt, a cycle), before it can hold up a batch. */
+function checkSendable(event: Event): void {
+  try {
+    JSON.stringify(event);
+  } catch (e) {
+    const id = typeof (event as { event_id?: unknown }).event_id === "string" ? ` ${(event as { event_id: string }).event_id}` : "";
+    throw new InvalidInputError(`event${id} has no JSON form: ${(e as Error).name}`);
+  }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -143,6 +153,7 @@ export class SealtrailClient {
    */
   async send(event: Event): Promise<void> {
     if (this.closed) throw new DeliveryError("the client is closed");
+    checkSendable(event);
     this.start();
     if (this.spool !== null) return this.stage(event);
     while (this.queue.length >= this.queueMax) {

@@ -128,6 +128,17 @@ describe("client against a scripted ingest", () => {
     assert.ok(s.bodies.length >= 2);
   });
 
+  it("refuses an event without a JSON form at send(), alone", async () => {
+    const s = await scripted(() => ({ status: 202 }));
+    servers.push(s.server);
+    const client = new SealtrailClient(s.url, TOKEN, { spoolDir: tempDir() });
+    const good = call(1);
+    await assert.rejects(client.send({ ...call(2), payload: { n: 1n } }), { name: "InvalidInputError" });
+    await client.send(good);
+    await client.close();
+    assert.deepEqual(s.bodies.flatMap((b) => b.ids), [good.event_id]);
+  });
+
   it("names a connection error when nothing listens", async () => {
     const client = new SealtrailClient(`http://127.0.0.1:${await freePort()}`, TOKEN, { backoff: fast, attempts: 2 });
     await client.send(call(1));

@@ -17,7 +17,7 @@ import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import * as z from "zod";
 
 import { SealtrailClient, toolDefHash } from "../src/index.ts";
-import { recordClient } from "../src/mcp.ts";
+import { recordClient, recordServer } from "../src/mcp.ts";
 import { getJson, startServe, type Served } from "./support/serve.ts";
 
 const SERVER = path.join(path.dirname(fileURLToPath(import.meta.url)), "support", "mcp-server.ts");
@@ -92,6 +92,22 @@ describe("MCP integration", () => {
     assert.ok(text.includes("platinum") && text.includes("alice@example.com is now platinum"), text);
     const bySubject = await calls(`subject=${encodeURIComponent("user:carol@example.com")}`, 1);
     assert.deepEqual(bySubject.map((c) => c.event_id), [logged[3]!.event_id]);
+  });
+
+  it("a server wrapped after it connected records its calls too", async () => {
+    const server = new McpServer({ name: "late", version: "1.0.0" });
+    server.registerTool("ping", { inputSchema: { n: z.number() } }, async ({ n }) => ({ content: [{ type: "text", text: `pong ${n}` }] }));
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    await server.connect(serverSide);
+    const sealtrail = new SealtrailClient(served.url, served.tokens.gateway!);
+    recordServer(server, { client: sealtrail });
+    const client = new Client({ name: "late-agent", version: "1.0.0" });
+    await client.connect(clientSide);
+    assert.deepEqual((await client.callTool({ name: "ping", arguments: { n: 3 } })).content, [{ type: "text", text: "pong 3" }]);
+    await client.close();
+    await sealtrail.close();
+    const logged = await calls("agent=late-agent", 1);
+    assert.deepEqual(logged.map((c) => [c.server_id, c.tool_name, c.status]), [["late", "ping", "ok"]]);
   });
 
   it("a wrapped MCP client records the calls it makes", async () => {
