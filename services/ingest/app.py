@@ -119,7 +119,19 @@ async def _start_publisher(settings: Settings, options: IngestOptions, parts: In
 
 async def publish_receipt_key(pool: asyncpg.Pool, signer: CachedEd25519Signer) -> None:
     """Record the receipt vkey in ``signing_keys`` (purpose ``receipt``) so that the query API can
-    publish it with the checkpoint keys; a key already there is left as it is."""
+    publish it with the checkpoint keys; a key already there is left as it is. ServiceStartError when
+    the key is (or is named like) the erasure-receipt key a query service recorded: each service
+    signs its own kind of receipt with its own key."""
+    vkey = signer.vkey()
+    with translated("check receipt key"):
+        rows = await pool.fetch("SELECT vkey FROM signing_keys WHERE purpose = 'erasure-receipt'")
+    for row in rows:
+        if row["vkey"] == vkey or row["vkey"].partition("+")[0] == signer.name:
+            same = "is" if row["vkey"] == vkey else "has the name of"
+            raise ServiceStartError(
+                f"ingest cannot start: its receipt key (SEALTRAIL_SERVICE_KEY_FILE) {same} the query service's"
+                f" erasure-receipt key {signer.name!r}; give ingest its own key, made with `sealtrail admin"
+                " receipt-key generate PATH --name <your-domain>/ingest`")
     with translated("publish receipt key"):
         await pool.execute(
             "INSERT INTO signing_keys (key_name, key_id, purpose, vkey) VALUES ($1, $2, 'receipt', $3)"

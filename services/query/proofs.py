@@ -177,6 +177,7 @@ async def keys(_: PrincipalDep, service: ServiceDep) -> Response:
     """Public keys: auditors check checkpoints with them, DPOs their erasure receipts."""
     published = [{"purpose": k.purpose, "vkey": k.vkey, "not_before": k.not_before, "not_after": k.not_after}
                  for k in await service.reader.published_keys()]
-    published.append({"purpose": ERASURE_RECEIPT_PURPOSE, "vkey": service.receipt_vkey,
-                      "not_before": None, "not_after": None})
+    if not any(k["vkey"] == service.receipt_vkey for k in published):  # recorded on PostgreSQL already
+        published.append({"purpose": ERASURE_RECEIPT_PURPOSE, "vkey": service.receipt_vkey,
+                          "not_before": None, "not_after": None})
     return json_response({"keys": published})

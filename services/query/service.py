@@ -116,8 +116,8 @@ async def _start_publisher(settings: Settings, options: QueryOptions, parts: Que
 
 async def refuse_ingest_receipt_key(reader: LedgerReader, signer: CachedEd25519Signer) -> None:
     """ServiceStartError when ``signer`` is a receipt key ingest recorded in ``signing_keys``, or
-    has the name of one. Ingest records its key when it starts, so a query process started before
-    ingest ever ran cannot tell yet."""
+    has the name of one. Ingest records its key when it starts, and refuses the key query records
+    (:func:`services.ingest.app.publish_receipt_key`), so the check holds whichever starts first."""
     vkey = signer.vkey()
     for key in await reader.published_keys():
         if key.purpose != INGEST_RECEIPT_PURPOSE:
@@ -138,6 +138,8 @@ async def build_service(settings: Settings, options: QueryOptions, parts: QueryP
     kek = parts.kek or load_kek(settings)
     stores = parts.stores or await postgres_stores(settings, kek=kek, stack=stack, migrate=options.migrate)
     await refuse_ingest_receipt_key(stores.ledger, signer)
+    if stores.record_service_key is not None:  # so that ingest refuses this key whichever starts first
+        await stores.record_service_key(signer.name, f"{signer.key_id:08x}", signer.vkey())
     auth_store = stores.auth
     keystore = stores.keys if isinstance(stores.keys, CachingKeyStore) else CachingKeyStore(
         inner=stores.keys, ttl_s=options.key_cache_ttl_s)

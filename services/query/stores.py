@@ -50,6 +50,7 @@ from sealtrail.infra.auth_postgres import PostgresAuthStore
 from sealtrail.infra.auth_sqlite import SqliteAuthStore
 from sealtrail.infra.keystore_postgres import PostgresKeyStore
 from sealtrail.infra.keystore_sqlite import SqliteKeyStore
+from sealtrail.infra.pgerrors import translated
 from sealtrail.infra.postgres import create_pool, migrate_url
 from sealtrail.infra.settings import Settings
 from sealtrail.infra.sqlite import SqliteDatabase
@@ -86,6 +87,9 @@ class QueryStores:
     erasures: ErasureStore
     retention: RetentionStore
     ping: Callable[[], Awaitable[bool]]
+    record_service_key: Callable[[str, str, str], Awaitable[None]] | None = None
+    """Record the query service's erasure-receipt key (name, key id, vkey) where ingest's check finds
+    it (PostgreSQL; the embedded default gives its services distinct keys itself)."""
 
 
 def postgres_stores_on(pool: asyncpg.Pool, *, kek: Kek) -> QueryStores:
@@ -98,11 +102,17 @@ def postgres_stores_on(pool: asyncpg.Pool, *, kek: Kek) -> QueryStores:
             return False
         return True
 
+    async def record_service_key(name: str, key_id: str, vkey: str) -> None:
+        with translated("record the erasure-receipt key"):
+            await pool.execute("INSERT INTO signing_keys (key_name, key_id, purpose, vkey)"
+                               " VALUES ($1, $2, 'erasure-receipt', $3) ON CONFLICT DO NOTHING", name, key_id, vkey)
+
     return QueryStores(
         backend="postgres", auth=PostgresAuthStore(pool=pool), keys=PostgresKeyStore(pool=pool, kek=kek),
         ledger=PostgresLedgerReader(pool=pool),
         analytics=PostgresAnalyticsReader(pool=pool), investigations=PostgresInvestigationReader(pool=pool),
-        erasures=PostgresErasureStore(pool=pool), retention=PostgresRetentionStore(pool=pool), ping=ping)
+        erasures=PostgresErasureStore(pool=pool), retention=PostgresRetentionStore(pool=pool), ping=ping,
+        record_service_key=record_service_key)
 
 
 async def postgres_stores(settings: Settings, *, kek: Kek, stack: AsyncExitStack, migrate: bool = True

@@ -71,3 +71,20 @@ async def test_query_with_its_own_key_passes_the_check(fresh_db_url: str, tmp_pa
     await _record_as_ingest(fresh_db_url, _key_file(tmp_path / "receipt.key", "audit.example.org/ingest"))
     with pytest.raises(ServiceStartError, match="SEALTRAIL_KAFKA_BOOTSTRAP is not set"):
         await _start_query(fresh_db_url, _key_file(tmp_path / "query.key", "audit.example.org/query"))
+
+
+async def test_ingest_refuses_the_key_a_query_service_recorded_first(fresh_db_url: str, tmp_path: Path) -> None:
+    """Query started first records its erasure-receipt key; ingest then refuses to start with that
+    key (or one named like it) and starts with a key of its own, whichever order they start in."""
+    query_key = _key_file(tmp_path / "query.key", "audit.example.org/query")
+    await migrate_url(fresh_db_url)
+    with pytest.raises(ServiceStartError, match="SEALTRAIL_KAFKA_BOOTSTRAP is not set"):
+        await _start_query(fresh_db_url, query_key)  # past the key check: the key is recorded
+    with pytest.raises(ServiceStartError) as caught:
+        await _record_as_ingest(fresh_db_url, query_key)
+    assert str(caught.value).startswith(
+        "ingest cannot start: its receipt key (SEALTRAIL_SERVICE_KEY_FILE) is the query service's erasure-receipt"
+        " key 'audit.example.org/query'; give ingest its own key")
+    with pytest.raises(ServiceStartError, match="has the name of the query service's erasure-receipt key"):
+        await _record_as_ingest(fresh_db_url, _key_file(tmp_path / "other.key", "audit.example.org/query"))
+    await _record_as_ingest(fresh_db_url, _key_file(tmp_path / "ingest.key", "audit.example.org/ingest"))
