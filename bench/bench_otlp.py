@@ -8,7 +8,9 @@ span mapped by ``services.ingest.otlp.mapping``, so ids, headers, payloads and s
 identical) as ``/v1/events`` batches of B. Then, per round and per side, a fresh ``sealtrail serve``
 receives them over C connections (sleeping Retry-After on a 429), and the driver waits until the
 ledger has sequenced all N (SQLite ``logs.size``, read-only). The rate is N over the time from the
-first request to the last entry sequenced; the server's CPU seconds are reported too. Sides
+first request to the last entry sequenced. The server's CPU time per event is reported too, and
+the ratio of the two sides' CPU per event: the one process is CPU-bound, so on a machine others
+load (the wall-clock rates then move by 2x between rounds) that ratio is the steadier figure. Sides
 alternate per round (native first in odd rounds) so drift on a shared machine hits both.
 All bodies are built before timing; the OTLP side also pays for protobuf parsing and the mapping.
 Writes bench/results/otlp.json.
@@ -150,12 +152,15 @@ def main() -> None:
             runs[side].append(one_round(side, otlp if side == "otlp" else native, args.events, args.concurrency))
             print(side, runs[side][-1], file=sys.stderr)
     median = {side: statistics.median(r["per_s_into_ledger"] for r in rs) for side, rs in runs.items()}
+    cpu = {side: statistics.median(r["serve_cpu_us_per_event"] for r in rs) for side, rs in runs.items()}
     ratio = median["otlp"] / median["native"]
     report = {"benchmark": "otlp", "machine": describe(*PACKAGES),
               "setup": vars(args) | {"load_average_1m": round(os.getloadavg()[0], 2),
                                      "otlp_body_bytes": round(statistics.mean(map(len, otlp))),
                                      "native_body_bytes": round(statistics.mean(map(len, native)))},
               "result": {"median_per_s_into_ledger": median, "otlp_over_native": round(ratio, 3),
+                         "median_serve_cpu_us_per_event": cpu,
+                         "otlp_over_native_by_cpu": round(cpu["native"] / cpu["otlp"], 3),
                          "target": TARGET, "runs": runs}}
     print(json.dumps(report, indent=2))
     if not args.no_results:

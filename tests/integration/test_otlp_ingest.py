@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -30,10 +31,13 @@ async def ingest(fresh_db_url: str, kafka_bootstrap: str, topic_name: str) -> As
         yield running
 
 
-async def test_sdk_exporter_spans_become_sealed_records(ingest: Ingest, fresh_db_url: str) -> None:
+async def test_sdk_exporter_spans_become_sealed_records(ingest: Ingest, fresh_db_url: str,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
     """200 tool spans and 50 chat spans from the SDK exporter: 200 records on the topic, each a
     tool_call stamped with the key's tenant and gateway, its arguments sealed (they open with the
-    keys into exactly what was sent) and the planted marker nowhere in clear on the topic."""
+    keys into exactly what was sent), and the planted marker nowhere in clear on the topic or in
+    any log record of the process (its fields included)."""
+    caplog.set_level(logging.DEBUG)
     producer = Producer(ingest.url, ingest.tokens["acme:gateway"])
     try:
         def produce() -> None:
@@ -63,6 +67,8 @@ async def test_sdk_exporter_spans_become_sealed_records(ingest: Ingest, fresh_db
                            header["payload_size"])
     payload = open_sealed(sealed, tenant="acme", event_id=record.event_id, type="tool_call", keys=keys)
     assert MARKER in payload["arguments"] and MARKER in payload["result"]
+    assert any(r.getMessage() == "traces" for r in caplog.records)
+    assert not [r for r in caplog.records if MARKER in str(vars(r))]
 
 
 async def test_backpressure_is_429_with_retry_after_in_protobuf(fresh_db_url: str, kafka_bootstrap: str,

@@ -102,6 +102,17 @@ def test_values_nested_too_deep_mark_the_span() -> None:
     assert span.problem is not None and "deeper" in span.problem
 
 
+def test_integers_past_64_bits_are_read_exactly() -> None:
+    """Not rounded to a float: the value is kept as sent, for validation to judge."""
+    doc = json_request()
+    attributes = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"]
+    attributes.append({"key": "gen_ai.tool.call.arguments", "value": {"kvlistValue": {"values": [
+        {"key": "n", "value": {"doubleValue": 0}}]}}})
+    body = orjson.dumps(doc).replace(b'"doubleValue":0', b'"doubleValue":123456789012345678901234567890')
+    (span,) = read_json(body)
+    assert span.attributes["gen_ai.tool.call.arguments"] == {"n": 123456789012345678901234567890}
+
+
 @pytest.mark.parametrize("body", [b"\x0a\xff\xff", b"not protobuf at all \xff"])
 def test_unreadable_protobuf_is_refused_whole(body: bytes) -> None:
     with pytest.raises(InvalidInputError, match="protobuf"):

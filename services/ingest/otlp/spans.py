@@ -13,11 +13,11 @@ records: other spans are skipped whatever they hold. No message repeats a value 
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -262,7 +262,9 @@ def _with_problem(span: Span, problem: str) -> Span:
 def read_json(body: bytes) -> list[Span]:
     """The spans of an OTLP JSON ``ExportTraceServiceRequest``."""
     try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        # The standard library's reader keeps every integer exact (orjson makes a float of one past
+        # 64 bits, which would alter a payload); validation refuses those beyond 2^53 per span.
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
         raise InvalidInputError("the body is not valid JSON (UTF-8)", pointer="") from None
     return list(_json_spans(_object(doc, "the body")))
