@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from mcp.server.stdio import stdio_server
 from services.gateway import config
 from services.gateway.app import Runtime, build_app, start
 from services.gateway.proxy import build_server, initialization_options
+
+log = logging.getLogger("sealtrail.gateway")
 
 
 def pid_file(cfg: config.GatewayConfig, tag: str) -> Path:
@@ -59,6 +62,8 @@ async def serve_http(cfg: config.GatewayConfig) -> None:
         server = uvicorn.Server(uvicorn.Config(build_app(rt), host=cfg.host, port=cfg.port, log_level="warning",
                                                access_log=False, lifespan="on"))
         with _pid(cfg, str(cfg.port)):
+            log.info("gateway %s serving agents at http://%s/mcp under policy %s version %s", cfg.gateway_id,
+                     cfg.listen, cfg.policy_id, rt.gateway.version)
             await server.serve()
     finally:
         await rt.close()
