@@ -121,7 +121,10 @@ export async function logEntries(served: Served, token: string, log = "default")
 export async function waitForCheckpoint(served: Served, token: string, size: number, log = "default", timeoutMs = 60_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const r = await fetch(`${served.url}/v1/logs/${log}/checkpoint`, { headers: { authorization: `Bearer ${token}` } });
+    // a kept-alive connection the server closed meanwhile fails once: ask again
+    const r = await fetch(`${served.url}/v1/logs/${log}/checkpoint`, { headers: { authorization: `Bearer ${token}` } })
+      .catch(() => null);
+    if (r === null) continue;
     if (r.status === 200) {
       const n = Number((await r.text()).split("\n")[1]);
       if (n >= size) return n;
