@@ -1,6 +1,6 @@
 """OTLP trace ingest against native events on ``sealtrail serve``: tool calls per second into the ledger.
 
-Usage: ``python bench/bench_otlp.py [--events N] [--batch B] [--concurrency C] [--rounds R]``
+Usage: ``python bench/bench_otlp.py [--events N] [--batch B] [--concurrency C] [--rounds R] [--stack]``
 
 Builds N tool-call spans (``execute_tool``, arguments and result of ~300 bytes, an ``enduser.id``
 subject, a session) as binary OTLP protobuf requests of B spans, and the very same events (each
@@ -13,6 +13,9 @@ the ratio of the two sides' CPU per event: the one process is CPU-bound, so on a
 load (the wall-clock rates then move by 2x between rounds) that ratio is the steadier figure. Sides
 alternate per round (native first in odd rounds) so drift on a shared machine hits both.
 All bodies are built before timing; the OTLP side also pays for protobuf parsing and the mapping.
+With ``--stack`` the same comparison runs on the production stack as well (``sealtrail ingest``
+and ``sealtrail ledger`` processes, durable PostgreSQL and Kafka, one stack for every round, fresh
+ids each round), reporting the log's growth rate and the CPU per event of ingest and the ledger.
 Writes bench/results/otlp.json.
 """
 
@@ -32,6 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import asyncpg
 import httpx
 import orjson
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -39,8 +43,12 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from bench.ingest_load import live_cpu_s
+from bench.bench_e2e import start_ledger
+from bench.bench_ingest import provision, start_ingest, stop
+from bench.ingest_load import live_cpu_s, tree_cpu_s
 from bench.machine import describe
+from sealtrail.devstack import KafkaServer, PostgresServer
+from sealtrail.devstack._proc import free_port
 from services.ingest.otlp.mapping import DEFAULT_SUBJECT_RULES, map_span, parse_subject_rules
 from services.ingest.otlp.spans import read_protobuf
 from tests.support.serve import Served, start_serve
@@ -137,31 +145,120 @@ def one_round(side: str, bodies: list[bytes], count: int, concurrency: int) -> d
             served.stop()
 
 
+async def stack_side(url: str, token: str, db_url: str, side: str, bodies: list[bytes], count: int,
+                     concurrency: int, pids: dict[str, int]) -> dict[str, Any]:
+    """One side on the stack: the log's growth by ``count`` entries, and each process's CPU."""
+    path, media = ("/v1/traces", "application/x-protobuf") if side == "otlp" else ("/v1/events", "application/json")
+    conn = await asyncpg.connect(db_url)
+    try:
+        base = int(await conn.fetchval("SELECT coalesce(sum(size), 0) FROM logs") or 0)
+        queue = list(reversed(bodies))
+        statuses: dict[int, int] = {}
+        cpu_before = {name: tree_cpu_s(pid) for name, pid in pids.items()}
+        started = time.perf_counter()
+        async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+            await asyncio.gather(*(_sender(client, path, media, token, queue, statuses) for _ in range(concurrency)))
+        while int(await conn.fetchval("SELECT coalesce(sum(size), 0) FROM logs") or 0) < base + count:
+            if time.perf_counter() - started > 600:
+                raise SystemExit(f"stack {side}: not all {count} sequenced after 600 s")
+            await asyncio.sleep(0.02)
+        total_s = time.perf_counter() - started
+    finally:
+        await conn.close()
+    cpu = {name: round(1e6 * (tree_cpu_s(pid) - cpu_before[name]) / count) for name, pid in pids.items()}
+    return {"per_s_into_ledger": round(count / total_s), "seconds": round(total_s, 2),
+            "statuses": {str(k): v for k, v in sorted(statuses.items())}, "cpu_us_per_event": cpu}
+
+
+async def run_stack(args: argparse.Namespace, otlp: list[bytes], pg: PostgresServer, kafka: KafkaServer,
+                    work: Path) -> dict[str, list[dict[str, Any]]]:
+    token, env = await provision(pg.url, work)
+    env = {**env, "SEALTRAIL_KAFKA_BOOTSTRAP": kafka.bootstrap, "SEALTRAIL_SIGNING_KEY_DIR": str(work / "keys")}
+    ledger = start_ledger(env, work / "ledger.log", free_port())
+    port = free_port()
+    ingest = start_ingest(env, "sealtrail.sealed", port, 1, work / "ingest.log")
+    runs: dict[str, list[dict[str, Any]]] = {"native": [], "otlp": []}
+    try:
+        await asyncio.sleep(3)  # the ledger joins its consumer group
+        pids = {"ingest": ingest.pid, "ledger": ledger.pid}
+        for side in ("native", "otlp"):  # warm-up, not recorded: connections, caches, the first keys
+            warm = _fresh_ids(otlp[:2], side)
+            await stack_side(f"http://127.0.0.1:{port}", token, pg.url, side, warm,
+                             sum(len(read_protobuf(b)) for b in otlp[:2]), args.concurrency, pids)
+        for r in range(args.rounds):
+            for side in (("native", "otlp") if r % 2 == 0 else ("otlp", "native")):
+                fresh = _fresh_ids(otlp, side)  # every round needs new event ids on the one stack
+                runs[side].append(await stack_side(f"http://127.0.0.1:{port}", token, pg.url, side, fresh,
+                                                   args.events, args.concurrency, pids))
+                print("stack", side, runs[side][-1], file=sys.stderr)
+    finally:
+        stop(ingest)
+        stop(ledger)
+    return runs
+
+
+def _fresh_ids(bodies: list[bytes], side: str) -> list[bytes]:
+    """The OTLP bodies with new trace and span ids, as OTLP or as the /v1/events bodies of their events."""
+    rules = parse_subject_rules(DEFAULT_SUBJECT_RULES)
+    out = []
+    for body in bodies:
+        request = ExportTraceServiceRequest.FromString(body)
+        for span in request.resource_spans[0].scope_spans[0].spans:
+            span.trace_id, span.span_id = os.urandom(16), os.urandom(8)
+        fresh = request.SerializeToString()
+        out.append(fresh if side == "otlp" else
+                   orjson.dumps({"events": [map_span(s, rules).event for s in read_protobuf(fresh)]}))
+    return out
+
+
+def stack(args: argparse.Namespace, otlp: list[bytes]) -> dict[str, list[dict[str, Any]]]:
+    with tempfile.TemporaryDirectory(prefix="sealtrail-bench-otlp-stack-") as tmp:
+        work = Path(tmp)
+        pg = PostgresServer(datadir=work / "pg", durable=True)
+        kafka = KafkaServer(datadir=work / "kafka")
+        try:
+            pg.start()
+            kafka.start()
+            return asyncio.run(run_stack(args, otlp, pg, kafka, work))
+        finally:
+            kafka.stop()
+            pg.stop()
+
+
+def summary(runs: dict[str, list[dict[str, Any]]], cpu_of: Any) -> dict[str, Any]:
+    median = {side: statistics.median(r["per_s_into_ledger"] for r in rs) for side, rs in runs.items()}
+    cpu = {side: statistics.median(cpu_of(r) for r in rs) for side, rs in runs.items()}
+    return {"median_per_s_into_ledger": median, "otlp_over_native": round(median["otlp"] / median["native"], 3),
+            "median_cpu_us_per_event": cpu, "otlp_over_native_by_cpu": round(cpu["native"] / cpu["otlp"], 3),
+            "target": TARGET, "runs": runs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=30_000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--stack", action="store_true",
+                        help="also run both sides on the stack: ingest and ledger processes, Kafka, PostgreSQL")
     parser.add_argument("--no-results", action="store_true", help="print only; leave bench/results alone")
     args = parser.parse_args()
     otlp, native = build_bodies(args.events, args.batch)
+    load_before = os.getloadavg()[0]
     runs: dict[str, list[dict[str, Any]]] = {"native": [], "otlp": []}
     for r in range(args.rounds):
         for side in (("native", "otlp") if r % 2 == 0 else ("otlp", "native")):
             runs[side].append(one_round(side, otlp if side == "otlp" else native, args.events, args.concurrency))
             print(side, runs[side][-1], file=sys.stderr)
-    median = {side: statistics.median(r["per_s_into_ledger"] for r in rs) for side, rs in runs.items()}
-    cpu = {side: statistics.median(r["serve_cpu_us_per_event"] for r in rs) for side, rs in runs.items()}
-    ratio = median["otlp"] / median["native"]
+    result = {"serve": summary(runs, lambda r: r["serve_cpu_us_per_event"])}
+    if args.stack:
+        result["stack"] = summary(stack(args, otlp), lambda r: sum(r["cpu_us_per_event"].values()))
     report = {"benchmark": "otlp", "machine": describe(*PACKAGES),
-              "setup": vars(args) | {"load_average_1m": round(os.getloadavg()[0], 2),
+              "setup": vars(args) | {"load_average_1m_before": round(load_before, 2),
+                                     "load_average_1m_after": round(os.getloadavg()[0], 2),
                                      "otlp_body_bytes": round(statistics.mean(map(len, otlp))),
                                      "native_body_bytes": round(statistics.mean(map(len, native)))},
-              "result": {"median_per_s_into_ledger": median, "otlp_over_native": round(ratio, 3),
-                         "median_serve_cpu_us_per_event": cpu,
-                         "otlp_over_native_by_cpu": round(cpu["native"] / cpu["otlp"], 3),
-                         "target": TARGET, "runs": runs}}
+              "result": result}
     print(json.dumps(report, indent=2))
     if not args.no_results:
         RESULTS.write_text(json.dumps(report, indent=2) + "\n")
