@@ -72,6 +72,13 @@ function connectionError(e: unknown): string {
   return `connection failed (${redact(String(code))})`;
 }
 
+const DROPPED = new Set(["UND_ERR_SOCKET", "ECONNRESET", "EPIPE"]);
+
+function droppedConnection(e: unknown): boolean {
+  const code = (e as { cause?: { code?: unknown } }).cause?.code;
+  return typeof code === "string" && DROPPED.has(code);
+}
+
 async function readProblem(resp: Response): Promise<Record<string, unknown>> {
   if (!(resp.headers.get("content-type") ?? "").endsWith("json")) {
     await resp.body?.cancel();
@@ -89,14 +96,20 @@ const text = (value: unknown, fallback = ""): string => (typeof value === "strin
 
 /** Post one batch and classify the answer; never throws for network or HTTP failures. */
 export async function postBatch(req: PostRequest): Promise<Answer> {
-  let resp: Response;
-  try {
-    resp = await req.fetch(req.url, {
-      method: "POST", body: JSON.stringify({ events: req.events }), signal: AbortSignal.timeout(req.timeoutMs),
-      headers: { authorization: `Bearer ${req.token}`, "content-type": "application/json" },
-    });
-  } catch (e) {
-    return answer({ failure: new Failure(null, connectionError(e)) });
+  let resp: Response | null = null;
+  const body = JSON.stringify({ events: req.events });
+  for (let tries = 1; resp === null; tries++) {
+    try {
+      resp = await req.fetch(req.url, {
+        method: "POST", body, signal: AbortSignal.timeout(req.timeoutMs),
+        headers: { authorization: `Bearer ${req.token}`, "content-type": "application/json" },
+      });
+    } catch (e) {
+      // A kept-alive connection the server closed while idle fails on reuse: one fresh try at once
+      // (the same events, so the same ids), which costs no backoff and no attempt.
+      if (tries === 1 && droppedConnection(e)) continue;
+      return answer({ failure: new Failure(null, connectionError(e)) });
+    }
   }
   const status = resp.status;
   if (status === 202 || status === 422) {

@@ -139,6 +139,32 @@ describe("client against a scripted ingest", () => {
     assert.deepEqual(s.bodies.flatMap((b) => b.ids), [good.event_id]);
   });
 
+  it("a connection the server drops is tried again at once, without spending an attempt", async () => {
+    let dropped = false;
+    const server = createServer((req, res) => {
+      let raw = "";
+      req.on("data", (c: Buffer) => (raw += c.toString("utf8")));
+      req.on("end", () => {
+        if (!dropped) {
+          dropped = true;
+          req.socket.destroy(); // as an idle keep-alive connection closed by the server looks on reuse
+          return;
+        }
+        const ids = (JSON.parse(raw) as { events: { event_id: string }[] }).events.map((e) => e.event_id);
+        res.writeHead(202, { "content-type": "application/json" });
+        res.end(JSON.stringify({ accepted: ids.map((id) => ({ event_id: id, log: "default", receipt: "r" })), rejected: [] }));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    servers.push(server);
+    const client = new SealtrailClient(`http://127.0.0.1:${(server.address() as { port: number }).port}`, TOKEN, { attempts: 1 });
+    await client.send(call(1));
+    await client.close();
+    assert.ok(dropped);
+    assert.equal(client.stats.accepted, 1);
+    assert.equal(client.stats.retries, 0);
+  });
+
   it("names a connection error when nothing listens", async () => {
     const client = new SealtrailClient(`http://127.0.0.1:${await freePort()}`, TOKEN, { backoff: fast, attempts: 2 });
     await client.send(call(1));
