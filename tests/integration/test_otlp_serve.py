@@ -61,8 +61,8 @@ def _files_holding(root: Path, needle: bytes) -> list[Path]:
 def test_sdk_exporter_retries_leave_exactly_one_entry_per_tool_call(served: Served) -> None:
     """1,000 tool calls through the SDK's OTLP/HTTP protobuf exporter, with chat spans between them,
     then every span exported again (a retry after a lost answer): exactly 1,000 tool_call entries,
-    one per span id, the chat spans skipped, `sealtrail verify` passes and the planted marker is in
-    no file of the data directory and no output of the server."""
+    one per span id, the chat spans skipped, their sub-millisecond latencies kept, `sealtrail verify`
+    passes and the planted marker is in no file of the data directory and no output of the server."""
     producer = Producer(served.url, served.tokens["gateway"])
     try:
         for i in range(N_CALLS):
@@ -86,6 +86,7 @@ def test_sdk_exporter_retries_leave_exactly_one_entry_per_tool_call(served: Serv
     assert {v[:3] for v in ours.values()} == {("support-bot", "crm.internal", "lookup_customer")}
     assert sum(v[5] == "error" for v in ours.values()) == N_CALLS // 10
     assert {v[4] for v in ours.values()} == {"observe"}
+    assert all(isinstance(v[6], float) and 0 < v[6] < 100 for v in ours.values())  # microsecond spans
     done = cli("verify", "--url", served.url, "--log", TENANT, "--token", auditor)
     assert done.returncode == 0, done.stderr
     assert not _files_holding(served.data_dir, MARKER.encode())

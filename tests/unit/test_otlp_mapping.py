@@ -50,7 +50,7 @@ def test_an_execute_tool_span_maps_every_field() -> None:
         "occurred_at": datetime.fromtimestamp(START_NS // 10**9, UTC).strftime("%Y-%m-%dT%H:%M:%S")
         + ".123456789Z",
         "agent_id": "support-bot", "server_id": "crm.internal", "tool_name": "lookup_customer",
-        "decision": "observe", "status": "ok", "latency_ms": 2, "trace_id": TRACE, "span_id": SPAN,
+        "decision": "observe", "status": "ok", "latency_ms": 1.5, "trace_id": TRACE, "span_id": SPAN,
         "session_id": "sess-42",
         "payload": {"arguments": '{"email": "MARKER-ARG"}', "result": '{"name": "MARKER-RESULT"}'},
         "subjects": ["user:alice@Example.COM"],
@@ -78,10 +78,12 @@ def test_the_event_id_derivation_is_the_documented_one() -> None:
     assert span_event_id(TRACE, SPAN).replace("-", "") == digest.hex()
 
 
-def test_sub_millisecond_durations_round_to_the_nearest_millisecond() -> None:
-    """latency_ms is an integer in the v1 schema: 0.4 ms is 0, 0.6 ms is 1."""
-    assert map_span(span(end_ns=START_NS + 400_000), RULES).event["latency_ms"] == 0
-    assert map_span(span(end_ns=START_NS + 600_000), RULES).event["latency_ms"] == 1
+def test_durations_keep_their_sub_millisecond_digits() -> None:
+    """42 us is 0.042 ms, 1 ns is 1e-06 ms, whole milliseconds stay integers; all validate."""
+    for ns, ms in ((42_000, 0.042), (1, 0.000001), (3_000_000, 3), (1_234_567, 1.234567), (0, 0)):
+        event = map_span(span(end_ns=START_NS + ns), RULES).event
+        assert event["latency_ms"] == ms and type(event["latency_ms"]) is type(ms)
+        assert not validate_batch([event], now=NOW)[1]
 
 
 def test_mcp_server_spans_take_the_server_from_the_resource() -> None:

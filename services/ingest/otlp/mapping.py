@@ -137,8 +137,8 @@ def _check_ids(span: Span) -> None:
         raise SpanRefused("spanId must be 8 bytes (16 hex digits), not all zero")
 
 
-def _times(span: Span) -> tuple[str, float]:
-    """``occurred_at`` (the start) and the duration in milliseconds."""
+def _times(span: Span) -> tuple[str, int]:
+    """``occurred_at`` (the start) and the duration in nanoseconds."""
     start, end = span.start_ns, span.end_ns
     if start == NO_TIME or end == NO_TIME or start == 0 or end == 0:
         raise SpanRefused("startTimeUnixNano and endTimeUnixNano must both be set")
@@ -147,7 +147,7 @@ def _times(span: Span) -> tuple[str, float]:
     seconds, nanos = divmod(start, 10**9)
     moment = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     fraction = f"{nanos:09d}".rstrip("0")
-    return f"{moment}{'.' + fraction if fraction else ''}Z", (end - start) / 1e6
+    return f"{moment}{'.' + fraction if fraction else ''}Z", end - start
 
 
 def _subjects(span: Span, rules: tuple[SubjectRule, ...]) -> list[str]:
@@ -195,9 +195,11 @@ def _decision(span: Span) -> tuple[str, str]:
     return str(value), "sealtrail.decision"
 
 
-def _latency(duration_ms: float) -> int:
-    # latency_ms is an integer in the v1 schema: the duration is rounded to the nearest ms.
-    return round(duration_ms)
+def _latency(duration_ns: int) -> int | float:
+    """Milliseconds, sub-millisecond digits kept (``latency_ms`` takes a decimal); whole ones stay
+    integers. A double holds every nanosecond of a duration below 104 days exactly enough."""
+    whole, rest = divmod(duration_ns, 10**6)
+    return whole if rest == 0 else duration_ns / 10**6
 
 
 def map_span(span: Span, rules: tuple[SubjectRule, ...]) -> MappedSpan:
@@ -205,7 +207,7 @@ def map_span(span: Span, rules: tuple[SubjectRule, ...]) -> MappedSpan:
     if span.problem:
         raise SpanRefused(span.problem)
     _check_ids(span)
-    occurred_at, duration_ms = _times(span)
+    occurred_at, duration_ns = _times(span)
     tool, tool_from = _tool_name(span)
     agent, agent_from = _agent(span)
     server, server_from = _server(span)
@@ -215,7 +217,7 @@ def map_span(span: Span, rules: tuple[SubjectRule, ...]) -> MappedSpan:
         "event_id": span_event_id(span.trace_id, span.span_id), "type": "tool_call",
         "schema": "sealtrail.tool_call/v1", "occurred_at": occurred_at, "agent_id": agent,
         "server_id": server, "tool_name": tool, "decision": decision, "status": status,
-        "latency_ms": _latency(duration_ms), "trace_id": span.trace_id, "span_id": span.span_id,
+        "latency_ms": _latency(duration_ns), "trace_id": span.trace_id, "span_id": span.span_id,
     }
     sources = {"occurred_at": "startTimeUnixNano", "agent_id": agent_from, "server_id": server_from,
                "tool_name": tool_from, "decision": decision_from, "status": "status.code and error.type",
