@@ -60,7 +60,7 @@ describe("write-ahead spool across crashes", () => {
     assert.equal(first.signal, "SIGKILL", `the producer was to die after its second batch: ${first.stderr}`);
     assert.ok(first.accepted >= 2 && first.durable.length > first.accepted, `accepted ${first.accepted}, durable ${first.durable.length}`);
 
-    const second = await produce(spool, 200, "run", (run) => run.accepted >= 30 && run.durable.length >= 60);
+    const second = await produce(spool, 600, "run", (run) => run.accepted >= 30 && run.durable.length >= 60);
     assert.equal(second.signal, "SIGKILL", `the second producer was to be killed mid-delivery: ${second.stderr}`);
 
     const third = await produce(spool, 0, "drain");
