@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 
 import {
-  events, parseTlogProof, receiptVerifiers, SealtrailClient, toolDefHash, TrustedKeys, uuid7, verifyReceipt,
+  checkConsistency, events, parseTlogProof, receiptVerifiers, SealtrailClient, toolDefHash, TrustedKeys, uuid7, verifyReceipt,
   verifyTlogProofTrusted, type Accepted,
 } from "../src/index.ts";
 import { getJson, logEntries, startServe, waitForCheckpoint, type Served } from "./support/serve.ts";
@@ -83,6 +83,22 @@ describe("against sealtrail serve", () => {
     assert.equal(verified.checkpoint.origin, checkpoint.checkpoint.origin);
     const other = new Uint8Array(Buffer.from(JSON.stringify(entries[4])));
     assert.throws(() => verifyTlogProofTrusted(file, other, trusted), { name: "InvalidProofError" });
+  });
+
+  it("a later checkpoint is shown to extend an earlier one by the served consistency proof", async () => {
+    const trusted = TrustedKeys.fromPublished(await getJson<Keys>(`${served.url}/v1/keys`, auditor));
+    const checkpoint = async () => trusted.verifyCheckpoint(await (await fetch(`${served.url}/v1/logs/default/checkpoint`,
+      { headers: { authorization: `Bearer ${auditor}` } })).text()).checkpoint;
+    const older = await checkpoint();
+    const client = new SealtrailClient(served.url, served.tokens.gateway!);
+    for (let i = 0; i < 7; i++) await client.send(events.healthCheck({ server_id: "crm", status: "healthy", latency_ms: i }));
+    await client.close();
+    await waitForCheckpoint(served, auditor, Number(older.size) + 7);
+    const newer = await checkpoint();
+    const body = await getJson<{ proof: string[] }>(`${served.url}/v1/logs/default/proof/consistency?from=${older.size}&to=${newer.size}`, auditor);
+    const proof = body.proof.map((h) => new Uint8Array(Buffer.from(h, "base64")));
+    checkConsistency(older, newer, proof);
+    assert.throws(() => checkConsistency(older, { ...newer, root: older.root }, proof), { name: "InconsistentCheckpointError" });
   });
 
   it("a wrong token is refused with a clear error that does not show it", async () => {
