@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sealtrail.devstack import services
+from sealtrail.devstack._proc import free_port, port_open
 from sealtrail.devstack.kafka import KafkaServer
 from sealtrail.devstack.postgres import PostgresServer
 from sealtrail.devstack.secrets import ensure_secrets, provision_tenant, write_private
@@ -81,6 +82,8 @@ def _up_services(d: Path, pg: PostgresServer, kafka: KafkaServer, tenant: str) -
         if svc.running():
             print(f"{svc.name} already running (pid {svc.pid})", file=sys.stderr)
         else:
+            if port_open(svc.port):  # taken by another program since the last run: move
+                svc.port = free_port()
             print(f"starting {svc.name} on {svc.url} ...", file=sys.stderr)
             services.start(svc, state_dir=d, env=services.environment(
                 svc.name, db_url=pg.url, bootstrap=kafka.bootstrap, secrets=secrets))

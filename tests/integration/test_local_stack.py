@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -112,8 +113,8 @@ def test_the_readme_commands_run_as_written(state_dir: Path) -> None:
 
 def test_up_all_again_reuses_the_processes_secrets_tenant_and_tokens(state_dir: Path) -> None:
     """A second `up --all` starts nothing and prints the same exports; after `down`, `up --all`
-    starts the services again on the same ports with the same secrets and tokens; `down` leaves
-    no process behind."""
+    starts the services again with the same secrets and tokens, on the same ports except one that
+    another program took meanwhile; `down` leaves no process behind."""
     first = _bash("deploy/local/up --all", state_dir)
     env = _exports(first.stdout)
     assert {f"SEALTRAIL_{r}_TOKEN" for r in ROLES} <= set(env), first.stdout
@@ -131,8 +132,15 @@ def test_up_all_again_reuses_the_processes_secrets_tenant_and_tokens(state_dir: 
 
     _bash("deploy/local/down", state_dir)
     assert not _processes_of(state_dir)
-    restarted = _bash("deploy/local/up --all", state_dir)
-    assert _exports(restarted.stdout) == env
+    ingest_port = int(env["SEALTRAIL_INGEST_URL"].rsplit(":", 1)[1])
+    with socket.socket() as squatter:  # another program took ingest's port meanwhile
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past the old server's TIME_WAIT
+        squatter.bind(("127.0.0.1", ingest_port))
+        squatter.listen()
+        restarted = _bash("deploy/local/up --all", state_dir)
+    moved = _exports(restarted.stdout)
+    assert moved.pop("SEALTRAIL_INGEST_URL") != env.pop("SEALTRAIL_INGEST_URL")
+    assert moved == env
     assert (state_dir / "secrets" / "kek").read_bytes() == kek
     _assert_private(state_dir)
     _bash("deploy/local/down", state_dir)
