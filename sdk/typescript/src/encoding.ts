@@ -1,4 +1,4 @@
-/** Byte helpers shared by the verifiers: strict base64, hex, UTF-8 and comparisons. */
+/** Byte functions shared by the verifiers: strict base64, hex, UTF-8 and comparisons. */
 
 import { NoteError } from "./errors.ts";
 
