@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,3 +65,18 @@ async def test_every_mcp_tool_call_is_one_ledger_entry(served: Served) -> None:
     done = cli("verify", "--url", served.url, "--log", TENANT, "--token", auditor)
     assert done.returncode == 0, done.stderr
     assert f"{N_CALLS} entries" in done.stdout, done.stdout
+
+
+def test_mcp_client_spans_are_tool_calls_too(served: Served) -> None:
+    """The client side: an mcp SDK client exporting its own `MCP send tools/call {tool}` spans
+    (which carry no gen_ai.tool.name) puts each of its 200 calls in the ledger once, the tool
+    named from the span name, the agent from its service name, the server unknown."""
+    env = {**_server_env(served), "OTEL_SERVICE_NAME": "support-agent"}
+    done = subprocess.run([sys.executable, "-m", "tests.support.mcp_otel_client", "200"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    wait_for_checkpoint(served.url, create_key(served, "auditor"), TENANT, 200, timeout=120)
+    rows = read_rows(served.data_dir / "sealtrail.db", "SELECT tool_name, server_id, agent_id FROM entries "
+                     "WHERE log_id = ? AND type = 'tool_call'", (TENANT,))
+    assert len(rows) == 200
+    assert sorted(set(rows)) == [("add", "unknown", "support-agent"), ("lookup_customer", "unknown", "support-agent")]

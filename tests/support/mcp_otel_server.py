@@ -45,7 +45,11 @@ def refuse(reason: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--twice", action="store_true", help="export every span through two pipelines")
+    parser.add_argument("--no-export", action="store_true", help="no OpenTelemetry at all")
     args = parser.parse_args()
+    if args.no_export:
+        server.run()
+        return
     provider = TracerProvider()  # resource from OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES
     for _ in range(2 if args.twice else 1):
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(), schedule_delay_millis=200))

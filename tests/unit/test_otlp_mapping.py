@@ -14,6 +14,7 @@ from sealtrail.core.validation import validate_batch
 from sealtrail.errors import InvalidInputError
 from services.ingest.otlp.mapping import (
     LOCAL_SERVER,
+    UNKNOWN_SERVER,
     SpanRefused,
     SubjectRule,
     is_tool_call,
@@ -105,7 +106,12 @@ def test_mcp_client_spans_without_a_tool_attribute_take_it_from_the_span_name() 
     """The mcp SDK's client span 'MCP send tools/call add' carries no gen_ai.tool.name."""
     client = span(name="MCP send tools/call add", attributes={
         "gen_ai.operation.name": None, "gen_ai.tool.name": None, "mcp.method.name": "tools/call"})
-    assert map_span(client, RULES).event["tool_name"] == "add"
+    event = map_span(client, RULES).event
+    assert (event["tool_name"], event["server_id"]) == ("add", "crm.internal")
+    anonymous = span(name="MCP send tools/call add", attributes={
+        "gen_ai.operation.name": None, "gen_ai.tool.name": None, "mcp.method.name": "tools/call",
+        "server.address": None})
+    assert map_span(anonymous, RULES).event["server_id"] == UNKNOWN_SERVER
 
 
 def test_errors_set_status_error_type_and_seal_the_message() -> None:

@@ -30,7 +30,9 @@ SPAN_KIND_SERVER = 2
 EVENT_ID_CONTEXT = b"sealtrail.dev/otlp-span-event-id/v1\n"
 DECISIONS = frozenset({"allow", "deny", "step_up", "observe"})
 LOCAL_SERVER = "local"
-"""``server_id`` of a tool call that names no server (a function the agent ran itself)."""
+"""``server_id`` of a GenAI tool call that names no server (a function the agent ran itself)."""
+UNKNOWN_SERVER = "unknown"
+"""``server_id`` of an MCP client's tool call whose span names no server."""
 DEFAULT_SUBJECT_RULES = "user=enduser.id"
 
 _TRACE_ID = re.compile(r"(?!0{32})[0-9a-f]{32}")
@@ -119,6 +121,8 @@ def _server(span: Span) -> tuple[str, str]:
         service = _first(span, (("resource", "service.name"),))
         if service:
             return service
+    if span.attributes.get("mcp.method.name") == MCP_TOOLS_CALL:
+        return UNKNOWN_SERVER, "default"
     return LOCAL_SERVER, "default"
 
 
