@@ -95,14 +95,18 @@ class Tap {
 
   constructor(private readonly transport: TransportLike, private readonly options: RecordOptions, private readonly side: "server" | "client") {}
 
-  /** A message the local side received. */
+  /** A message the local side received (a JSON-RPC batch is read message by message). */
   incoming(message: unknown): void {
-    this.safely(() => (this.side === "server" ? this.request(message) : this.response(message)));
+    for (const m of Array.isArray(message) ? message : [message]) {
+      this.safely(() => (this.side === "server" ? this.request(m) : this.response(m)));
+    }
   }
 
   /** A message the local side sends. */
   outgoing(message: unknown): void {
-    this.safely(() => (this.side === "server" ? this.response(message) : this.request(message)));
+    for (const m of Array.isArray(message) ? message : [message]) {
+      this.safely(() => (this.side === "server" ? this.response(m) : this.request(m)));
+    }
   }
 
   /** The transport closed: calls still waiting for an answer are recorded without one. */

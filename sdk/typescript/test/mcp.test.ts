@@ -129,3 +129,37 @@ describe("MCP integration", () => {
     assert.equal(logged[0]!.status, "ok");
   });
 });
+
+describe("MCP transport tap", () => {
+  it("reads JSON-RPC batches, leaves every message and send option as it was, and survives a failing recorder", async () => {
+    const { recordTransport } = await import("../src/mcp.ts");
+    const sentOut: unknown[] = [];
+    const seenIn: unknown[] = [];
+    const recorded: unknown[] = [];
+    const fakeClient = { send: async (e: unknown) => void recorded.push(e) } as unknown as SealtrailClient;
+    const transport = {
+      onmessage: (m: unknown, extra?: unknown) => void seenIn.push([m, extra]),
+      send: async (m: unknown, o?: unknown) => void sentOut.push([m, o]),
+    };
+    recordTransport(transport, { client: fakeClient, agentId: "a", serverId: "s" }, "server");
+    const batch = [{ jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "t1", arguments: { x: 1 } } },
+      { jsonrpc: "2.0", id: "2", method: "tools/call", params: { name: "t2" } }];
+    transport.onmessage(batch, { authInfo: "kept" });
+    await transport.send({ jsonrpc: "2.0", id: "2", result: { content: [] } }, { relatedRequestId: "2" });
+    await transport.send([{ jsonrpc: "2.0", id: 1, error: { code: -32603, message: "boom" } }]);
+    assert.deepEqual(seenIn, [[batch, { authInfo: "kept" }]]);
+    assert.deepEqual(sentOut[0], [{ jsonrpc: "2.0", id: "2", result: { content: [] } }, { relatedRequestId: "2" }]);
+    assert.deepEqual(recorded.map((e) => [(e as Call).tool_name, (e as Call).status, (e as Call).error_type]),
+      [["t2", "ok", undefined], ["t1", "error", "jsonrpc_-32603"]]);
+
+    const errors: unknown[] = [];
+    const broken = { send: () => { throw new Error("recorder down"); } } as unknown as SealtrailClient;
+    const sent2: unknown[] = [];
+    const t2 = { onmessage: (_m: unknown) => undefined, send: async (m: unknown) => void sent2.push(m) };
+    recordTransport(t2, { client: broken, onError: (e) => errors.push(e) }, "server");
+    t2.onmessage({ jsonrpc: "2.0", id: 9, method: "tools/call", params: { name: "t" } });
+    await t2.send({ jsonrpc: "2.0", id: 9, result: {} });
+    assert.equal(errors.length, 1);
+    assert.deepEqual(sent2, [{ jsonrpc: "2.0", id: 9, result: {} }]);
+  });
+});
