@@ -103,22 +103,23 @@ def add_log(
     typer.echo(f"witnessing {origin}")
 
 
-@log_app.command("remove")
-def remove_log(origin: Annotated[str, typer.Option(help="the log's origin line")], db: DbOpt = "witness.db") -> None:
-    """Stop witnessing a log and forget its record."""
+@log_app.command("disable")
+def disable_log(origin: Annotated[str, typer.Option(help="the log's origin line")], db: DbOpt = "witness.db") -> None:
+    """Stop cosigning a log: drop its keys, keep its latest cosigned checkpoint (a log is never
+    forgotten: added again from size 0, it could be cosigned in a split view). `log add` re-enables it."""
     from sealtrail.cli.admin import run_command
 
     async def go() -> bool:
         store = await open_store(db)
         try:
-            return await store.remove_log(origin)
+            return await store.disable_log(origin)
         finally:
             await store.close()
 
     if not run_command(go):
         typer.echo(f"error: no witnessed log {origin!r}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"removed {origin}")
+    typer.echo(f"disabled {origin}; its record is kept")
 
 
 @log_app.command("list")

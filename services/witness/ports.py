@@ -27,8 +27,10 @@ class WitnessStore(Protocol):
         """
         ...
 
-    async def remove_log(self, origin: str) -> bool:
-        """Forget a log and its record; return whether it was known. Durable when it returns."""
+    async def disable_log(self, origin: str) -> bool:
+        """Drop every checkpoint key of a log, so that nothing of it is cosigned any more; return
+        whether the log was known. MUST keep its record: forgetting it and adding the log again
+        would start from size 0 and could cosign a split view. Durable when it returns."""
         ...
 
     async def get_log(self, origin: str) -> LogRecord | None:
@@ -45,8 +47,7 @@ class WitnessStore(Protocol):
         MUST replace (size, root, note) only if the stored size and root are still
         ``expected.size`` and ``expected.root``, with no other write to that log between the
         comparison and the replacement, and return True once the new record is durable.
-        MUST change nothing and return False otherwise (another request advanced the log first,
-        or the log was removed).
+        MUST change nothing and return False otherwise (another request advanced the log first).
         """
         ...
 

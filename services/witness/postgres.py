@@ -67,10 +67,11 @@ class PostgresWitnessStore:
                 " ON CONFLICT (origin) DO UPDATE SET vkeys = excluded.vkeys, updated_at = now()",
                 origin, list(vkeys))
 
-    async def remove_log(self, origin: str) -> bool:
-        with translated("remove witnessed log"):
-            status = await self._pool.execute("DELETE FROM witness_logs WHERE origin = $1", origin)
-        return str(status).endswith(" 1")
+    async def disable_log(self, origin: str) -> bool:
+        with translated("disable witnessed log"):
+            status = await self._pool.execute(
+                "UPDATE witness_logs SET vkeys = '{}', updated_at = now() WHERE origin = $1", origin)
+        return str(status) == "UPDATE 1"
 
     async def get_log(self, origin: str) -> LogRecord | None:
         with translated("read witnessed log"):

@@ -64,10 +64,11 @@ class SqliteWitnessStore:
 
         await self._db.write(run)
 
-    async def remove_log(self, origin: str) -> bool:
+    async def disable_log(self, origin: str) -> bool:
         def run(conn: sqlite3.Connection) -> bool:
-            with translated("remove witnessed log"):
-                return conn.execute("DELETE FROM witness_logs WHERE origin = ?", (origin,)).rowcount > 0
+            with translated("disable witnessed log"):
+                return conn.execute("UPDATE witness_logs SET vkeys = '', updated_at = ? WHERE origin = ?",
+                                    (db_now(), origin)).rowcount > 0
 
         return await self._db.write(run)
 

@@ -56,15 +56,19 @@ class WitnessStoreContract:
         rec = await store.get_log(log.origin)
         assert rec == LogRecord(log.origin, (other.vkey, log.vkey), 4, log.root(4), "n\n")
 
-    async def test_advance_of_unknown_or_removed_log_does_nothing(self, store: WitnessStore) -> None:
-        """No record, no write; remove_log forgets a log and says whether it knew it."""
+    async def test_advance_of_unknown_log_does_nothing_and_disable_keeps_the_record(
+            self, store: WitnessStore) -> None:
+        """No record, no write; disable_log drops the keys but keeps size, root and note."""
         log = WitnessedLog(2)
         ghost = LogRecord(log.origin, (log.vkey,))
         assert not await store.advance(log.origin, expected=ghost, size=2, root=log.root(2), note="n\n")
+        assert not await store.disable_log(log.origin)
         await store.put_log(log.origin, [log.vkey])
-        assert await store.remove_log(log.origin)
-        assert not await store.remove_log(log.origin)
-        assert await store.get_log(log.origin) is None
+        start = await store.get_log(log.origin)
+        assert start is not None
+        assert await store.advance(log.origin, expected=start, size=2, root=log.root(2), note="n\n")
+        assert await store.disable_log(log.origin)
+        assert await store.get_log(log.origin) == LogRecord(log.origin, (), 2, log.root(2), "n\n")
 
     async def test_concurrent_advances_from_one_record_let_exactly_one_win(self, store: WitnessStore) -> None:
         """Twenty racing compare-and-swaps from the same record: one writes, nineteen change nothing."""

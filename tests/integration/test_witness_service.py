@@ -19,6 +19,7 @@ import pytest
 from sealtrail.core.note import Ed25519Signer, open_note
 from sealtrail.core.witness import SIZE_MEDIA_TYPE, format_add_checkpoint
 from tests.support.query import new_database
+from tests.support.serve import cli
 from tests.support.witness import (
     Racer,
     WitnessProcess,
@@ -81,6 +82,12 @@ def test_statuses_follow_the_protocol(witness: WitnessProcess, log: WitnessedLog
     served = open_note(r.text, [log.key.verifier(), witness.verifier])
     assert served.text == log.checkpoint(20).body() and len(served.verified) == 2
     assert httpx.get(f"{witness.url}/{'0' * 64}/checkpoint").status_code == 404
+
+    disabled = cli("witness", "log", "disable", "--origin", log.origin, "--db", witness.db)
+    assert disabled.returncode == 0, disabled.stderr
+    assert _post(witness, log.body(20, 30)).status_code == 403  # no key left: nothing is cosigned
+    add_log(witness.db, log)  # enabled again: it goes on from its record, not from 0
+    assert _post(witness, log.body(0, 30)).text == "20\n"
 
 
 def test_parallel_requests_never_get_two_inconsistent_cosignatures(witness: WitnessProcess,
