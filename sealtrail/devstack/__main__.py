@@ -104,12 +104,13 @@ def _up_services(d: Path, pg: PostgresServer, kafka: KafkaServer, tenant: str) -
 
 def down(d: Path) -> int:
     pg, kafka = _load(d)
-    procs = services.load(_state(d))
-    for svc in reversed(procs):
-        if svc.running():
-            print(f"stopping {svc.name} (pid {svc.pid}) ...", file=sys.stderr)
-        services.stop(svc)
-    if (d / STATE).exists():
+    state = _state(d)
+    if "services" in state:  # started by `up --all` at least once
+        procs = services.load(state)
+        for svc in reversed(procs):
+            if svc.running():
+                print(f"stopping {svc.name} (pid {svc.pid}) ...", file=sys.stderr)
+            services.stop(svc)
         _save(d, pg, kafka, procs)
     kafka.stop()
     pg.stop()
