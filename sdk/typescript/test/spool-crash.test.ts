@@ -6,12 +6,12 @@
  */
 
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import * as path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 
-import { logEntries, startServe, tempDir, waitForCheckpoint, type Served } from "./support/serve.ts";
+import { logEntries, SEALTRAIL, startServe, tempDir, waitForCheckpoint, type Served } from "./support/serve.ts";
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), "support", "spool-child.ts");
 let served: Served;
@@ -76,5 +76,9 @@ describe("write-ahead spool across crashes", () => {
     assert.deepEqual(missing, [], `${missing.length} durable events are not in the log`);
     // Events sent but not yet durable when a producer died may or may not be there; nothing else is.
     assert.ok(logged.length >= durable.length && logged.length <= first.durable.length + 10 + second.durable.length + 10);
+    // and Sealtrail's own verifier finds the log whole
+    const verify = spawnSync(SEALTRAIL, ["verify", "--url", served.url, "--log", "default"], {
+      encoding: "utf8", timeout: 300_000, env: { ...process.env, SEALTRAIL_TOKEN: auditor } });
+    assert.equal(verify.status, 0, `sealtrail verify: ${verify.stdout}\n${verify.stderr}`);
   });
 });
