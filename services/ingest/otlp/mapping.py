@@ -12,11 +12,12 @@ sends the same span again gets the same id and the ledger keeps one entry. Pure:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sealtrail.errors import InvalidInputError
@@ -78,15 +79,26 @@ def is_tool_call(span: Span) -> bool:
     return attrs.get("gen_ai.operation.name") == TOOL_OPERATION or attrs.get("mcp.method.name") == MCP_TOOLS_CALL
 
 
+_VERSION_MASK = ~(0xF << 76) & (2**128 - 1)
+_VARIANT_MASK = ~(0x3 << 62) & (2**128 - 1)
+_VERSION_7 = 0x7 << 76
+_VARIANT_RFC = 0x2 << 62
+
+
 def span_event_id(trace_id: str, span_id: str) -> str:
     """The event id of a span: ``SHA-256(context || trace id bytes || span id bytes)``, first 16
     bytes, with the UUID version set to 7 and the variant to RFC 9562's, in 8-4-4-4-12 form."""
-    digest = bytearray(hashlib.sha256(EVENT_ID_CONTEXT + bytes.fromhex(trace_id) + bytes.fromhex(span_id))
-                       .digest()[:16])
-    digest[6] = 0x70 | (digest[6] & 0x0F)
-    digest[8] = 0x80 | (digest[8] & 0x3F)
-    h = digest.hex()
+    digest = hashlib.sha256(EVENT_ID_CONTEXT + bytes.fromhex(trace_id + span_id)).digest()
+    n = int.from_bytes(digest[:16], "big") & _VERSION_MASK & _VARIANT_MASK | _VERSION_7 | _VARIANT_RFC
+    h = f"{n:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _utc_second(seconds: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` of a Unix second (the spans of one export share a few seconds)."""
+    t = time.gmtime(seconds)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
 
 
 def _first(span: Span, names: tuple[tuple[str, str], ...]) -> tuple[str, str] | None:
@@ -149,9 +161,8 @@ def _times(span: Span) -> tuple[str, int]:
     if end < start:
         raise SpanRefused("the span ends before it starts")
     seconds, nanos = divmod(start, 10**9)
-    moment = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
     fraction = f"{nanos:09d}".rstrip("0")
-    return f"{moment}{'.' + fraction if fraction else ''}Z", end - start
+    return f"{_utc_second(seconds)}{'.' + fraction if fraction else ''}Z", end - start
 
 
 def _subjects(span: Span, rules: tuple[SubjectRule, ...]) -> list[str]:
