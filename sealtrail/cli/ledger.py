@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -92,16 +93,22 @@ def ledger(
     port: int = typer.Option(DEFAULT_LEDGER_METRICS_PORT, min=PORT_MIN, max=PORT_MAX,
                              help="port of /healthz, /readyz, /metrics"),
     max_records: int = typer.Option(5000, help="records per poll (the Merkle batch bound)"),
+    witness_config: Annotated[Path | None, typer.Option(
+        "--witness-config", envvar="SEALTRAIL_WITNESS_CONFIG",
+        help="TOML file of the witnesses every checkpoint is submitted to, and the quorum (docs/witness.md)")
+    ] = None,
 ) -> None:
     """Run the ledger: sequence sealed events from Kafka into PostgreSQL and sign checkpoints."""
     from sealtrail.cli.serving import AppRunner, listen
     from sealtrail.infra.logs import configure_logging
     from sealtrail.infra.settings import Settings
+    from sealtrail.infra.witnessconfig import load_witness_config
     from services.ledger import service as ledger_service
 
     settings = Settings()
     configure_logging(settings.log_level)
-    svc = ledger_service.LedgerService(settings, max_records=max_records)
+    witnesses = None if witness_config is None else load_witness_config(witness_config)
+    svc = ledger_service.LedgerService(settings, max_records=max_records, witnesses=witnesses)
     app, status = ledger_service.health_app(svc)
     runner = AppRunner(app, listen(host, port))
     status.terminate = runner.stop  # a failed ledger logs its reason, then the process exits 1

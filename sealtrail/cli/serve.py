@@ -73,6 +73,10 @@ def serve(
     max_backlog: Annotated[int, typer.Option(
         min=1, help="records the ledger may be behind before new event batches are answered 429")
     ] = DEFAULT_MAX_BACKLOG,
+    witness_config: Annotated[Path | None, typer.Option(
+        "--witness-config", envvar="SEALTRAIL_WITNESS_CONFIG",
+        help="TOML file of the witnesses every checkpoint is submitted to, and the quorum (docs/witness.md)")
+    ] = None,
 ) -> None:
     """Run ingest, ledger, projector and query in one process, with SQLite and a local log."""
     from sealtrail.cli.embedded.app import EmbeddedOptions, create_app
@@ -80,6 +84,7 @@ def serve(
     from sealtrail.cli.serving import AppRunner, listen
     from sealtrail.errors import SealtrailError
     from sealtrail.infra.logs import configure_logging
+    from sealtrail.infra.witnessconfig import load_witness_config
 
     data = DataDir(data_dir or default_data_dir())
     if data.root.exists() and not data.root.is_dir():
@@ -87,8 +92,10 @@ def serve(
     _refuse_if_served(data.log)
     sock = listen(host, port)  # before the first run creates keys: no tokens for a server that cannot listen
     try:
+        witnesses = None if witness_config is None else load_witness_config(witness_config)
         first = asyncio.run(initialise(data))
-        app = create_app(data, options=EmbeddedOptions(max_backlog=max_backlog, tune_gc=True))
+        app = create_app(data, options=EmbeddedOptions(max_backlog=max_backlog, tune_gc=True,
+                                                       witnesses=witnesses))
     except SealtrailError as e:
         sock.close()
         raise error_exit(str(e)) from None

@@ -4,7 +4,8 @@ For each grown log, in one signing transaction of the checkpoint store (one sign
 key rotation meanwhile): read the committed head, prove it consistent with the previous
 checkpoint from the stored tree (and the root recomputable from stored nodes), sign the
 checkpoint note with the active key, add a timestamped cosignature (its signed time), store it,
-then publish it on the checkpoints topic. The decisions here are pure; the store does the I/O.
+then publish it on the checkpoints topic and offer it to the witnesses, if any (never waiting for
+them). The decisions here are pure; the store does the I/O.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sealtrail.infra.bus import BusPublisher
 from services.ledger import metrics
 from services.ledger.ports import CheckpointStore, SignedCheckpoint, SigningState
 from services.ledger.signing import DEFAULT_KEY_NAME, load_active, load_keys, rotate
+from services.ledger.witnessing import LedgerWitnessing
 
 log = logging.getLogger("sealtrail.ledger.checkpointer")
 
@@ -36,8 +38,10 @@ class Checkpointer:
 
     def __init__(self, *, store: CheckpointStore, key_dir: Path, key_name: str = DEFAULT_KEY_NAME,
                  interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
-                 publisher: BusPublisher | None = None, topic: str = "") -> None:
+                 publisher: BusPublisher | None = None, topic: str = "",
+                 witnessing: LedgerWitnessing | None = None) -> None:
         self._store = store
+        self.witnessing = witnessing
         self._key_dir = key_dir
         self._key_name = key_name
         self._interval_s = interval_s
@@ -55,6 +59,8 @@ class Checkpointer:
                 await self.tick()
             except (SealtrailError, OSError) as e:
                 log.error("checkpoint round failed: %s: %s", type(e).__name__, e)
+            if self.witnessing is not None:
+                self.witnessing.observe()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self._interval_s)
 
@@ -69,6 +75,8 @@ class Checkpointer:
             if signed.delay_s is not None:
                 metrics.CHECKPOINT_DELAY.observe(max(0.0, signed.delay_s))
             notes.append(signed.note)
+            if self.witnessing is not None:
+                self.witnessing.offer(log_id, signed.note)
             if self._publisher is not None:
                 await self._publisher.publish(self._topic, [(log_id.encode(), signed.note.encode())])
         return notes

@@ -28,3 +28,12 @@ CHECKPOINT_DELAY = Histogram(
     buckets=(0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60, 300))
 CHECKPOINT_REFUSED = Counter("sealtrail_ledger_checkpoint_refused_total",
                              "Checkpoints not signed because consistency failed", ["log"])
+WITNESS_COSIGNATURES = Counter("sealtrail_ledger_witness_cosignatures_total",
+                               "Verified witness cosignatures stored", ["witness"])
+WITNESS_FAILURES = Counter("sealtrail_ledger_witness_failures_total",
+                           "add-checkpoint attempts that a witness refused or failed", ["witness"])
+WITNESS_LAG_ENTRIES = Gauge("sealtrail_ledger_witness_lag_entries",
+                            "Entries by which the latest witnessed checkpoint trails the latest signed one", ["log"])
+WITNESS_LAG_SECONDS = Gauge("sealtrail_ledger_witness_lag_seconds",
+                            "Seconds since the oldest signed checkpoint not yet witnessed was signed (0: none)",
+                            ["log"])

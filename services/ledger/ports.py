@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from sealtrail.core.merkle import NodeID, plan_consistency, range_nodes
+from sealtrail.core.note import NoteSignature
 from services.ledger.sequencer import LogHead, SequencedBatch
 
 
@@ -174,4 +175,18 @@ class CheckpointStore(SigningKeyStore, Protocol):
         returns. When ``sign`` raises, MUST store nothing and let the error through. Driver
         errors MUST come out as :class:`~sealtrail.errors.SealtrailError`.
         """
+        ...
+
+    async def add_cosignatures(self, log_id: str, size: int, cosignatures: Sequence[NoteSignature]) -> bool:
+        """Add witness cosignature lines to the stored note of the log's checkpoint of ``size``.
+
+        MUST keep the note's text and every line it holds, add each new line once, and read and
+        write the note in one transaction that excludes another update of it. Returns False (and
+        stores nothing) when no checkpoint of that size is stored. Callers MUST pass only
+        cosignatures they verified.
+        """
+        ...
+
+    async def consistency_proof(self, log_id: str, size1: int, size2: int) -> list[bytes]:
+        """The RFC 6962 consistency proof between two stored tree sizes of the log (0 < size1 < size2)."""
         ...

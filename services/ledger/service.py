@@ -17,6 +17,7 @@ import time
 import asyncpg
 from fastapi import FastAPI
 
+from sealtrail.core.witnessing import WitnessingConfig
 from sealtrail.infra.bus import TopicSpec
 from sealtrail.infra.gctune import tune_gc
 from sealtrail.infra.kafka import KafkaPublisher
@@ -28,6 +29,7 @@ from services.ledger.deadletter import DeadLetterSink
 from services.ledger.kafka import KafkaLedgerDriver
 from services.ledger.postgres.checkpoints import PostgresCheckpointStore
 from services.ledger.postgres.store import PostgresLedgerStore
+from services.ledger.witnessing import LedgerWitnessing
 from services.ledger.worker import LedgerWorker
 
 log = logging.getLogger("sealtrail.ledger")
@@ -52,8 +54,10 @@ def topics(settings: Settings) -> list[TopicSpec]:
 class LedgerService:
     """One ledger process: consumer-group member plus checkpointer."""
 
-    def __init__(self, settings: Settings, *, max_records: int = 5000) -> None:
+    def __init__(self, settings: Settings, *, max_records: int = 5000,
+                 witnesses: WitnessingConfig | None = None) -> None:
         self.settings = settings
+        self._witnesses = witnesses
         self._max_records = max_records
         self._stop = asyncio.Event()
         self.ready = False
@@ -88,10 +92,12 @@ class LedgerService:
                                         group=s.ledger_group, worker=worker, store=store,
                                         max_records=self._max_records, instance_id=s.ledger_instance_id,
                                         fetch_min_bytes=s.ledger_fetch_min_bytes)
-        self.checkpointer = Checkpointer(store=PostgresCheckpointStore(pool=pool),
+        checkpoints = PostgresCheckpointStore(pool=pool)
+        witnessing = None if self._witnesses is None else LedgerWitnessing(self._witnesses, store=checkpoints)
+        self.checkpointer = Checkpointer(store=checkpoints,
                                          key_dir=s.signing_key_dir, key_name=s.key_name,
                                          interval_s=s.checkpoint_interval_s, publisher=publisher,
-                                         topic=s.checkpoints_topic)
+                                         topic=s.checkpoints_topic, witnessing=witnessing)
         await self.checkpointer.ensure_keys()
         tune_gc()
         tasks = [asyncio.create_task(self.driver.run(), name="ledger-consumer"),
@@ -115,6 +121,8 @@ class LedgerService:
             for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await asyncio.wait_for(t, timeout=15)
+            if witnessing is not None:
+                await witnessing.close()
 
     def stop(self) -> None:
         self._stop.set()

@@ -74,6 +74,33 @@ class CheckpointStoreContract:
         count2, total2 = _delays()
         assert count2 == count1 + 1 and 7 <= total2 - total1 < 17
 
+    async def test_witness_cosignatures_join_the_stored_note(
+        self, backend: LedgerBackend, checkpointer: Checkpointer
+    ) -> None:
+        """add_cosignatures adds each line once to the note of that size and keeps its text and lines;
+        consistency_proof proves one stored size extends another; an unknown size changes nothing."""
+        from sealtrail.core.checkpoint import parse_checkpoint
+        from sealtrail.core.cosignature import CosignatureSigner
+        from sealtrail.core.merkle import verify_consistency
+        from sealtrail.core.note import NoteSignature, parse_note
+
+        writer = LogWriter(backend)
+        await writer.append("acme", 4)
+        [first] = await checkpointer.tick()
+        await writer.append("acme", 5)
+        await checkpointer.tick()
+        witness = CosignatureSigner.generate("witness.example/w1")
+        line = NoteSignature(witness.name, witness.key_id, witness.sign_at(parse_note(first).text.encode(), 7))
+        for _ in range(2):
+            assert await backend.checkpoints.add_cosignatures("acme", 4, [line])
+        assert not await backend.checkpoints.add_cosignatures("acme", 5, [line])
+        stored = [c.note for c in await backend.reader.checkpoints("acme", "acme", 4, 9) if c.size == 4]
+        assert stored == [first + line.line()]
+        latest = await backend.reader.latest_checkpoint("acme", "acme")
+        proof = await backend.checkpoints.consistency_proof("acme", 4, 9)
+        root4, root9 = (parse_checkpoint(parse_note(n).text).root for n in (first, latest.note))
+        verify_consistency(4, 9, proof, root4, root9)
+
     async def test_concurrent_rounds_sign_each_size_once(
         self, backend: LedgerBackend, checkpointer: Checkpointer, tmp_path: Path
     ) -> None:

@@ -50,6 +50,7 @@ from sealtrail.cli.embedded.logretention import (
 )
 from sealtrail.core.note import Ed25519Signer
 from sealtrail.core.receipt import CachedEd25519Signer
+from sealtrail.core.witnessing import WitnessingConfig
 from sealtrail.infra.auth_sqlite import SqliteAuthStore
 from sealtrail.infra.gctune import tune_gc
 from sealtrail.infra.keycache import CachingKeyStore
@@ -87,6 +88,8 @@ class EmbeddedOptions:
     """Local-log segments older than this, and already logged, are deleted (:mod:`.logretention`)."""
     log_retention_interval_s: float = DEFAULT_LOG_RETENTION_INTERVAL_S
     log_segment_bytes: int = DEFAULT_SEGMENT_BYTES
+    witnesses: WitnessingConfig | None = None
+    """Witnesses every checkpoint is submitted to (c2sp.org/tlog-witness); none by default."""
 
 
 async def record_receipt_key(db: SqliteDatabase, signer: Ed25519Signer) -> None:
@@ -200,7 +203,7 @@ def create_app(data: DataDir, *, options: EmbeddedOptions | None = None) -> Star
             stack.push_async_callback(log.stop)
             await record_receipt_key(db, receipt_signer)
             ledger = await stack.enter_async_context(running_ledger(
-                data, db, log, checkpoint_interval_s=opts.checkpoint_interval_s))
+                data, db, log, checkpoint_interval_s=opts.checkpoint_interval_s, witnesses=opts.witnesses))
             backlog.attach(ledger.driver)
             stack.callback(backlog.attach, None)
             await stack.enter_async_context(_trimming(log, db, opts))

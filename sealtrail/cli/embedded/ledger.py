@@ -20,6 +20,7 @@ from sealtrail.cli.embedded.datadir import (
     SEALED_TOPIC,
     DataDir,
 )
+from sealtrail.core.witnessing import WitnessingConfig
 from sealtrail.infra.bus import TopicSpec
 from sealtrail.infra.locallog import LocalLog
 from sealtrail.infra.sqlite import SqliteDatabase
@@ -28,6 +29,7 @@ from services.ledger.deadletter import DeadLetterSink
 from services.ledger.locallog import LocalLedgerDriver
 from services.ledger.sqlite.checkpoints import SqliteCheckpointStore
 from services.ledger.sqlite.store import SqliteLedgerStore
+from services.ledger.witnessing import LedgerWitnessing
 from services.ledger.worker import LedgerWorker
 
 LEDGER_GROUP = "sealtrail-ledger"
@@ -66,7 +68,8 @@ class EmbeddedLedger:
 @contextlib.asynccontextmanager
 async def running_ledger(data: DataDir, db: SqliteDatabase, log: LocalLog, *,
                          checkpoint_interval_s: float = DEFAULT_CHECKPOINT_INTERVAL_S,
-                         max_records: int = DEFAULT_MAX_RECORDS) -> AsyncIterator[EmbeddedLedger]:
+                         max_records: int = DEFAULT_MAX_RECORDS,
+                         witnesses: WitnessingConfig | None = None) -> AsyncIterator[EmbeddedLedger]:
     """Consume the sealed topic into SQLite and sign checkpoints for the block; stop after it.
 
     ``log`` MUST be started; its topics are created here when missing.
@@ -77,8 +80,11 @@ async def running_ledger(data: DataDir, db: SqliteDatabase, log: LocalLog, *,
                           group=LEDGER_GROUP, topic=SEALED_TOPIC, lookup_duplicates="after_conflict")
     driver = LocalLedgerDriver(log=log, topic=SEALED_TOPIC, group=LEDGER_GROUP, worker=worker, store=store,
                                max_records=max_records)
-    checkpointer = Checkpointer(store=SqliteCheckpointStore(db=db), key_dir=data.keys, key_name=KEY_NAME,
-                                interval_s=checkpoint_interval_s, publisher=log, topic=CHECKPOINTS_TOPIC)
+    checkpoints = SqliteCheckpointStore(db=db)
+    witnessing = None if witnesses is None else LedgerWitnessing(witnesses, store=checkpoints)
+    checkpointer = Checkpointer(store=checkpoints, key_dir=data.keys, key_name=KEY_NAME,
+                                interval_s=checkpoint_interval_s, publisher=log, topic=CHECKPOINTS_TOPIC,
+                                witnessing=witnessing)
     await checkpointer.ensure_keys()
     stop = asyncio.Event()
     tasks = [asyncio.create_task(driver.run(), name="ledger-driver"),
@@ -89,3 +95,5 @@ async def running_ledger(data: DataDir, db: SqliteDatabase, log: LocalLog, *,
         driver.stop()
         stop.set()
         await asyncio.gather(*tasks)
+        if witnessing is not None:
+            await witnessing.close()

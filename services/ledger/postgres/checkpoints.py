@@ -11,6 +11,8 @@ from contextlib import contextmanager
 
 import asyncpg
 
+from sealtrail.core.note import NoteSignature
+from sealtrail.core.witnessing import with_cosignatures
 from sealtrail.errors import UnavailableError
 from sealtrail.infra.pgerrors import translated
 from sealtrail.infra.postgres import Conn
@@ -99,6 +101,22 @@ class PostgresCheckpointStore:
                     " VALUES ($1, $2, $3, $4, to_timestamp($5))",
                     log_id, signed.size, signed.root, signed.note, signed.signed_at)
         return signed
+
+    async def add_cosignatures(self, log_id: str, size: int, cosignatures: Sequence[NoteSignature]) -> bool:
+        with _pg("storing witness cosignatures"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                note = await conn.fetchval("SELECT note FROM checkpoints WHERE log_id = $1 AND tree_size = $2"
+                                           " FOR UPDATE", log_id, size)
+                if note is None:
+                    return False
+                await conn.execute("UPDATE checkpoints SET note = $3 WHERE log_id = $1 AND tree_size = $2",
+                                   log_id, size, with_cosignatures(note, list(cosignatures)))
+        return True
+
+    async def consistency_proof(self, log_id: str, size1: int, size2: int) -> list[bytes]:
+        with _pg("reading a consistency proof"):
+            async with self._pool.acquire() as conn:
+                return await tree_postgres.consistency_proof(conn, log_id, size1, size2)
 
 
 async def _state(conn: Conn, log_id: str) -> SigningState | None:

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from sealtrail.core.note import NoteSignature
+from sealtrail.core.witnessing import with_cosignatures
 from sealtrail.errors import UnavailableError
 from sealtrail.infra.sqlite import SqliteDatabase, db_now, from_db_time, to_db_time, translated
 from services.ledger.ports import (
@@ -23,6 +25,7 @@ from services.ledger.ports import (
     TreeHead,
     nodes_for,
 )
+from services.ledger.sqlite.tree import consistency_proof as tree_consistency_proof
 from services.ledger.sqlite.tree import find_nodes
 
 T = TypeVar("T")
@@ -80,6 +83,22 @@ class SqliteCheckpointStore:
             return signed
 
         return await self._write(work, "signing a checkpoint")
+
+    async def add_cosignatures(self, log_id: str, size: int, cosignatures: Sequence[NoteSignature]) -> bool:
+        def work(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("SELECT note FROM checkpoints WHERE log_id = ? AND tree_size = ?",
+                               (log_id, size)).fetchone()
+            if row is None:
+                return False
+            conn.execute("UPDATE checkpoints SET note = ? WHERE log_id = ? AND tree_size = ?",
+                         (with_cosignatures(row[0], list(cosignatures)), log_id, size))
+            return True
+
+        return await self._write(work, "storing witness cosignatures")
+
+    async def consistency_proof(self, log_id: str, size1: int, size2: int) -> list[bytes]:
+        return await self._read(lambda c: tree_consistency_proof(c, log_id, size1, size2),
+                                "reading a consistency proof")
 
     async def _read(self, work: Callable[[sqlite3.Connection], T], what: str) -> T:
         with _sqlite(what):
