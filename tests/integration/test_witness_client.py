@@ -15,7 +15,7 @@ from fastapi.responses import Response
 
 from sealtrail.core.cosignature import CosignatureSigner
 from sealtrail.core.note import Ed25519Signer, NoteSignature, open_note
-from sealtrail.core.quorum import WitnessPolicy
+from sealtrail.core.quorum import QuorumError, WitnessPolicy
 from sealtrail.core.witnessing import WitnessConfig, with_cosignatures
 from sealtrail.errors import (
     InconsistentCheckpointError,
@@ -176,3 +176,39 @@ async def test_loop_reaches_quorum_despite_a_down_and_a_garbage_witness(
     assert status["garbage"]["failures"] and status["w1"]["cosigned"] == 200
     policy = WitnessPolicy.from_vkeys([w.vkey for w in witnesses], 2)
     assert len(policy.check(with_cosignatures(log.signed(200), kept[200])).names) == 2
+
+
+async def test_rollback_fork_and_rewritten_history_never_reach_quorum(
+        witnesses: list[WitnessProcess], log: WitnessedLog) -> None:
+    """After size 100 is witnessed, a log that rolls back, forks at 100, or rewrites an entry below 100
+    and signs again gets no cosignature from any witness: the lag rises and a quorum check of what it
+    signed fails naming the checkpoint."""
+    policy = WitnessPolicy.from_vkeys([w.vkey for w in witnesses], 2)
+    kept: dict[int, list[NoteSignature]] = {}
+
+    async def sink(name: str, size: int, sig: NoteSignature) -> None:
+        kept.setdefault(size, []).append(sig)
+
+    async def run(history: WitnessedLog, sizes: list[int]) -> WitnessLoop:
+        async with httpx.AsyncClient() as http:
+            clients = [WitnessClient(_config(w, f"w{n}"), http=http, timeout_s=2) for n, w in enumerate(witnesses)]
+            loop = WitnessLoop(clients, _proofs(history), sink, quorum=2)
+            task = asyncio.create_task(loop.run())
+            for size in sizes:
+                loop.offer(history.signed(size), size)
+                await asyncio.sleep(0.3)
+            task.cancel()
+        return loop
+
+    honest = await run(log, [100])
+    assert honest.witnessed_size == 100
+    attacks = {"rollback": (log, 60), "fork at the same size": (log.fork(70, 200, tag="x"), 100),
+               "rewritten history": (log.fork(3, 200, tag="y"), 150)}
+    for what, (history, size) in attacks.items():
+        before = {n: len(v) for n, v in kept.items()}
+        loop = await run(history, [size])
+        assert {n: len(v) for n, v in kept.items()} == before, what
+        assert loop.witnessed_size == 0 and loop.lag()[0] == size, what
+        assert all(s["cosigned"] == 0 and s["failures"] for s in loop.status().values()), what
+        with pytest.raises(QuorumError, match=f"tree size {size} carries 0 of the 2"):
+            policy.check(history.signed(size))  # what the log signed, with every cosignature it got
