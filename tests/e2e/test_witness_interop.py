@@ -8,6 +8,8 @@
   go.sum, built once into ~/.cache/sealtrail/litewitness-v0.6.1/) cosigns the checkpoints of
   ``sealtrail serve``, submitted by Sealtrail's witness client, and ``sealtrail verify proof
   --witness`` accepts them.
+- ``sealtrail serve --witness-config`` with litewitness and ``sealtrail witness``, quorum 2: every
+  checkpoint is cosigned by both and ``sealtrail verify --witness ... --quorum 2`` passes.
 """
 
 from __future__ import annotations
@@ -228,3 +230,55 @@ def test_litewitness_cosigns_sealtrail_checkpoints(litewitness: Path, agent: _Ag
 def _port(proc: subprocess.Popen[bytes]) -> int:
     listen = proc.args[proc.args.index("-listen") + 1]  # type: ignore[union-attr,index]
     return int(str(listen).rsplit(":", 1)[1])
+
+
+def test_serve_is_witnessed_by_litewitness_and_sealtrail_witness(litewitness: Path, agent: _Agent, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """sealtrail serve --witness-config with litewitness and sealtrail witness, quorum 2: the served
+    checkpoint carries both cosignatures and ``sealtrail verify --witness ... --quorum 2`` passes."""
+    data = tmp_path / "data"
+    served = start_serve(data)
+    try:
+        auditor, gateway = create_key(served, "auditor"), served.tokens["gateway"]
+        headers = {"Authorization": f"Bearer {auditor}"}
+        asyncio.run(send_events(served.url, gateway, [serve_event(0)]))
+        wait_for_checkpoint(served.url, auditor, TENANT, 1)
+        origin = parse_checkpoint(parse_note(
+            httpx.get(f"{served.url}/v1/logs/{TENANT}/checkpoint", headers=headers).text).text).origin
+        keys = httpx.get(served.url + "/v1/keys", headers=headers).json()["keys"]
+        checkpoint_vkey = next(k["vkey"] for k in keys if k["purpose"] == "checkpoint")
+    finally:
+        served.stop()
+    db = tmp_path / "litewitness.db"
+    for args in (["add-log", "-db", str(db), "-origin", origin],
+                 ["add-key", "-db", str(db), "-origin", origin, "-key", checkpoint_vkey]):
+        subprocess.run([str(litewitness / "witnessctl"), *args], capture_output=True, timeout=60, check=True)
+    lw, lw_vkey, _ = _start_litewitness(litewitness, agent, db, tmp_path)
+    key_file, sw_vkey = witness_key(tmp_path)
+    sw_db = str(tmp_path / "witness.db")
+    assert cli("witness", "log", "add", "--origin", origin, "--vkey", checkpoint_vkey, "--db", sw_db).returncode == 0
+    sw = start_witness(key_file, sw_vkey, sw_db)
+    config = tmp_path / "witnesses.toml"
+    config.write_text(f'quorum = 2\n[[witness]]\nname = "litewitness"\nvkey = "{lw_vkey}"\n'
+                      f'url = "http://127.0.0.1:{_port(lw)}"\n'
+                      f'[[witness]]\nname = "sealtrail"\nvkey = "{sw_vkey}"\nurl = "{sw.url}"\n')
+    monkeypatch.setenv("SEALTRAIL_WITNESS_CONFIG", str(config))
+    served = start_serve(data)
+    try:
+        asyncio.run(send_events(served.url, gateway, [serve_event(i) for i in range(1, 60)]))
+        deadline, note = time.monotonic() + 30, ""
+        while time.monotonic() < deadline:
+            note = httpx.get(f"{served.url}/v1/logs/{TENANT}/checkpoint", headers=headers).text
+            if "\n60\n" in note and "— litewitness.example/w " in note and "— witness.example/w1 " in note:
+                break
+            time.sleep(0.1)
+        assert "— litewitness.example/w " in note and "— witness.example/w1 " in note, note
+        done = cli("verify", "--url", served.url, "--log", TENANT, "--token", auditor,
+                   "--witness", lw_vkey, "--witness", sw_vkey, "--quorum", "2")
+    finally:
+        served.stop()
+        sw.stop()
+        lw.send_signal(signal.SIGINT)
+        lw.wait(timeout=10)
+    assert done.returncode == 0, done.stderr
+    assert "litewitness.example/w" in done.stdout and "witness.example/w1" in done.stdout
