@@ -89,9 +89,10 @@ async def grow(name: str, ctx: Context) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--http", type=int, metavar="PORT", help="serve Streamable HTTP on 127.0.0.1:PORT")
+    parser.add_argument("--json", action="store_true", help="answer POSTs with JSON bodies rather than SSE streams")
     args = parser.parse_args()
     if args.http:
-        server.run("streamable-http", host="127.0.0.1", port=args.http)
+        server.run("streamable-http", host="127.0.0.1", port=args.http, json_response=args.json)
     else:
         server.run()
 

@@ -145,7 +145,7 @@ async def _bearer_agent(scope: Scope, keys: KeyVerifier) -> str | None:
 def build_app(rt: Runtime) -> Starlette:
     server = build_server(rt.gateway, rt.sessions)
     manager = StreamableHTTPSessionManager(
-        app=server, max_request_body_size=rt.cfg.max_argument_bytes * 2 + 65536,
+        app=server, max_request_body_size=rt.cfg.max_argument_bytes * 2 + 65536, json_response=rt.cfg.json_response,
         security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False))
     mcp_app = Authenticated(manager.asgi_app, rt.keys)
 

@@ -107,6 +107,7 @@ class GatewayConfig:
     hold_s: float = DEFAULT_HOLD_S
     approval_ttl_s: float = DEFAULT_APPROVAL_TTL_S
     key_cache_s: float = DEFAULT_KEY_CACHE_S
+    json_response: bool = True
     currency: str = "USD"
     servers: dict[str, ServerConfig] = field(default_factory=dict)
     agents: dict[str, AgentConfig] = field(default_factory=dict)
@@ -138,7 +139,7 @@ def parse(raw: dict[str, Any], *, path: Path) -> GatewayConfig:
     base = path.parent
     gw = _table(raw, "gateway", optional=True)
     _keys(gw, "gateway", {"listen", "id", "max_argument_bytes", "hold_seconds", "approval_ttl_seconds",
-                          "key_cache_seconds", "currency"})
+                          "key_cache_seconds", "json_response", "currency"})
     servers = {name: _server(name, _table(_table(raw, "servers"), name, where="servers"))
                for name in _table(raw, "servers")}
     agents = {name: _agent(name, _table(_table(raw, "agents", optional=True), name, where="agents"), servers)
@@ -152,6 +153,7 @@ def parse(raw: dict[str, Any], *, path: Path) -> GatewayConfig:
         hold_s=_seconds(gw.get("hold_seconds", DEFAULT_HOLD_S), "gateway.hold_seconds", zero=True),
         approval_ttl_s=_seconds(gw.get("approval_ttl_seconds", DEFAULT_APPROVAL_TTL_S), "gateway.approval_ttl_seconds"),
         key_cache_s=_seconds(gw.get("key_cache_seconds", DEFAULT_KEY_CACHE_S), "gateway.key_cache_seconds", zero=True),
+        json_response=_bool(gw.get("json_response", True), "gateway.json_response"),
         currency=_currency(gw.get("currency", "USD")), servers=servers, agents=agents, subjects=_subjects(raw),
     )
 
@@ -313,6 +315,12 @@ def _tier(value: object, key: str) -> Tier | None:
 def _int(value: object, key: str, *, zero: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < (0 if zero else 1):
         raise GatewayConfigError(f"{key}: expected an integer {'>= 0' if zero else '>= 1'}, got {value!r}")
+    return value
+
+
+def _bool(value: object, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise GatewayConfigError(f"{key}: expected true or false, got {value!r}")
     return value
 
 

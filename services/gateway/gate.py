@@ -164,7 +164,7 @@ class Gateway:
 
     async def _forward(self, call: Call, verdict: Verdict) -> dict[str, Any]:
         upstream = self.upstreams[call.server]
-        meta = call.meta if isinstance(call.meta, dict) else None
+        meta = _forwarded_meta(call.meta)
         try:
             result = await upstream.call(call.tool, call.arguments, meta, verdict.timeout_s)
         except UpstreamTimeoutError as e:
@@ -205,6 +205,15 @@ class Gateway:
             cost_micros=cost, currency=self.cfg.currency if cost is not None else None, trace_id=trace_id,
             span_id=span_id, payload=payload,
             subjects=subjects_of(self.cfg, call.server, call.tool, call.arguments) or None))
+
+
+def _forwarded_meta(meta: Any) -> dict[str, Any] | None:
+    """The agent's ``_meta`` for the upstream, without the protocol's reserved keys: the 2026-07-28
+    envelope (``io.modelcontextprotocol/...``) belongs to the agent's connection, not the upstream's."""
+    if not isinstance(meta, dict):
+        return None
+    kept = {k: v for k, v in meta.items() if not k.startswith("io.modelcontextprotocol/")}
+    return kept or None
 
 
 def def_hash(tool: dict[str, Any]) -> str:

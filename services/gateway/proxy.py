@@ -18,6 +18,7 @@ import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.session import ServerSession
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from services.gateway.gate import Call, Gateway
 
@@ -61,13 +62,20 @@ def build_server(gateway: Gateway, sessions: Sessions, *, stdio_agent: str | Non
 
     async def list_tools(ctx: ServerRequestContext[Any, Any], _params: types.PaginatedRequestParams) -> dict[str, Any]:
         agent, session = who(ctx)
-        return {"tools": await gateway.list_tools(agent, session)}
+        listing: dict[str, Any] = {"tools": await gateway.list_tools(agent, session)}
+        if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:  # per agent and policy: never cached for others
+            listing.update(resultType="complete", ttlMs=0, cacheScope="private")
+        return listing
 
     async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> dict[str, Any]:
         agent, session = who(ctx)
         raw = ctx.params or {}
-        return await gateway.call_tool(Call(agent=agent, session=session, name=params.name,
-                                            arguments=raw.get("arguments"), meta=raw.get("_meta")))
+        result = await gateway.call_tool(Call(agent=agent, session=session, name=params.name,
+                                              arguments=raw.get("arguments"), meta=raw.get("_meta")))
+        if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS and "resultType" not in result:
+            # upstreams speak the handshake era; a 2026-07-28 agent needs the result's type
+            return {**result, "resultType": "complete"}
+        return result
 
     server: Server[Any] = Server("sealtrail-gateway", version="1", instructions=(
         "Sealtrail gateway: tools of several MCP servers, named SERVER__TOOL, under one policy. Every call is "

@@ -23,7 +23,7 @@ PROBE_S = 1.0
 
 
 class Recorder:
-    def __init__(self, url: str, token: str, *, spool_dir: Path | None, flush_interval_s: float = 0.2,
+    def __init__(self, url: str, token: str, *, spool_dir: Path | None, flush_interval_s: float = 0.5,
                  probe_s: float = PROBE_S) -> None:
         self._url = url
         self.client = SealtrailClient(url, token, spool_dir=spool_dir, flush_interval_s=flush_interval_s,
