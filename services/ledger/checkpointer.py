@@ -54,6 +54,8 @@ class Checkpointer:
             await rotate(self._store, key_dir=self._key_dir, name=self._key_name)
 
     async def run(self, stop: asyncio.Event) -> None:
+        if self.witnessing is not None:
+            await self._offer_latest()
         while not stop.is_set():
             try:
                 await self.tick()
@@ -63,6 +65,16 @@ class Checkpointer:
                 self.witnessing.observe()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self._interval_s)
+
+    async def _offer_latest(self) -> None:
+        """At start, hand each log's latest stored checkpoint to the witnesses: one signed before a
+        restart would otherwise wait for the log to grow before being witnessed."""
+        assert self.witnessing is not None
+        try:
+            for log_id, note in await self._store.latest_notes():
+                self.witnessing.offer(log_id, note)
+        except SealtrailError as e:
+            log.error("could not offer the latest checkpoints to the witnesses: %s: %s", type(e).__name__, e)
 
     async def tick(self) -> list[str]:
         """Sign a checkpoint for every grown log; return the notes signed."""

@@ -71,6 +71,9 @@ class LedgerStore(Protocol):
 
 
 # Logs grown beyond their latest checkpoint; the same SQL on PostgreSQL and SQLite.
+LATEST_NOTES_SQL = ("SELECT c.log_id, c.note FROM checkpoints c WHERE c.tree_size ="
+                    " (SELECT max(m.tree_size) FROM checkpoints m WHERE m.log_id = c.log_id) ORDER BY c.log_id")
+
 GROWN_LOGS_SQL = """
 SELECT l.log_id FROM logs l
 WHERE l.size > coalesce((SELECT max(c.tree_size) FROM checkpoints c WHERE c.log_id = l.log_id), 0)
@@ -189,4 +192,8 @@ class CheckpointStore(SigningKeyStore, Protocol):
 
     async def consistency_proof(self, log_id: str, size1: int, size2: int) -> list[bytes]:
         """The RFC 6962 consistency proof between two stored tree sizes of the log (0 < size1 < size2)."""
+        ...
+
+    async def latest_notes(self) -> list[tuple[str, str]]:
+        """(log id, note) of every log's latest stored checkpoint, in log-id order."""
         ...

@@ -100,6 +100,7 @@ class CheckpointStoreContract:
         proof = await backend.checkpoints.consistency_proof("acme", 4, 9)
         root4, root9 = (parse_checkpoint(parse_note(n).text).root for n in (first, latest.note))
         verify_consistency(4, 9, proof, root4, root9)
+        assert await backend.checkpoints.latest_notes() == [("acme", latest.note)]
 
     async def test_concurrent_rounds_sign_each_size_once(
         self, backend: LedgerBackend, checkpointer: Checkpointer, tmp_path: Path

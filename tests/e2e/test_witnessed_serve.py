@@ -1,5 +1,5 @@
-"""``sealtrail serve --witness-config``: every checkpoint goes to the witnesses, their cosignatures
-are served with it, and ``sealtrail verify --witness ... --quorum 2`` passes; a witness that is down
+"""``sealtrail serve --witness-config``: every checkpoint goes to the witnesses (the latest one signed
+before the start too), their cosignatures are served with it, and ``sealtrail verify --witness ... --quorum 2`` passes; a witness that is down
 does not stop the ledger, and the lag gauge shows it is caught up."""
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ def test_serve_gets_every_checkpoint_witnessed(tmp_path: Path, monkeypatch: pyte
     policy = WitnessPolicy.from_vkeys([w.vkey for w in witnesses], 2)
     served = start_serve(data)
     try:
+        _witnessed_note(served.url, auditor, policy, 1)  # signed before the restart, offered at start
         signed_at = time.monotonic()
         assert len(asyncio.run(send_events(served.url, gateway, [serve_event(i) for i in range(1, 120)]))) == 119
         witnessed = _witnessed_note(served.url, auditor, policy, 120)

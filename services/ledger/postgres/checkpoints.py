@@ -18,6 +18,7 @@ from sealtrail.infra.pgerrors import translated
 from sealtrail.infra.postgres import Conn
 from services.ledger.ports import (
     GROWN_LOGS_SQL,
+    LATEST_NOTES_SQL,
     Sign,
     SignedCheckpoint,
     SigningKeyRow,
@@ -112,6 +113,10 @@ class PostgresCheckpointStore:
                 await conn.execute("UPDATE checkpoints SET note = $3 WHERE log_id = $1 AND tree_size = $2",
                                    log_id, size, with_cosignatures(note, list(cosignatures)))
         return True
+
+    async def latest_notes(self) -> list[tuple[str, str]]:
+        with _pg("reading the latest checkpoints"):
+            return [(r["log_id"], r["note"]) for r in await self._pool.fetch(LATEST_NOTES_SQL)]
 
     async def consistency_proof(self, log_id: str, size1: int, size2: int) -> list[bytes]:
         with _pg("reading a consistency proof"):

@@ -18,6 +18,7 @@ from sealtrail.errors import UnavailableError
 from sealtrail.infra.sqlite import SqliteDatabase, db_now, from_db_time, to_db_time, translated
 from services.ledger.ports import (
     GROWN_LOGS_SQL,
+    LATEST_NOTES_SQL,
     Sign,
     SignedCheckpoint,
     SigningKeyRow,
@@ -95,6 +96,10 @@ class SqliteCheckpointStore:
             return True
 
         return await self._write(work, "storing witness cosignatures")
+
+    async def latest_notes(self) -> list[tuple[str, str]]:
+        return await self._read(lambda c: [(r[0], r[1]) for r in c.execute(LATEST_NOTES_SQL)],
+                                "reading the latest checkpoints")
 
     async def consistency_proof(self, log_id: str, size1: int, size2: int) -> list[bytes]:
         return await self._read(lambda c: tree_consistency_proof(c, log_id, size1, size2),
