@@ -1,6 +1,7 @@
-"""``sealtrail serve --witness-config``: every checkpoint goes to the witnesses (the latest one signed
-before the start too), their cosignatures are served with it, and ``sealtrail verify --witness ... --quorum 2`` passes; a witness that is down
-does not stop the ledger, and the lag gauge shows it is caught up."""
+"""``sealtrail serve --witness-config``: every checkpoint goes to the witnesses (the latest one
+signed before the start too), their cosignatures are served with it, and ``sealtrail verify
+--witness ... --quorum 2`` passes; a witness that is down does not stop the ledger, and the lag
+gauge shows it is caught up."""
 
 from __future__ import annotations
 
