@@ -18,6 +18,7 @@ from sealtrail.cli.embedded.datadir import DataDir
 from sealtrail.core.note import Ed25519Verifier
 from sealtrail.core.receipt import verify_receipt
 from services.ingest.otlp.mapping import span_event_id
+from tests.support.dropproxy import DropProxy
 from tests.support.embedded import read_rows
 from tests.support.otlp import MARKER, Producer, collector_body, json_span, tool_json_span
 from tests.support.serve import TENANT, Served, cli, create_key, start_serve, wait_for_checkpoint
@@ -91,6 +92,28 @@ def test_sdk_exporter_retries_leave_exactly_one_entry_per_tool_call(served: Serv
     assert done.returncode == 0, done.stderr
     assert not _files_holding(served.data_dir, MARKER.encode())
     assert MARKER not in served.stdout() + served.stderr()
+
+
+def test_answers_lost_on_the_network_are_retried_by_the_exporter_and_kept_once(served: Served) -> None:
+    """The exporter's own retry: the answer to every first attempt is lost after sealtrail serve
+    accepted the export (a proxy closes the connection), the exporter sends the same spans again,
+    and each of the 1,000 tool calls is still one entry."""
+    with DropProxy(served.port, drop=lambda n: n % 2 == 0) as proxy:
+        producer = Producer(proxy.url, served.tokens["gateway"])
+        try:
+            for i in range(N_CALLS):
+                producer.tool_call(i)
+            producer.flush()
+            expected = producer.tool_event_ids()
+        finally:
+            producer.shutdown()
+    assert proxy.dropped and all(b" 200 " in line for line in proxy.dropped), proxy.dropped
+    assert proxy.requests >= 2 * len(proxy.dropped)
+    wait_for_checkpoint(served.url, create_key(served, "auditor"), TENANT, _entry_count(served))
+    assert len(expected) == N_CALLS and expected <= set(_tool_entries(served))
+    rows = read_rows(DataDir(served.data_dir).db, "SELECT count(*), count(DISTINCT event_id) FROM entries "
+                     "WHERE log_id = ?", (TENANT,))
+    assert rows[0][0] == rows[0][1]
 
 
 def test_collector_json_keeps_good_spans_and_names_each_bad_one(served: Served) -> None:
