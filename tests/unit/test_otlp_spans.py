@@ -14,6 +14,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, St
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 
 from sealtrail.errors import InvalidInputError, TooLargeError
+from services.ingest.otlp.mapping import is_tool_call
 from services.ingest.otlp.spans import MAX_VALUE_DEPTH, NO_TIME, read_json, read_protobuf
 from services.ingest.traces import gunzip
 
@@ -27,6 +28,7 @@ def _kv(key: str, value: AnyValue) -> KeyValue:
 
 def protobuf_request() -> ExportTraceServiceRequest:
     attributes = [
+        _kv("gen_ai.operation.name", AnyValue(string_value="execute_tool")),
         _kv("gen_ai.tool.name", AnyValue(string_value="lookup")),
         _kv("count", AnyValue(int_value=3)), _kv("ok", AnyValue(bool_value=True)),
         _kv("ratio", AnyValue(double_value=0.5)),
@@ -50,6 +52,7 @@ def json_request() -> dict[str, Any]:
             "name": "execute_tool lookup", "kind": 3,
             "startTimeUnixNano": "1700000000000000001", "endTimeUnixNano": 1_700_000_000_500_000_000,
             "attributes": [
+                {"key": "gen_ai.operation.name", "value": {"stringValue": "execute_tool"}},
                 {"key": "gen_ai.tool.name", "value": {"stringValue": "lookup"}},
                 {"key": "count", "value": {"intValue": "3"}}, {"key": "ok", "value": {"boolValue": True}},
                 {"key": "ratio", "value": {"doubleValue": 0.5}},
@@ -67,7 +70,8 @@ def test_protobuf_and_json_read_the_same_span() -> None:
     (from_json,) = read_json(orjson.dumps(json_request()))
     assert from_pb == from_json
     assert from_pb.trace_id == TRACE.hex() and from_pb.span_id == SPAN.hex()
-    assert from_pb.attributes == {"gen_ai.tool.name": "lookup", "count": 3, "ok": True, "ratio": 0.5,
+    assert from_pb.attributes == {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup",
+                                  "count": 3, "ok": True, "ratio": 0.5,
                                   "list": ["a", 1], "map": {"k": "v"}}
     assert (from_pb.status_code, from_pb.status_message, from_pb.kind) == (2, "failed", 3)
     assert from_pb.resource == {"service.name": "agent"}
@@ -77,11 +81,28 @@ def test_one_malformed_json_span_is_marked_and_its_neighbours_read() -> None:
     """A span whose attribute or time cannot be read carries a problem; the others are whole."""
     doc = json_request()
     spans = doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
-    bad = dict(spans[0], attributes=[{"key": "x", "value": {"intValue": "NaN"}}], startTimeUnixNano="soon")
+    marker = {"key": "mcp.method.name", "value": {"stringValue": "tools/call"}}
+    bad = dict(spans[0], attributes=[marker, {"key": "x", "value": {"intValue": "NaN"}}], startTimeUnixNano="soon")
     doc["resourceSpans"][0]["scopeSpans"][0]["spans"] = [spans[0], bad, "not a span", spans[0]]
     read = read_json(orjson.dumps(doc))
-    assert [s.problem is None for s in read] == [True, False, False, True]
-    assert read[1].start_ns == NO_TIME and read[1].position.endswith("spans[1]")
+    assert [s.problem is None for s in read] == [True, False, True, True]
+    assert is_tool_call(read[1]) and read[1].start_ns == NO_TIME and read[1].position.endswith("spans[1]")
+    assert not is_tool_call(read[2])  # not an object: no tool call can be seen in it, it is skipped
+
+
+def test_other_spans_are_read_no_further() -> None:
+    """A chat span's attributes (which may hold whole conversations) are not converted, in
+    either encoding; it comes back empty, to be counted and skipped."""
+    doc = json_request()
+    attributes = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"]
+    attributes[0] = {"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}
+    attributes.append({"key": "gen_ai.input.messages", "value": {"intValue": "not even an integer"}})
+    (span,) = read_json(orjson.dumps(doc))
+    assert (span.attributes, span.problem, is_tool_call(span)) == ({}, None, False)
+    request = protobuf_request()
+    request.resource_spans[0].scope_spans[0].spans[0].attributes[0].value.string_value = "chat"
+    (span,) = read_protobuf(request.SerializeToString())
+    assert (span.attributes, is_tool_call(span)) == ({}, False)
 
 
 def test_values_nested_too_deep_mark_the_span() -> None:

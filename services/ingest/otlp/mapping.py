@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sealtrail.errors import InvalidInputError
-from services.ingest.otlp.spans import NO_TIME, Span
+from services.ingest.otlp.spans import NO_TIME, TOOL_MARKERS, Span
 
-TOOL_OPERATION = "execute_tool"
-MCP_TOOLS_CALL = "tools/call"
+TOOL_OPERATION = TOOL_MARKERS["gen_ai.operation.name"]
+MCP_TOOLS_CALL = TOOL_MARKERS["mcp.method.name"]
 STATUS_ERROR = 2
 """``Status.STATUS_CODE_ERROR``."""
 SPAN_KIND_SERVER = 2
@@ -75,8 +75,7 @@ class MappedSpan:
 
 
 def is_tool_call(span: Span) -> bool:
-    attrs = span.attributes
-    return attrs.get("gen_ai.operation.name") == TOOL_OPERATION or attrs.get("mcp.method.name") == MCP_TOOLS_CALL
+    return any(span.attributes.get(name) == value for name, value in TOOL_MARKERS.items())
 
 
 _VERSION_MASK = ~(0xF << 76) & (2**128 - 1)

@@ -5,9 +5,10 @@ Two encodings (OTLP/HTTP): binary protobuf, read with ``opentelemetry-proto``, a
 decimal strings, enums as integers). Both give the same :class:`Span` values.
 
 Only the frame is judged here: a body that is not the message at all raises
-:class:`InvalidInputError` (400). What is wrong with one span (an id of the wrong length, a time
-that is not a number) is left for :mod:`.mapping` to judge, and only when the span is one Sealtrail
-records: other spans are skipped whatever they hold. No message repeats a value from the body.
+:class:`InvalidInputError` (400). A span that is not a tool call (:data:`TOOL_MARKERS`) is
+returned empty, its attributes never read, to be counted and skipped. What is wrong with a
+tool-call span (an id of the wrong length, a time that is not a number) is left for
+:mod:`.mapping` to judge. No message repeats a value from the body.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from sealtrail.errors import InvalidInputError
 
+TOOL_MARKERS = {"gen_ai.operation.name": "execute_tool", "mcp.method.name": "tools/call"}
+"""A span is a tool call when one of these attributes has its value (docs/otlp.md)."""
 MAX_VALUE_DEPTH = 32
 """Deepest nesting of array and key-value-list attribute values read (deeper: the span is bad)."""
 NO_TIME = -1
@@ -100,6 +103,28 @@ def _pb_attributes(pairs: Any) -> dict[str, Any]:
     return out
 
 
+def _pb_tool_attributes(pairs: Any) -> dict[str, Any] | None:
+    """The attributes of a tool-call span; None for another span, whose values are never read
+    (a model call's attributes may hold whole conversations)."""
+    held = []
+    tool = False
+    for pair in pairs:
+        key, value = pair.key, pair.value
+        marker = TOOL_MARKERS.get(key)
+        if marker is not None and value.string_value == marker:
+            tool = True
+        held.append((key, value))
+    if not tool:
+        return None
+    return {key: value.string_value if value.WhichOneof("value") == "string_value" else _any_value(value, 1)
+            for key, value in held}
+
+
+def _skipped(position: str, resource: Attributes) -> Span:
+    """A span that is not a tool call, read no further: it is only counted."""
+    return Span("", "", "", 0, NO_TIME, NO_TIME, 0, "", {}, resource, position)
+
+
 def read_protobuf(body: bytes) -> list[Span]:
     """The spans of a binary protobuf ``ExportTraceServiceRequest``."""
     request = ExportTraceServiceRequest()
@@ -117,9 +142,12 @@ def read_protobuf(body: bytes) -> list[Span]:
             for i, span in enumerate(ss.spans):
                 problem = resource_problem
                 try:
-                    attributes = _pb_attributes(span.attributes)
+                    attributes = _pb_tool_attributes(span.attributes)
                 except AttributeTooDeep:
-                    attributes, problem = {}, _too_deep("an attribute")
+                    attributes, problem = dict(TOOL_MARKERS), _too_deep("an attribute")
+                if attributes is None:
+                    spans.append(_skipped(_position(r, s, i), resource))
+                    continue
                 spans.append(Span(span.trace_id.hex(), span.span_id.hex(), span.name, span.kind,
                                   span.start_time_unix_nano, span.end_time_unix_nano, span.status.code,
                                   span.status.message, attributes, resource, _position(r, s, i), problem))
@@ -207,14 +235,26 @@ def _hex_id(value: Any) -> str:
     return value.lower() if isinstance(value, str) else ""
 
 
+def _json_is_tool(pairs: Any) -> bool:
+    """Whether raw JSON attributes hold a tool-call marker (:data:`TOOL_MARKERS`)."""
+    for pair in pairs if isinstance(pairs, list) else ():
+        key = pair.get("key") if isinstance(pair, dict) else None
+        marker = TOOL_MARKERS.get(key) if isinstance(key, str) else None
+        value = pair.get("value") if marker is not None else None
+        if isinstance(value, dict) and _member(value, "stringValue", "string_value") == marker:
+            return True
+    return False
+
+
 def _json_span(span: Any, resource: Attributes, position: str) -> Span:
-    if not isinstance(span, dict):
-        return Span("", "", "", 0, NO_TIME, NO_TIME, 0, "", {}, resource, position, "the span is not an object")
+    raw_attributes = span.get("attributes", []) if isinstance(span, dict) else None
+    if not isinstance(span, dict) or not _json_is_tool(raw_attributes):
+        return _skipped(position, resource)
     problem = None
     try:
-        attributes = _json_attributes(span.get("attributes", []))
+        attributes = _json_attributes(raw_attributes)
     except _BadSpan as e:
-        attributes, problem = {}, str(e)
+        attributes, problem = dict(TOOL_MARKERS), str(e)
     status_member = span.get("status")
     status: Mapping[str, Any] = status_member if isinstance(status_member, dict) else {}
     start = _json_int(_member(span, "startTimeUnixNano", "start_time_unix_nano"))
