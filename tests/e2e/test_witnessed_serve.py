@@ -15,6 +15,7 @@ import pytest
 from sealtrail.core.checkpoint import parse_checkpoint
 from sealtrail.core.note import parse_note
 from sealtrail.core.quorum import WitnessPolicy
+from sealtrail.core.tlogproof import parse_proof
 from tests.support.serve import (
     TENANT,
     cli,
@@ -73,7 +74,8 @@ def test_serve_gets_every_checkpoint_witnessed(tmp_path: Path, monkeypatch: pyte
     try:
         _witnessed_note(served.url, auditor, policy, 1)  # signed before the restart, offered at start
         signed_at = time.monotonic()
-        assert len(asyncio.run(send_events(served.url, gateway, [serve_event(i) for i in range(1, 120)]))) == 119
+        ids = asyncio.run(send_events(served.url, gateway, [serve_event(i) for i in range(1, 120)]))
+        assert len(ids) == 119
         witnessed = _witnessed_note(served.url, auditor, policy, 120)
         took = time.monotonic() - signed_at
         assert parse_checkpoint(parse_note(witnessed).text).size == 120
@@ -82,6 +84,14 @@ def test_serve_gets_every_checkpoint_witnessed(tmp_path: Path, monkeypatch: pyte
         assert done.returncode == 0, done.stderr
         assert "latest checkpoint cosigned by witnesses" in done.stdout
         assert "witness.example/w1" in done.stdout and "witness.example/w2" in done.stdout
+        bundle = tmp_path / "bundle.tar.gz"
+        exported = cli("export", "--url", served.url, "--log", TENANT, "--token", auditor, "--out", str(bundle))
+        assert exported.returncode == 0, exported.stderr
+        offline = cli("verify", "bundle", str(bundle), *args, "--quorum", "2")
+        assert offline.returncode == 0 and "latest checkpoint cosigned by witnesses" in offline.stdout, offline.stderr
+        proof_text = httpx.get(f"{served.url}/v1/events/{ids[-1]}/tlog-proof",
+                               headers={"Authorization": f"Bearer {auditor}"}).text
+        assert len(policy.check(parse_proof(proof_text).note).names) == 2  # the proof file carries them too
         metrics = httpx.get(served.url + "/metrics").text
         assert f'sealtrail_ledger_witness_lag_entries{{log="{TENANT}"}} 0.0' in metrics
         assert 'sealtrail_ledger_witness_failures_total{witness="down"}' in metrics
