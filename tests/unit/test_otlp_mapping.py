@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sealtrail.core.fields import EVENT_ID_PATTERN
 from sealtrail.core.validation import validate_batch
@@ -126,8 +128,9 @@ def test_errors_set_status_error_type_and_seal_the_message() -> None:
 def test_the_decision_comes_from_sealtrail_decision() -> None:
     """sealtrail.decision when set (one of the four), else observe; anything else is refused."""
     assert map_span(span(attributes={"sealtrail.decision": "deny"}), RULES).event["decision"] == "deny"
-    with pytest.raises(SpanRefused, match=r"sealtrail\.decision"):
-        map_span(span(attributes={"sealtrail.decision": "maybe"}), RULES)
+    for bad in ("maybe", ["deny"], {"a": 1}, 1):
+        with pytest.raises(SpanRefused, match=r"sealtrail\.decision"):
+            map_span(span(attributes={"sealtrail.decision": bad}), RULES)
 
 
 def test_subjects_come_from_rules_and_sealtrail_subjects() -> None:
@@ -182,3 +185,29 @@ def test_subject_rules_parse_and_refuse_malformed_text() -> None:
     for bad in ("user", "=enduser.id", "1x=a", "user="):
         with pytest.raises(InvalidInputError):
             parse_subject_rules(bad)
+
+
+_KEYS = ("gen_ai.tool.name", "gen_ai.agent.name", "gen_ai.agent.id", "server.address", "sealtrail.server.id",
+         "mcp.session.id", "gen_ai.conversation.id", "error.type", "sealtrail.decision", "sealtrail.subjects",
+         "sealtrail.tool.tier", "sealtrail.policy.id", "sealtrail.policy.version", "enduser.id",
+         "gen_ai.tool.call.arguments", "gen_ai.tool.call.result")
+_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                       lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                  max_size=3), max_leaves=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(attributes=st.dictionaries(st.sampled_from(_KEYS), _VALUES), resource=st.dictionaries(
+    st.sampled_from(("service.name", "sealtrail.server.id", "enduser.id")), _VALUES), kind=st.integers(0, 5),
+    status=st.integers(0, 3), message=st.text(max_size=10))
+def test_any_attribute_values_map_or_are_refused_never_crash(attributes: dict[str, Any], resource: dict[str, Any],
+                                                             kind: int, status: int, message: str) -> None:
+    """Whatever types and values the attributes hold, a tool span is mapped (and its event is then
+    accepted or rejected by validation) or refused with SpanRefused; nothing else is raised."""
+    tool = dataclasses.replace(span(kind=kind, status_code=status, status_message=message),
+                               attributes={"gen_ai.operation.name": "execute_tool", **attributes}, resource=resource)
+    try:
+        event = map_span(tool, RULES).event
+    except SpanRefused:
+        return
+    validate_batch([event], now=NOW)

@@ -204,7 +204,7 @@ def _decision(span: Span) -> tuple[str, str]:
     value = span.attributes.get("sealtrail.decision")
     if value is None:
         return "observe", "default"
-    if value not in DECISIONS:
+    if not isinstance(value, str) or value not in DECISIONS:  # an array is not hashable
         raise SpanRefused("attribute sealtrail.decision must be one of allow, deny, step_up, observe")
     return str(value), "sealtrail.decision"
 
