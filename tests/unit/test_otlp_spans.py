@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import json
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue, KeyValueList
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
@@ -14,7 +18,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, St
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
 
 from sealtrail.errors import InvalidInputError, TooLargeError
-from services.ingest.otlp.mapping import is_tool_call
+from services.ingest.otlp.mapping import SpanRefused, is_tool_call, map_span
 from services.ingest.otlp.spans import MAX_VALUE_DEPTH, NO_TIME, read_json, read_protobuf
 from services.ingest.traces import gunzip
 
@@ -157,3 +161,40 @@ def test_gunzip_stops_at_the_limit() -> None:
         gunzip(b"not gzip", 1000)
     with pytest.raises(InvalidInputError):
         gunzip(gzip.compress(b"a" * 1000)[:-12], 1000)
+
+
+def _map_all(spans: list[Any]) -> None:
+    for span in spans:
+        if is_tool_call(span):
+            with contextlib.suppress(SpanRefused):
+                map_span(span, ())
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+                         st.sampled_from(["resourceSpans", "scopeSpans", "spans", "attributes", "key", "value",
+                                          "stringValue", "intValue", "arrayValue", "kvlistValue", "values",
+                                          "traceId", "spanId", "startTimeUnixNano", "status", "resource"]),
+                         inner, max_size=4), max_leaves=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(doc=_JSON)
+def test_any_json_is_read_or_refused_as_a_whole(doc: Any) -> None:
+    """Arbitrary JSON in OTLP's member names: spans, or InvalidInputError (400); never another error."""
+    try:
+        spans = read_json(json.dumps(doc).encode())
+    except InvalidInputError:
+        return
+    _map_all(spans)
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.binary(max_size=300))
+def test_any_bytes_are_read_or_refused_as_a_whole(body: bytes) -> None:
+    """Arbitrary bytes as protobuf: spans, or InvalidInputError (400); never another error."""
+    try:
+        spans = read_protobuf(body)
+    except InvalidInputError:
+        return
+    _map_all(spans)
