@@ -104,6 +104,16 @@ def demo() -> None:
     typer.echo(f"demo finished in {time.monotonic() - started:.1f} s")
 
 
+def _gateway(console: Any, url: str, tokens: dict[str, str]) -> None:
+    from sealtrail.cli import demo_gateway
+
+    if not demo_gateway.available():  # an install without the gateway extra or the examples
+        return
+    _section(console, "MCP gateway: real MCP calls through sealtrail gateway")
+    with tempfile.TemporaryDirectory(prefix="sealtrail-demo-gateway-") as tmp:
+        demo_gateway.run(console, url, tokens["gateway"], tokens["investigator"], Path(tmp), _free_port())
+
+
 def _section(console: Any, title: str) -> None:
     console.rule(f"[bold]{title}")
 
@@ -135,6 +145,7 @@ def _run(url: str, tenant: str, tokens: dict[str, str]) -> None:
         report.show_access_event(console, http, tokens["investigator"], access_id)
         _section(console, "Subject erasure (GDPR Art. 17)")
         report.erase(console, http, tokens["dpo"], s)
+    _gateway(console, url, tokens)
     _section(console, f"Full verification: sealtrail verify --url {url} --log {tenant}")
     time.sleep(1.0)  # let the checkpointer cover the access and erasure events
     run_live(url=url, log=tenant, token=tokens["auditor"], pins=[])

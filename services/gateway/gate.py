@@ -45,6 +45,8 @@ class Call:
     tool: str = ""
     started: float = field(default_factory=time.monotonic)
     event_id: str = field(default_factory=events.uuid7)
+    """The id of this call's first event: an approval asked by this call names it."""
+    recorded: bool = False
 
 
 class Gateway:
@@ -197,8 +199,10 @@ class Gateway:
         cost = verdict.cost_micros if forwarded else None
         self.metrics.calls.labels(call.server, decision, status).inc()
         self.metrics.latency.labels(call.server).observe(time.monotonic() - call.started)
+        event_id = None if call.recorded else call.event_id
+        call.recorded = True
         await self.recorder.record(events.tool_call(
-            event_id=call.event_id if status == "pending" else None,
+            event_id=event_id,
             agent_id=call.agent, server_id=call.server or "unknown", tool_name=call.tool or call.name[:256] or "-",
             decision=decision, status=status, session_id=call.session, tool_tier=verdict.tier,
             policy_id=self.cfg.policy_id, policy_version=self.version, error_type=error_type, latency_ms=latency,

@@ -165,6 +165,7 @@ async def test_step_up_approved_over_http_while_the_call_waits(setup: Setup, ser
         auth = {"Authorization": f"Bearer {approver}"}
         assert _http("GET", gw2.url + "/v1/approvals", headers={"Authorization": f"Bearer {token}"}).status_code == 403
         earlier = {a["approval_id"] for a in _http("GET", gw2.url + "/v1/approvals", headers=auth).json()["approvals"]}
+        seen = {e["event_id"] for e in wait_events(served, lambda e: e["type"] == "approval", 0)}
 
         async def approve_when_asked() -> None:
             async with httpx.AsyncClient(base_url=gw2.url, headers=auth) as http:
@@ -182,6 +183,11 @@ async def test_step_up_approved_over_http_while_the_call_waits(setup: Setup, ser
             result, _ = await asyncio.gather(c.call_tool("demo__delete_record", {"record_id": "r-http"}),
                                              approve_when_asked())
         assert _text(result) == "deleted r-http"
+        approval = wait_events(served, lambda e: e["type"] == "approval" and e.get("approval_id") not in earlier
+                               and e["tool_name"] == "delete_record" and e["decision"] == "granted"
+                               and e["event_id"] not in seen, 1)[0]
+        call = _calls(served, event_id=approval["call_event_id"])[0]  # the approval names the completed call
+        assert (call["status"], call["decision"]) == ("ok", "step_up")
     finally:
         gw2.stop()
 

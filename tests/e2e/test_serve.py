@@ -165,7 +165,8 @@ def test_demo_exits_0_and_shows_every_section() -> None:
     out = done.stdout
     for section in ("Investigation: session", "Analytics: tools", "Drift:", "call_rate", "definition changed",
                     "Reveal with a purpose", "access event written before the answer", "Subject erasure",
-                    "erasure-receipt/v1", "receipt signature checked", "Full verification", "OK: "):
+                    "erasure-receipt/v1", "receipt signature checked", "MCP gateway: real MCP calls",
+                    "rate limited", "found in the ledger", "Full verification", "OK: "):
         assert section in out, section
 
 
