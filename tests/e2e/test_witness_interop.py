@@ -33,6 +33,7 @@ from sealtrail.core.cosignature import CosignatureVerifier
 from sealtrail.core.note import b64decode, parse_note
 from sealtrail.core.tlogproof import parse_proof
 from sealtrail.core.witnessing import WitnessConfig, with_cosignatures
+from sealtrail.devstack._proc import apt_install
 from sealtrail.infra.witnessclient import WitnessClient
 from tests.support.serve import (
     TENANT,
@@ -108,6 +109,8 @@ class _Agent:
     """A dedicated ssh-agent holding one new Ed25519 key, as litewitness takes its key."""
 
     def __init__(self, tmp: Path) -> None:
+        if not all(shutil.which(t) for t in ("ssh-agent", "ssh-add", "ssh-keygen")):
+            apt_install(["openssh-client"], why="ssh-agent, ssh-add and ssh-keygen (litewitness's key) are missing")
         self.sock = tmp / "agent.sock"
         self.proc = subprocess.Popen(["ssh-agent", "-D", "-a", str(self.sock)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
