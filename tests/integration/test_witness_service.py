@@ -19,7 +19,7 @@ import pytest
 from sealtrail.core.note import Ed25519Signer, open_note
 from sealtrail.core.witness import SIZE_MEDIA_TYPE, format_add_checkpoint
 from tests.support.query import new_database
-from tests.support.serve import cli
+from tests.support.serve import cli, free_port
 from tests.support.witness import (
     Racer,
     WitnessProcess,
@@ -142,3 +142,24 @@ def test_sigkill_during_requests_never_leads_to_inconsistent_cosignatures(
         time.sleep(0.05)
     assert len(cosigned) > 5
     assert inconsistent_pairs(cosigned, histories) == []
+
+
+def test_logs_file_adds_logs_at_start_and_a_bad_one_stops_it(tmp_path: Path) -> None:
+    """--logs-file: its logs are witnessed from the start; a bad file is one line naming the field."""
+    a, b = WitnessedLog(8, origin="example.org/a"), WitnessedLog(8, origin="example.org/b")
+    logs = tmp_path / "logs.toml"
+    logs.write_text("".join(f'[[log]]\norigin = "{x.origin}"\nvkeys = ["{x.vkey}"]\n' for x in (a, b)))
+    key_file, vkey = witness_key(tmp_path)
+    db = str(tmp_path / "witness.db")
+    w = start_witness(key_file, vkey, db, extra=["--logs-file", str(logs)])
+    try:
+        for x in (a, b):
+            assert _post(w, x.body(0, 8)).status_code == 200
+    finally:
+        w.stop()
+    listed = cli("witness", "log", "list", "--db", db)
+    assert listed.returncode == 0 and "example.org/a\t8\t" in listed.stdout and "example.org/b\t8\t" in listed.stdout
+    logs.write_text('[[log]]\norigin = "example.org/a"\nvkeys = ["nope"]\n')
+    done = cli("witness", "serve", "--key-file", str(key_file), "--db", db, "--logs-file", str(logs),
+               "--port", str(free_port()))
+    assert done.returncode == 1 and "log[0].vkeys[0]" in done.stderr and done.stderr.count("\n") == 1

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
@@ -59,14 +60,14 @@ def add_log(db: str, log: WitnessedLog) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def start_witness(key_file: Path, vkey: str, db: str, *, port: int | None = None,
+def start_witness(key_file: Path, vkey: str, db: str, *, port: int | None = None, extra: Sequence[str] = (),
                   timeout: float = 30) -> WitnessProcess:
     """Start ``sealtrail witness serve`` and wait until it answers /healthz."""
     port = port or free_port()
     err = key_file.parent / f"witness-{port}-{time.monotonic_ns()}.err"
     with open(err, "wb") as e:
         proc = subprocess.Popen([sys.executable, "-m", "sealtrail.cli.main", "witness", "serve", "--key-file",
-                                 str(key_file), "--db", db, "--port", str(port)],
+                                 str(key_file), "--db", db, "--port", str(port), *extra],
                                 stdout=subprocess.DEVNULL, stderr=e)
     w = WitnessProcess(key_file, db, port, vkey, proc, err)
     deadline = time.monotonic() + timeout
