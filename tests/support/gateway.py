@@ -107,7 +107,6 @@ class Setup:
     """A configuration directory: the config file, the ledger token, agent keys."""
 
     dir: Path
-    served: Served
     config: Path
     keys: dict[str, str] = field(default_factory=dict)
     gateways: list[GatewayProc] = field(default_factory=list)
@@ -147,15 +146,19 @@ class Setup:
             gw.stop()
 
 
-def write_setup(tmp: Path, served: Served, *, hold: float = 1, ttl: float = 30, extra: str = "",
-                database: str = "state.db", port: int | None = None, alice_extra: str = "") -> Setup:
+def write_setup(tmp: Path, served: Served | None, *, hold: float = 1, ttl: float = 30, extra: str = "",
+                database: str = "state.db", port: int | None = None, alice_extra: str = "",
+                ledger: tuple[str, str] | None = None) -> Setup:
+    """A configuration directory whose ledger is ``served`` (its gateway token), or ``ledger``
+    given as (URL, gateway-role token)."""
+    url, token = ledger if ledger is not None else (served.url, served.tokens["gateway"])  # type: ignore[union-attr]
     tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "ledger.token").write_text(served.tokens["gateway"] + "\n")
+    (tmp / "ledger.token").write_text(token + "\n")
     config = tmp / "gateway.toml"
-    config.write_text(BASE_CONFIG.format(port=port or free_port(), hold=hold, ttl=ttl, ledger=served.url,
+    config.write_text(BASE_CONFIG.format(port=port or free_port(), hold=hold, ttl=ttl, ledger=url,
                                          database=database, python=sys.executable, example=EXAMPLE_SERVER,
                                          alice_extra=alice_extra) + extra)
-    return Setup(tmp, served, config)
+    return Setup(tmp, config)
 
 
 @contextlib.asynccontextmanager
