@@ -15,22 +15,16 @@ MUST NOT be used under two cosigner names.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
+from typing import ClassVar
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
 from sealtrail.core.note import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
     NoteSignature,
-    check_key_id,
-    check_key_name,
-    compute_key_id,
-    decode_private_key,
-    decode_vkey,
-    ed25519_key_bytes,
-    encode_private_key,
-    encode_vkey,
 )
 from sealtrail.errors import NoteError, SignatureError
 
@@ -57,16 +51,10 @@ def signature_timestamp(signature: bytes) -> int:
 
 
 @dataclass(frozen=True)
-class CosignatureVerifier:
+class CosignatureVerifier(Ed25519PublicKey):
     """Verifier for type 0x04 cosignatures by one cosigner key."""
 
-    name: str
-    public_key: bytes
-
-    @property
-    def key_id(self) -> int:
-        """The key's uint32 ID (type byte 0x04)."""
-        return compute_key_id(self.name, COSIGNATURE_TYPE, self.public_key)
+    SIG_TYPE: ClassVar[int] = COSIGNATURE_TYPE
 
     def verify(self, text: bytes, signature: bytes) -> bool:
         """Return whether ``signature`` (timestamp || Ed25519) cosigns note ``text``."""
@@ -77,43 +65,13 @@ class CosignatureVerifier:
             return False
         return True
 
-    def vkey(self) -> str:
-        """Return this key's verifier key string (type byte 0x04)."""
-        return encode_vkey(self.name, COSIGNATURE_TYPE, self.public_key)
-
-    @classmethod
-    def from_vkey(cls, vkey: str) -> CosignatureVerifier:
-        """Parse a type 0x04 verifier key string; raises :class:`NoteError` if malformed."""
-        material = decode_vkey(vkey)
-        public_key = ed25519_key_bytes(material, COSIGNATURE_TYPE)
-        check_key_id(material, COSIGNATURE_TYPE, public_key)
-        return cls(material.name, public_key)
-
 
 @dataclass(frozen=True, repr=False)
-class CosignatureSigner:
-    """A cosigner key. ``seed`` is the 32-byte Ed25519 private key; the signing time is passed in."""
+class CosignatureSigner(Ed25519PrivateKey):
+    """A cosigner key (type 0x04). ``seed`` is the 32-byte Ed25519 private key; the signing time is
+    passed in."""
 
-    name: str
-    seed: bytes
-
-    def __post_init__(self) -> None:
-        check_key_name(self.name)
-        if len(self.seed) != 32:
-            raise NoteError("Ed25519 seed must be 32 bytes")
-
-    def __repr__(self) -> str:
-        return f"CosignatureSigner(name={self.name!r})"
-
-    @property
-    def public_key(self) -> bytes:
-        """The 32-byte Ed25519 public key."""
-        return bytes(SigningKey(self.seed).verify_key)
-
-    @property
-    def key_id(self) -> int:
-        """The key's uint32 ID (type byte 0x04)."""
-        return compute_key_id(self.name, COSIGNATURE_TYPE, self.public_key)
+    SIG_TYPE: ClassVar[int] = COSIGNATURE_TYPE
 
     def sign_at(self, text: bytes, timestamp: int) -> bytes:
         """Return ``timestamp (8) || Ed25519 signature`` cosigning note ``text`` at ``timestamp``."""
@@ -127,23 +85,6 @@ class CosignatureSigner:
     def verifier(self) -> CosignatureVerifier:
         """Return the matching verifier."""
         return CosignatureVerifier(self.name, self.public_key)
-
-    def private_key(self) -> str:
-        """Return the ``PRIVATE+KEY+...`` string (type byte 0x04). It is secret: never log it."""
-        return encode_private_key(self.name, COSIGNATURE_TYPE, self.seed)
-
-    @classmethod
-    def from_private_key(cls, skey: str) -> CosignatureSigner:
-        """Parse a type 0x04 private key string; raises :class:`NoteError` if malformed."""
-        material = decode_private_key(skey)
-        signer = cls(material.name, ed25519_key_bytes(material, COSIGNATURE_TYPE))
-        check_key_id(material, COSIGNATURE_TYPE, signer.public_key)
-        return signer
-
-    @classmethod
-    def generate(cls, name: str) -> CosignatureSigner:
-        """Return a new random cosigner key named ``name``."""
-        return cls(name, secrets.token_bytes(32))
 
 
 @dataclass(frozen=True)

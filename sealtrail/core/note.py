@@ -22,7 +22,7 @@ import hashlib
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import ClassVar, Protocol, Self
 
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
@@ -183,37 +183,38 @@ def _ed25519_verify(public_key: bytes, message: bytes, signature: bytes) -> bool
 
 
 @dataclass(frozen=True)
-class Ed25519Verifier:
-    """Verifier for plain Ed25519 note signatures (type 0x01)."""
+class Ed25519PublicKey:
+    """An Ed25519 verifier key of one note signature type (``SIG_TYPE``, fixed by each subclass)."""
+
+    SIG_TYPE: ClassVar[int] = ED25519_TYPE
 
     name: str
     public_key: bytes
 
     @property
     def key_id(self) -> int:
-        """The key's uint32 ID."""
-        return compute_key_id(self.name, ED25519_TYPE, self.public_key)
-
-    def verify(self, text: bytes, signature: bytes) -> bool:
-        """Return whether ``signature`` is a valid Ed25519 signature of ``text``."""
-        return len(signature) == 64 and _ed25519_verify(self.public_key, text, signature)
+        """The key's uint32 ID (over the name, the type byte and the public key)."""
+        return compute_key_id(self.name, self.SIG_TYPE, self.public_key)
 
     def vkey(self) -> str:
         """Return this key's verifier key string."""
-        return encode_vkey(self.name, ED25519_TYPE, self.public_key)
+        return encode_vkey(self.name, self.SIG_TYPE, self.public_key)
 
     @classmethod
-    def from_vkey(cls, vkey: str) -> Ed25519Verifier:
-        """Parse a type 0x01 verifier key string; raises :class:`NoteError` if malformed."""
+    def from_vkey(cls, vkey: str) -> Self:
+        """Parse a verifier key string of this class's type; raises :class:`NoteError` if malformed."""
         material = decode_vkey(vkey)
-        public_key = ed25519_key_bytes(material, ED25519_TYPE)
-        check_key_id(material, ED25519_TYPE, public_key)
+        public_key = ed25519_key_bytes(material, cls.SIG_TYPE)
+        check_key_id(material, cls.SIG_TYPE, public_key)
         return cls(material.name, public_key)
 
 
 @dataclass(frozen=True, repr=False)
-class Ed25519Signer:
-    """Signer for plain Ed25519 note signatures (type 0x01). ``seed`` is the 32-byte private key."""
+class Ed25519PrivateKey:
+    """An Ed25519 private key of one note signature type. ``seed`` is the 32-byte private key; it
+    never appears in a repr."""
+
+    SIG_TYPE: ClassVar[int] = ED25519_TYPE
 
     name: str
     seed: bytes
@@ -224,7 +225,7 @@ class Ed25519Signer:
             raise NoteError("Ed25519 seed must be 32 bytes")
 
     def __repr__(self) -> str:
-        return f"Ed25519Signer(name={self.name!r})"
+        return f"{type(self).__name__}(name={self.name!r})"
 
     @property
     def public_key(self) -> bytes:
@@ -234,7 +235,38 @@ class Ed25519Signer:
     @property
     def key_id(self) -> int:
         """The key's uint32 ID."""
-        return compute_key_id(self.name, ED25519_TYPE, self.public_key)
+        return compute_key_id(self.name, self.SIG_TYPE, self.public_key)
+
+    def private_key(self) -> str:
+        """Return the ``PRIVATE+KEY+...`` string. It is secret: never log it."""
+        return encode_private_key(self.name, self.SIG_TYPE, self.seed)
+
+    @classmethod
+    def from_private_key(cls, skey: str) -> Self:
+        """Parse a private key string of this class's type; raises :class:`NoteError` if malformed."""
+        material = decode_private_key(skey)
+        key = cls(material.name, ed25519_key_bytes(material, cls.SIG_TYPE))
+        check_key_id(material, cls.SIG_TYPE, key.public_key)
+        return key
+
+    @classmethod
+    def generate(cls, name: str) -> Self:
+        """Return a new random key named ``name``."""
+        return cls(name, secrets.token_bytes(32))
+
+
+@dataclass(frozen=True)
+class Ed25519Verifier(Ed25519PublicKey):
+    """Verifier for plain Ed25519 note signatures (type 0x01)."""
+
+    def verify(self, text: bytes, signature: bytes) -> bool:
+        """Return whether ``signature`` is a valid Ed25519 signature of ``text``."""
+        return len(signature) == 64 and _ed25519_verify(self.public_key, text, signature)
+
+
+@dataclass(frozen=True, repr=False)
+class Ed25519Signer(Ed25519PrivateKey):
+    """Signer for plain Ed25519 note signatures (type 0x01)."""
 
     def sign(self, text: bytes) -> bytes:
         """Return the Ed25519 signature of ``text``."""
@@ -243,24 +275,6 @@ class Ed25519Signer:
     def verifier(self) -> Ed25519Verifier:
         """Return the matching verifier."""
         return Ed25519Verifier(self.name, self.public_key)
-
-    def private_key(self) -> str:
-        """Return the ``PRIVATE+KEY+...`` string. It is secret: never log it."""
-        return encode_private_key(self.name, ED25519_TYPE, self.seed)
-
-    @classmethod
-    def from_private_key(cls, skey: str) -> Ed25519Signer:
-        """Parse a type 0x01 private key string; raises :class:`NoteError` if malformed."""
-        material = decode_private_key(skey)
-        seed = ed25519_key_bytes(material, ED25519_TYPE)
-        signer = cls(material.name, seed)
-        check_key_id(material, ED25519_TYPE, signer.public_key)
-        return signer
-
-    @classmethod
-    def generate(cls, name: str) -> Ed25519Signer:
-        """Return a new random key named ``name``."""
-        return cls(name, secrets.token_bytes(32))
 
 
 def generate_key(name: str) -> tuple[str, str]:

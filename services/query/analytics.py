@@ -28,17 +28,13 @@ from services.query import drift
 from services.query.analytics_models import (
     AgentFigures,
     AgentsPage,
-    DefinitionChangeOut,
     DriftFinding,
     DriftPage,
     Figures,
-    FirstUseOut,
     FirstUsesPage,
-    RateLimitOut,
     RateLimitsPage,
     ServerFigures,
     ServersPage,
-    StaleDefinitionOut,
     StaleDefinitionsPage,
     ToolFigures,
     ToolsPage,
@@ -137,8 +133,7 @@ async def rate_limits(caller: Caller, reader: Reader, clock: Clock, start: From 
     """Rate-limit events per limit and scope, most frequent first."""
     window = _window(start, end, clock)
     rows = await reader.rate_limits(caller.tenant_id, window, limit)
-    return RateLimitsPage(window=_out(window), limits=[RateLimitOut.model_validate(r, from_attributes=True)
-                                                       for r in rows])
+    return RateLimitsPage(window=_out(window), limits=list(rows))
 
 
 @router.get("/first-use", response_model=FirstUsesPage)
@@ -147,8 +142,7 @@ async def first_use(caller: Caller, reader: Reader, clock: Clock, start: From = 
     """Agents that used a tool for the first time within the window, earliest first."""
     window = _window(start, end, clock)
     rows = await reader.first_uses(caller.tenant_id, window, agent_id, limit)
-    return FirstUsesPage(window=_out(window), first_uses=[FirstUseOut.model_validate(r, from_attributes=True)
-                                                          for r in rows])
+    return FirstUsesPage(window=_out(window), first_uses=list(rows))
 
 
 @router.get("/definition-changes", response_model=StaleDefinitionsPage)
@@ -156,8 +150,7 @@ async def definition_changes(caller: Caller, reader: Reader, agent_id: str | Non
                              limit: Limit = DEFAULT_LIMIT) -> StaleDefinitionsPage:
     """Tools whose definition changed (or that were removed) since an agent last used them."""
     rows = await reader.stale_definitions(caller.tenant_id, agent_id, limit)
-    return StaleDefinitionsPage(stale=[StaleDefinitionOut.model_validate(r, from_attributes=True)
-                                       for r in rows])
+    return StaleDefinitionsPage(stale=list(rows))
 
 
 def _series(by_hour: dict[datetime, CallTotals], window: Window) -> list[drift.HourStats]:
@@ -193,5 +186,4 @@ async def drift_report(
     changes = await reader.definition_changes(caller.tenant_id, lately, limit)
     return DriftPage(recent=_out(recent), baseline=_out(baseline), tools_evaluated=len(hours),
                      findings=findings[:limit],
-                     definition_changes=[DefinitionChangeOut.model_validate(c, from_attributes=True)
-                                         for c in changes])
+                     definition_changes=list(changes))

@@ -7,7 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from sealtrail.core import histogram
-from services.query.ports import CallTotals
+from services.query.ports import CallTotals, DefinitionChange, FirstUse, RateLimitTotals, StaleDefinition
 
 
 class _Frozen(BaseModel):
@@ -89,64 +89,18 @@ class ServersPage(_Frozen):
     servers: list[ServerFigures]
 
 
-class RateLimitOut(_Frozen):
-    limit_id: str
-    scope: str
-    agent_id: str
-    server_id: str
-    tool_name: str
-    events: int
-    max_observed: int
-    max_limit: int
-    max_window_s: int
-    first_hour: datetime
-    last_hour: datetime
-
-
 class RateLimitsPage(_Frozen):
     window: WindowOut
-    limits: list[RateLimitOut]
-
-
-class FirstUseOut(_Frozen):
-    agent_id: str
-    server_id: str
-    tool_name: str
-    first_used_at: datetime
-    log_id: str
-    index: int
-    calls: int = Field(description="calls of this tool by this agent so far, not only in the window")
+    limits: list[RateLimitTotals]
 
 
 class FirstUsesPage(_Frozen):
     window: WindowOut
-    first_uses: list[FirstUseOut]
-
-
-class StaleDefinitionOut(_Frozen):
-    agent_id: str
-    server_id: str
-    tool_name: str
-    last_used_at: datetime
-    used_hash: str | None
-    current_hash: str | None
-    change: str
-    changed_at: datetime
+    first_uses: list[FirstUse]
 
 
 class StaleDefinitionsPage(_Frozen):
-    stale: list[StaleDefinitionOut]
-
-
-class DefinitionChangeOut(_Frozen):
-    server_id: str
-    tool_name: str
-    change: str
-    old_hash: str | None
-    new_hash: str | None
-    occurred_at: datetime
-    log_id: str
-    index: int
+    stale: list[StaleDefinition]
 
 
 class DriftFinding(_Frozen):
@@ -165,4 +119,4 @@ class DriftPage(_Frozen):
     baseline: WindowOut
     tools_evaluated: int
     findings: list[DriftFinding]
-    definition_changes: list[DefinitionChangeOut]
+    definition_changes: list[DefinitionChange]

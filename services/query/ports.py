@@ -16,9 +16,10 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import asyncpg
+from pydantic import Field
 
 from sealtrail.core import histogram
 from services.query.cursor import Position
@@ -102,7 +103,7 @@ class FirstUse:
     first_used_at: datetime
     log_id: str
     index: int
-    calls: int
+    calls: Annotated[int, Field(description="calls of this tool by this agent so far, not only in the window")]
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ import asyncpg
 from sealtrail.core import histogram
 from sealtrail.infra.pgerrors import translated
 from sealtrail.infra.postgres import Conn
+from services.query import analytics_sql
 from services.query.ports import (
     GROUP_COLUMNS,
     GROUP_TABLES,
@@ -30,7 +31,7 @@ from services.query.ports import (
 )
 from services.query.windows import Window, split
 
-_COUNTERS = ("calls", "ok", "errors", "executed", "denied", "step_up", "latency_n", "latency_sum")
+_COUNTERS = analytics_sql.COUNTERS
 _HIST = "ARRAY[" + ", ".join(f"sum(latency_hist[{i + 1}])" for i in range(histogram.BUCKETS)) + "]::bigint[]"
 _SUMS = (", ".join(f"sum({c})::bigint AS {c}" for c in _COUNTERS)
          + f", sum(cost_micros)::bigint AS cost, {_HIST} AS hist")
@@ -84,9 +85,7 @@ class PostgresAnalyticsReader:
         return out
 
     async def tool_hours(self, tenant: str, window: Window) -> dict[ToolKey, dict[datetime, CallTotals]]:
-        sql = (f"SELECT server_id, tool_name, bucket, currency, {', '.join(_COUNTERS)},"
-               " cost_micros AS cost, latency_hist AS hist FROM rollup_tool_hourly"
-               " WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3")
+        sql = analytics_sql.tool_hours(analytics_sql.POSTGRES)
         out: dict[ToolKey, dict[datetime, CallTotals]] = {}
         for row in await self._fetch(tenant, sql, window.start, window.end):
             hours = out.setdefault((row["server_id"], row["tool_name"]), {})
@@ -94,34 +93,18 @@ class PostgresAnalyticsReader:
         return out
 
     async def rate_limits(self, tenant: str, window: Window, limit: int) -> list[RateLimitTotals]:
-        sql = ("SELECT limit_id, scope, agent_id, server_id, tool_name, sum(events)::bigint AS events,"
-               " max(max_observed) AS max_observed, max(max_limit) AS max_limit,"
-               " max(max_window_s) AS max_window_s, min(bucket) AS first_hour, max(bucket) AS last_hour"
-               " FROM rollup_rate_limits WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3"
-               " GROUP BY limit_id, scope, agent_id, server_id, tool_name"
-               " ORDER BY events DESC, limit_id, scope, agent_id, server_id, tool_name LIMIT $4")
+        sql = analytics_sql.rate_limits(analytics_sql.POSTGRES)
         return [RateLimitTotals(**dict(r)) for r in await self._fetch(tenant, sql, window.start, window.end,
                                                                       limit)]
 
     async def first_uses(self, tenant: str, window: Window, agent_id: str | None, limit: int
                          ) -> list[FirstUse]:
-        sql = ("SELECT agent_id, server_id, tool_name, first_used_at, first_log_id AS log_id,"
-               " first_idx AS index, calls FROM tool_usage"
-               " WHERE tenant_id = $1 AND first_used_at >= $2 AND first_used_at < $3"
-               " AND ($4::text IS NULL OR agent_id = $4)"
-               " ORDER BY first_used_at, agent_id, server_id, tool_name LIMIT $5")
+        sql = analytics_sql.first_uses(analytics_sql.POSTGRES)
         rows = await self._fetch(tenant, sql, window.start, window.end, agent_id, limit)
         return [FirstUse(**dict(r)) for r in rows]
 
     async def definition_changes(self, tenant: str, window: Window, limit: int) -> list[DefinitionChange]:
-        # A server's first snapshot adds every tool it lists: that is discovery, not a change.
-        sql = ("SELECT server_id, tool_name, change, old_hash, new_hash, occurred_at, log_id, idx AS index"
-               " FROM tool_definition_changes c"
-               " WHERE tenant_id = $1 AND occurred_at >= $2 AND occurred_at < $3"
-               " AND (change <> 'added' OR EXISTS (SELECT 1 FROM tool_definition_changes p"
-               "      WHERE p.tenant_id = c.tenant_id AND p.server_id = c.server_id"
-               "      AND (p.log_id, p.idx) < (c.log_id, c.idx)))"
-               " ORDER BY occurred_at, log_id, idx, server_id, tool_name LIMIT $4")
+        sql = analytics_sql.definition_changes(analytics_sql.POSTGRES)
         rows = await self._fetch(tenant, sql, window.start, window.end, limit)
         return [DefinitionChange(**dict(r)) for r in rows]
 

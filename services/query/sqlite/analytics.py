@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from sealtrail.infra.sqlite import SqliteDatabase, from_db_time, to_db_time, translated
+from services.query import analytics_sql
 from services.query.ports import (
     GROUP_COLUMNS,
     GROUP_TABLES,
@@ -28,7 +29,7 @@ from services.query.ports import (
 )
 from services.query.windows import Window, split
 
-_COUNTERS = "calls, ok, errors, executed, denied, step_up, latency_n, latency_sum"
+_COUNTERS = ", ".join(analytics_sql.COUNTERS)
 _TIMES = frozenset({"bucket", "first_hour", "last_hour", "first_used_at", "occurred_at", "last_used_at",
                     "changed_at"})
 
@@ -81,8 +82,7 @@ class SqliteAnalyticsReader:
         return out
 
     async def tool_hours(self, tenant: str, window: Window) -> dict[ToolKey, dict[datetime, CallTotals]]:
-        sql = (f"SELECT server_id, tool_name, bucket, currency, {_COUNTERS}, cost_micros AS cost,"
-               " latency_hist AS hist FROM rollup_tool_hourly WHERE tenant_id = ? AND bucket >= ? AND bucket < ?")
+        sql = analytics_sql.tool_hours(analytics_sql.SQLITE)
         out: dict[ToolKey, dict[datetime, CallTotals]] = {}
         for row in await self._fetch(sql, tenant, to_db_time(window.start), to_db_time(window.end)):
             hours = out.setdefault((row["server_id"], row["tool_name"]), {})
@@ -90,34 +90,18 @@ class SqliteAnalyticsReader:
         return out
 
     async def rate_limits(self, tenant: str, window: Window, limit: int) -> list[RateLimitTotals]:
-        sql = ("SELECT limit_id, scope, agent_id, server_id, tool_name, sum(events) AS events,"
-               " max(max_observed) AS max_observed, max(max_limit) AS max_limit,"
-               " max(max_window_s) AS max_window_s, min(bucket) AS first_hour, max(bucket) AS last_hour"
-               " FROM rollup_rate_limits WHERE tenant_id = ? AND bucket >= ? AND bucket < ?"
-               " GROUP BY limit_id, scope, agent_id, server_id, tool_name"
-               " ORDER BY events DESC, limit_id, scope, agent_id, server_id, tool_name LIMIT ?")
+        sql = analytics_sql.rate_limits(analytics_sql.SQLITE)
         rows = await self._fetch(sql, tenant, to_db_time(window.start), to_db_time(window.end), limit)
         return [RateLimitTotals(**r) for r in rows]
 
     async def first_uses(self, tenant: str, window: Window, agent_id: str | None, limit: int
                          ) -> list[FirstUse]:
-        sql = ("SELECT agent_id, server_id, tool_name, first_used_at, first_log_id AS log_id,"
-               " first_idx AS \"index\", calls FROM tool_usage"
-               " WHERE tenant_id = ? AND first_used_at >= ? AND first_used_at < ?"
-               " AND (?4 IS NULL OR agent_id = ?4)"
-               " ORDER BY first_used_at, agent_id, server_id, tool_name LIMIT ?5")
+        sql = analytics_sql.first_uses(analytics_sql.SQLITE)
         rows = await self._fetch(sql, tenant, to_db_time(window.start), to_db_time(window.end), agent_id, limit)
         return [FirstUse(**r) for r in rows]
 
     async def definition_changes(self, tenant: str, window: Window, limit: int) -> list[DefinitionChange]:
-        # A server's first snapshot adds every tool it lists: that is discovery, not a change.
-        sql = ("SELECT server_id, tool_name, change, old_hash, new_hash, occurred_at, log_id, idx AS \"index\""
-               " FROM tool_definition_changes c"
-               " WHERE tenant_id = ? AND occurred_at >= ? AND occurred_at < ?"
-               " AND (change <> 'added' OR EXISTS (SELECT 1 FROM tool_definition_changes p"
-               "      WHERE p.tenant_id = c.tenant_id AND p.server_id = c.server_id"
-               "      AND (p.log_id, p.idx) < (c.log_id, c.idx)))"
-               " ORDER BY occurred_at, log_id, idx, server_id, tool_name LIMIT ?")
+        sql = analytics_sql.definition_changes(analytics_sql.SQLITE)
         rows = await self._fetch(sql, tenant, to_db_time(window.start), to_db_time(window.end), limit)
         return [DefinitionChange(**r) for r in rows]
 
