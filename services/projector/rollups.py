@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from sealtrail.core import histogram
+from sealtrail.core.callstats import CallCounters
 
 ERROR_STATUSES = frozenset({"error", "timeout"})
 EXECUTED_STATUSES = frozenset({"ok", "error", "timeout"})
@@ -71,18 +72,9 @@ def day_of(t: datetime) -> datetime:
 
 
 @dataclass(slots=True)
-class CallStats:
+class CallStats(CallCounters):
     """Sums over tool calls with one key: outcome counters, latency histogram and sum, cost."""
 
-    calls: int = 0
-    ok: int = 0
-    errors: int = 0
-    executed: int = 0
-    denied: int = 0
-    step_up: int = 0
-    latency_n: int = 0
-    latency_sum: int = 0
-    hist: list[int] = field(default_factory=histogram.empty)
     cost_micros: int = 0
 
 

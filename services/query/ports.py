@@ -21,7 +21,7 @@ from typing import Annotated, Any, Protocol
 import asyncpg
 from pydantic import Field
 
-from sealtrail.core import histogram
+from sealtrail.core.callstats import CallCounters
 from services.query.cursor import Position
 from services.query.drift import HourStats
 from services.query.windows import Window
@@ -47,18 +47,9 @@ GROUP_TABLES: dict[Grouping, tuple[str, str]] = {
 
 
 @dataclass(slots=True)
-class CallTotals:
-    """Sums over a group's tool calls in a window."""
+class CallTotals(CallCounters):
+    """Sums over a group's tool calls in a window, with costs per currency."""
 
-    calls: int = 0
-    ok: int = 0
-    errors: int = 0
-    executed: int = 0
-    denied: int = 0
-    step_up: int = 0
-    latency_n: int = 0
-    latency_sum: int = 0
-    hist: list[int] = field(default_factory=histogram.empty)
     costs: dict[str, int] = field(default_factory=dict)
 
     def add(self, row: Mapping[str, Any] | asyncpg.Record) -> None:
