@@ -105,6 +105,7 @@ async def test_a_tool_added_upstream_is_not_inherited(setup: Setup, gw: GatewayP
         before = {t.name for t in (await c.list_tools()).tools}
         assert "demo__grow" in before
         assert _text(await c.call_tool("demo__grow", {"name": "export_all"})) == "added export_all"
+        await asyncio.wait_for(changed.wait(), 10)  # the upstream's list_changed reached this session
         after = {t.name for t in (await c.list_tools()).tools}
         assert "demo__export_all" not in after and after == before
         with pytest.raises(MCPError) as refused:
@@ -251,9 +252,18 @@ async def test_a_tool_limit_refuses_while_a_read_tool_passes(setup: Setup, serve
 
 
 async def test_limits_are_shared_by_two_gateway_processes(served: Served, tmp_path: Path) -> None:
-    """Two gateways on one state database draw from one bucket: 2/min in total, not per process."""
-    first = write_setup(tmp_path / "a", served, database=str(tmp_path / "shared.db"))
-    second = write_setup(tmp_path / "b", served, database=str(tmp_path / "shared.db"))
+    """Two gateways on one SQLite state database draw from one bucket: 2/min in total, not per process."""
+    await _shared_limits(served, tmp_path, str(tmp_path / "shared.db"))
+
+
+async def test_limits_are_shared_through_postgres(served: Served, tmp_path: Path, fresh_db_url: str) -> None:
+    """The same with the state in PostgreSQL, as gateways on several machines would share it."""
+    await _shared_limits(served, tmp_path, fresh_db_url)
+
+
+async def _shared_limits(served: Served, tmp_path: Path, database: str) -> None:
+    first = write_setup(tmp_path / "a", served, database=database)
+    second = write_setup(tmp_path / "b", served, database=database)
     g1, g2 = first.start(), second.start()
     try:
         token = first.key("alice")  # one state database: the key works on both
