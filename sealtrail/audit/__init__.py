@@ -16,6 +16,7 @@ past: a log rewritten and re-signed by whoever holds its key then fails.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from sealtrail.audit.client import LogClient
 from sealtrail.core.audit import AuditReport, LogAudit, trusted_keys
 from sealtrail.core.cosignature import CosignatureVerifier
 from sealtrail.core.quorum import WitnessPolicy
+from sealtrail.core.shown import ShownCalls, entry_pairs
 from sealtrail.core.verify import verifier_from_vkey
 from sealtrail.errors import VerificationError
 
@@ -72,16 +74,29 @@ def _start(keys: list[Any], origin: str, notes: Iterable[str], pinned: Sequence[
 
 
 async def audit_live(http: httpx.AsyncClient, log: str, *, pinned_vkeys: Sequence[str] | None = None,
-                     remembered: str | None = None, witnesses: WitnessPolicy | None = None) -> AuditReport:
+                     remembered: str | None = None, witnesses: WitnessPolicy | None = None,
+                     calls: bool = False) -> AuditReport:
     """Audit ``log`` through the query API client ``http`` (see the module docstring), holding it to
     the ``remembered`` checkpoint note of an earlier audit, if given, and requiring the latest
-    checkpoint to carry the ``witnesses``' quorum of cosignatures, if given."""
+    checkpoint to carry the ``witnesses``' quorum of cosignatures, if given. With ``calls`` (a token
+    that reads calls), also hold what the investigation list shows of every entry to the verified
+    entries (:mod:`sealtrail.core.shown`)."""
     client = LogClient(http, log)
     keys, origin, notes = await client.keys(), await client.origin(), await client.checkpoint_notes()
     audit = _start(keys, origin, notes, pinned_vkeys, remembered, witnesses)
+    shown = None
+    if calls:
+        shown = ShownCalls(log, audit.size)
+        async for body in client.iter_calls():
+            shown.add_page(body)
     async for page in client.iter_entries(audit.size):
         audit.feed(page)
-    return audit.finish()
+        if shown is not None:
+            shown.check(entry_pairs(page))
+    report = audit.finish()
+    if shown is not None:
+        report = dataclasses.replace(report, calls_checked=shown.finish())
+    return report
 
 
 async def export_bundle(http: httpx.AsyncClient, log: str, out: Path) -> BundleMeta:

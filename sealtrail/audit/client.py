@@ -142,5 +142,27 @@ class LogClient:
                 task.cancel()
 
 
+    async def iter_calls(self) -> AsyncIterator[dict[str, Any]]:
+        """Every page of ``GET /v1/calls?type=all`` (needs ``calls:read``), newest first."""
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"type": "all", "limit": CALLS_PAGE}
+            if cursor is not None:
+                params["cursor"] = cursor
+            body = await self._json("/v1/calls", params)
+            if not isinstance(body, dict) or not isinstance(body.get("calls"), list):
+                raise _malformed("/v1/calls", "no calls list")
+            yield body
+            following = body.get("next")
+            if following is None:
+                return
+            if not isinstance(following, str) or following == cursor:
+                raise _malformed("/v1/calls", "next does not advance")
+            cursor = following
+
+
+CALLS_PAGE = 1000
+
+
 def _malformed(path: str, what: str) -> VerificationError:
     return VerificationError(f"GET {path} answered malformed JSON: {what}")

@@ -26,7 +26,7 @@ def _reason(e: SealtrailError) -> str:
 
 
 def run_live(*, url: str, log: str, token: str, pins: list[str], state: Path | None = None,
-             witnesses: WitnessPolicy | None = None) -> None:
+             witnesses: WitnessPolicy | None = None, calls: bool = False) -> None:
     from sealtrail.audit import AuditReport, audit_live
     from sealtrail.audit.client import http_client
 
@@ -34,7 +34,8 @@ def run_live(*, url: str, log: str, token: str, pins: list[str], state: Path | N
 
     async def go() -> AuditReport:
         async with http_client(url, token) as http:
-            return await audit_live(http, log, pinned_vkeys=pins, remembered=remembered, witnesses=witnesses)
+            return await audit_live(http, log, pinned_vkeys=pins, remembered=remembered, witnesses=witnesses,
+                                    calls=calls)
 
     try:
         report = asyncio.run(go())

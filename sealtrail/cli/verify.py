@@ -32,6 +32,9 @@ Url = Annotated[str, typer.Option("--url", help=URL_HELP)]
 Log = Annotated[str, typer.Option("--log", help="Log id (the tenant id)")]
 Token = Annotated[str, typer.Option("--token", envvar="SEALTRAIL_TOKEN", help=TOKEN_HELP)]
 Pins = Annotated[list[str] | None, typer.Option("--vkey", help=PIN_HELP)]
+Calls = Annotated[bool, typer.Option(
+    "--calls", help="also check every call the query API shows (GET /v1/calls: index, leaf hash, header) "
+                    "against the verified entries; needs a token that reads calls (investigator)")]
 STATE_HELP = ("A file that keeps the latest checkpoint verified: the log must still contain it, then it is "
               "replaced by the newer one (created on first use)")
 State = Annotated[Path | None, typer.Option("--state", help=STATE_HELP)]
@@ -72,6 +75,7 @@ def verify_log(
     state: State = None,
     witness: Witnesses = None,
     quorum: Quorum = None,
+    calls: Calls = False,
 ) -> None:
     """Verify a live log (--url, --log, --token), or use a sub-command."""
     if ctx.invoked_subcommand is not None:
@@ -81,7 +85,7 @@ def verify_log(
         raise typer.Exit(0)
     _require(ctx, url=url, log=log, token=token)
     assert url is not None and log is not None and token is not None
-    live(url=url, log=log, token=token, vkey=vkey, state=state, witness=witness, quorum=quorum)
+    live(url=url, log=log, token=token, vkey=vkey, state=state, witness=witness, quorum=quorum, calls=calls)
 
 
 class _MissingOption(typer.BadParameter):
@@ -103,12 +107,12 @@ def _require(ctx: typer.Context, **given: str | None) -> None:
 
 @verify_app.command("live")
 def live(url: Url, log: Log, token: Token, vkey: Pins = None, state: State = None, witness: Witnesses = None,
-         quorum: Quorum = None) -> None:
+         quorum: Quorum = None, calls: Calls = False) -> None:
     """Verify every entry, checkpoint and payload of a live log over the query API."""
     from sealtrail.cli.audit import run_live
 
     run_live(url=url, log=log, token=token, pins=vkey or [], state=state,
-             witnesses=witness_policy(witness, quorum))
+             witnesses=witness_policy(witness, quorum), calls=calls)
 
 
 @verify_app.command("bundle")

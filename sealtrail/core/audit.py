@@ -103,6 +103,7 @@ class AuditReport:
     latest_note: str = ""  # the verified checkpoint note of the largest size
     remembered_size: int | None = None  # size of the remembered checkpoint found consistent
     witnessed_by: tuple[str, ...] = ()  # the given witnesses that cosigned the latest checkpoint
+    calls_checked: int | None = None  # rows of the investigation list held to the entries (verify --calls)
 
     def summary(self) -> str:
         """One line for people."""
@@ -114,6 +115,8 @@ class AuditReport:
             line += f"; consistent with the checkpoint at size {self.remembered_size} verified before"
         if self.witnessed_by:
             line += f"; latest checkpoint cosigned by witnesses {', '.join(self.witnessed_by)}"
+        if self.calls_checked is not None:
+            line += f"; the {self.calls_checked} calls the query API shows match the signed entries"
         return line
 
 
