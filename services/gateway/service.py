@@ -15,6 +15,7 @@ import signal
 from collections.abc import Iterator
 from pathlib import Path
 
+import uvicorn
 from mcp.server.stdio import stdio_server
 
 from services.gateway import config
@@ -53,14 +54,24 @@ def _on_sighup(rt: Runtime) -> None:
     asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, rt.reload)
 
 
-async def serve_http(cfg: config.GatewayConfig) -> None:
-    import uvicorn
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM/SIGINT after its shutdown, which would end the process before the
+    recorder flushes its queue into the spool; the gateway stops the server itself instead."""
 
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_http(cfg: config.GatewayConfig) -> None:
     rt = await start(cfg, spool_tag=f"http-{cfg.port}")
     try:
         _on_sighup(rt)
-        server = uvicorn.Server(uvicorn.Config(build_app(rt), host=cfg.host, port=cfg.port, log_level="warning",
-                                               access_log=False, lifespan="on"))
+        server = _Server(uvicorn.Config(build_app(rt), host=cfg.host, port=cfg.port, log_level="warning",
+                                        access_log=False, lifespan="on"))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
         with _pid(cfg, str(cfg.port)):
             log.info("gateway %s serving agents at http://%s/mcp under policy %s version %s", cfg.gateway_id,
                      cfg.listen, cfg.policy_id, rt.gateway.version)

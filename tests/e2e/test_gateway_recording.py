@@ -141,3 +141,24 @@ async def test_fail_closed_and_open_while_the_ledger_is_down(setup: Setup, serve
                        ("delete_record", "denied", "ledger_unreachable")]
     finally:
         back.stop()
+
+
+async def test_a_stopped_gateway_keeps_its_spooled_events(setup: Setup, served: Served) -> None:
+    """Ledger down, calls answered, the gateway stopped: its events are in the on-disk spool; the next
+    gateway process on the same address delivers them once the ledger is back."""
+    gw = setup.gateways[0]
+    token = setup.key("alice")
+    served.stop()
+    async with agent(gw.url, token) as c:
+        for i in range(3):
+            await c.call_tool("demo__echo", {"text": f"spooled {i}"})
+    assert gw.stop() == 0
+    spool = setup.dir / "spool" / f"http-{gw.port}"
+    assert any(p.stat().st_size > 0 for p in spool.rglob("*") if p.is_file())
+    setup.start()
+    back = start_serve(served.data_dir, port=served.port)
+    try:
+        found = wait_events(back, lambda e: e["type"] == "tool_call" and e["tool_name"] == "echo", 3, timeout=60)
+        assert len(found) == 3 and len({e["event_id"] for e in found}) == 3
+    finally:
+        back.stop()
