@@ -109,5 +109,6 @@ def serve(
         tokens = {role: issued.token for role, issued in first.tokens.items()}
         typer.echo(first_run_text(data.root, url, first.tenant, tokens))
     typer.echo(f"Sealtrail serving {data.root} on {url} (ingest and query; Ctrl-C stops)", err=True)
+    typer.echo(f"Console: {url}/console (sign in with an investigator, dpo or auditor key)", err=True)
     configure_logging(data.settings().log_level)
     AppRunner(app, sock).run()

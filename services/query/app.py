@@ -29,6 +29,9 @@ from sealtrail.infra.problems import install_problem_handlers
 from sealtrail.infra.settings import Settings
 from services.query import analytics, calls, health, proofs, subjects
 from services.query.config import QueryOptions
+from services.query.console.router import ConsoleHeaders
+from services.query.console.router import router as console_router
+from services.query.console.sessions import SessionStore
 from services.query.deps import ServiceDep, current_principal
 from services.query.inputs import refuse_unexpected_input
 from services.query.models import Problem
@@ -176,9 +179,12 @@ def create_app(settings: Settings, *, options: QueryOptions | None = None,
     _errors(app)
     for router in (health.router, calls.router, proofs.router, subjects.router):
         app.include_router(router)
+    app.include_router(console_router)
     analytics_app = _analytics_app()
+    app.state.console_sessions = analytics_app.state.console_sessions = SessionStore()
     app.router.routes.append(_PrefixMount(analytics.router.prefix, analytics_app))
     app.openapi = _openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(ConsoleHeaders)
     app.add_middleware(RequestMetrics, owner=app)
     return app
 

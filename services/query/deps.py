@@ -1,7 +1,8 @@
 """FastAPI dependencies of the query API, as ``Annotated`` aliases.
 
 - :data:`ServiceDep`: the started :class:`~services.query.service.QueryService`.
-- :data:`PrincipalDep`: the caller, from ``Authorization: Bearer <API key>`` (401 otherwise).
+- :data:`PrincipalDep`: the caller, from ``Authorization: Bearer <API key>`` or a console session
+  cookie (401 otherwise).
 - :data:`CallsReader`, :data:`ProofsReader`, :data:`AnalyticsReader`, :data:`SubjectExporter`,
   :data:`SubjectEraserDep`: the caller, once its role is known to grant that scope (403 otherwise).
 
@@ -19,6 +20,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
 from sealtrail.infra.auth import Principal, Scope
+from services.query.console.sessions import SessionStore
 from services.query.service import QueryService
 
 _bearer = HTTPBearer(auto_error=False, description="API key `st_<key_id>_<secret>`")
@@ -35,8 +37,16 @@ ServiceDep = Annotated[QueryService, Depends(_service)]
 
 async def current_principal(request: Request, service: ServiceDep, _: Annotated[Any, Depends(_bearer)]
                             ) -> Principal:
-    """The caller; HTTPBearer only documents the scheme, the authenticator checks the header."""
-    return await service.authenticator.authenticate(request.headers.get("authorization"))
+    """The caller; HTTPBearer only documents the scheme, the authenticator checks the header.
+    Without ``Authorization``, a console session cookie stands for the key that signed in
+    (:mod:`services.query.console.sessions`: expiry, and the CSRF token on unsafe methods)."""
+    authorization = request.headers.get("authorization")
+    sessions: SessionStore | None = getattr(request.app.state, "console_sessions", None)
+    if authorization is None and sessions is not None:
+        principal = sessions.principal_for(request)
+        if principal is not None:
+            return principal
+    return await service.authenticator.authenticate(authorization)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
