@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI
@@ -24,9 +26,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sealtrail.core.quorum import WitnessPolicy
 from sealtrail.infra.logs import configure_logging
 from sealtrail.infra.problems import install_problem_handlers
 from sealtrail.infra.settings import Settings
+from sealtrail.infra.witnessconfig import WITNESS_CONFIG_ENV, load_witness_config
 from services.query import analytics, calls, health, proofs, subjects
 from services.query.config import QueryOptions
 from services.query.console.router import ConsoleHeaders
@@ -193,4 +197,8 @@ def create_app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` and worker processes: settings from ``SEALTRAIL_*``."""
     settings = Settings()
     configure_logging(settings.log_level)
-    return create_app(settings)
+    config = os.environ.get(WITNESS_CONFIG_ENV)
+    witnesses = None if not config else load_witness_config(Path(config))
+    policy = None if witnesses is None else WitnessPolicy(tuple(w.verifier for w in witnesses.witnesses),
+                                                          witnesses.quorum)
+    return create_app(settings, options=QueryOptions(witnesses=policy))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sealtrail.core.quorum import WitnessPolicy
 from sealtrail.infra.apikeys import DEFAULT_AUTH_CACHE_TTL_S
 from sealtrail.infra.kafka import DEFAULT_PUBLISH_TIMEOUT_S
 from sealtrail.infra.keycache import DEFAULT_KEY_CACHE_TTL_S
@@ -32,3 +33,6 @@ class QueryOptions:
     shred_interval_s: float = DEFAULT_SHRED_INTERVAL_S
     migrate: bool = True
     """Apply pending database migrations at start (safe with several processes)."""
+    witnesses: WitnessPolicy | None = None
+    """The log's witnesses and quorum (``SEALTRAIL_WITNESS_CONFIG``): the latest checkpoint is then
+    answered with ``Sealtrail-Witness-Cosignatures`` and ``Sealtrail-Witness-Quorum`` headers."""

@@ -18,9 +18,10 @@ import orjson
 from fastapi import APIRouter, Query, Request, Response
 
 from sealtrail.core.entrypage import MEDIA_TYPE, encode_page
+from sealtrail.core.quorum import WitnessPolicy
 from sealtrail.core.sealing import DIGEST_PREFIX
 from sealtrail.core.tlogproof import format_proof
-from sealtrail.errors import InvalidInputError, NotFoundError
+from sealtrail.errors import InvalidInputError, NotFoundError, SealtrailError
 from services.ledger.reader import MAX_ENTRIES_PER_READ
 from services.query.deps import LogContentReader, PrincipalDep, ProofsReader, ServiceDep
 from services.query.models import (
@@ -67,8 +68,20 @@ async def list_logs(principal: ProofsReader, service: ServiceDep) -> Response:
             responses={**_NOTE, **problems(401, 403, 404)},
             summary="The latest signed checkpoint (text/plain)")
 async def latest_checkpoint(log: str, principal: ProofsReader, service: ServiceDep) -> Response:
+    """With witnesses configured, ``Sealtrail-Witness-Cosignatures`` counts the valid cosignatures of
+    the configured witnesses on it and ``Sealtrail-Witness-Quorum`` says how many make it witnessed."""
     cp = await service.reader.latest_checkpoint(principal.tenant_id, log)
-    return Response(cp.note, media_type=TEXT)
+    return Response(cp.note, media_type=TEXT, headers=_witness_headers(service.options.witnesses, cp.note))
+
+
+def _witness_headers(policy: WitnessPolicy | None, note: str) -> dict[str, str] | None:
+    if policy is None:
+        return None
+    try:
+        count = len(policy.cosigners(note).names)
+    except SealtrailError:  # a stored line under a witness's key that does not verify counts for nothing
+        count = 0
+    return {"Sealtrail-Witness-Cosignatures": str(count), "Sealtrail-Witness-Quorum": str(policy.quorum)}
 
 
 @router.get("/v1/logs/{log}/checkpoints", response_model=CheckpointList,

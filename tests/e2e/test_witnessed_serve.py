@@ -84,6 +84,9 @@ def test_serve_gets_every_checkpoint_witnessed(tmp_path: Path, monkeypatch: pyte
         assert done.returncode == 0, done.stderr
         assert "latest checkpoint cosigned by witnesses" in done.stdout
         assert "witness.example/w1" in done.stdout and "witness.example/w2" in done.stdout
+        latest = httpx.get(f"{served.url}/v1/logs/{TENANT}/checkpoint", headers={"Authorization": f"Bearer {auditor}"})
+        assert (latest.headers["Sealtrail-Witness-Cosignatures"], latest.headers["Sealtrail-Witness-Quorum"]) == (
+            "2", "2")
         bundle = tmp_path / "bundle.tar.gz"
         exported = cli("export", "--url", served.url, "--log", TENANT, "--token", auditor, "--out", str(bundle))
         assert exported.returncode == 0, exported.stderr

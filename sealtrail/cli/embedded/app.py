@@ -49,6 +49,7 @@ from sealtrail.cli.embedded.logretention import (
     keep_trimmed,
 )
 from sealtrail.core.note import Ed25519Signer
+from sealtrail.core.quorum import WitnessPolicy
 from sealtrail.core.receipt import CachedEd25519Signer
 from sealtrail.core.witnessing import WitnessingConfig
 from sealtrail.infra.auth_sqlite import SqliteAuthStore
@@ -191,8 +192,10 @@ def create_app(data: DataDir, *, options: EmbeddedOptions | None = None) -> Star
     ingest: FastAPI = create_ingest_app(settings, options=IngestOptions(migrate=False), parts=IngestParts(
         publisher=publisher, signer=receipt_signer, admission=backlog.admit,
         stores=IngestStores(auth=SqliteAuthStore(db=db), keys=keys)))
+    witnesses = None if opts.witnesses is None else WitnessPolicy(
+        tuple(w.verifier for w in opts.witnesses.witnesses), opts.witnesses.quorum)
     query = embedded_query.build(settings, db=db, kek=kek, publisher=publisher, signer=query_signer, keys=keys,
-                                 projector_poll_s=opts.projector_poll_s)
+                                 projector_poll_s=opts.projector_poll_s, witnesses=witnesses)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

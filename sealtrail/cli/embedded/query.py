@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI
 
 from sealtrail.core.note import Ed25519Signer
+from sealtrail.core.quorum import WitnessPolicy
 from sealtrail.core.sealing import Kek
 from sealtrail.errors import SealtrailError
 from sealtrail.infra.bus import BusPublisher
@@ -55,11 +56,12 @@ async def _project(projector: Projector, stop: asyncio.Event) -> None:
 
 
 def build(settings: Settings, *, db: SqliteDatabase, kek: Kek, publisher: BusPublisher, signer: Ed25519Signer,
-          keys: CachingKeyStore, projector_poll_s: float = 0.2) -> EmbeddedQuery:
+          keys: CachingKeyStore, projector_poll_s: float = 0.2,
+          witnesses: WitnessPolicy | None = None) -> EmbeddedQuery:
     """The query API and projector over ``db``, publishing access and erasure events to ``publisher``;
     ``keys`` is the key cache shared with ingest."""
     stores = dataclasses.replace(sqlite_stores(db, kek=kek), keys=keys)
-    app = create_app(settings, options=QueryOptions(migrate=False),
+    app = create_app(settings, options=QueryOptions(migrate=False, witnesses=witnesses),
                      parts=QueryParts(publisher=publisher, publisher_started=True, signer=signer, kek=kek),
                      stores=stores)
     projector = Projector(store=SqliteProjectorStore(db=db), poll_interval_s=projector_poll_s)
