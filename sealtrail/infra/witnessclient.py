@@ -161,12 +161,12 @@ class WitnessLoop:
             note, size = self._latest
             try:
                 cosignature = await client.add_checkpoint(note, size, self.proof)
-            except SealtrailError as e:
+            except Exception as e:  # whatever one witness does, the other witnesses and the log go on
                 progress.failures += 1
-                progress.last_error = str(e)
+                progress.last_error = str(e) if isinstance(e, SealtrailError) else f"unexpected {type(e).__name__}"
                 delay = backoff_seconds(progress.failures - 1)
                 log.warning("witness refused or failed", extra={"witness": name, "size": size,
-                                                                "reason": str(e), "retry_in_s": delay})
+                                                                "reason": progress.last_error, "retry_in_s": delay})
                 await asyncio.sleep(delay)
                 continue
             progress.failures, progress.last_error, progress.cosigned = 0, "", size
