@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import rfc8785
+from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
 from sealtrail.sdk import events
@@ -47,6 +48,8 @@ class Call:
     event_id: str = field(default_factory=events.uuid7)
     """The id of this call's first event: an approval asked by this call names it."""
     recorded: bool = False
+    progress: ProgressFnT | None = None
+    """Relays the upstream's progress to the agent (set when the agent asked with a progressToken)."""
 
 
 class Gateway:
@@ -168,7 +171,7 @@ class Gateway:
         upstream = self.upstreams[call.server]
         meta = _forwarded_meta(call.meta)
         try:
-            result = await upstream.call(call.tool, call.arguments, meta, verdict.timeout_s)
+            result = await upstream.call(call.tool, call.arguments, meta, verdict.timeout_s, on_progress=call.progress)
         except UpstreamTimeoutError as e:
             await self._record(call, verdict, "timeout", error_type="upstream_timeout",
                                payload={"arguments": call.arguments})
@@ -216,7 +219,8 @@ def _forwarded_meta(meta: Any) -> dict[str, Any] | None:
     envelope (``io.modelcontextprotocol/...``) belongs to the agent's connection, not the upstream's."""
     if not isinstance(meta, dict):
         return None
-    kept = {k: v for k, v in meta.items() if not k.startswith("io.modelcontextprotocol/")}
+    # progressToken is the agent's; the upstream gets one of the gateway's connection (see Call.progress)
+    kept = {k: v for k, v in meta.items() if not k.startswith("io.modelcontextprotocol/") and k != "progressToken"}
     return kept or None
 
 

@@ -18,6 +18,7 @@ import mcp_types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.server.session import ServerSession
+from mcp.shared.dispatcher import ProgressFnT
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from services.gateway.gate import Call, Gateway
@@ -70,8 +71,9 @@ def build_server(gateway: Gateway, sessions: Sessions, *, stdio_agent: str | Non
     async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> dict[str, Any]:
         agent, session = who(ctx)
         raw = ctx.params or {}
+        meta = raw.get("_meta")
         result = await gateway.call_tool(Call(agent=agent, session=session, name=params.name,
-                                              arguments=raw.get("arguments"), meta=raw.get("_meta")))
+                                              arguments=raw.get("arguments"), meta=meta, progress=_relay(ctx, meta)))
         if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS and "resultType" not in result:
             # upstreams speak the handshake era; a 2026-07-28 agent needs the result's type
             return {**result, "resultType": "complete"}
@@ -83,6 +85,19 @@ def build_server(gateway: Gateway, sessions: Sessions, *, stdio_agent: str | Non
     server.add_request_handler("tools/list", types.PaginatedRequestParams, list_tools)
     server.add_request_handler("tools/call", types.CallToolRequestParams, call_tool)
     return server
+
+
+def _relay(ctx: ServerRequestContext[Any, Any], meta: Any) -> ProgressFnT | None:
+    """Pass the upstream's progress notifications on to the agent, under the agent's own token."""
+    token = meta.get("progressToken") if isinstance(meta, dict) else None
+    if not isinstance(token, str | int) or isinstance(token, bool):
+        return None
+    request_id = None if ctx.request_id is None else str(ctx.request_id)
+
+    async def relay(progress: float, total: float | None, message: str | None) -> None:
+        await ctx.session.send_progress_notification(token, progress, total, message, related_request_id=request_id)
+
+    return relay
 
 
 def initialization_options(server: Server[Any]) -> Any:

@@ -19,6 +19,7 @@ import anyio
 import mcp_types as types
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from pydantic import TypeAdapter, ValidationError
 
@@ -68,21 +69,22 @@ class Upstream:
         return self._tools
 
     async def call(self, tool: str, arguments: dict[str, Any] | None, meta: dict[str, Any] | None,
-                   timeout_s: float) -> dict[str, Any]:
+                   timeout_s: float, *, on_progress: ProgressFnT | None = None) -> dict[str, Any]:
         """Forward one ``tools/call``; the result as the upstream sent it.
 
         Raises :class:`UpstreamTimeoutError` after ``timeout_s``, :class:`UpstreamError` when the server
         crashed, answered garbage or is unreachable, and ``MCPError`` for a JSON-RPC error it returned."""
         params = types.CallToolRequestParams(name=tool, arguments=arguments, _meta=meta)
-        return await self._request(types.CallToolRequest(params=params), timeout_s)
+        return await self._request(types.CallToolRequest(params=params), timeout_s, on_progress)
 
-    async def _request(self, request: Any, timeout_s: float) -> dict[str, Any]:
+    async def _request(self, request: Any, timeout_s: float, on_progress: ProgressFnT | None = None
+                       ) -> dict[str, Any]:
         client = await self._connected()
         garbage = self.garbage
         try:
             async with asyncio.timeout(timeout_s):
-                raw: dict[str, Any] = await client.session.send_request(request, _RAW,
-                                                                        request_read_timeout_seconds=timeout_s)
+                raw: dict[str, Any] = await client.session.send_request(
+                    request, _RAW, request_read_timeout_seconds=timeout_s, progress_callback=on_progress)
                 return raw
         except TimeoutError as e:
             if self.garbage != garbage:

@@ -26,6 +26,7 @@ command = ["node", "{modules}/server-everything/dist/index.js", "stdio"]
 tier_default = "read"
 [servers.everything.tools.echo]
 [servers.everything.tools.get-sum]
+[servers.everything.tools.trigger-long-running-operation]
 
 [servers.everything_http]
 url = "http://127.0.0.1:{http_port}/mcp"
@@ -151,3 +152,28 @@ async def test_filesystem_destructive_tools_are_held(setup: Setup, gw: GatewayPr
     assert (root / "notes.txt").exists() and not (root / "moved.txt").exists()
     listed = json.loads(cli("gateway", "approvals", "list", "--config", str(setup.config), "--json").stdout)
     assert {a["tool"] for a in listed["approvals"]} >= {"write_file", "move_file"}
+
+
+async def test_progress_is_relayed_with_sse_answers(setup: Setup, tmp_path: Path) -> None:
+    """With ``json_response = false`` the agent receives the upstream's progress notifications for its
+    call, under its own progress token."""
+    config = tmp_path / "sse.toml"
+    port = free_port()
+    text = setup.config.read_text().replace("[gateway]\n", "[gateway]\njson_response = false\n")
+    config.write_text(text.replace(f'listen = "127.0.0.1:{setup.gateways[0].port}"', f'listen = "127.0.0.1:{port}"')
+                      .replace('token_file = "ledger.token"', f'token_file = "{setup.dir / "ledger.token"}"')
+                      .replace('database = "state.db"', f'database = "{setup.dir / "state.db"}"'))
+    sse = setup.start(config=config)
+    got: list[tuple[float, float | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        got.append((progress, total))
+
+    try:
+        async with agent(sse.url, setup.key("npm-agent")) as c:
+            result = await c.call_tool("everything__trigger-long-running-operation", {"duration": 1, "steps": 4},
+                                       progress_callback=on_progress)
+        assert "completed" in _text(result)
+        assert got == [(1.0, 4.0), (2.0, 4.0), (3.0, 4.0), (4.0, 4.0)]
+    finally:
+        sse.stop()
