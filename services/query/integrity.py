@@ -76,6 +76,7 @@ def check(found: Found, *, tenant: str, f: CallFilter | None = None, key_id: str
     header does not answer ``f``.
     """
     bad = column_disagreements(found)
+    key_id = key_id if key_id is not None else found.subject_key_id
     if found.header.get("tenant") != tenant and "tenant_id" not in bad:
         bad.append("tenant_id")
     answers = True

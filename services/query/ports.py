@@ -178,6 +178,8 @@ class Found:
     entry: bytes
     leaf: bytes
     columns: dict[str, Any]
+    subject_key_id: str | None = None
+    """When found through the subject index: the key id of the index row (checked against ``key_ids``)."""
 
     @property
     def position(self) -> Position:

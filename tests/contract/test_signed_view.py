@@ -153,6 +153,10 @@ async def test_a_changed_subject_index_row_exports_nothing_it_does_not_sign(
     page = (await client.post("/v1/subjects/export", json=body, headers=dpo)).json()
     assert [e["index"] for e in page["entries"]] == [2, 3]
     assert page["inconsistent"] == [{"log": "acme", "index": 12, "fields": ["subject_index"], "withheld": True}]
+    inv = await _headers(backend, Role.INVESTIGATOR)
+    found = (await client.get("/v1/calls", params={"subject": ALICE}, headers=inv)).json()
+    assert sorted(c["index"] for c in found["calls"]) == [2, 3]
+    assert found["inconsistent"] == [{"log": "acme", "index": 12, "fields": ["subject_index"], "withheld": True}]
 
 
 @pytest.fixture(params=["postgres", "sqlite"])

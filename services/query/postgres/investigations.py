@@ -28,7 +28,7 @@ _ENTRY = "e.log_id, e.idx, e.occurred_at, e.entry, e.leaf, " + ", ".join(f"e.{c}
 def _found(row: asyncpg.Record) -> Found:
     entry = bytes(row["entry"])
     return Found(row["log_id"], row["idx"], row["occurred_at"], orjson.loads(entry), entry, bytes(row["leaf"]),
-                 {c: row[c] for c in CHECKED_COLUMNS})
+                 {c: row[c] for c in CHECKED_COLUMNS}, row.get("subject_key_id"))
 
 
 class _Sql:
@@ -61,7 +61,8 @@ def _search_sql(tenant: str, f: CallFilter, after: Position | None, limit: int) 
         # The plain bound lets the (tenant_id, ..., occurred_at) indexes stop early.
         log_id, idx = q.arg(after.log_id), q.arg(after.idx)
         q.where.append(f"e.occurred_at <= {t} AND (e.occurred_at, e.log_id, e.idx) < ({t}, {log_id}, {idx})")
-    sql = (f"SELECT {_ENTRY} FROM entries e{join}"
+    key = ", s.key_id AS subject_key_id" if f.subject_ref is not None else ""
+    sql = (f"SELECT {_ENTRY}{key} FROM entries e{join}"
            f" WHERE {' AND '.join(q.where)}"
            f" ORDER BY e.occurred_at DESC, e.log_id DESC, e.idx DESC LIMIT {q.arg(limit + 1)}")
     return sql, q.args

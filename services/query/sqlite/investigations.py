@@ -31,10 +31,10 @@ ERASURE_EVENTS_SQL = ("SELECT idx, entry FROM entries WHERE log_id = ? AND tenan
                       " AND type IN ('erasure', 'retention') ORDER BY idx")
 
 
-def _found(row: tuple[Any, ...]) -> Found:
+def _found(row: tuple[Any, ...], subject_key_id: str | None = None) -> Found:
     entry = bytes(row[3])
     return Found(row[0], row[1], from_db_time(row[2]), orjson.loads(entry), entry, bytes(row[4]),
-                 dict(zip(CHECKED_COLUMNS, row[5:_N], strict=True)))
+                 dict(zip(CHECKED_COLUMNS, row[5:_N], strict=True)), subject_key_id)
 
 
 def _stored(row: tuple[Any, ...], subject_key_id: str | None = None) -> StoredCall:
@@ -66,7 +66,8 @@ def _search_sql(tenant: str, f: CallFilter, after: Position | None, limit: int) 
         t = to_db_time(after.time())
         where.append("e.occurred_at <= ? AND (e.occurred_at, e.log_id, e.idx) < (?, ?, ?)")
         args += [t, t, after.log_id, after.idx]
-    sql = (f"SELECT {_ENTRY} FROM entries e{join} WHERE {' AND '.join(where)}"
+    key = ", s.key_id" if f.subject_ref is not None else ""
+    sql = (f"SELECT {_ENTRY}{key} FROM entries e{join} WHERE {' AND '.join(where)}"
            " ORDER BY e.occurred_at DESC, e.log_id DESC, e.idx DESC LIMIT ?")
     return sql, [*args, limit + 1]
 
@@ -85,7 +86,8 @@ class SqliteInvestigationReader:
                            ) -> tuple[list[Found], bool]:
         sql, args = _search_sql(tenant, f, after, limit)
         rows = await self._rows(sql, *args)
-        return [_found(r) for r in rows[:limit]], len(rows) > limit
+        by_subject = f.subject_ref is not None
+        return [_found(r, r[_N] if by_subject else None) for r in rows[:limit]], len(rows) > limit
 
     async def session_timeline(self, tenant: str, session_id: str, after: Position | None, limit: int
                                ) -> tuple[list[Found], bool]:
