@@ -8,6 +8,7 @@ the agent receives.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import time
@@ -183,6 +184,9 @@ class Gateway:
         except MCPError as e:
             await self._record(call, verdict, "error", error_type="upstream_error",
                                payload={"arguments": call.arguments, "error": {"code": e.code, "message": e.message}})
+            raise
+        except asyncio.CancelledError:  # the agent cancelled the request: the forwarded call is recorded too
+            await self._record(call, verdict, "error", error_type="cancelled", payload={"arguments": call.arguments})
             raise
         status: events.CallStatus = "error" if result.get("isError") is True else "ok"
         await self._record(call, verdict, status, payload={"arguments": call.arguments, "result": result})

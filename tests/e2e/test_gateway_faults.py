@@ -3,6 +3,7 @@ happened, the event is recorded, and the gateway keeps serving other calls."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import subprocess
 import sys
@@ -176,3 +177,16 @@ async def test_malformed_json_rpc_and_unknown_methods(setup: Setup, gw: GatewayP
             await c.call_tool("no_such_tool", {})
         assert no_tool.value.code == -32001 and "SERVER__TOOL" in no_tool.value.message
     await _still_serves(gw, token)
+
+
+async def test_a_cancelled_call_is_recorded(setup: Setup, gw: GatewayProc, served: Served) -> None:
+    """The agent gives up on a slow call: its cancellation reaches the gateway, the forwarded call
+    is recorded as cancelled, and the session serves the next call."""
+    token = setup.key("alice")
+    async with agent(gw.url, token) as c:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(c.call_tool("demo__sleep", {"seconds": 0.9}), 0.3)
+        assert _text(await c.call_tool("demo__echo", {"text": "next"})) == "next"
+    event = wait_events(served, lambda e: e["type"] == "tool_call" and e["tool_name"] == "sleep"
+                        and e.get("error_type") == "cancelled", 1)
+    assert event and event[0]["status"] == "error"
