@@ -211,3 +211,14 @@ def test_any_attribute_values_map_or_are_refused_never_crash(attributes: dict[st
     except SpanRefused:
         return
     validate_batch([event], now=NOW)
+
+
+def test_malformed_subject_rules_stop_ingest_at_start_naming_the_variable() -> None:
+    """SEALTRAIL_OTLP_SUBJECT_RULES is read once at start; a malformed value is a ServiceStartError."""
+    from sealtrail.errors import ServiceStartError
+    from sealtrail.infra.settings import Settings
+    from services.ingest.app import subject_rules
+
+    assert subject_rules(Settings(otlp_subject_rules="user=enduser.id")) == RULES
+    with pytest.raises(ServiceStartError, match="SEALTRAIL_OTLP_SUBJECT_RULES"):
+        subject_rules(Settings(otlp_subject_rules="user"))
