@@ -16,9 +16,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from sealtrail.core.cosignature import CosignatureSigner
 from sealtrail.core.note import Ed25519Signer, open_note
-from sealtrail.core.witness import SIZE_MEDIA_TYPE, format_add_checkpoint
-from tests.support.query import new_database
+from sealtrail.core.witness import SIZE_MEDIA_TYPE, LogRecord, format_add_checkpoint
+from sealtrail.infra.sqlite import SqliteDatabase
+from services.witness.app import create_app
+from services.witness.config import LogConfig
+from services.witness.ports import WitnessStore
+from services.witness.sqlite import SCHEMA, SqliteWitnessStore
+from tests.support.query import new_database, on_port
 from tests.support.serve import cli, free_port
 from tests.support.witness import (
     Racer,
@@ -163,3 +169,30 @@ def test_logs_file_adds_logs_at_start_and_a_bad_one_stops_it(tmp_path: Path) -> 
     done = cli("witness", "serve", "--key-file", str(key_file), "--db", db, "--logs-file", str(logs),
                "--port", str(free_port()))
     assert done.returncode == 1 and "log[0].vkeys[0]" in done.stderr and done.stderr.count("\n") == 1
+
+
+class _NoCompareStore(SqliteWitnessStore):
+    """The store without its defence: advance writes whatever the record now holds."""
+
+    async def advance(self, origin: str, *, expected: LogRecord, size: int, root: bytes, note: str) -> bool:
+        current = await self.get_log(origin)
+        assert current is not None
+        return await super().advance(origin, expected=current, size=size, root=root, note=note)
+
+
+async def test_the_race_test_catches_a_witness_without_compare_and_swap(tmp_path: Path) -> None:
+    """The simultaneous-requests race, in process, against a witness whose store skips the comparison:
+    it cosigns two branches at one size. This is what the compare-and-swap prevents."""
+    log = WitnessedLog(400)
+    signer = CosignatureSigner.generate("witness.example/naive")
+
+    async def open_store() -> WitnessStore:
+        store = _NoCompareStore(db=SqliteDatabase(path=tmp_path / "naive.db"))
+        await store._db.write(lambda c: c.execute(SCHEMA))
+        return store
+
+    app = create_app(open_store, signer, logs=[LogConfig(log.origin, (log.vkey,))])
+    async with app.router.lifespan_context(app), on_port(app) as url:
+        racer = Racer(url, signer.verifier(), [log])
+        await racer.burst(50)  # a round may happen to serialise; fifty make missing the race negligible
+    assert inconsistent_pairs(racer.cosigned, racer.histories)
