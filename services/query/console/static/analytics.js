@@ -1,7 +1,7 @@
 // Analytics: per-tool, per-agent and per-server figures over a window, calls per hour as an SVG
 // bar chart drawn here (no chart library), drift findings, definition changes, rate limits.
 import { getJson, query } from "./api.js";
-import { h, link, route, table } from "./dom.js";
+import { h, link, route, table, visible } from "./dom.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const HOUR = 3600 * 1000;
@@ -9,7 +9,7 @@ const HOUR = 3600 * 1000;
 function svg(tag, attrs, text) {
   const el = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
-  if (text !== undefined) el.textContent = text;
+  if (text !== undefined) el.textContent = visible(text);
   return el;
 }
 

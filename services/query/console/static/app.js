@@ -65,11 +65,12 @@ async function show() {
   if (!who) return;
   const [path, q] = location.hash.replace(/^#\/?/, "").split("?", 2);
   const name = path || firstView();
-  const view = h("div", { id: "view", "data-view": name });
+  const view = h("div", { id: "view", "data-view": name, "data-route": location.hash });
   root.replaceChildren(view);
   for (const a of nav.children) a.classList.toggle("current", a.dataset.view === name);
   if (!allowed(name)) {
     view.append(h("p", { class: "error" }, `There is no page ${name} for the role ${who.role}.`));
+    view.dataset.ready = "absent";
     return;
   }
   document.title = `Sealtrail \u00b7 ${VIEWS[name][0]}`;

@@ -13,10 +13,18 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+// Bidirectional controls (e.g. U+202E, which shows "invoice\u202egpj.exe" as "invoiceexe.jpg")
+// are shown as their code points, so a value reads as what it is.
+const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+export function visible(text) {
+  return String(text).replace(BIDI, (c) => `[U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}]`);
+}
+
 function append(el, children) {
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
-    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    el.append(c instanceof Node ? c : document.createTextNode(visible(c)));
   }
 }
 

@@ -55,7 +55,7 @@ export async function searchView(view, params) {
   if (page.inconsistent?.length) {
     view.append(h("p", { class: "error" }, `${page.inconsistent.length} stored rows disagree with the signed log`));
   }
-  if (page.next) view.append(h("p", {}, link("Next page", "calls", { ...given, cursor: page.next })));
+  if (page.next) view.append(h("p", {}, link("Next page", "calls", { ...given, limit: params.limit, cursor: page.next })));
 }
 
 function ms(a, b) {

@@ -75,8 +75,10 @@ function keyIdOf(bytes) {
 
 // A verifier key `name+hexid+base64(0x01 || 32-byte key)`, its key ID checked.
 export async function parseVkey(vkey) {
-  const parts = vkey.trim().split("+");
-  if (parts.length !== 3 || !parts[0] || !/^[0-9a-f]{8}$/i.test(parts[1])) {
+  const text = vkey.trim();
+  const first = text.indexOf("+"), second = first < 0 ? -1 : text.indexOf("+", first + 1);
+  const parts = [text.slice(0, first), text.slice(first + 1, second), text.slice(second + 1)];
+  if (second < 0 || !parts[0] || !/^[0-9a-f]{8}$/i.test(parts[1])) {
     throw new VerifyError("the verifier key must look like name+hexid+base64");
   }
   const raw = b64decode(parts[2], "verifier key");

@@ -1,0 +1,103 @@
+"""The investigator's console in Chromium: search, session timeline, call detail with reveal and
+the in-browser check, analytics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import expect
+
+from tests.e2e.console.conftest import Console
+
+
+def test_search_filters_and_pages_link_every_value(new_page: Any, console: Console) -> None:
+    s = new_page().sign_in("investigator")
+    nav = [a.inner_text() for a in s.page.locator("#nav a").all()]
+    assert nav == ["Calls", "Analytics", "Checkpoints", "Keys", "Verify"]
+    page = s.go("calls?limit=20")
+    assert page.locator("tbody tr").count() == 20
+    s.shot("calls")
+    page.locator("a", has_text="Next page").click()
+    s.settled()
+    assert "cursor=" in page.url and page.locator("tbody tr").count() == 20
+    # a value links to the list filtered by it
+    page.locator("tbody tr").first.locator("td").nth(5).locator("a").click()
+    s.settled()
+    tool = page.locator("select[name=tier]").evaluate("e => e.form.tool.value")
+    assert tool and "tool=" in page.url
+    tools = {t.inner_text() for t in page.locator("tbody tr td:nth-child(6)").all()}
+    assert tools == {tool}
+    # the form's filters go to /v1/calls
+    page.select_option("select[name=decision]", "deny")
+    page.click("form.filters button")
+    s.settled()
+    assert "decision=deny" in page.url
+    assert {d.inner_text() for d in page.locator("tbody tr td:nth-child(8)").all()} <= {"deny"}
+
+
+def test_session_timeline_in_order_with_offsets(new_page: Any, console: Console) -> None:
+    s = new_page().sign_in("investigator")
+    page = s.go(f"session?id={console.session_id}")
+    rows = page.locator("tbody tr")
+    assert rows.count() >= 4
+    kinds = [r.get_attribute("class") for r in rows.all()]
+    assert "kind-approval" in kinds and "kind-tool_call" in kinds
+    offsets = [int(t.inner_text().strip("+ ms")) for t in page.locator("tbody tr td:first-child").all()]
+    assert offsets == sorted(offsets) and offsets[0] == 0
+    s.shot("session")
+
+
+def test_call_detail_verifies_in_the_browser_and_reveal_writes_an_access_event(
+        new_page: Any, console: Console) -> None:
+    s = new_page().sign_in("investigator")
+    s.pin(console.checkpoint_vkey)
+    page = s.go(f"call?id={console.reveal_id}")
+    verdict = page.locator("#verdict")
+    expect(verdict).to_have_attribute("data-verified", "yes", timeout=30_000)
+    assert "tree size" in verdict.inner_text() and "root" in verdict.inner_text()
+    page.click("#reveal")
+    page.fill("input[name=purpose]", "incident.review")
+    page.click("form.reveal button")
+    access = page.locator("#revealed a")
+    expect(access).to_be_visible(timeout=30_000)
+    access_id = access.inner_text()
+    assert page.locator("pre.payload").inner_text().startswith("{")
+    s.shot("call")
+    with console.api("investigator") as api:
+        found = api.get("/v1/calls", params={"type": "access", "limit": 1000}).json()["calls"]
+        assert any(c["header"]["event_id"] == access_id and console.reveal_id in str(c["header"]) for c in found)
+
+
+def test_a_tampered_read_model_shows_not_verified(new_page: Any, console: Console) -> None:
+    s = new_page().sign_in("investigator")
+    s.pin(console.checkpoint_vkey)
+    page = s.go(f"call?id={console.tamper_id}")
+    verdict = page.locator("#verdict")
+    expect(verdict).to_have_attribute("data-verified", "no", timeout=30_000)
+    assert "tool_name" in verdict.inner_text()
+
+
+def test_a_leaf_hash_that_disagrees_shows_not_verified(new_page: Any, console: Console) -> None:
+    s = new_page().sign_in("investigator")
+    s.pin(console.checkpoint_vkey)
+
+    def altered(route: Any) -> None:
+        r = route.fetch()
+        body = r.json()
+        body["leaf_hash"] = "A" * 43 + "="
+        route.fulfill(response=r, json=body)
+
+    s.page.route(f"**/v1/calls/{console.reveal_id}", altered)
+    page = s.go(f"call?id={console.reveal_id}")
+    verdict = page.locator("#verdict")
+    expect(verdict).to_have_attribute("data-verified", "no", timeout=30_000)
+    assert "not the entry in the signed log" in verdict.inner_text()
+
+
+def test_analytics_tables_chart_and_drift(new_page: Any, console: Console) -> None:
+    s = new_page().sign_in("investigator")
+    page = s.go("analytics?hours=24")
+    assert page.locator("tr.tool-row").count() >= 8
+    assert page.locator("svg.chart rect.bar").count() == 24
+    assert "Drift" in page.inner_text("#view")
+    s.shot("analytics")
