@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,8 @@ async def test_key_rotation_overlaps(setup: Setup) -> None:
     gw = setup.gateways[0]
     first = json.loads(cli("gateway", "key", "create", "--config", str(setup.config), "--agent", "bob",
                            "--json").stdout)
-    rotated = cli("gateway", "key", "rotate", first["key_id"], "--overlap", "3", "--config", str(setup.config),
+    started = time.monotonic()
+    rotated = cli("gateway", "key", "rotate", first["key_id"], "--overlap", "10", "--config", str(setup.config),
                   "--json")
     assert rotated.returncode == 0, rotated.stderr
     second: dict[str, Any] = json.loads(rotated.stdout)
@@ -84,7 +86,7 @@ async def test_key_rotation_overlaps(setup: Setup) -> None:
     for token in (first["token"], second["token"]):
         async with agent(gw.url, token) as c:
             await c.call_tool("demo__echo", {"text": "x"})
-    await asyncio.sleep(5.5)  # past the overlap and the key cache
+    await asyncio.sleep(max(0.0, started + 10 + 2.5 - time.monotonic()))  # past the overlap and the key cache
     with pytest.raises(Exception):  # noqa: B017 - the SDK raises its own error for the 401
         async with agent(gw.url, first["token"]):
             pass
