@@ -20,13 +20,13 @@ class Clock:
         return self.now
 
 
-def request(method: str, sid: str | None, csrf: str | None = None) -> Request:
+def request(method: str, sid: str | None, csrf: str | None = None, query: bytes = b"") -> Request:
     headers = []
     if sid is not None:
         headers.append((b"cookie", f"{COOKIE}={sid}".encode()))
     if csrf is not None:
         headers.append((b"x-csrf-token", csrf.encode()))
-    return Request({"type": "http", "method": method, "path": "/v1/calls", "headers": headers, "query_string": b""})
+    return Request({"type": "http", "method": method, "path": "/v1/calls", "headers": headers, "query_string": query})
 
 
 def store(clock: Clock, **settings: float) -> SessionStore:
@@ -86,3 +86,12 @@ def test_no_cookie_is_no_session_and_closed_sessions_are_gone() -> None:
     sessions.close(sid)
     with pytest.raises(AuthenticationError):
         sessions.get(sid)
+
+
+def test_a_revealing_get_needs_the_csrf_token_too() -> None:
+    sessions = store(Clock())
+    sid, session = sessions.open(ALICE)
+    with pytest.raises(PermissionDeniedError, match="X-CSRF-Token"):
+        sessions.principal_for(request("GET", sid, query=b"purpose=incident.review"))
+    assert sessions.principal_for(request("GET", sid, session.csrf, b"purpose=incident.review")) == ALICE
+    assert sessions.principal_for(request("GET", sid, query=b"limit=5")) == ALICE

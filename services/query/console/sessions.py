@@ -4,7 +4,7 @@ The store is in memory, in this process: a restart signs everyone out. A session
 key's :class:`~sealtrail.infra.auth.Principal` (never the key), a synchronizer CSRF token, and
 two deadlines: ``idle_s`` after its last use and ``max_age_s`` after sign-in, whichever comes
 first. Every state-changing request through a session MUST carry ``X-CSRF-Token`` equal to the
-session's token.
+session's token: unsafe methods, and a GET that reveals a payload (it writes an access event).
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from sealtrail.infra.auth import Principal
 COOKIE = "sealtrail_console"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WRITING_QUERY = frozenset({"purpose"})
+"""Query parameters that make a GET write to the log (``?purpose=`` reveals a payload and logs an
+access event): such a GET needs the CSRF token too."""
 
 
 class ConsoleSettings(BaseSettings):
@@ -80,13 +83,13 @@ class SessionStore:
 
     def principal_for(self, request: Request) -> Principal | None:
         """The principal of the request's session cookie, None without one. A cookie of no live
-        session is AuthenticationError; an unsafe method without the session's CSRF token is
-        PermissionDeniedError."""
+        session is AuthenticationError; an unsafe method or a revealing GET without the session's
+        CSRF token is PermissionDeniedError."""
         sid = request.cookies.get(COOKIE)
         if not sid:
             return None
         session = self.get(sid)
-        if request.method not in SAFE_METHODS:
+        if request.method not in SAFE_METHODS or WRITING_QUERY & request.query_params.keys():
             check_csrf(session, request.headers.get(CSRF_HEADER))
         return session.principal
 

@@ -100,6 +100,9 @@ def test_a_cross_site_post_without_the_csrf_token_is_refused(new_page: Any, cons
     s.page.wait_for_selector("#role")  # still signed in: the cookie exists, it was only withheld
     status = s.page.evaluate("fetch('/console/session', {method: 'DELETE'}).then(r => r.status)")
     assert status == 403
+    s2 = new_page().sign_in("investigator")  # a reveal writes an access event: it needs the token too
+    status = s2.page.evaluate(f"fetch('/v1/calls/{console.reveal_id}?purpose=forged').then(r => r.status)")
+    assert status == 403
     r = httpx.post(console.url + "/console/session", json={"key": console.tokens["dpo"]},
                    headers={"Origin": "https://evil.example"})
     assert r.status_code == 403
@@ -147,5 +150,6 @@ def test_an_expired_session_is_refused(tmp_path: Path, monkeypatch: pytest.Monke
         assert s.page.evaluate("fetch('/v1/calls').then(r => r.status)") == 401
         s.page.goto(served.url + "/console#/calls")
         s.page.wait_for_selector("#sign-in")
+        s.shot("sign-in")
     finally:
         served.stop()

@@ -15,7 +15,7 @@ export async function request(method, path, { body, accept, headers } = {}) {
   const h = { ...(headers || {}) };
   if (accept) h.Accept = accept;
   if (body !== undefined) h["Content-Type"] = "application/json";
-  if (!["GET", "HEAD"].includes(method) && csrf) h["X-CSRF-Token"] = csrf;
+  if (csrf) h["X-CSRF-Token"] = csrf;  // same-origin only; the server needs it on writes and reveals
   const response = await fetch(path, { method, headers: h, credentials: "same-origin",
                                        body: body === undefined ? undefined : JSON.stringify(body) });
   if (!response.ok) {
