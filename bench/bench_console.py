@@ -1,0 +1,119 @@
+"""Console benchmark: first-load asset size, and the time of each page's API requests.
+
+Usage: ``python bench/bench_console.py [--copies N] [--reps R]``
+
+1. Assets: every file the first load of ``/console`` fetches (the page, its stylesheet and the
+   ES modules app.js imports, which are all of ``static/*.js``), raw and gzip-compressed (level 6,
+   what a reverse proxy typically applies; Sealtrail itself serves them uncompressed).
+2. Pages: starts ``sealtrail serve`` (SQLite, one process) on a fresh data directory, sends the
+   demo's traffic N times (``sealtrail.cli.demo_traffic``, ~1,900 events a copy), signs in through
+   ``POST /console/session``, and times the API requests each view makes, R times, with the
+   session cookie: search (``/v1/calls?limit=50``), session timeline, call detail, and analytics
+   (tools, agents, servers, drift, rate limits, and the 24 hourly figures of the chart). Times
+   are client-observed over loopback (server time plus a little).
+
+Writes bench/results/console.json. This is the embedded SQLite mode at the scale loaded, not the
+1,000,000-entry PostgreSQL deployment: say which when quoting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+
+from bench.machine import describe
+from sealtrail.cli.demo_traffic import SESSION, scenario
+from services.query.console.router import STATIC
+from tests.support.serve import create_key, send_events, start_serve, wait_for_checkpoint
+
+RESULTS = Path(__file__).parent / "results" / "console.json"
+
+
+def asset_sizes() -> dict[str, Any]:
+    files = [STATIC / "index.html", STATIC / "console.css", *sorted(STATIC.glob("*.js"))]
+    raw = {f.name: f.stat().st_size for f in files}
+    packed = {f.name: len(gzip.compress(f.read_bytes(), compresslevel=6)) for f in files}
+    return {"files": len(files), "raw_bytes": sum(raw.values()), "gzip_bytes": sum(packed.values()),
+            "per_file_gzip": packed, "budget_gzip_bytes": 300 * 1024}
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+
+def analytics_paths(now: datetime) -> list[str]:
+    start = (now - timedelta(hours=24)).isoformat()
+    hour = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    hourly = [f"/v1/analytics/servers?from={(hour - timedelta(hours=24 - i)).isoformat()}"
+              f"&to={(hour - timedelta(hours=23 - i)).isoformat()}" for i in range(24)]
+    return [f"/v1/analytics/{p}?from={start}" for p in ("tools", "agents", "servers", "rate-limits")] + [
+        "/v1/analytics/drift", *hourly]
+
+
+def time_pages(client: httpx.Client, call_id: str, reps: int) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    pages = {"search": ["/v1/calls?limit=50"], "session": [f"/v1/sessions/{SESSION}"],
+             "call": [f"/v1/calls/{call_id}"], "analytics": analytics_paths(now)}
+    out: dict[str, Any] = {}
+    for name, paths in pages.items():
+        page_s, request_s = [], []
+        for _ in range(reps):
+            started = time.perf_counter()
+            for p in paths:
+                t = time.perf_counter()
+                r = client.get(p.replace("+00:00", "Z"))
+                r.raise_for_status()
+                request_s.append(time.perf_counter() - t)
+            page_s.append(time.perf_counter() - started)
+        out[name] = {"requests_per_page": len(paths), "page_p50_ms": pct(page_s, 0.5),
+                     "page_p95_ms": pct(page_s, 0.95), "request_p95_ms": pct(request_s, 0.95),
+                     "request_mean_ms": round(statistics.mean(request_s) * 1000, 2)}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--copies", type=int, default=10)
+    parser.add_argument("--reps", type=int, default=30)
+    args = parser.parse_args()
+    assets = asset_sizes()
+    with tempfile.TemporaryDirectory() as tmp:
+        served = start_serve(Path(tmp) / "data")
+        try:
+            gateway, investigator = served.tokens["gateway"], create_key(served, "investigator")
+            sent, call_id = 0, ""
+            for copy in range(args.copies):
+                demo = scenario(datetime.now(UTC), seed=copy)
+                call_id = call_id or demo.reveal_event_id
+                sent += len(asyncio.run(send_events(served.url, gateway, demo.events)))
+            wait_for_checkpoint(served.url, investigator, "default", sent, timeout=600)
+            with httpx.Client(base_url=served.url, timeout=60) as client:
+                client.post("/console/session", json={"key": investigator}).raise_for_status()
+                deadline = time.monotonic() + 120
+                while client.get(f"/v1/calls/{call_id}").status_code != 200 and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                pages = time_pages(client, call_id, args.reps)
+        finally:
+            served.stop()
+    result = {"machine": describe("fastapi", "uvicorn"), "mode": "sealtrail serve (SQLite)",
+              "entries": sent, "reps": args.reps, "assets": assets, "pages": pages}
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
