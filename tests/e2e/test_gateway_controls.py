@@ -216,12 +216,12 @@ async def test_step_up_rejected(setup: Setup, gw: GatewayProc, served: Served) -
 async def test_step_up_expires(setup: Setup, served: Served, tmp_path: Path) -> None:
     """An approval not decided within approval_ttl_seconds expires: the retry is denied, the expiry
     is recorded as a refused approval, and a late approver is told it expired."""
-    short = write_setup(tmp_path, served, ttl=1.5, database=str(setup.dir / "state.db"))
+    short = write_setup(tmp_path, served, ttl=3, database=str(setup.dir / "state.db"))
     gw2 = short.start()
     try:
         token = setup.key("alice")
         approval_id = await _pending(gw2, token, "r-expire")
-        await asyncio.sleep(1.6)
+        await asyncio.sleep(3.1)
         async with agent(gw2.url, token) as c:
             with pytest.raises(MCPError) as expired:
                 await c.call_tool("demo__delete_record", {"record_id": "r-expire"})
