@@ -22,7 +22,7 @@ from sealtrail.core.witness import (
     parse_add_checkpoint,
     recorded_note,
 )
-from sealtrail.errors import ConcurrentWriteError
+from sealtrail.errors import ConcurrentWriteError, SignatureError, VerificationError
 from services.witness.ports import WitnessStore
 
 log = logging.getLogger("sealtrail.witness")
@@ -47,7 +47,16 @@ class Witness:
         request = parse_add_checkpoint(body)
         for _ in range(MAX_ATTEMPTS):
             record = await self.store.get_log(request.origin)
-            accepted = check_add_checkpoint(request, record)
+            try:
+                accepted = check_add_checkpoint(request, record)
+            except VerificationError as e:
+                if record is not None and not isinstance(e, SignatureError):
+                    # A validly signed checkpoint that is not consistent: evidence of a misbehaving
+                    # log (c2sp.org/tlog-witness allows keeping it). Checkpoints are public.
+                    log.warning("refused an inconsistent checkpoint", extra={
+                        "origin": request.origin, "size": request.checkpoint.size, "old_size": request.old_size,
+                        "recorded_size": record.size, "reason": e.detail, "note": request.note.format()})
+                raise
             assert record is not None  # check_add_checkpoint refuses an unknown log
             cosignature = cosign(accepted, self.signer, self.clock())
             cp = accepted.checkpoint

@@ -76,6 +76,7 @@ def test_statuses_follow_the_protocol(witness: WitnessProcess, log: WitnessedLog
     assert _post(witness, WitnessedLog(5, origin="example.org/unknown").body(0, 5)).status_code == 404
     assert _post(witness, log.body(20, 30, key=Ed25519Signer.generate(log.origin))).status_code == 403
     assert _post(witness, log.fork(15, 20).body(20, 20)).status_code == 422  # fork at the same size
+    assert "refused an inconsistent checkpoint" in witness.err.read_text()  # kept as evidence
     assert _post(witness, log.fork(15, 40).body(20, 40)).status_code == 422  # fork that extends
     assert _post(witness, format_add_checkpoint(20, log.proof(5, 30), log.signed(30))).status_code == 422
     assert _post(witness, format_add_checkpoint(20, [], log.signed(10))).status_code == 400  # rollback
