@@ -101,3 +101,26 @@ def test_analytics_tables_chart_and_drift(new_page: Any, console: Console) -> No
     assert page.locator("svg.chart rect.bar").count() == 24
     assert "Drift" in page.inner_text("#view")
     s.shot("analytics")
+    page.select_option("#series-tool", "files/read_file")
+    s.settled()
+    assert "tool=files%2Fread_file" in page.url
+    charts = page.locator("svg.chart")
+    assert charts.count() == 2
+    heights = [float(r.get_attribute("height") or 0) for r in charts.nth(0).locator("rect.bar").all()]
+    assert max(heights) > 0 and heights.index(max(heights)) >= 22  # the demo's spike is in the last hours
+
+
+def test_call_detail_says_whether_the_tool_definition_changed_since(new_page: Any, console: Console) -> None:
+    with console.api("investigator") as api:
+        stale = api.get("/v1/analytics/definition-changes", params={"limit": 1000}).json()["stale"]
+        assert stale, "the demo changes a tool's definition"
+        d = stale[0]
+        calls = api.get("/v1/calls", params={"agent": d["agent_id"], "server": d["server_id"],
+                                             "tool": d["tool_name"], "limit": 1000}).json()["calls"]
+    changed = next(c for c in calls if c["header"].get("tool_def_hash") == d["used_hash"])
+    s = new_page().sign_in("investigator")
+    page = s.go(f"call?id={changed['header']['event_id']}")
+    assert page.get_attribute("#definition", "data-changed") == "yes"
+    assert d["changed_at"][:19] in page.inner_text("#definition")
+    page = s.go(f"call?id={console.reveal_id}")
+    assert page.get_attribute("#definition", "data-changed") == "no"

@@ -26,15 +26,15 @@ function figures(first) {
     { title: "cost", cell: (r) => cost(r.cost) }];
 }
 
-export function barChart(series, { width = 720, height = 160 } = {}) {
+export function barChart(series, { width = 720, height = 160, title = "calls per hour" } = {}) {
   const max = Math.max(1, ...series.map((s) => s.value));
   const bw = width / Math.max(1, series.length);
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height + 30}`, class: "chart", role: "img" });
-  chart.append(svg("title", {}, "calls per hour"));
+  chart.append(svg("title", {}, title));
   series.forEach((s, i) => {
     const bh = (s.value / max) * height;
     const bar = svg("rect", { x: i * bw + 2, y: height - bh, width: Math.max(1, bw - 4), height: bh, class: "bar" });
-    bar.append(svg("title", {}, `${s.label}: ${s.value} calls, ${s.errors} errors`));
+    bar.append(svg("title", {}, `${s.label}: ${s.value}${s.errors ? `, ${s.errors} errors` : ""}`));
     chart.append(bar);
     const eh = (s.errors / max) * height;
     if (eh > 0) chart.append(svg("rect", { x: i * bw + 2, y: height - eh, width: Math.max(1, bw - 4), height: eh, class: "bar-error" }));
@@ -44,13 +44,16 @@ export function barChart(series, { width = 720, height = 160 } = {}) {
   return chart;
 }
 
-async function hourly(hours) {
+// Figures per hour for the last `hours` hours: of every tool, or of one ("server/tool").
+async function hourly(hours, tool) {
   const end = Math.floor(Date.now() / HOUR) * HOUR + HOUR;
   const starts = Array.from({ length: hours }, (_, i) => end - (hours - i) * HOUR);
   return Promise.all(starts.map(async (t) => {
-    const page = await getJson(query("/v1/analytics/servers", { from: new Date(t).toISOString(), to: new Date(t + HOUR).toISOString() }));
-    return { label: new Date(t).toISOString().slice(11, 16), value: page.servers.reduce((n, s) => n + s.calls, 0),
-             errors: page.servers.reduce((n, s) => n + s.errors, 0) };
+    const page = await getJson(query("/v1/analytics/tools", { from: new Date(t).toISOString(), to: new Date(t + HOUR).toISOString() }));
+    const rows = page.tools.filter((r) => !tool || `${r.server_id}/${r.tool_name}` === tool);
+    return { label: new Date(t).toISOString().slice(11, 16), value: rows.reduce((n, s) => n + s.calls, 0),
+             errors: rows.reduce((n, s) => n + s.errors, 0),
+             p95: tool && rows[0] ? Math.round(rows[0].latency_ms?.p95 ?? 0) : 0 };
   }));
 }
 
@@ -62,8 +65,15 @@ export async function analyticsView(view, params) {
   const [tools, agents, servers, drift, limits, series] = await Promise.all([
     getJson(query("/v1/analytics/tools", { from })), getJson(query("/v1/analytics/agents", { from })),
     getJson(query("/v1/analytics/servers", { from })), getJson("/v1/analytics/drift"),
-    getJson(query("/v1/analytics/rate-limits", { from })), hourly(Math.min(hours, 24))]);
-  view.append(h("h3", {}, "Calls per hour"), barChart(series));
+    getJson(query("/v1/analytics/rate-limits", { from })), hourly(Math.min(hours, 24), params.tool)]);
+  const pick = h("select", { id: "series-tool" }, h("option", { value: "" }, "all tools"),
+    tools.tools.map((t) => { const v = `${t.server_id}/${t.tool_name}`; return h("option", { value: v, selected: v === params.tool }, v); }));
+  pick.addEventListener("change", () => { location.hash = route("analytics", { hours, tool: pick.value }); });
+  view.append(h("h3", {}, "Calls and errors per hour, last 24 h at most"), pick, barChart(series));
+  if (params.tool) {
+    view.append(h("h3", {}, "p95 latency (ms) per hour"),
+                barChart(series.map((p) => ({ ...p, value: p.p95, errors: 0 })), { title: "p95 latency per hour" }));
+  }
   view.append(h("h3", {}, "Tools"), table(figures([
     { title: "server", cell: (r) => link(r.server_id, "calls", { server: r.server_id }) },
     { title: "tool", cell: (r) => link(r.tool_name, "calls", { server: r.server_id, tool: r.tool_name }) }]), tools.tools, () => ({ class: "tool-row" })));

@@ -113,6 +113,22 @@ function revealForm(view, id) {
   view.append(h("section", {}, h("h3", {}, "Payload"), button, out));
 }
 
+// Whether the tool's definition changed after this agent last used it under this call's hash
+// (GET /v1/analytics/definition-changes: the tools whose definition changed since an agent's last use).
+async function definitionState(hd) {
+  const { stale } = await getJson(query("/v1/analytics/definition-changes", { agent_id: hd.agent_id, limit: 1000 }));
+  const found = stale.find((d) => d.server_id === hd.server_id && d.tool_name === hd.tool_name
+                                  && d.used_hash === hd.tool_def_hash);
+  const box = h("p", { id: "definition", "data-changed": found ? "yes" : "no" });
+  if (found) {
+    box.append(h("strong", { class: "error" }, "The tool's definition has changed since"),
+               ` (${found.change} at ${found.changed_at}; now ${found.current_hash ?? "removed"})`);
+  } else {
+    box.append("No change of the tool's definition is recorded after this agent last used it.");
+  }
+  return box;
+}
+
 export async function callView(view, params, who) {
   const r = await getJson(`/v1/calls/${encodeURIComponent(params.id)}`);
   const hd = r.header || {};
@@ -128,6 +144,7 @@ export async function callView(view, params, who) {
     ["log", r.log], ["index", String(r.index)], ["leaf hash", r.leaf_hash],
     ["inconsistent", r.inconsistent?.join(", ")],
   ]));
+  if (hd.tool_def_hash && who.scopes.includes("analytics:read")) view.append(await definitionState(hd));
   view.append(h("details", {}, h("summary", {}, "signed header"), h("pre", {}, JSON.stringify(hd, null, 2))));
   if (who.scopes.includes("proofs:read")) {
     const box = h("div", { id: "verdict", class: "verdict" });
