@@ -59,6 +59,7 @@ class Gateway:
         self.store, self.recorder, self.metrics, self.upstreams = store, recorder, metrics, upstreams
         self.apply(cfg)
         self._listed: dict[tuple[str, str], frozenset[str]] = {}
+        self._undecided: set[tuple[str, str]] = set()
 
     def apply(self, cfg: GatewayConfig) -> None:
         """Take a (re)loaded configuration: new calls are decided under it; sessions stay open."""
@@ -78,10 +79,24 @@ class Gateway:
             except (UpstreamError, MCPError) as e:
                 log.warning("tools/list of server %s failed: %s", name, type(e).__name__)
                 continue
+            self._report_undecided(name, tools)
             mine = [t for t in tools if visible(self.cfg, agent, name, t["name"])]
             shown.extend({**t, "name": exposed_name(name, t["name"])} for t in mine)
             await self._note_listing(agent, session, name, mine)
         return shown
+
+    def _report_undecided(self, server: str, tools: list[dict[str, Any]]) -> None:
+        """Log, once per tool, an upstream tool the configuration gives no tier (it stays denied)."""
+        declared = self.cfg.servers[server].tools
+        for tool in tools:
+            key = (server, tool["name"])
+            if key not in self._undecided and (tool["name"] not in declared
+                                               or not (declared[tool["name"]].tier
+                                                       or self.cfg.servers[server].tier_default)):
+                self._undecided.add(key)
+                log.warning("server %s offers tool %r, which has no tier in the configuration: it is denied "
+                            "to every agent until [servers.%s.tools.%s] gives it one", server, tool["name"][:100],
+                            server, tool["name"][:100])
 
     async def _note_listing(self, agent: str, session: str | None, server: str, tools: list[dict[str, Any]]) -> None:
         names = frozenset(t["name"] for t in tools)

@@ -116,6 +116,7 @@ async def test_a_tool_added_upstream_is_not_inherited(setup: Setup, gw: GatewayP
     assert refused.value.code == -32001 and "undecided tool" in refused.value.message
     event = _calls(served, agent_id="alice", tool_name="export_all")[0]
     assert (event["decision"], event["error_type"], event["tool_tier"]) == ("deny", "undecided_tool", "unknown")
+    assert "offers tool 'export_all', which has no tier" in gw.stderr()  # reported to the operator
 
 
 async def test_observe_is_forwarded_and_recorded(setup: Setup, gw: GatewayProc, served: Served) -> None:
