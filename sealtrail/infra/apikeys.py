@@ -164,6 +164,18 @@ class Authenticator:
             raise AuthenticationError(f"API key is {state}")
         return Principal.of(key)
 
+    async def recheck(self, principal: Principal) -> Principal:
+        """``principal`` again if its key is still active (a console session stands for a key that
+        signed in earlier); AuthenticationError once the key is revoked, expired or gone. The key
+        row is cached as for :meth:`authenticate`."""
+        key = await self._lookup(principal.key_id)
+        if key is None:
+            raise AuthenticationError("unknown API key")
+        state = key.state_at(self._clock())
+        if state != "active":
+            raise AuthenticationError(f"API key is {state}")
+        return Principal.of(key)
+
     def invalidate(self, key_id: str | None = None) -> None:
         """Drop one cached key (or all): use after revoking in this process."""
         if key_id is None:

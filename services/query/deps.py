@@ -45,7 +45,7 @@ async def current_principal(request: Request, service: ServiceDep, _: Annotated[
     if authorization is None and sessions is not None:
         principal = sessions.principal_for(request)
         if principal is not None:
-            return principal
+            return await service.authenticator.recheck(principal)
     return await service.authenticator.authenticate(authorization)
 
 

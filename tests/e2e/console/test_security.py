@@ -3,6 +3,7 @@ the other headers on every page, CSRF, session expiry, refused keys and role lim
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.console.conftest import HOSTILE, Console
-from tests.support.serve import create_key, start_serve
+from tests.support.serve import cli, create_key, start_serve
 
 PAGES = ["/console", "/console/static/app.js", "/console/static/console.css", "/console/static/nope.js",
          "/console/session"]
@@ -153,3 +154,19 @@ def test_an_expired_session_is_refused(tmp_path: Path, monkeypatch: pytest.Monke
         s.shot("sign-in")
     finally:
         served.stop()
+
+
+def test_revoking_the_key_ends_its_console_sessions(console: Console) -> None:
+    key = create_key(console.served, "investigator")
+    with httpx.Client(base_url=console.url) as c:
+        c.post("/console/session", json={"key": key}).raise_for_status()
+        assert c.get("/v1/calls", params={"limit": 1}).status_code == 200
+        key_id = key.removeprefix("st_").split("_", 1)[0]
+        done = cli("admin", "key", "revoke", "--data-dir", str(console.served.data_dir), key_id)
+        assert done.returncode == 0, done.stderr
+        deadline = time.monotonic() + 30  # the key cache holds a row for 5 s
+        while c.get("/v1/calls", params={"limit": 1}).status_code == 200:
+            assert time.monotonic() < deadline, "the session outlived its revoked key"
+            time.sleep(0.5)
+        r = c.get("/v1/calls", params={"limit": 1})
+        assert r.status_code == 401 and "revoked" in r.json()["detail"]
