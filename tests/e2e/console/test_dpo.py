@@ -49,7 +49,10 @@ def test_dpo_finds_exports_holds_and_erases(new_page: Any, console: Console) -> 
     expect(row).to_contain_text("DSR-2026-0042", timeout=30_000)
     expect(row.locator("td.receipt")).to_have_text("signature verified")
     s.shot("subject-erased")
-    # the DPO cannot reveal; the erased payloads are unreadable to the investigator
+    # the DPO cannot reveal: no button, and the server refuses; the erased payloads are unreadable
+    page = s.go(f"call?id={console.erase_ids[0]}")
+    assert "lookup_customer" in page.inner_text("#view")
+    assert page.locator("#reveal").count() == 0 and page.locator("#verdict").count() == 0
     status = page.evaluate(f"fetch('/v1/calls/{console.erase_ids[0]}?purpose=check').then(r => r.status)")
     assert status == 403
     with console.api("investigator") as api:
