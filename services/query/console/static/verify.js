@@ -49,6 +49,7 @@ async function nodeHash(left, right) {
 // RFC 9162 2.1.3.2: the root that `proof` leads to from `leaf` at `index` in a tree of `size`.
 export async function inclusionRoot(leaf, index, size, proof) {
   if (!(index >= 0n && index < size)) throw new VerifyError(`leaf index ${index} is outside a tree of size ${size}`);
+  if ([leaf, ...proof].some((x) => x.length !== 32)) throw new VerifyError("leaf and proof hashes must be 32 bytes");
   let fn = index, sn = size - 1n, r = leaf;
   for (const p of proof) {
     if (sn === 0n) throw new VerifyError("inclusion proof is too long");
