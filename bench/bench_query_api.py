@@ -13,6 +13,10 @@ ledger's sequencer and store (bench/query_load.py), then runs ``sealtrail query`
   three passes before the erasure and one after it (then with 10,000 payloads explained by the
   event). The headline is the median pass; every pass is printed.
 
+Also timed, without a target: ``verify --calls`` (every call the investigation list shows held to
+the verified entries) and ``sealtrail admin check-read-models`` (every entry's columns and every
+read model against a rebuild from the log).
+
 Prints the machine and the figures and writes bench/results/query_api.json.
 """
 
@@ -119,11 +123,11 @@ async def proofs(http: httpx.AsyncClient, size: int, n: int) -> dict[str, Any]:
     return {"inclusion": summary(inc), "consistency": summary(con)}
 
 
-def verify(url: str, token: str, entries: int) -> dict[str, Any]:
+def verify(url: str, token: str, entries: int, *extra: str) -> dict[str, Any]:
     env = {**os.environ, "SEALTRAIL_TOKEN": token}
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "sealtrail.cli.main", "verify", "--url", url, "--log", TENANT],
-                          env=env, capture_output=True, text=True, check=False)
+    done = subprocess.run([sys.executable, "-m", "sealtrail.cli.main", "verify", "--url", url, "--log", TENANT,
+                           *extra], env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"sealtrail verify failed: {done.stderr.strip()}")
@@ -182,7 +186,23 @@ async def measure(args: argparse.Namespace, url: str, db_url: str, data: Loaded)
                       "index_rows_deleted": record["index_rows_deleted"]}
     await wait_signed(db_url, record["event_id"])
     out["verify_passes"].append(await asyncio.to_thread(verify, url, data.tokens["auditor"], data.entries + 1))
+    out["verify_calls"] = await asyncio.to_thread(verify, url, data.tokens["investigator"], data.entries + 1,
+                                                  "--calls")
+    out["check_read_models"] = await asyncio.to_thread(check_read_models, db_url, data.entries + 1)
     return out
+
+
+def check_read_models(db_url: str, entries: int) -> dict[str, Any]:
+    """``sealtrail admin check-read-models`` over the whole database (a separate process)."""
+    env = {**os.environ, "SEALTRAIL_DATABASE_URL": db_url}
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "sealtrail.cli.main", "admin", "check-read-models"],
+                          env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"check-read-models failed: {(done.stdout + done.stderr).strip()[-2000:]}")
+    return {"seconds": round(seconds, 2), "entries_per_s": round(entries / seconds),
+            "output": done.stdout.strip().splitlines()[-1]}
 
 
 def _service_env(pg: PostgresServer, kafka: KafkaServer, work: Path, kek: Kek, kek_hex: str) -> dict[str, str]:
@@ -267,6 +287,10 @@ def report(args: argparse.Namespace, data: Loaded, figures: dict[str, Any]) -> N
     for n, run in enumerate(figures["verify_passes"], start=1):
         when = "after the erasure" if n == len(figures["verify_passes"]) else "before the erasure"
         print(f"verify pass {n} ({when}): {run['seconds']} s, {run['entries_per_s']} entries/s: {run['output']}")
+    run = figures["verify_calls"]
+    print(f"verify --calls: {run['seconds']} s, {run['entries_per_s']} entries/s: {run['output']}")
+    run = figures["check_read_models"]
+    print(f"admin check-read-models: {run['seconds']} s, {run['entries_per_s']} entries/s: {run['output']}")
 
 
 if __name__ == "__main__":
