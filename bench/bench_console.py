@@ -3,14 +3,16 @@
 Usage: ``python bench/bench_console.py [--copies N] [--reps R]``
 
 1. Assets: every file the first load of ``/console`` fetches (the page, its stylesheet and the
-   ES modules app.js imports, which are all of ``static/*.js``), raw and gzip-compressed (level 6,
-   what a reverse proxy typically applies; Sealtrail itself serves them uncompressed).
+   ES modules app.js imports), raw and gzip-compressed (level 6, what a reverse proxy typically
+   applies; Sealtrail itself serves them uncompressed); and apart, the Ed25519 fallback that only a
+   browser without Ed25519 in WebCrypto loads.
 2. Pages: starts ``sealtrail serve`` (SQLite, one process) on a fresh data directory, sends the
    demo's traffic N times (``sealtrail.cli.demo_traffic``, ~1,900 events a copy), signs in through
    ``POST /console/session``, and times the API requests each view makes, R times, with the
-   session cookie: search (``/v1/calls?limit=50``), session timeline, call detail, and analytics
-   (tools, agents, servers, drift, rate limits, and the 24 hourly figures of the chart). Times
-   are client-observed over loopback (server time plus a little).
+   session cookie, one after the other: search (``/v1/calls?limit=50``), session timeline, call
+   (detail, definition changes, tlog-proof, entry bytes), and analytics (tools, agents, servers,
+   drift, rate limits, and the 24 hourly figures of the chart). Times are client-observed over
+   loopback (server time plus a little); the browser sends a page's requests in parallel.
 
 Writes bench/results/console.json. This is the embedded SQLite mode at the scale loaded, not the
 1,000,000-entry PostgreSQL deployment: say which when quoting.
@@ -22,6 +24,7 @@ import argparse
 import asyncio
 import gzip
 import json
+import re
 import statistics
 import sys
 import tempfile
@@ -42,12 +45,31 @@ from tests.support.serve import create_key, send_events, start_serve, wait_for_c
 RESULTS = Path(__file__).parent / "results" / "console.json"
 
 
-def asset_sizes() -> dict[str, Any]:
-    files = [STATIC / "index.html", STATIC / "console.css", *sorted(STATIC.glob("*.js"))]
-    raw = {f.name: f.stat().st_size for f in files}
+IMPORT = re.compile(r"""^import .* from "\./([\w.-]+)";$""", re.MULTILINE)
+
+
+def first_load() -> list[Path]:
+    """index.html, the stylesheet, app.js and every module it imports statically, transitively
+    (the Ed25519 fallback, imported dynamically where WebCrypto lacks Ed25519, is not among them)."""
+    modules, todo = [], ["app.js"]
+    while todo:
+        name = todo.pop()
+        if name not in modules:
+            modules.append(name)
+            todo += IMPORT.findall((STATIC / name).read_text())
+    return [STATIC / "index.html", STATIC / "console.css", *(STATIC / m for m in sorted(modules))]
+
+
+def _sizes(files: list[Path]) -> dict[str, Any]:
     packed = {f.name: len(gzip.compress(f.read_bytes(), compresslevel=6)) for f in files}
-    return {"files": len(files), "raw_bytes": sum(raw.values()), "gzip_bytes": sum(packed.values()),
-            "per_file_gzip": packed, "budget_gzip_bytes": 300 * 1024}
+    return {"files": len(files), "raw_bytes": sum(f.stat().st_size for f in files),
+            "gzip_bytes": sum(packed.values()), "per_file_gzip": packed}
+
+
+def asset_sizes() -> dict[str, Any]:
+    first = first_load()
+    lazy = [p for p in sorted(STATIC.glob("*.js")) if p not in first]
+    return {"first_load": _sizes(first), "loaded_on_demand": _sizes(lazy), "budget_gzip_bytes": 300 * 1024}
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -58,7 +80,7 @@ def pct(samples: list[float], q: float) -> float:
 def analytics_paths(now: datetime) -> list[str]:
     start = (now - timedelta(hours=24)).isoformat()
     hour = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    hourly = [f"/v1/analytics/servers?from={(hour - timedelta(hours=24 - i)).isoformat()}"
+    hourly = [f"/v1/analytics/tools?from={(hour - timedelta(hours=24 - i)).isoformat()}"
               f"&to={(hour - timedelta(hours=23 - i)).isoformat()}" for i in range(24)]
     return [f"/v1/analytics/{p}?from={start}" for p in ("tools", "agents", "servers", "rate-limits")] + [
         "/v1/analytics/drift", *hourly]
@@ -66,8 +88,13 @@ def analytics_paths(now: datetime) -> list[str]:
 
 def time_pages(client: httpx.Client, call_id: str, reps: int) -> dict[str, Any]:
     now = datetime.now(UTC)
-    pages = {"search": ["/v1/calls?limit=50"], "session": [f"/v1/sessions/{SESSION}"],
-             "call": [f"/v1/calls/{call_id}"], "analytics": analytics_paths(now)}
+    detail = client.get(f"/v1/calls/{call_id}").json()
+    agent = detail["header"]["agent_id"]
+    call = [f"/v1/calls/{call_id}", f"/v1/analytics/definition-changes?agent_id={agent}&limit=1000",
+            f"/v1/events/{call_id}/tlog-proof",
+            f"/v1/logs/{detail['log']}/entries?start={detail['index']}&end={detail['index'] + 1}"]
+    pages = {"search": ["/v1/calls?limit=50"], "session": [f"/v1/sessions/{SESSION}"], "call": call,
+             "analytics": analytics_paths(now)}
     out: dict[str, Any] = {}
     for name, paths in pages.items():
         page_s, request_s = [], []

@@ -22,7 +22,8 @@ def test_the_page_has_no_inline_code_and_no_outside_origin() -> None:
     assert re.findall(r"<script[^>]*>", page) == ['<script type="module" src="/console/static/app.js">']
     assert "<style" not in page and " style=" not in page and " on" not in page.replace(" onl", "")
     for path in STATIC.iterdir():
-        assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", path.read_text()), path.name
+        code = [line for line in path.read_text().splitlines() if not line.strip().startswith(("//", "*", "/*"))]
+        assert not re.search(r"https?://(?!www\.w3\.org/2000/svg)", "\n".join(code)), path.name
 
 
 def test_every_import_is_a_served_file() -> None:

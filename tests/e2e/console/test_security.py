@@ -137,7 +137,7 @@ def test_role_limits_hold_on_the_server(console: Console) -> None:
 
 
 def test_an_expired_session_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, new_page: Any) -> None:
-    monkeypatch.setenv("SEALTRAIL_CONSOLE_IDLE_S", "1")
+    monkeypatch.setenv("SEALTRAIL_CONSOLE_IDLE_S", "4")
     served = start_serve(tmp_path / "data")
     try:
         key = create_key(served, "investigator")
@@ -147,7 +147,7 @@ def test_an_expired_session_is_refused(tmp_path: Path, monkeypatch: pytest.Monke
         s.page.click("#sign-in button[type=submit]")
         s.page.wait_for_selector("#role")
         assert s.page.evaluate("fetch('/v1/calls').then(r => r.status)") == 200
-        s.page.wait_for_timeout(1500)
+        s.page.wait_for_timeout(5000)
         assert s.page.evaluate("fetch('/v1/calls').then(r => r.status)") == 401
         s.page.goto(served.url + "/console#/calls")
         s.page.wait_for_selector("#sign-in")

@@ -84,7 +84,8 @@ function verdict(box, result) {
   if (result.reason) box.append(h("span", {}, ` \u2014 ${result.reason}`));
   if (result.root) {
     box.append(kv([["log", result.log], ["origin", result.origin], ["index", String(result.index)],
-                   ["tree size", String(result.size)], ["root", result.root], ["leaf hash", result.leaf]]));
+                   ["tree size", String(result.size)], ["root", result.root], ["leaf hash", result.leaf],
+                   ["Ed25519 by", result.ed25519]]));
   }
 }
 

@@ -1,7 +1,7 @@
 // In-browser verification of an event against the signed log (docs/console.md): the
 // c2sp.org/tlog-proof file, the entry bytes, and a pinned checkpoint verifier key. The checks
 // follow sealtrail/core/tlogproof.py, note.py and merkle.py (and sdk/typescript/src); hashing
-// and Ed25519 are WebCrypto's.
+// and Ed25519 are WebCrypto's (Ed25519 from the vendored noble-ed25519 where the browser lacks it).
 
 const B64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 const TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1";
@@ -105,26 +105,47 @@ export function parseNote(note) {
   return { text, signatures };
 }
 
-// Whether the note carries a valid signature of `pinned` (a parsed vkey); throws otherwise.
+// Ed25519 verification: WebCrypto's, or, where the browser lacks it, the vendored
+// noble-ed25519 (loaded only then; strict RFC 8032, zip215 off). Returns [valid, engine].
+let fallback = null;
+
+async function ed25519Verify(publicKey, signature, message) {
+  if (signature.length !== 64) return [false, "webcrypto"];
+  let key = null;
+  try {
+    key = await crypto.subtle.importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
+  } catch {
+    key = null;
+  }
+  if (key) return [await crypto.subtle.verify("Ed25519", key, signature, message), "webcrypto"];
+  fallback ??= import("./noble-ed25519.js");
+  const ed = await fallback;
+  try {
+    return [await ed.verifyAsync(signature, message, publicKey, { zip215: false }), "noble-ed25519"];
+  } catch {
+    return [false, "noble-ed25519"];
+  }
+}
+
+// The note's text if it carries a valid signature of `pinned` (a parsed vkey); throws otherwise.
 export async function openNote(note, pinned) {
   if (!crypto.subtle) throw new VerifyError("this browser has no WebCrypto (a secure context is needed)");
   const { text, signatures } = parseNote(note);
   const mine = signatures.filter((s) => s.name === pinned.name && s.keyId === pinned.keyId);
   if (!mine.length) throw new VerifyError(`the checkpoint is not signed by the pinned key ${pinned.name}`);
-  let key;
-  try {
-    key = await crypto.subtle.importKey("raw", pinned.key, { name: "Ed25519" }, false, ["verify"]);
-  } catch (e) {
-    throw new VerifyError(`this browser's WebCrypto has no Ed25519 (${e.message})`);
-  }
   const message = new TextEncoder().encode(text);
   for (const s of mine) {
-    if (s.signature.length !== 64 || !(await crypto.subtle.verify("Ed25519", key, s.signature, message))) {
-      throw new VerifyError(`the signature by the pinned key ${pinned.name} does not verify`);
-    }
+    const [valid, engine] = await ed25519Verify(pinned.key, s.signature, message);
+    if (!valid) throw new VerifyError(`the signature by the pinned key ${pinned.name} does not verify`);
+    lastEngine = engine;
   }
   return text;
 }
+
+let lastEngine = "";
+
+// Which Ed25519 implementation checked the last signature: "webcrypto" or "noble-ed25519".
+export function ed25519Engine() { return lastEngine; }
 
 export function parseCheckpoint(text) {
   const lines = text.split("\n");
@@ -159,5 +180,5 @@ export async function verifyTlogProof(proofText, entry, vkey) {
   const root = await inclusionRoot(leaf, proof.index, checkpoint.size, proof.proof);
   if (!equal(root, checkpoint.root)) throw new VerifyError("the inclusion proof does not lead to the signed root");
   return { origin: checkpoint.origin, index: proof.index, size: checkpoint.size, root: b64encode(root),
-           leaf: b64encode(leaf) };
+           leaf: b64encode(leaf), ed25519: ed25519Engine() };
 }
