@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from services.query.calls import CHOICES
 from services.query.console.router import ASSETS, STATIC
 
 SINKS = re.compile(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|\beval\(|new Function"
@@ -31,3 +32,12 @@ def test_every_import_is_a_served_file() -> None:
         for name in IMPORT.findall(path.read_text()):
             assert name in ASSETS, f"{path.name} imports {name}"
     assert set(ASSETS) == {p.name for p in STATIC.iterdir() if p.is_file()}
+
+
+def test_the_search_forms_choices_are_the_apis() -> None:
+    code = (STATIC / "investigator.js").read_text()
+    block = code[code.index("const CHOICES = {"):code.index("};", code.index("const CHOICES = {"))]
+    for name, values in CHOICES.items():
+        listed = re.search(rf"{name}: \[(.*?)\]", block, re.DOTALL)
+        assert listed is not None, name
+        assert re.findall(r'"([^"]*)"', listed.group(1)) == ["", *values], name

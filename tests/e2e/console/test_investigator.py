@@ -42,6 +42,8 @@ def test_session_timeline_in_order_with_offsets(new_page: Any, console: Console)
     assert rows.count() >= 4
     kinds = [r.get_attribute("class") for r in rows.all()]
     assert "kind-approval" in kinds and "kind-tool_call" in kinds
+    approval = page.locator("tr.kind-approval td:nth-child(11)").first.inner_text()
+    assert approval.isdigit(), "an approval shows how long it waited"
     offsets = [int(t.inner_text().strip("+ ms")) for t in page.locator("tbody tr td:first-child").all()]
     assert offsets == sorted(offsets) and offsets[0] == 0
     s.shot("session")

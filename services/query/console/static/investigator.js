@@ -4,11 +4,13 @@ import { checkEvent } from "./check.js";
 import { fail, field, h, kv, link, route, table } from "./dom.js";
 
 const FILTERS = ["agent", "session", "server", "tool", "tier", "decision", "status", "type", "from", "to", "subject"];
+// The closed sets of GET /v1/calls (services/query/calls.py CHOICES; a unit test keeps them equal).
 const CHOICES = {
-  tier: ["", "read", "write", "destructive", "admin"],
-  decision: ["", "allow", "deny", "step_up", "redact", "shadow"],
-  status: ["", "ok", "error", "timeout", "denied", "pending"],
-  type: ["", "tool_call", "approval", "rate_limit", "access", "erasure", "all"],
+  tier: ["", "read", "write", "destructive", "unknown"],
+  decision: ["", "allow", "deny", "step_up", "observe", "granted", "refused"],
+  status: ["", "ok", "error", "denied", "pending", "timeout", "healthy", "degraded", "unhealthy"],
+  type: ["", "tool_call", "approval", "rate_limit", "health_check", "tool_list", "server_status",
+         "credential_rotation", "access", "erasure", "retention", "all"],
 };
 
 function input(name, value) {
@@ -35,7 +37,7 @@ export function callColumns() {
     { title: "tier", cell: (r) => filtered(h_(r).tool_tier, "tier") },
     { title: "decision", cell: (r) => filtered(h_(r).decision, "decision") },
     { title: "status", cell: (r) => filtered(h_(r).status, "status") },
-    { title: "latency ms", cell: (r) => h_(r).latency_ms ?? "", cls: "num" },
+    { title: "duration ms", cell: (r) => h_(r).latency_ms ?? h_(r).wait_ms ?? "", cls: "num" },
     { title: "log index", cell: (r) => r.inconsistent?.length ? `${r.index} (inconsistent)` : r.index, cls: "num" },
   ];
 }
