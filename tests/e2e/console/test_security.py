@@ -170,3 +170,11 @@ def test_revoking_the_key_ends_its_console_sessions(console: Console) -> None:
             time.sleep(0.5)
         r = c.get("/v1/calls", params={"limit": 1})
         assert r.status_code == 401 and "revoked" in r.json()["detail"]
+
+
+def test_the_cookie_is_secure_when_served_over_tls(console: Console) -> None:
+    # behind a TLS-terminating proxy on this host (uvicorn trusts X-Forwarded-Proto from 127.0.0.1)
+    r = httpx.post(console.url + "/console/session", json={"key": console.tokens["auditor"]},
+                   headers={"X-Forwarded-Proto": "https", "Origin": console.url.replace("http:", "https:")})
+    assert r.status_code == 200, r.text
+    assert "secure" in r.headers["set-cookie"].lower()
