@@ -86,14 +86,17 @@ def analytics_paths(now: datetime) -> list[str]:
         "/v1/analytics/drift", *hourly]
 
 
-def time_pages(client: httpx.Client, call_id: str, reps: int) -> dict[str, Any]:
-    now = datetime.now(UTC)
+def time_pages(client: httpx.Client, call_id: str, reps: int, *, session: str = SESSION,
+               now: datetime | None = None) -> dict[str, Any]:
+    """Each page's requests, one after the other, ``reps`` times: page and request times (ms).
+    ``now`` places the analytics windows (default: the current time)."""
+    now = now or datetime.now(UTC)
     detail = client.get(f"/v1/calls/{call_id}").json()
     agent = detail["header"]["agent_id"]
     call = [f"/v1/calls/{call_id}", f"/v1/analytics/definition-changes?agent_id={agent}&limit=1000",
             f"/v1/events/{call_id}/tlog-proof",
             f"/v1/logs/{detail['log']}/entries?start={detail['index']}&end={detail['index'] + 1}"]
-    pages = {"search": ["/v1/calls?limit=50"], "session": [f"/v1/sessions/{SESSION}"], "call": call,
+    pages = {"search": ["/v1/calls?limit=50"], "session": [f"/v1/sessions/{session}"], "call": call,
              "analytics": analytics_paths(now)}
     out: dict[str, Any] = {}
     for name, paths in pages.items():

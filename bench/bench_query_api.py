@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import asyncpg
 import httpx
 
+from bench.bench_console import time_pages
 from bench.machine import describe
 from bench.query_load import TARGET, TENANT, Loaded, load
 from sealtrail.core.note import generate_key
@@ -171,6 +173,7 @@ async def measure(args: argparse.Namespace, url: str, db_url: str, data: Loaded)
         out["investigations"] = await investigations(http, data, args.requests)
         http.headers["Authorization"] = f"Bearer {data.tokens['auditor']}"
         out["proofs"] = await proofs(http, data.entries, args.requests)
+    out["console_pages"] = await asyncio.to_thread(console_pages, url, data.tokens["investigator"], 30)
     out["verify_passes"] = [await asyncio.to_thread(verify, url, data.tokens["auditor"], data.entries)
                             for _ in range(3)]
     async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {data.tokens['dpo']}"},
@@ -190,6 +193,21 @@ async def measure(args: argparse.Namespace, url: str, db_url: str, data: Loaded)
                                                   "--calls")
     out["check_read_models"] = await asyncio.to_thread(check_read_models, db_url, data.entries + 1)
     return out
+
+
+def console_pages(url: str, token: str, reps: int) -> dict[str, Any]:
+    """The console's pages (search, session, call, analytics) as its JavaScript asks for them,
+    through a console session on ``sealtrail query``: server time per page, target p95 <= 200 ms."""
+    with httpx.Client(base_url=url, timeout=60) as client:
+        client.post("/console/session", json={"key": token}).raise_for_status()
+        newest = client.get("/v1/calls", params={"limit": 1}).json()["calls"][0]["header"]
+        pages = time_pages(client, newest["event_id"], reps, session=newest["session_id"],
+                           now=datetime.fromisoformat(newest["occurred_at"]))
+    return {name: {**figures, "met": figures["page_p95_ms"] <= CONSOLE_PAGE_P95_MS}
+            for name, figures in pages.items()}
+
+
+CONSOLE_PAGE_P95_MS = 200.0
 
 
 def check_read_models(db_url: str, entries: int) -> dict[str, Any]:
@@ -287,6 +305,9 @@ def report(args: argparse.Namespace, data: Loaded, figures: dict[str, Any]) -> N
     for n, run in enumerate(figures["verify_passes"], start=1):
         when = "after the erasure" if n == len(figures["verify_passes"]) else "before the erasure"
         print(f"verify pass {n} ({when}): {run['seconds']} s, {run['entries_per_s']} entries/s: {run['output']}")
+    for name, page in figures["console_pages"].items():
+        print(f"console {name} page: {page['requests_per_page']} requests, p95 {page['page_p95_ms']} ms"
+              f" (target {CONSOLE_PAGE_P95_MS}, {'met' if page['met'] else 'MISSED'})")
     run = figures["verify_calls"]
     print(f"verify --calls: {run['seconds']} s, {run['entries_per_s']} entries/s: {run['output']}")
     run = figures["check_read_models"]
