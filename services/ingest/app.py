@@ -8,7 +8,6 @@ others are built from :class:`Settings`.
 
 from __future__ import annotations
 
-import stat
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from fastapi import FastAPI
 from sealtrail.core.keystore import KeyStore
 from sealtrail.core.note import Ed25519Signer
 from sealtrail.core.receipt import CachedEd25519Signer
-from sealtrail.errors import InvalidInputError, NoteError, ServiceStartError, UnavailableError
+from sealtrail.errors import InvalidInputError, ServiceStartError, UnavailableError
 from sealtrail.infra.apikeys import Authenticator, utc_now
 from sealtrail.infra.auth import AuthStore
 from sealtrail.infra.auth_postgres import PostgresAuthStore
@@ -35,6 +34,7 @@ from sealtrail.infra.logs import configure_logging
 from sealtrail.infra.pgerrors import translated
 from sealtrail.infra.postgres import create_pool, migrate_url
 from sealtrail.infra.problems import install_problem_handlers
+from sealtrail.infra.servicekey import load_service_signer
 from sealtrail.infra.settings import Settings
 from services.ingest.config import IngestOptions
 from services.ingest.metrics import IngestMetrics
@@ -73,20 +73,7 @@ class IngestParts:
 
 def load_receipt_signer(settings: Settings) -> Ed25519Signer:
     """The receipt key from ``SEALTRAIL_SERVICE_KEY_FILE`` (a 0600 ``PRIVATE+KEY+...`` file)."""
-    path = settings.service_key_file
-    if path is None:
-        raise ServiceStartError(
-            "no receipt key: set SEALTRAIL_SERVICE_KEY_FILE (see `sealtrail admin receipt-key generate`)")
-    try:
-        mode, text = path.stat().st_mode, path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ServiceStartError(f"cannot read the receipt key file {path}: {e.strerror}") from e
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ServiceStartError(f"the receipt key file {path} must be readable by its owner only (chmod 600)")
-    try:
-        return Ed25519Signer.from_private_key(text.strip())
-    except NoteError as e:
-        raise ServiceStartError(f"the receipt key file {path} is not an Ed25519 PRIVATE+KEY string") from e
+    return load_service_signer(settings.service_key_file, what="receipt key")
 
 
 def sealed_topic_spec(settings: Settings) -> TopicSpec:

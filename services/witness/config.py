@@ -13,7 +13,6 @@ naming the table and the field; the witness's records of known logs are never to
 from __future__ import annotations
 
 import os
-import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,8 @@ from typing import Any
 from sealtrail.core.checkpoint import check_origin
 from sealtrail.core.cosignature import CosignatureSigner
 from sealtrail.core.note import Ed25519Verifier
-from sealtrail.errors import InvalidInputError, NoteError, ServiceStartError
+from sealtrail.errors import InvalidInputError, NoteError
+from sealtrail.infra.servicekey import read_private_key
 from services.witness.ports import WitnessStore
 
 DB_ENV = "SEALTRAIL_WITNESS_DB"
@@ -119,15 +119,6 @@ def write_key(path: Path, signer: CosignatureSigner) -> None:
 
 def load_key(path: Path) -> CosignatureSigner:
     """The witness's cosigning key from a 0600 file; ServiceStartError saying why otherwise."""
-    try:
-        mode, text = path.stat().st_mode, path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ServiceStartError(f"cannot read the witness key file {path}: {e.strerror}") from e
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ServiceStartError(f"the witness key file {path} must be readable by its owner only (chmod 600)")
-    try:
-        return CosignatureSigner.from_private_key(text.strip())
-    except NoteError as e:
-        raise ServiceStartError(
-            f"the witness key file {path} is not a cosigner PRIVATE+KEY string (type 0x04)") from e
+    return read_private_key(path, CosignatureSigner, what="witness key",
+                            expected="a cosigner PRIVATE+KEY string (type 0x04)")
 
