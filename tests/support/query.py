@@ -21,6 +21,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
@@ -109,6 +110,20 @@ class QueryStack:
     async def log_size(self, tenant: str) -> int:
         return int(await self.pool.fetchval("SELECT coalesce(max(size), 0) FROM logs WHERE log_id = $1",
                                             tenant) or 0)
+
+    async def accesses_since(self, tenant: str, size: int, target: str, *, watch_s: float = 2.0) -> list[int]:
+        """Indexes at or after ``size`` of ``tenant``'s log holding an access event whose target
+        is ``target``, watched for ``watch_s`` so that an append the request set off has time to
+        land. Entries that other tests append meanwhile are not counted."""
+        deadline = time.monotonic() + watch_s
+        while True:
+            rows = await self.pool.fetch("SELECT idx, entry FROM entries WHERE log_id = $1 AND idx >= $2",
+                                         tenant, size)
+            found = [r["idx"] for r in rows
+                     if orjson.loads(r["entry"]).get("target_event_id") == target]
+            if found or time.monotonic() >= deadline:
+                return found
+            await asyncio.sleep(0.1)
 
     async def settle(self, sizes: dict[str, int], *, within_s: float = 60) -> None:
         """Wait until each log holds at least ``sizes`` entries under a signed checkpoint of its
