@@ -16,7 +16,15 @@ import asyncpg
 from sealtrail.errors import UnavailableError
 from services.gateway.config import RateLimit
 from services.gateway.policy import take
-from services.gateway.ports import AgentKey, Approval, ApprovalStateError, ApprovalStatus
+from services.gateway.ports import (
+    AgentKey,
+    Approval,
+    ApprovalStateError,
+    ApprovalStatus,
+    SealedCredential,
+    ServerHealth,
+    StatusChange,
+)
 
 _LOCK = 0x6A7E3A7
 MIGRATIONS: tuple[str, ...] = (
@@ -37,7 +45,29 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE gateway_buckets (bucket text PRIMARY KEY, tokens double precision NOT NULL,
                                   updated double precision NOT NULL);
     """,
+    """
+    CREATE TABLE gateway_credentials (
+        server text NOT NULL, version int NOT NULL, kind text NOT NULL, name text NOT NULL,
+        state text NOT NULL CHECK (state IN ('pending', 'current', 'retired', 'failed')),
+        kek_id text NOT NULL, key_id text NOT NULL, wrapped_key bytea NOT NULL, sealed bytea NOT NULL,
+        created_at double precision NOT NULL, activated_at double precision, retired_at double precision,
+        checked_at double precision, check_status text, PRIMARY KEY (server, version)
+    );
+    CREATE TABLE gateway_health (
+        server text PRIMARY KEY, state text NOT NULL, failures int NOT NULL, checked_at double precision NOT NULL,
+        status text NOT NULL, latency_ms int, tools int
+    );
+    CREATE TABLE gateway_server_status (
+        seq bigserial PRIMARY KEY, server text NOT NULL,
+        state text NOT NULL CHECK (state IN ('active', 'inactive')), reason text NOT NULL, actor text NOT NULL,
+        changed_at double precision NOT NULL
+    );
+    CREATE INDEX gateway_server_status_server ON gateway_server_status (server, seq);
+    """,
 )
+_CRED_COLS = ("server, version, kind, name, state, kek_id, key_id, wrapped_key, sealed, created_at, activated_at, "
+              "retired_at, checked_at, check_status")
+_STATUS_COLS = "server, state, reason, actor, changed_at"
 _APPROVAL_COLS = ("approval_id, fingerprint, agent, server, tool, call_event_id, created_at, expires_at, status, "
                   "decided_by, reason, decided_at")
 
@@ -170,6 +200,116 @@ class PostgresGatewayStore:
             await c.execute("UPDATE gateway_buckets SET tokens = $2, updated = $3 WHERE bucket = $1", bucket, left,
                             max(now, row["updated"]))
         return ok, retry
+
+    async def add_credential(self, cred: SealedCredential) -> SealedCredential:
+        async with self._conn() as c, c.transaction():
+            await c.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _LOCK, cred.server)
+            top = await c.fetchval("SELECT coalesce(max(version), 0) FROM gateway_credentials WHERE server = $1",
+                                   cred.server)
+            stored = replace(cred, version=top + 1)
+            await c.execute(f"INSERT INTO gateway_credentials ({_CRED_COLS}) VALUES "
+                            "($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                            stored.server, stored.version, stored.kind, stored.name, stored.state, stored.kek_id,
+                            stored.key_id, stored.wrapped_key, stored.sealed, stored.created_at,
+                            stored.activated_at, stored.retired_at, stored.checked_at, stored.check_status)
+        return stored
+
+    async def activate_credential(self, server: str, version: int, at: float) -> bool:
+        async with self._conn() as c, c.transaction():
+            await c.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _LOCK, server)
+            state = await c.fetchval("SELECT state FROM gateway_credentials WHERE server = $1 AND version = $2",
+                                     server, version)
+            if state not in ("pending", "current"):
+                return False
+            await c.execute("UPDATE gateway_credentials SET state = 'retired', retired_at = $1, sealed = '', "
+                            "wrapped_key = '' WHERE server = $2 AND state = 'current' AND version != $3",
+                            at, server, version)
+            await c.execute("UPDATE gateway_credentials SET state = 'current', activated_at = "
+                            "coalesce(activated_at, $1) WHERE server = $2 AND version = $3", at, server, version)
+        return True
+
+    async def fail_credential(self, server: str, version: int, at: float) -> bool:
+        async with self._conn() as c:
+            done = await c.execute("UPDATE gateway_credentials SET state = 'failed', retired_at = $1, sealed = '', "
+                                   "wrapped_key = '' WHERE server = $2 AND version = $3 AND state = 'pending'",
+                                   at, server, version)
+        return done.endswith(" 1")
+
+    async def current_credential(self, server: str) -> SealedCredential | None:
+        async with self._conn() as c:
+            row = await c.fetchrow(f"SELECT {_CRED_COLS} FROM gateway_credentials WHERE server = $1 "
+                                   "AND state = 'current'", server)
+        return None if row is None else SealedCredential(*row)
+
+    async def get_credential(self, server: str, version: int) -> SealedCredential | None:
+        async with self._conn() as c:
+            row = await c.fetchrow(f"SELECT {_CRED_COLS} FROM gateway_credentials WHERE server = $1 "
+                                   "AND version = $2", server, version)
+        return None if row is None else SealedCredential(*row)
+
+    async def list_credentials(self, server: str | None = None) -> list[SealedCredential]:
+        async with self._conn() as c:
+            rows = await c.fetch(f"SELECT {_CRED_COLS} FROM gateway_credentials WHERE $1::text IS NULL "
+                                 "OR server = $1 ORDER BY server, version", server)
+        return [SealedCredential(*r) for r in rows]
+
+    async def note_credential_check(self, server: str, version: int, at: float, status: str) -> None:
+        async with self._conn() as c:
+            await c.execute("UPDATE gateway_credentials SET checked_at = $1, check_status = $2 WHERE server = $3 "
+                            "AND version = $4", at, status, server, version)
+
+    async def record_health(self, server: str, *, ok: bool, status: str, at: float, latency_ms: int | None,
+                            tools: int | None, unhealthy_after: int) -> ServerHealth:
+        async with self._conn() as c:
+            row = await c.fetchrow(
+                "INSERT INTO gateway_health AS h VALUES ($1, CASE WHEN NOT $2 AND 1 >= $7 THEN 'unhealthy' ELSE "
+                "'healthy' END, CASE WHEN $2 THEN 0 ELSE 1 END, $3, $4, $5, $6) ON CONFLICT (server) DO UPDATE SET "
+                "failures = CASE WHEN $2 THEN 0 ELSE h.failures + 1 END, state = CASE WHEN NOT $2 AND "
+                "h.failures + 1 >= $7 THEN 'unhealthy' ELSE 'healthy' END, checked_at = $3, status = $4, "
+                "latency_ms = $5, tools = $6 RETURNING failures, state",
+                server, ok, at, status, latency_ms, tools, unhealthy_after)
+            assert row is not None
+            failures, state = row["failures"], row["state"]
+        return ServerHealth(server, state, failures, at, status, latency_ms, tools)
+
+    async def get_health(self, server: str) -> ServerHealth | None:
+        async with self._conn() as c:
+            row = await c.fetchrow("SELECT * FROM gateway_health WHERE server = $1", server)
+        return None if row is None else ServerHealth(*row)
+
+    async def list_health(self) -> list[ServerHealth]:
+        async with self._conn() as c:
+            rows = await c.fetch("SELECT * FROM gateway_health ORDER BY server")
+        return [ServerHealth(*r) for r in rows]
+
+    async def set_server_state(self, change: StatusChange) -> bool:
+        async with self._conn() as c, c.transaction():
+            await c.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _LOCK + 1, change.server)
+            state = await c.fetchval("SELECT state FROM gateway_server_status WHERE server = $1 "
+                                     "ORDER BY seq DESC LIMIT 1", change.server)
+            if (state or "active") == change.state:
+                return False
+            await c.execute(f"INSERT INTO gateway_server_status ({_STATUS_COLS}) VALUES ($1, $2, $3, $4, $5)",
+                            change.server, change.state, change.reason, change.by, change.at)
+        return True
+
+    async def server_state(self, server: str) -> StatusChange | None:
+        async with self._conn() as c:
+            row = await c.fetchrow(f"SELECT {_STATUS_COLS} FROM gateway_server_status WHERE server = $1 "
+                                   "ORDER BY seq DESC LIMIT 1", server)
+        return None if row is None else StatusChange(*row)
+
+    async def inactive_servers(self) -> dict[str, StatusChange]:
+        async with self._conn() as c:
+            rows = await c.fetch(f"SELECT DISTINCT ON (server) {_STATUS_COLS} FROM gateway_server_status "
+                                 "ORDER BY server, seq DESC")
+        return {r["server"]: StatusChange(*r) for r in rows if r["state"] == "inactive"}
+
+    async def status_history(self, server: str | None = None) -> list[StatusChange]:
+        async with self._conn() as c:
+            rows = await c.fetch(f"SELECT {_STATUS_COLS} FROM gateway_server_status WHERE $1::text IS NULL "
+                                 "OR server = $1 ORDER BY seq", server)
+        return [StatusChange(*r) for r in rows]
 
     async def ping(self) -> None:
         async with self._conn() as c:

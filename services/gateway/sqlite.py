@@ -19,7 +19,15 @@ from typing import Any, TypeVar
 from sealtrail.errors import UnavailableError
 from services.gateway.config import RateLimit
 from services.gateway.policy import take
-from services.gateway.ports import AgentKey, Approval, ApprovalStateError, ApprovalStatus
+from services.gateway.ports import (
+    AgentKey,
+    Approval,
+    ApprovalStateError,
+    ApprovalStatus,
+    SealedCredential,
+    ServerHealth,
+    StatusChange,
+)
 
 _T = TypeVar("_T")
 MIGRATIONS: tuple[str, ...] = (
@@ -37,6 +45,25 @@ MIGRATIONS: tuple[str, ...] = (
     ) STRICT;
     CREATE INDEX gateway_approvals_fp ON gateway_approvals (fingerprint, created_at);
     CREATE TABLE gateway_buckets (bucket TEXT PRIMARY KEY, tokens REAL NOT NULL, updated REAL NOT NULL) STRICT;
+    """,
+    """
+    CREATE TABLE gateway_credentials (
+        server TEXT NOT NULL, version INTEGER NOT NULL, kind TEXT NOT NULL, name TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('pending', 'current', 'retired', 'failed')),
+        kek_id TEXT NOT NULL, key_id TEXT NOT NULL, wrapped_key BLOB NOT NULL, sealed BLOB NOT NULL,
+        created_at REAL NOT NULL, activated_at REAL, retired_at REAL, checked_at REAL, check_status TEXT,
+        PRIMARY KEY (server, version)
+    ) STRICT;
+    CREATE TABLE gateway_health (
+        server TEXT PRIMARY KEY, state TEXT NOT NULL, failures INTEGER NOT NULL, checked_at REAL NOT NULL,
+        status TEXT NOT NULL, latency_ms INTEGER, tools INTEGER
+    ) STRICT;
+    CREATE TABLE gateway_server_status (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, server TEXT NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('active', 'inactive')), reason TEXT NOT NULL, actor TEXT NOT NULL,
+        changed_at REAL NOT NULL
+    ) STRICT;
+    CREATE INDEX gateway_server_status_server ON gateway_server_status (server, seq);
     """,
 )
 _APPROVAL_COLS = ("approval_id, fingerprint, agent, server, tool, call_event_id, created_at, expires_at, status, "
@@ -169,12 +196,124 @@ class SqliteGatewayStore:
             return ok, retry
         return await self._run(fn)
 
+    async def add_credential(self, cred: SealedCredential) -> SealedCredential:
+        def fn(c: sqlite3.Connection) -> SealedCredential:
+            top = c.execute("SELECT coalesce(max(version), 0) FROM gateway_credentials WHERE server = ?",
+                            (cred.server,)).fetchone()[0]
+            stored = replace(cred, version=top + 1)
+            c.execute(f"INSERT INTO gateway_credentials ({_CRED_COLS}) VALUES ({', '.join('?' * 14)})",
+                      _credential_row(stored))
+            return stored
+        return await self._run(fn)
+
+    async def activate_credential(self, server: str, version: int, at: float) -> bool:
+        def fn(c: sqlite3.Connection) -> bool:
+            row = c.execute("SELECT state FROM gateway_credentials WHERE server = ? AND version = ?",
+                            (server, version)).fetchone()
+            if row is None or row[0] not in ("pending", "current"):
+                return False
+            c.execute("UPDATE gateway_credentials SET state = 'retired', retired_at = ?, sealed = X'', "
+                      "wrapped_key = X'' WHERE server = ? AND state = 'current' AND version != ?",
+                      (at, server, version))
+            c.execute("UPDATE gateway_credentials SET state = 'current', activated_at = coalesce(activated_at, ?) "
+                      "WHERE server = ? AND version = ?", (at, server, version))
+            return True
+        return await self._run(fn)
+
+    async def fail_credential(self, server: str, version: int, at: float) -> bool:
+        return await self._run(lambda c: c.execute(
+            "UPDATE gateway_credentials SET state = 'failed', retired_at = ?, sealed = X'', wrapped_key = X'' "
+            "WHERE server = ? AND version = ? AND state = 'pending'", (at, server, version)).rowcount == 1)
+
+    async def current_credential(self, server: str) -> SealedCredential | None:
+        row = await self._run(lambda c: c.execute(
+            f"SELECT {_CRED_COLS} FROM gateway_credentials WHERE server = ? AND state = 'current'",
+            (server,)).fetchone())
+        return None if row is None else SealedCredential(*row)
+
+    async def get_credential(self, server: str, version: int) -> SealedCredential | None:
+        row = await self._run(lambda c: c.execute(
+            f"SELECT {_CRED_COLS} FROM gateway_credentials WHERE server = ? AND version = ?",
+            (server, version)).fetchone())
+        return None if row is None else SealedCredential(*row)
+
+    async def list_credentials(self, server: str | None = None) -> list[SealedCredential]:
+        rows = await self._run(lambda c: c.execute(
+            f"SELECT {_CRED_COLS} FROM gateway_credentials WHERE ? IS NULL OR server = ? ORDER BY server, version",
+            (server, server)).fetchall())
+        return [SealedCredential(*r) for r in rows]
+
+    async def note_credential_check(self, server: str, version: int, at: float, status: str) -> None:
+        await self._run(lambda c: c.execute(
+            "UPDATE gateway_credentials SET checked_at = ?, check_status = ? WHERE server = ? AND version = ?",
+            (at, status, server, version)))
+
+    async def record_health(self, server: str, *, ok: bool, status: str, at: float, latency_ms: int | None,
+                            tools: int | None, unhealthy_after: int) -> ServerHealth:
+        def fn(c: sqlite3.Connection) -> ServerHealth:
+            row = c.execute("SELECT failures FROM gateway_health WHERE server = ?", (server,)).fetchone()
+            failures = 0 if ok else (0 if row is None else row[0]) + 1
+            health = ServerHealth(server, "unhealthy" if failures >= unhealthy_after else "healthy", failures, at,
+                                  status, latency_ms, tools)
+            c.execute("INSERT OR REPLACE INTO gateway_health VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      (server, health.state, failures, at, status, latency_ms, tools))
+            return health
+        return await self._run(fn)
+
+    async def get_health(self, server: str) -> ServerHealth | None:
+        row = await self._run(lambda c: c.execute("SELECT * FROM gateway_health WHERE server = ?",
+                                                  (server,)).fetchone())
+        return None if row is None else ServerHealth(*row)
+
+    async def list_health(self) -> list[ServerHealth]:
+        rows = await self._run(lambda c: c.execute("SELECT * FROM gateway_health ORDER BY server").fetchall())
+        return [ServerHealth(*r) for r in rows]
+
+    async def set_server_state(self, change: StatusChange) -> bool:
+        def fn(c: sqlite3.Connection) -> bool:
+            row = c.execute("SELECT state FROM gateway_server_status WHERE server = ? ORDER BY seq DESC LIMIT 1",
+                            (change.server,)).fetchone()
+            if (row[0] if row is not None else "active") == change.state:
+                return False
+            c.execute(f"INSERT INTO gateway_server_status ({_STATUS_COLS}) VALUES (?, ?, ?, ?, ?)",
+                      (change.server, change.state, change.reason, change.by, change.at))
+            return True
+        return await self._run(fn)
+
+    async def server_state(self, server: str) -> StatusChange | None:
+        row = await self._run(lambda c: c.execute(
+            f"SELECT {_STATUS_COLS} FROM gateway_server_status WHERE server = ? ORDER BY seq DESC LIMIT 1",
+            (server,)).fetchone())
+        return None if row is None else StatusChange(*row)
+
+    async def inactive_servers(self) -> dict[str, StatusChange]:
+        rows = await self._run(lambda c: c.execute(
+            f"SELECT {_STATUS_COLS} FROM gateway_server_status s WHERE seq = (SELECT max(seq) FROM "
+            "gateway_server_status WHERE server = s.server) AND state = 'inactive'").fetchall())
+        return {r[0]: StatusChange(*r) for r in rows}
+
+    async def status_history(self, server: str | None = None) -> list[StatusChange]:
+        rows = await self._run(lambda c: c.execute(
+            f"SELECT {_STATUS_COLS} FROM gateway_server_status WHERE ? IS NULL OR server = ? ORDER BY seq",
+            (server, server)).fetchall())
+        return [StatusChange(*r) for r in rows]
+
     async def ping(self) -> None:
         await self._run(lambda c: c.execute("SELECT 1").fetchone())
 
     async def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+_CRED_COLS = ("server, version, kind, name, state, kek_id, key_id, wrapped_key, sealed, created_at, activated_at, "
+              "retired_at, checked_at, check_status")
+_STATUS_COLS = "server, state, reason, actor, changed_at"
+
+
+def _credential_row(c: SealedCredential) -> tuple[Any, ...]:
+    return (c.server, c.version, c.kind, c.name, c.state, c.kek_id, c.key_id, c.wrapped_key, c.sealed, c.created_at,
+            c.activated_at, c.retired_at, c.checked_at, c.check_status)
 
 
 def _check_decidable(current: Approval, at: float) -> None:
