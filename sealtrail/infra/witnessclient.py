@@ -8,10 +8,13 @@
   :class:`InconsistentCheckpointError` (it holds a checkpoint this one does not extend), 400
   :class:`InvalidInputError`, and timeouts, connection errors and other statuses
   :class:`UnavailableError`. A garbage or wrongly signed 200 is a :class:`SignatureError`.
-- :class:`WitnessLoop` keeps every witness up to date with the latest checkpoint in the
-  background, each witness on its own task with exponential backoff after a failure. Offering a
-  checkpoint never waits (the log's own signing is never blocked by a witness), and a witness that
-  is down, slow or answering garbage delays only its own cosignatures.
+- :class:`WitnessLoop` submits every offered checkpoint to every witness in the background, in
+  order of size, each witness on its own task with exponential backoff after a failure, so each
+  checkpoint the log signs can reach the quorum. A witness that failed, or fell more than
+  :data:`MAX_BEHIND` checkpoints behind, goes straight to the latest one (witnesses never cosign a
+  smaller size after a larger one, so it could not catch up otherwise). Offering a checkpoint never
+  waits (the log's own signing is never blocked by a witness), and a witness that is down, slow or
+  answering garbage delays only its own cosignatures.
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ CosignatureSink = Callable[[str, int, NoteSignature], Awaitable[None]]
 
 DEFAULT_TIMEOUT_S = 10.0
 MAX_CONFLICTS = 3
+MAX_BEHIND = 16
+"""A witness this many offered checkpoints behind skips to the latest one."""
+MAX_PENDING = 256
+"""Offered checkpoints kept for witnesses still to cosign them (the oldest are dropped first)."""
 
 
 class WitnessClient:
@@ -119,6 +126,7 @@ class WitnessLoop:
     clock: Callable[[], float] = time.monotonic
     witnessed_size: int = 0
     _latest: tuple[str, int] | None = None
+    _pending: dict[int, str] = field(default_factory=dict)
     _offered_at: dict[int, float] = field(default_factory=dict)
     _cosigners: dict[int, set[str]] = field(default_factory=dict)
     _progress: dict[str, _Progress] = field(default_factory=dict)
@@ -129,6 +137,9 @@ class WitnessLoop:
         if self._latest is not None and size <= self._latest[1]:
             return
         self._latest = (note, size)
+        self._pending[size] = note
+        while len(self._pending) > MAX_PENDING:
+            del self._pending[min(self._pending)]
         self._offered_at.setdefault(size, self.clock())
         for event in self._wake.values():
             event.set()
@@ -158,7 +169,7 @@ class WitnessLoop:
                 wake.clear()
                 await wake.wait()
                 continue
-            note, size = self._latest
+            note, size = self._next(progress)
             try:
                 cosignature = await client.add_checkpoint(note, size, self.proof)
             except Exception as e:  # whatever one witness does, the other witnesses and the log go on
@@ -172,6 +183,24 @@ class WitnessLoop:
             progress.failures, progress.last_error, progress.cosigned = 0, "", size
             await self.sink(name, size, cosignature)
             self._count(name, size)
+            self._prune()
+
+    def _next(self, progress: _Progress) -> tuple[str, int]:
+        """The checkpoint a witness is asked to cosign next: the smallest offered one above what it
+        cosigned, or the latest after a failure or when it is too far behind."""
+        assert self._latest is not None
+        waiting = sorted(s for s in self._pending if s > progress.cosigned)
+        if progress.failures or not waiting or len(waiting) > MAX_BEHIND:
+            return self._latest
+        return self._pending[waiting[0]], waiting[0]
+
+    def _prune(self) -> None:
+        """Forget offered checkpoints every witness has cosigned or gone past."""
+        if len(self._progress) < len(self.clients):
+            return
+        floor = min(p.cosigned for p in self._progress.values())
+        for size in [s for s in self._pending if s <= floor and (self._latest is None or s < self._latest[1])]:
+            del self._pending[size]
 
     def _count(self, name: str, size: int) -> None:
         cosigners = self._cosigners.setdefault(size, set())

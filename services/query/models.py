@@ -104,10 +104,18 @@ class LogList(BaseModel):
     logs: list[LogInfo]
 
 
+class CheckpointWitnesses(BaseModel):
+    cosigners: list[str] = Field(description="names of the configured witnesses whose cosignature verifies")
+    quorum: int = Field(description="cosignatures that make a checkpoint witnessed")
+    witnessed: bool = Field(description="whether the quorum is reached")
+
+
 class CheckpointItem(BaseModel):
     size: int
     signed_at: str
     note: str = Field(description="C2SP signed note (c2sp.org/tlog-checkpoint)")
+    witnesses: CheckpointWitnesses | None = Field(
+        description="with witnesses configured: which of them validly cosigned this checkpoint; else null")
 
 
 class CheckpointList(BaseModel):

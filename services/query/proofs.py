@@ -69,19 +69,30 @@ async def list_logs(principal: ProofsReader, service: ServiceDep) -> Response:
             summary="The latest signed checkpoint (text/plain)")
 async def latest_checkpoint(log: str, principal: ProofsReader, service: ServiceDep) -> Response:
     """With witnesses configured, ``Sealtrail-Witness-Cosignatures`` counts the valid cosignatures of
-    the configured witnesses on it and ``Sealtrail-Witness-Quorum`` says how many make it witnessed."""
+    the configured witnesses on it, ``Sealtrail-Witness-Cosigners`` names them and
+    ``Sealtrail-Witness-Quorum`` says how many make it witnessed."""
     cp = await service.reader.latest_checkpoint(principal.tenant_id, log)
     return Response(cp.note, media_type=TEXT, headers=_witness_headers(service.options.witnesses, cp.note))
 
 
-def _witness_headers(policy: WitnessPolicy | None, note: str) -> dict[str, str] | None:
+def _witness_status(policy: WitnessPolicy | None, note: str) -> dict[str, Any] | None:
+    """The configured witnesses that validly cosigned ``note``, the quorum, and whether it is reached."""
     if policy is None:
         return None
     try:
-        count = len(policy.cosigners(note).names)
+        names = list(policy.cosigners(note).names)
     except SealtrailError:  # a stored line under a witness's key that does not verify counts for nothing
-        count = 0
-    return {"Sealtrail-Witness-Cosignatures": str(count), "Sealtrail-Witness-Quorum": str(policy.quorum)}
+        names = []
+    return {"cosigners": names, "quorum": policy.quorum, "witnessed": len(names) >= policy.quorum}
+
+
+def _witness_headers(policy: WitnessPolicy | None, note: str) -> dict[str, str] | None:
+    status = _witness_status(policy, note)
+    if status is None:
+        return None
+    return {"Sealtrail-Witness-Cosignatures": str(len(status["cosigners"])),
+            "Sealtrail-Witness-Quorum": str(status["quorum"]),
+            "Sealtrail-Witness-Cosigners": ", ".join(status["cosigners"])}
 
 
 @router.get("/v1/logs/{log}/checkpoints", response_model=CheckpointList,
@@ -95,8 +106,10 @@ async def list_checkpoints(
     cps = await service.reader.checkpoints(principal.tenant_id, log, size_from, size_to)
     full = len(cps) >= MAX_ENTRIES_PER_READ  # the reader returns at most this many
     after = cps[-1].size + 1 if full and cps and cps[-1].size < size_to else None
+    policy = service.options.witnesses
     return json_response({"log": log, "next": after, "checkpoints": [
-        {"size": c.size, "signed_at": c.signed_at.isoformat(), "note": c.note} for c in cps]})
+        {"size": c.size, "signed_at": c.signed_at.isoformat(), "note": c.note,
+         "witnesses": _witness_status(policy, c.note)} for c in cps]})
 
 
 _ENTRIES: dict[int | str, dict[str, Any]] = {200: {"content": {MEDIA_TYPE: {}}, "description": (
@@ -171,7 +184,8 @@ async def erasure_events(log: str, principal: LogContentReader, service: Service
             responses={**_PROOF_FILE, **problems(400, 401, 403, 404)}, summary="Offline inclusion proof file")
 async def tlog_proof(event_id: uuid.UUID, principal: ProofsReader, service: ServiceDep) -> Response:
     """The event's inclusion proof under the latest checkpoint that covers it. A gateway key
-    reads only the proofs of the events its gateway sent: another's answers as a missing one."""
+    reads only the proofs of the events its gateway sent: another's answers as a missing one.
+    With witnesses configured, the checkpoint's witness headers are those of ``/checkpoint``."""
     call = await service.stores.investigations.call_by_event_id(principal.tenant_id, event_id,
                                                                 with_payload=False)
     if call is None or not principal.reads_proof_of(call.found.header):
@@ -181,7 +195,8 @@ async def tlog_proof(event_id: uuid.UUID, principal: ProofsReader, service: Serv
     if cp.size <= index:
         raise NotFoundError("the event is logged but no signed checkpoint covers it yet")
     proof = await service.reader.inclusion_proof(principal.tenant_id, log, index, cp.size)
-    return Response(format_proof(index, proof, cp.note), media_type=TEXT)
+    return Response(format_proof(index, proof, cp.note), media_type=TEXT,
+                    headers=_witness_headers(service.options.witnesses, cp.note))
 
 
 @router.get("/v1/keys", response_model=KeyList, responses=problems(401),

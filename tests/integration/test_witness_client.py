@@ -212,3 +212,29 @@ async def test_rollback_fork_and_rewritten_history_never_reach_quorum(
         assert all(s["cosigned"] == 0 and s["failures"] for s in loop.status().values()), what
         with pytest.raises(QuorumError, match=f"tree size {size} carries 0 of the 2"):
             policy.check(history.signed(size))  # what the log signed, with every cosignature it got
+
+
+async def test_every_offered_checkpoint_is_cosigned_in_order(witnesses: list[WitnessProcess],
+                                                             log: WitnessedLog) -> None:
+    """Checkpoints offered faster than the witnesses answer are each submitted, oldest first: every
+    one of them reaches the quorum, not only the latest."""
+    kept: dict[int, set[str]] = {}
+
+    async def sink(name: str, size: int, sig: NoteSignature) -> None:
+        kept.setdefault(size, set()).add(name)
+
+    sizes = list(range(5, 81, 5))  # 16 checkpoints, no more than MAX_BEHIND
+    async with httpx.AsyncClient() as http:
+        loop = WitnessLoop([WitnessClient(_config(w, f"w{n}"), http=http) for n, w in enumerate(witnesses)],
+                           _proofs(log), sink, quorum=2)
+        task = asyncio.create_task(loop.run())
+        try:
+            for size in sizes:
+                loop.offer(log.signed(size), size)
+            deadline = time.monotonic() + 20
+            while loop.witnessed_size < sizes[-1] and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        finally:
+            task.cancel()
+    assert {s: len(names) for s, names in kept.items()} == dict.fromkeys(sizes, 2)
+    assert loop.lag() == (0, 0.0)
