@@ -17,8 +17,10 @@ from sealtrail.errors import SealtrailError
 
 Tier = Literal["read", "write", "destructive"]
 Mode = Literal["allow", "deny", "step_up", "observe"]
+OnChange = Literal["block", "flag"]
 TIERS: tuple[Tier, ...] = ("read", "write", "destructive")
 MODES: tuple[Mode, ...] = ("allow", "deny", "step_up", "observe")
+ON_CHANGE: tuple[OnChange, ...] = ("block", "flag")
 SEPARATOR = "__"
 """Agents see upstream tool ``TOOL`` of server ``SERVER`` as ``SERVER__TOOL``."""
 DEFAULT_LISTEN = "127.0.0.1:8790"
@@ -56,6 +58,8 @@ class ToolPolicy:
     rate_limit: RateLimit | None = None
     cost_micros: int | None = None
     timeout_s: float | None = None
+    on_change: OnChange | None = None
+    """A changed definition is blocked until approved, or allowed and flagged (default by tier)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +72,7 @@ class ServerConfig:
     tier_default: Tier | None = None
     timeout_s: float = DEFAULT_CALL_TIMEOUT_S
     tools: dict[str, ToolPolicy] = field(default_factory=dict)
+    on_change: OnChange | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +201,7 @@ def _server(name: str, t: dict[str, Any]) -> ServerConfig:
     where = f"servers.{_name(name, 'servers.' + name)}"
     if SEPARATOR in name:
         raise GatewayConfigError(f"{where}: a server name may not contain {SEPARATOR!r}")
-    _keys(t, where, {"command", "url", "env", "rate_limit", "tier_default", "timeout_seconds", "tools"})
+    _keys(t, where, {"command", "url", "env", "rate_limit", "tier_default", "timeout_seconds", "tools", "on_change"})
     command, url = t.get("command"), t.get("url")
     if (command is None) == (url is None):
         raise GatewayConfigError(f"{where}: give exactly one of command = [...] (stdio) or url = \"...\"")
@@ -215,11 +220,12 @@ def _server(name: str, t: dict[str, Any]) -> ServerConfig:
         tier_default=_tier(t.get("tier_default"), f"{where}.tier_default"),
         timeout_s=_seconds(t.get("timeout_seconds", DEFAULT_CALL_TIMEOUT_S), f"{where}.timeout_seconds"),
         tools={tool: _tool(_table(tools, tool, where=f"{where}.tools"), f"{where}.tools.{tool}") for tool in tools},
+        on_change=_on_change(t.get("on_change"), f"{where}.on_change"),
     )
 
 
 def _tool(t: dict[str, Any], where: str) -> ToolPolicy:
-    _keys(t, where, {"tier", "mode", "rate_limit", "cost_micros", "timeout_seconds"})
+    _keys(t, where, {"tier", "mode", "rate_limit", "cost_micros", "timeout_seconds", "on_change"})
     mode = t.get("mode")
     if mode is not None and mode not in MODES:
         raise GatewayConfigError(f"{where}.mode: expected one of {list(MODES)}, got {mode!r}")
@@ -228,6 +234,7 @@ def _tool(t: dict[str, Any], where: str) -> ToolPolicy:
         rate_limit=None if "rate_limit" not in t else parse_rate(t["rate_limit"], f"{where}.rate_limit"),
         cost_micros=None if "cost_micros" not in t else _int(t["cost_micros"], f"{where}.cost_micros", zero=True),
         timeout_s=None if "timeout_seconds" not in t else _seconds(t["timeout_seconds"], f"{where}.timeout_seconds"),
+        on_change=_on_change(t.get("on_change"), f"{where}.on_change"),
     )
 
 
@@ -309,6 +316,12 @@ def _name(value: object, key: str) -> str:
 def _tier(value: object, key: str) -> Tier | None:
     if value is not None and value not in TIERS:
         raise GatewayConfigError(f"{key}: expected one of {list(TIERS)}, got {value!r}")
+    return value
+
+
+def _on_change(value: object, key: str) -> OnChange | None:
+    if value is not None and value not in ON_CHANGE:
+        raise GatewayConfigError(f"{key}: expected one of {list(ON_CHANGE)}, got {value!r}")
     return value
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from services.gateway.config import RateLimit
+from services.gateway.pinning import Change, Listed, Pin
 
 ApprovalStatus = Literal["pending", "granted", "refused", "consumed"]
 CredentialKind = Literal["bearer", "header", "env"]
@@ -175,7 +176,35 @@ class StatusStore(Protocol):
         ...
 
 
-class GatewayStore(CredentialStore, HealthStore, StatusStore, Protocol):
+class PinStateError(Exception):
+    """A tool pin has nothing to approve: its current definition is the approved one."""
+
+
+class PinStore(Protocol):
+    """Tool pins (see :mod:`services.gateway.pinning`): per server and tool, the hash and canonical JSON
+    of the definition the upstream lists, the approved hash, and whether the tool is still listed.
+
+    - ``sync_pins`` MUST read, compare (:func:`~services.gateway.pinning.reconcile`) and write a
+      server's pins in one transaction that excludes every other ``sync_pins`` of the same server, so
+      when several gateways see the same listing exactly one of them gets the changes (and records
+      them); the others get an empty list.
+    - ``approve_pin`` MUST set the approved hash to the current one atomically; it raises
+      ``KeyError`` for an unknown pin and :class:`PinStateError` when there is nothing to approve.
+    - Pins are never deleted: a removed tool keeps its pin with ``listed`` false.
+    """
+
+    async def sync_pins(self, server: str, listed: list[Listed], *, at: float, event_id: str) -> list[Change]:
+        """Pin a fresh listing; the changes it made (``event_id`` is stored as their event)."""
+        ...
+
+    async def list_pins(self, server: str | None = None) -> list[Pin]:
+        """Ordered by server and tool."""
+        ...
+
+    async def approve_pin(self, server: str, tool: str, *, by: str, at: float) -> Pin: ...
+
+
+class GatewayStore(CredentialStore, HealthStore, StatusStore, PinStore, Protocol):
     """Agent keys (hashed), approvals and buckets.
 
     - Keys: ``secret_hash`` only, never a token. ``create_key`` MUST refuse a duplicate ``key_id``.
@@ -229,3 +258,4 @@ class GatewayStore(CredentialStore, HealthStore, StatusStore, Protocol):
         ...
 
     async def close(self) -> None: ...
+

@@ -15,18 +15,21 @@ import asyncpg
 
 from sealtrail.errors import UnavailableError
 from services.gateway.config import RateLimit
+from services.gateway.pinning import Change, Listed, Pin, approved, reconcile
 from services.gateway.policy import take
 from services.gateway.ports import (
     AgentKey,
     Approval,
     ApprovalStateError,
     ApprovalStatus,
+    PinStateError,
     SealedCredential,
     ServerHealth,
     StatusChange,
 )
 
 _LOCK = 0x6A7E3A7
+_PIN_LOCK = 0x6A7E3A8
 MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE gateway_keys (
@@ -63,6 +66,14 @@ MIGRATIONS: tuple[str, ...] = (
         changed_at double precision NOT NULL
     );
     CREATE INDEX gateway_server_status_server ON gateway_server_status (server, seq);
+    """,
+    """
+    CREATE TABLE gateway_tool_pins (
+        server text NOT NULL, tool text NOT NULL, def_hash text NOT NULL, approved_hash text NOT NULL,
+        definition text NOT NULL, listed boolean NOT NULL, first_seen double precision NOT NULL,
+        changed_at double precision NOT NULL, change_event text, approved_by text, approved_at double precision,
+        PRIMARY KEY (server, tool)
+    );
     """,
 )
 _CRED_COLS = ("server, version, kind, name, state, kek_id, key_id, wrapped_key, sealed, created_at, activated_at, "
@@ -311,9 +322,51 @@ class PostgresGatewayStore:
                                  "OR server = $1 ORDER BY seq", server)
         return [StatusChange(*r) for r in rows]
 
+    async def sync_pins(self, server: str, listed: list[Listed], *, at: float, event_id: str) -> list[Change]:
+        async with self._conn() as c, c.transaction():
+            # one sync per server at a time, also before the server has any row to lock
+            await c.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _PIN_LOCK, server)
+            rows = await c.fetch(f"SELECT {_PIN_COLS} FROM gateway_tool_pins WHERE server = $1", server)
+            changes, writes = reconcile(server, (Pin(*r) for r in rows), listed, at=at, event_id=event_id)
+            await c.executemany(
+                f"INSERT INTO gateway_tool_pins ({_PIN_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+                "ON CONFLICT (server, tool) DO UPDATE SET def_hash = excluded.def_hash, definition = "
+                "excluded.definition, listed = excluded.listed, changed_at = excluded.changed_at, "
+                "change_event = excluded.change_event", [_pin_row(p) for p in writes])
+        return changes
+
+    async def list_pins(self, server: str | None = None) -> list[Pin]:
+        async with self._conn() as c:
+            rows = await c.fetch(f"SELECT {_PIN_COLS} FROM gateway_tool_pins WHERE $1::text IS NULL OR server = $1 "
+                                 "ORDER BY server, tool", server)
+        return [Pin(*r) for r in rows]
+
+    async def approve_pin(self, server: str, tool: str, *, by: str, at: float) -> Pin:
+        async with self._conn() as c, c.transaction():
+            row = await c.fetchrow(f"SELECT {_PIN_COLS} FROM gateway_tool_pins WHERE server = $1 AND tool = $2 "
+                                   "FOR UPDATE", server, tool)
+            if row is None:
+                raise KeyError(f"{server}/{tool}")
+            current = Pin(*row)
+            if not current.changed:
+                raise PinStateError(f"{server}/{tool}: its current definition is already approved")
+            done = approved(current, by=by, at=at)
+            await c.execute("UPDATE gateway_tool_pins SET approved_hash = $3, approved_by = $4, approved_at = $5 "
+                            "WHERE server = $1 AND tool = $2", server, tool, done.approved_hash, by, at)
+        return done
+
     async def ping(self) -> None:
         async with self._conn() as c:
             await c.fetchval("SELECT 1")
 
     async def close(self) -> None:
         await self._pool.close()
+
+
+_PIN_COLS = ("server, tool, def_hash, approved_hash, definition, listed, first_seen, changed_at, change_event, "
+             "approved_by, approved_at")
+
+
+def _pin_row(p: Pin) -> tuple[object, ...]:
+    return (p.server, p.tool, p.def_hash, p.approved_hash, p.definition, p.listed, p.first_seen, p.changed_at,
+            p.change_event, p.approved_by, p.approved_at)

@@ -18,12 +18,14 @@ from typing import Any, TypeVar
 
 from sealtrail.errors import UnavailableError
 from services.gateway.config import RateLimit
+from services.gateway.pinning import Change, Listed, Pin, approved, reconcile
 from services.gateway.policy import take
 from services.gateway.ports import (
     AgentKey,
     Approval,
     ApprovalStateError,
     ApprovalStatus,
+    PinStateError,
     SealedCredential,
     ServerHealth,
     StatusChange,
@@ -64,6 +66,13 @@ MIGRATIONS: tuple[str, ...] = (
         changed_at REAL NOT NULL
     ) STRICT;
     CREATE INDEX gateway_server_status_server ON gateway_server_status (server, seq);
+    """,
+    """
+    CREATE TABLE gateway_tool_pins (
+        server TEXT NOT NULL, tool TEXT NOT NULL, def_hash TEXT NOT NULL, approved_hash TEXT NOT NULL,
+        definition TEXT NOT NULL, listed INTEGER NOT NULL, first_seen REAL NOT NULL, changed_at REAL NOT NULL,
+        change_event TEXT, approved_by TEXT, approved_at REAL, PRIMARY KEY (server, tool)
+    ) STRICT;
     """,
 )
 _APPROVAL_COLS = ("approval_id, fingerprint, agent, server, tool, call_event_id, created_at, expires_at, status, "
@@ -298,6 +307,36 @@ class SqliteGatewayStore:
             (server, server)).fetchall())
         return [StatusChange(*r) for r in rows]
 
+    async def sync_pins(self, server: str, listed: list[Listed], *, at: float, event_id: str) -> list[Change]:
+        def fn(c: sqlite3.Connection) -> list[Change]:  # BEGIN IMMEDIATE: one writer across processes
+            rows = c.execute(f"SELECT {_PIN_COLS} FROM gateway_tool_pins WHERE server = ?", (server,)).fetchall()
+            changes, writes = reconcile(server, map(_pin, rows), listed, at=at, event_id=event_id)
+            c.executemany(f"INSERT OR REPLACE INTO gateway_tool_pins ({_PIN_COLS}) VALUES ({', '.join('?' * 11)})",
+                          [_pin_row(p) for p in writes])
+            return changes
+        return await self._run(fn)
+
+    async def list_pins(self, server: str | None = None) -> list[Pin]:
+        rows = await self._run(lambda c: c.execute(
+            f"SELECT {_PIN_COLS} FROM gateway_tool_pins WHERE ? IS NULL OR server = ? ORDER BY server, tool",
+            (server, server)).fetchall())
+        return [_pin(r) for r in rows]
+
+    async def approve_pin(self, server: str, tool: str, *, by: str, at: float) -> Pin:
+        def fn(c: sqlite3.Connection) -> Pin:
+            row = c.execute(f"SELECT {_PIN_COLS} FROM gateway_tool_pins WHERE server = ? AND tool = ?",
+                            (server, tool)).fetchone()
+            if row is None:
+                raise KeyError(f"{server}/{tool}")
+            current = _pin(row)
+            if not current.changed:
+                raise PinStateError(f"{server}/{tool}: its current definition is already approved")
+            done = approved(current, by=by, at=at)
+            c.execute("UPDATE gateway_tool_pins SET approved_hash = ?, approved_by = ?, approved_at = ? "
+                      "WHERE server = ? AND tool = ?", (done.approved_hash, by, at, server, tool))
+            return done
+        return await self._run(fn)
+
     async def ping(self) -> None:
         await self._run(lambda c: c.execute("SELECT 1").fetchone())
 
@@ -326,3 +365,16 @@ def _check_decidable(current: Approval, at: float) -> None:
 def _approval_row(a: Approval) -> tuple[Any, ...]:
     return (a.approval_id, a.fingerprint, a.agent, a.server, a.tool, a.call_event_id, a.created_at, a.expires_at,
             a.status, a.decided_by, a.reason, a.decided_at)
+
+
+_PIN_COLS = ("server, tool, def_hash, approved_hash, definition, listed, first_seen, changed_at, change_event, "
+             "approved_by, approved_at")
+
+
+def _pin(row: Any) -> Pin:
+    return Pin(row[0], row[1], row[2], row[3], row[4], bool(row[5]), *row[6:])
+
+
+def _pin_row(p: Pin) -> tuple[Any, ...]:
+    return (p.server, p.tool, p.def_hash, p.approved_hash, p.definition, int(p.listed), p.first_seen, p.changed_at,
+            p.change_event, p.approved_by, p.approved_at)
