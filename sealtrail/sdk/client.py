@@ -18,6 +18,10 @@ Delivery contract:
   or spool raise :class:`DeliveryError`, which names the last answer (HTTP status, problem title
   and detail, or the connection error). Events queued in memory are lost if the process dies;
   spooled ones are not. ``stats.last_status`` and ``stats.last_problem`` hold the last answer too.
+- :meth:`SealtrailClient.send_durable` (needs the spool) returns only once its events are in the
+  spool, fsync'd: they survive a crash of the process from then on and are delivered from the spool.
+  Events of callers that arrive while one write is under way are written together by the next one
+  (group commit: one fsync serves all of them).
 - No message, log line or exception of this module holds the token.
 
 This module imports only httpx and orjson (and the standard library).
@@ -152,6 +156,12 @@ class SealtrailClient:
         self._space = asyncio.Event()
         self._space.set()
         self._pump_lock = asyncio.Lock()
+        self._spool_io = asyncio.Lock()
+        """Serialises the spool's file operations, which run in threads."""
+        self._commit: list[dict[str, Any]] = []
+        self._commit_waiters: list[asyncio.Future[None]] = []
+        self._committer: asyncio.Task[None] | None = None
+        self._uncommitted_since_wake = 0
         self._task: asyncio.Task[None] | None = None
         self._outages = 0
         self._next_spool_try = 0.0
@@ -182,6 +192,45 @@ class SealtrailClient:
     def spooled(self) -> bool:
         return bool(self._spool)
 
+    @property
+    def outage(self) -> bool:
+        """True from a failed delivery until the spool has been drained again."""
+        return self._outages > 0
+
+    async def send_durable(self, events: list[dict[str, Any]]) -> None:
+        """Write ``events`` to the spool and return once they are on disk (fsync'd); the flusher
+        delivers them from there. Concurrent callers share one write (group commit). Raises
+        ``SpoolFullError`` (or the ``OSError`` of the write) when they could not be written."""
+        if self._spool is None:
+            raise ValueError("send_durable needs a spool (spool_dir)")
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._commit.extend(events)
+        self._commit_waiters.append(done)
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_loop(), name="sealtrail-sdk-commit")
+        await asyncio.shield(done)
+
+    async def _commit_loop(self) -> None:
+        assert self._spool is not None
+        while self._commit:
+            group, waiters = self._commit, self._commit_waiters
+            self._commit, self._commit_waiters = [], []
+            try:
+                async with self._spool_io:
+                    await asyncio.to_thread(self._spool.append, group)
+            except Exception as e:
+                for w in waiters:
+                    if not w.done():
+                        w.set_exception(e)
+                continue
+            for w in waiters:
+                if not w.done():
+                    w.set_result(None)
+            self._uncommitted_since_wake += len(group)
+            if self._uncommitted_since_wake >= self._batch_max:
+                self._uncommitted_since_wake = 0
+                self._wake.set()
+
     async def send(self, event: dict[str, Any]) -> None:
         """Queue one event (waits while ``queue_max`` events are queued)."""
         while len(self._queue) >= self._queue_max:
@@ -199,6 +248,8 @@ class SealtrailClient:
     async def close(self) -> None:
         """Flush, stop the background task and release the connection and the spool."""
         try:
+            if self._committer is not None:
+                await asyncio.gather(self._committer, return_exceptions=True)
             await self.flush()
         finally:
             if self._task is not None:
@@ -246,16 +297,22 @@ class SealtrailClient:
 
     async def _drain_spool(self) -> None:
         assert self._spool is not None
-        while (batch := await asyncio.to_thread(self._spool.peek)) is not None:
+        while True:
+            async with self._spool_io:
+                batch = await asyncio.to_thread(self._spool.peek, self._batch_max)
+            if batch is None:
+                break
             if await self._deliver(batch.events, 1):
                 self._outage(self._last_retry_after)
                 return
-            await asyncio.to_thread(self._spool.ack, batch)
+            async with self._spool_io:
+                await asyncio.to_thread(self._spool.ack, batch)
         self._outages = 0
 
     async def _to_spool(self, batch: list[dict[str, Any]]) -> None:
         assert self._spool is not None
-        await asyncio.to_thread(self._spool.append, batch)  # SpoolFullError propagates
+        async with self._spool_io:
+            await asyncio.to_thread(self._spool.append, batch)  # SpoolFullError propagates
         self.stats.spooled_batches += 1
 
     def _outage(self, retry_after: float | None) -> None:

@@ -106,7 +106,7 @@ class Spool:
 
     def __bool__(self) -> bool:
         """True while some batch awaits delivery."""
-        return any(self._acked.get(seq, 0) < size for seq, size in self._sizes.items())
+        return any(self._acked.get(seq, 0) < size for seq, size in tuple(self._sizes.items()))
 
     def append(self, events: list[dict[str, Any]]) -> None:
         """Add a batch durably (fsync'd); raise SpoolFullError past ``max_bytes``."""
@@ -124,17 +124,34 @@ class Spool:
         _append(self._segment(seq), record)
         self._sizes[seq] += len(record)
 
-    def peek(self) -> SpooledBatch | None:
-        """The oldest batch not yet acknowledged, or None."""
+    def peek(self, max_events: int = 0) -> SpooledBatch | None:
+        """The oldest batch not yet acknowledged, or None. With ``max_events``, the records that
+        follow it in the same segment join it while the batch stays within ``max_events`` events
+        (acknowledging the batch acknowledges them all)."""
         for seq in sorted(self._sizes):
             start = self._acked.get(seq, 0)
             if start < self._sizes[seq]:
                 with open(self._segment(seq), "rb") as f:
                     f.seek(start)
+                    if max_events:
+                        return self._merged(seq, start, f.read(self._sizes[seq] - start), max_events)
                     _, length, _ = HEADER.unpack(f.read(HEADER.size))
                     body = f.read(length)
                 return SpooledBatch(seq, start + HEADER.size + length, orjson.loads(body)["events"])
         return None
+
+    @staticmethod
+    def _merged(seq: int, start: int, data: bytes, max_events: int) -> SpooledBatch:
+        spans, _ = read_records(data)
+        events: list[dict[str, Any]] = []
+        end = 0
+        for lo, hi in spans:
+            more = orjson.loads(data[lo + HEADER.size:hi])["events"]
+            if events and len(events) + len(more) > max_events:
+                break
+            events.extend(more)
+            end = hi
+        return SpooledBatch(seq, start + end, events)
 
     def ack(self, batch: SpooledBatch) -> None:
         """Record ``batch`` as delivered (fsync'd); delete its segment once fully delivered."""

@@ -1,9 +1,15 @@
 """Every gateway decision becomes a Sealtrail event through the SDK client (batching, retries with
 the same event ids, the on-disk spool), and the gateway knows whether the ledger is reachable.
 
+With a spool (``[ledger] spool_dir``), :meth:`Recorder.record` returns only once the event is in
+the spool on disk, fsync'd (the SDK's ``send_durable``; concurrent calls share one fsync), so an
+event the agent's answer follows survives a SIGKILL of the gateway; the SDK delivers it from the
+spool, and the next process on the same spool delivers what a killed one left. Without a spool,
+events wait in memory (at most ``flush_interval_s``) and a killed process loses them.
+
 The ledger counts as down while its ``/healthz`` does not answer (probed every ``probe_s``) or
-while the client holds a spool it could not drain. Events are never dropped: they wait in the
-spool until the ledger returns.
+while the client's deliveries fail (until it has drained its spool again). Events are never
+dropped: they wait in the spool until the ledger returns.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ class Recorder:
     def __init__(self, url: str, token: str, *, spool_dir: Path | None, flush_interval_s: float = 0.5,
                  probe_s: float = PROBE_S) -> None:
         self._url = url
+        self.durable = spool_dir is not None
         self.client = SealtrailClient(url, token, spool_dir=spool_dir, flush_interval_s=flush_interval_s,
                                       attempts=2, timeout_s=5.0, on_rejected=self._rejected)
         self._probe_s = probe_s
@@ -41,7 +48,7 @@ class Recorder:
 
     @property
     def ledger_up(self) -> bool:
-        return self._reachable and not self.client.spooled
+        return self._reachable and not self.client.outage
 
     @property
     def spool_depth(self) -> int:
@@ -49,7 +56,10 @@ class Recorder:
 
     async def record(self, event: dict[str, Any]) -> None:
         self.sent += 1
-        await self.client.send(event)
+        if self.durable:
+            await self.client.send_durable([event])
+        else:
+            await self.client.send(event)
 
     async def _probe_loop(self) -> None:
         async with httpx.AsyncClient(timeout=max(0.5, self._probe_s)) as http:
@@ -58,7 +68,7 @@ class Recorder:
                     self._reachable = (await http.get(self._url + "/healthz")).status_code == 200
                 except httpx.HTTPError:
                     self._reachable = False
-                if self._reachable and self.client.spooled:
+                if self._reachable and self.client.outage:
                     with contextlib.suppress(Exception):
                         await self.client.flush()
                 await asyncio.sleep(self._probe_s)
