@@ -2,8 +2,8 @@
 gate and MCP server, and serves them over Streamable HTTP with health, readiness, metrics and the
 approvals API.
 
-Authentication comes first: a request to ``/mcp`` without a live agent key is answered 401 before
-any byte of its body (any MCP message) is read.
+Authentication comes first: a request to ``/mcp`` without a live agent key (or, with ``[oauth]``, a
+valid access token) is answered 401 before any byte of its body (any MCP message) is read.
 """
 
 from __future__ import annotations
@@ -25,14 +25,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from sealtrail.errors import AuthenticationError, PermissionDeniedError
+from sealtrail.errors import AuthenticationError, PermissionDeniedError, SealtrailError
 from sealtrail.infra.problems import problem_for
 from services.gateway import approvals, config
 from services.gateway.gate import Gateway
 from services.gateway.keys import KeyVerifier
 from services.gateway.metrics import GatewayMetrics
+from services.gateway.oauth import TokenRejectedError
+from services.gateway.oauth_http import OAuthGuard
 from services.gateway.ports import GatewayStore
-from services.gateway.proxy import AGENT_SCOPE_KEY, Sessions, build_server
+from services.gateway.proxy import AGENT_SCOPE_KEY, GRANT_SCOPE_KEY, Sessions, build_server
 from services.gateway.recorder import Recorder
 from services.gateway.upstream import Upstream
 
@@ -74,6 +76,7 @@ class Runtime:
     gateway: Gateway
     sessions: Sessions
     keys: KeyVerifier
+    oauth: OAuthGuard | None = None
 
     def reload(self) -> bool:
         """Re-read the configuration file; a bad file is refused and the running policy kept."""
@@ -87,6 +90,8 @@ class Runtime:
             if name not in self.gateway.upstreams:
                 self.gateway.upstreams[name] = Upstream(server, on_tools_changed=self.sessions.tools_changed)
         self.cfg = cfg
+        if self.oauth is not None and cfg.oauth is not None:  # adding or removing [oauth] takes a restart
+            self.oauth.cfg = cfg.oauth
         self.gateway.apply(cfg)
         self.metrics.reloads.labels("applied").inc()
         log.info("configuration reloaded: policy %s version %s", cfg.policy_id, self.gateway.version)
@@ -97,6 +102,8 @@ class Runtime:
             await upstream.close()
         await self.recorder.close()
         await self.store.close()
+        if self.oauth is not None:
+            await self.oauth.keys.close()
 
 
 def spool_dir(cfg: config.GatewayConfig, tag: str) -> Path | None:
@@ -113,33 +120,64 @@ async def start(cfg: config.GatewayConfig, *, spool_tag: str) -> Runtime:
     metrics, sessions = GatewayMetrics(), Sessions()
     upstreams = {n: Upstream(s, on_tools_changed=sessions.tools_changed) for n, s in cfg.servers.items()}
     gateway = Gateway(cfg, store=store, recorder=recorder, metrics=metrics, upstreams=upstreams)
-    return Runtime(cfg, store, recorder, metrics, gateway, sessions, KeyVerifier(store, cache_s=cfg.key_cache_s))
+    return Runtime(cfg, store, recorder, metrics, gateway, sessions, KeyVerifier(store, cache_s=cfg.key_cache_s),
+                   oauth=_oauth_guard(cfg))
+
+
+def _oauth_guard(cfg: config.GatewayConfig) -> OAuthGuard | None:
+    if cfg.oauth is None:
+        return None
+    from services.gateway.oauth_jwks import JwksCache
+
+    keys = JwksCache(cache_s=cfg.oauth.jwks_cache_s, refetch_s=cfg.oauth.jwks_refetch_s)
+    return OAuthGuard(cfg.oauth, keys, name=f"Sealtrail gateway {cfg.gateway_id}")
 
 
 class Authenticated:
-    """ASGI wrapper: 401 problem details unless the bearer key is a live agent key."""
+    """ASGI wrapper: 401 problem details unless the bearer token is a live agent key or (with
+    ``[oauth]``) a valid access token, which also sets the tools its scopes allow."""
 
-    def __init__(self, app: Any, keys: KeyVerifier) -> None:
-        self.app, self.keys = app, keys
+    def __init__(self, app: Any, keys: KeyVerifier, oauth: OAuthGuard | None = None) -> None:
+        self.app, self.keys, self.oauth = app, keys, oauth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        agent = await _bearer_agent(scope, self.keys)
+        token = _bearer(scope)
+        if self.oauth is not None and token and not token.startswith("sgk_"):
+            try:
+                grant = await self.oauth.admit(token)
+            except SealtrailError as e:
+                await self.oauth.refusal(e)(scope, receive, send)
+                return
+            scope[AGENT_SCOPE_KEY], scope[GRANT_SCOPE_KEY] = grant.agent, grant.tools
+            await self.app(scope, receive, send)
+            return
+        agent = await self.keys.agent_of(token) if token else None
         if agent is None or agent.startswith(APPROVER_PREFIX):
-            error = AuthenticationError("a gateway agent key is required (Authorization: Bearer sgk_...)")
-            response = problem_for(error)
-            response.headers["WWW-Authenticate"] = 'Bearer realm="sealtrail-gateway"'
-            await response(scope, receive, send)
+            await self._refuse(token)(scope, receive, send)
             return
         scope[AGENT_SCOPE_KEY] = agent
         await self.app(scope, receive, send)
 
+    def _refuse(self, token: str | None) -> Response:
+        if self.oauth is not None:
+            return self.oauth.refusal(TokenRejectedError("the gateway agent key is unknown, revoked or expired")
+                                      if token else None)
+        response = problem_for(AuthenticationError("a gateway agent key is required (Authorization: Bearer sgk_...)"))
+        response.headers["WWW-Authenticate"] = 'Bearer realm="sealtrail-gateway"'
+        return response
 
-async def _bearer_agent(scope: Scope, keys: KeyVerifier) -> str | None:
+
+def _bearer(scope: Scope) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"authorization":
             scheme, _, token = value.decode("latin-1").partition(" ")
-            return await keys.agent_of(token.strip()) if scheme.lower() == "bearer" else None
+            return token.strip() if scheme.lower() == "bearer" else None
     return None
+
+
+async def _bearer_agent(scope: Scope, keys: KeyVerifier) -> str | None:
+    token = _bearer(scope)
+    return await keys.agent_of(token) if token else None
 
 
 def build_app(rt: Runtime) -> Starlette:
@@ -147,7 +185,7 @@ def build_app(rt: Runtime) -> Starlette:
     manager = StreamableHTTPSessionManager(
         app=server, max_request_body_size=rt.cfg.max_argument_bytes * 2 + 65536, json_response=rt.cfg.json_response,
         security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False))
-    mcp_app = Authenticated(manager.asgi_app, rt.keys)
+    mcp_app = Authenticated(manager.asgi_app, rt.keys, rt.oauth)
 
     async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
         await mcp_app(scope, receive, send)
@@ -172,7 +210,8 @@ def build_app(rt: Runtime) -> Starlette:
 
     routes = [Route("/mcp", endpoint=_Endpoint(mcp_endpoint), methods=["GET", "POST", "DELETE"]),
               Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
-              *approvals.routes(rt, approver=lambda r: _approver(r, rt))]
+              *approvals.routes(rt, approver=lambda r: _approver(r, rt)),
+              *(rt.oauth.routes() if rt.oauth is not None else [])]
     return Starlette(routes=routes, lifespan=lifespan)
 
 

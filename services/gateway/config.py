@@ -11,9 +11,12 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from sealtrail.errors import SealtrailError
+
+if TYPE_CHECKING:
+    from services.gateway.oauth import OAuthConfig
 
 Tier = Literal["read", "write", "destructive"]
 Mode = Literal["allow", "deny", "step_up", "observe"]
@@ -117,6 +120,8 @@ class GatewayConfig:
     servers: dict[str, ServerConfig] = field(default_factory=dict)
     agents: dict[str, AgentConfig] = field(default_factory=dict)
     subjects: tuple[SubjectRule, ...] = ()
+    oauth: OAuthConfig | None = None
+    """``[oauth]``: OAuth 2.1 access tokens accepted beside gateway keys (see ``oauth_config.py``)."""
 
     @property
     def host(self) -> str:
@@ -140,7 +145,7 @@ def load(path: Path | str) -> GatewayConfig:
 
 
 def parse(raw: dict[str, Any], *, path: Path) -> GatewayConfig:
-    _keys(raw, "", {"policy_id", "gateway", "ledger", "state", "servers", "agents", "subjects"})
+    _keys(raw, "", {"policy_id", "gateway", "ledger", "state", "servers", "agents", "subjects", "oauth"})
     base = path.parent
     gw = _table(raw, "gateway", optional=True)
     _keys(gw, "gateway", {"listen", "id", "max_argument_bytes", "hold_seconds", "approval_ttl_seconds",
@@ -160,7 +165,16 @@ def parse(raw: dict[str, Any], *, path: Path) -> GatewayConfig:
         key_cache_s=_seconds(gw.get("key_cache_seconds", DEFAULT_KEY_CACHE_S), "gateway.key_cache_seconds", zero=True),
         json_response=_bool(gw.get("json_response", True), "gateway.json_response"),
         currency=_currency(gw.get("currency", "USD")), servers=servers, agents=agents, subjects=_subjects(raw),
+        oauth=_oauth(raw, base, servers),
     )
+
+
+def _oauth(raw: dict[str, Any], base: Path, servers: dict[str, ServerConfig]) -> OAuthConfig | None:
+    if "oauth" not in raw:
+        return None
+    from services.gateway.oauth_config import parse_oauth  # it builds on this module's errors and types
+
+    return parse_oauth(raw["oauth"], base=base, servers=servers)
 
 
 def parse_rate(value: object, key: str) -> RateLimit:

@@ -51,6 +51,8 @@ class Call:
     recorded: bool = False
     progress: ProgressFnT | None = None
     """Relays the upstream's progress to the agent (set when the agent asked with a progressToken)."""
+    grant: frozenset[str] | None = None
+    """The tools an OAuth access token's scopes allow (None for a gateway key or stdio)."""
 
 
 class Gateway:
@@ -69,7 +71,8 @@ class Gateway:
             if name in self.upstreams:
                 self.upstreams[name].cfg = server
 
-    async def list_tools(self, agent: str, session: str | None) -> list[dict[str, Any]]:
+    async def list_tools(self, agent: str, session: str | None,
+                         grant: frozenset[str] | None = None) -> list[dict[str, Any]]:
         shown: list[dict[str, Any]] = []
         for name, upstream in self.upstreams.items():
             if name not in self.cfg.servers:
@@ -80,7 +83,7 @@ class Gateway:
                 log.warning("tools/list of server %s failed: %s", name, type(e).__name__)
                 continue
             self._report_undecided(name, tools)
-            mine = [t for t in tools if visible(self.cfg, agent, name, t["name"])]
+            mine = [t for t in tools if visible(self.cfg, agent, name, t["name"], grant)]
             shown.extend({**t, "name": exposed_name(name, t["name"])} for t in mine)
             await self._note_listing(agent, session, name, mine)
         return shown
@@ -114,7 +117,7 @@ class Gateway:
             raise MCPError(errors.DENIED, f"unknown tool {call.name!r}: gateway tools are named SERVER__TOOL")
         call.server, call.tool = split
         size = len(orjson.dumps(call.arguments)) if call.arguments is not None else 0
-        verdict = decide(self.cfg, call.agent, call.server, call.tool)
+        verdict = decide(self.cfg, call.agent, call.server, call.tool, call.grant)
         if size > self.cfg.max_argument_bytes:
             await self._refuse(call, verdict, "arguments_too_large", payload={"arguments_bytes": size})
             raise MCPError(-32602, f"arguments of {size} bytes exceed the gateway's limit of "

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import rfc8785
 
-from services.gateway.config import SEPARATOR, GatewayConfig, Mode, RateLimit, Tier
+from services.gateway.config import SEPARATOR, AgentConfig, GatewayConfig, Mode, RateLimit, Tier
 
 Decision = Literal["allow", "deny", "step_up", "observe"]
 _DEFAULT_MODE: dict[Tier, Mode] = {"read": "allow", "write": "allow", "destructive": "step_up"}
@@ -36,15 +36,22 @@ class Verdict:
     decision: Decision
     tier: Tier | Literal["unknown"]
     reason: str
-    """Why: ``allowed``, ``unknown_agent``, ``unknown_server``, ``undecided_tool``, ``not_allowed``, ``mode_deny``."""
+    """Why: ``allowed``, ``unknown_agent``, ``unknown_server``, ``undecided_tool``, ``not_allowed``,
+    ``insufficient_scope``, ``mode_deny``."""
     limits: tuple[Limit, ...] = ()
     cost_micros: int | None = None
     timeout_s: float = 30.0
 
 
-def decide(cfg: GatewayConfig, agent: str, server: str, tool: str) -> Verdict:
-    """The gate's verdict for ``agent`` calling ``server``'s ``tool`` (before rate limits)."""
+def decide(cfg: GatewayConfig, agent: str, server: str, tool: str, grant: frozenset[str] | None = None) -> Verdict:
+    """The gate's verdict for ``agent`` calling ``server``'s ``tool`` (before rate limits).
+
+    ``grant`` is what an OAuth access token's scopes allow (``SERVER/TOOL``, ``SERVER/*``): the tool
+    must be in it as well as on the agent's allow-list; an agent the configuration does not name
+    gets the grant alone (default modes, no agent rate limit)."""
     a, s = cfg.agents.get(agent), cfg.servers.get(server)
+    if a is None and grant is not None:
+        a = AgentConfig(name=agent, allow=(f"{server}/{tool}",))
     if a is None:
         return Verdict("deny", "unknown", "unknown_agent")
     if s is None:
@@ -56,6 +63,8 @@ def decide(cfg: GatewayConfig, agent: str, server: str, tool: str) -> Verdict:
     ref = f"{server}/{tool}"
     if ref not in a.allow and f"{server}/*" not in a.allow:
         return Verdict("deny", tier, "not_allowed")
+    if grant is not None and ref not in grant and f"{server}/*" not in grant:
+        return Verdict("deny", tier, "insufficient_scope")
     mode = a.modes.get(ref) or a.modes.get(f"{server}/*") or declared.mode or _DEFAULT_MODE[tier]
     timeout = declared.timeout_s or s.timeout_s
     if mode == "deny":
@@ -70,9 +79,9 @@ def decide(cfg: GatewayConfig, agent: str, server: str, tool: str) -> Verdict:
     return Verdict(mode, tier, "allowed", tuple(limits), declared.cost_micros, timeout)
 
 
-def visible(cfg: GatewayConfig, agent: str, server: str, tool: str) -> bool:
+def visible(cfg: GatewayConfig, agent: str, server: str, tool: str, grant: frozenset[str] | None = None) -> bool:
     """Whether ``tools/list`` shows the tool to the agent: only what it may call (held calls included)."""
-    return decide(cfg, agent, server, tool).decision != "deny"
+    return decide(cfg, agent, server, tool, grant).decision != "deny"
 
 
 def exposed_name(server: str, tool: str) -> str:

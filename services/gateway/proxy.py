@@ -25,6 +25,8 @@ from services.gateway.gate import Call, Gateway
 
 log = logging.getLogger("sealtrail.gateway")
 AGENT_SCOPE_KEY = "sealtrail.agent"
+GRANT_SCOPE_KEY = "sealtrail.grant"
+"""Set beside the agent when it came with an OAuth access token: the tools the token's scopes allow."""
 
 
 class Sessions:
@@ -50,29 +52,30 @@ def build_server(gateway: Gateway, sessions: Sessions, *, stdio_agent: str | Non
     """The agent-facing MCP server. Over HTTP the agent is read from the request the auth layer
     admitted; over stdio it is ``stdio_agent``."""
 
-    def who(ctx: ServerRequestContext[Any, Any]) -> tuple[str, str | None]:
+    def who(ctx: ServerRequestContext[Any, Any]) -> tuple[str, str | None, frozenset[str] | None]:
         sessions.seen(ctx.session)
         if stdio_agent is not None:
-            return stdio_agent, stdio_session
+            return stdio_agent, stdio_session, None
         request = ctx.request
         agent = request.scope.get(AGENT_SCOPE_KEY) if request is not None else None
         if not isinstance(agent, str):  # unreachable behind the auth layer; refuse rather than guess
             raise PermissionError("no authenticated agent")
+        grant = request.scope.get(GRANT_SCOPE_KEY) if request is not None else None
         session = request.headers.get("mcp-session-id") if request is not None else None
-        return agent, session
+        return agent, session, grant if isinstance(grant, frozenset) else None
 
     async def list_tools(ctx: ServerRequestContext[Any, Any], _params: types.PaginatedRequestParams) -> dict[str, Any]:
-        agent, session = who(ctx)
-        listing: dict[str, Any] = {"tools": await gateway.list_tools(agent, session)}
+        agent, session, grant = who(ctx)
+        listing: dict[str, Any] = {"tools": await gateway.list_tools(agent, session, grant)}
         if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:  # per agent and policy: never cached for others
             listing.update(resultType="complete", ttlMs=0, cacheScope="private")
         return listing
 
     async def call_tool(ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams) -> dict[str, Any]:
-        agent, session = who(ctx)
+        agent, session, grant = who(ctx)
         raw = ctx.params or {}
         meta = raw.get("_meta")
-        result = await gateway.call_tool(Call(agent=agent, session=session, name=params.name,
+        result = await gateway.call_tool(Call(agent=agent, session=session, name=params.name, grant=grant,
                                               arguments=raw.get("arguments"), meta=meta, progress=_relay(ctx, meta)))
         if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS and "resultType" not in result:
             # upstreams speak the handshake era; a 2026-07-28 agent needs the result's type
