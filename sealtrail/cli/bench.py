@@ -235,9 +235,16 @@ async def _indices(client: LogClient, sent: Sent, start: int, seen: list[tuple[f
     return found
 
 
+def percentiles(values: list[float]) -> dict[str, float]:
+    """p50, p99 and max of ``values`` (not empty), in seconds to the millisecond."""
+    ordered = sorted(values)
+    return {"p50": round(statistics.median(ordered), 3), "p99": round(ordered[int(0.99 * (len(ordered) - 1))], 3),
+            "max": round(ordered[-1], 3)}
+
+
 def _report(load: Load, sent: Sent, log: str, index: dict[str, int], seen: list[tuple[float, int]],
             drained_s: float) -> dict[str, Any]:
-    latencies = sorted(_latencies(sent, index, seen))
+    latencies = _latencies(sent, index, seen)
     total = sent.accepted_events
     return {
         "log": log,
@@ -248,9 +255,8 @@ def _report(load: Load, sent: Sent, log: str, index: dict[str, int], seen: list[
         "accepted_per_s": round(total / sent.seconds),
         "signed_per_s_until_drained": round(total / drained_s),
         "drain_after_sending_s": round(drained_s - sent.seconds, 1),
-        "ack_to_checkpoint_s": {"p50": round(statistics.median(latencies), 3),
-                                "p99": round(latencies[int(0.99 * (len(latencies) - 1))], 3),
-                                "max": round(latencies[-1], 3)},
+        "ack_to_checkpoint_s": percentiles(latencies),
+        "request_s": percentiles(sent.request_s),
     }
 
 
@@ -277,6 +283,10 @@ def _text(report: dict[str, Any]) -> str:
         "until all were in a signed checkpoint",
         f"  202 -> signed checkpoint   p50 {lat['p50']:.2f} s   p99 {lat['p99']:.2f} s   max {lat['max']:.2f} s",
     ]
+    if "request_s" in report:
+        req = report["request_s"]
+        lines.append(f"  request (send -> answer)   p50 {req['p50'] * 1000:.1f} ms   p99 {req['p99'] * 1000:.1f} ms"
+                     f"   max {req['max'] * 1000:.1f} ms")
     if "server_cpu_us_per_event" in report:
         lines.append(f"  server CPU {report['server_cpu_us_per_event']:>10,} us/event ({report['server_cpu_s']} s)")
     return "\n".join(lines)

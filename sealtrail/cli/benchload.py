@@ -201,6 +201,8 @@ class Sent:
     accepted: list[tuple[float, list[str]]] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
+    request_s: list[float] = field(default_factory=list)
+    """The time of each request from its send to its whole answer, in the order answered."""
 
     @property
     def accepted_events(self) -> int:
@@ -236,7 +238,9 @@ async def send(load: Load, check: AnswerCheck) -> Sent:
                 elif time.perf_counter() >= end:
                     return
                 counter = body.next()
+                posted = time.perf_counter()
                 status, headers, answer = await conn.post(body.body)
+                sent.request_s.append(time.perf_counter() - posted)
                 sent.statuses[status] = sent.statuses.get(status, 0) + 1
                 if status == 202:
                     ids = body.event_ids(counter)

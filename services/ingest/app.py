@@ -159,6 +159,7 @@ async def build_service(
         ping_db=auth_store.ping, vkey=signer.vkey(), admission=parts.admission,
     )
     service.publisher_started = True
+    stack.push_async_callback(service.close)  # before the publisher stops: groups submitted get published
     return service
 
 

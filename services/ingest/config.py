@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sealtrail.infra.apikeys import DEFAULT_AUTH_CACHE_TTL_S
 from sealtrail.infra.kafka import DEFAULT_PUBLISH_TIMEOUT_S
 from sealtrail.infra.keycache import DEFAULT_KEY_CACHE_TTL_S
+from services.ingest.groupcommit import DEFAULT_GROUP_MAX_EVENTS
 
 MAX_BATCH_EVENTS = 1000
 """Most events one ``POST /v1/events`` may carry (413 beyond)."""
@@ -30,6 +31,8 @@ class IngestOptions:
     publish_timeout_s: float = DEFAULT_PUBLISH_TIMEOUT_S
     auth_cache_ttl_s: float = DEFAULT_AUTH_CACHE_TTL_S
     key_cache_ttl_s: float = DEFAULT_KEY_CACHE_TTL_S
+    max_group_events: int = DEFAULT_GROUP_MAX_EVENTS
+    """Most events of concurrent batches published together (one fsync or Kafka ack, one signature)."""
     migrate: bool = True
     """Apply pending database migrations at start (safe with several processes)."""
     tune_gc: bool = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 BATCH_BUCKETS = (1, 5, 10, 50, 100, 250, 500, 750, 1000)
+GROUP_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -32,6 +33,9 @@ class IngestMetrics:
         self.otlp_spans = Counter("sealtrail_ingest_otlp_spans",
                                   "Spans received on POST /v1/traces, by outcome (accepted, rejected, skipped)",
                                   ["outcome"], registry=r)
+        self.group_batches = Histogram("sealtrail_ingest_group_batches",
+                                       "Batches published together in one group (one publish, one signature)",
+                                       buckets=GROUP_BUCKETS, registry=r)
         self.in_flight = Gauge("sealtrail_ingest_in_flight_batches", "Batches being sealed or published",
                                registry=r)
 

@@ -3,8 +3,9 @@
 For each event that validates: seal its payload (an event without one gets a sealed empty
 object, so every record carries ``key_ids``, ``payload_digest`` and ``payload_size``) under the
 period key of the UTC month of ``received_at`` and one key per declared subject; stamp the header
-with tenant, gateway, receive time and the sealing fields. The batch's receipts share one
-signature (:func:`sealtrail.core.receipt.sign_receipts`).
+with tenant, gateway, receive time and the sealing fields. The receipts of batches signed together
+(one batch, or a group of concurrent ones: :mod:`services.ingest.groupcommit`) share one signature
+per tenant (:func:`sealtrail.core.receipt.sign_receipts`).
 """
 
 from __future__ import annotations
@@ -58,6 +59,17 @@ class PreparedBatch:
 
     records: list[tuple[bytes, bytes]]
     accepted: list[AcceptedEvent]
+    rejected: list[Rejection]
+
+
+@dataclass(frozen=True, slots=True)
+class SealedBatch:
+    """One batch validated and sealed, its receipts not signed yet (:meth:`Sealer.sign`)."""
+
+    tenant: str
+    records: list[tuple[bytes, bytes]]
+    leaves: list[tuple[str, str]]
+    """(event id, payload digest) of each record, in order: the leaves of the receipt tree."""
     rejected: list[Rejection]
 
 
@@ -207,17 +219,25 @@ class Sealer:
         self._clock = clock
 
     async def prepare(self, principal: Principal, raw_events: list[object]) -> PreparedBatch:
+        """Validate, seal and sign one batch on its own (received now)."""
         received_at = self._clock()
+        return self.sign([await self.seal(principal, raw_events, received_at)], received_at)[0]
+
+    def now(self) -> datetime:
+        """The receive time to stamp on the batches sealed next."""
+        return self._clock()
+
+    async def seal(self, principal: Principal, raw_events: list[object], received_at: datetime) -> SealedBatch:
+        """Validate and seal one batch received at ``received_at``; its receipts come from :meth:`sign`."""
         valid, rejected = validate_batch(raw_events, now=received_at)
-        if not valid:
-            return PreparedBatch([], [], rejected)
         tenant = principal.tenant_id
+        if not valid:
+            return SealedBatch(tenant, [], [], rejected)
         period_key = await self._keystore.get_or_create_period_key(tenant, period_of(received_at))
         subject_keys = await self._subject_keys(tenant, {s for v in valid for s in v.subjects})
         records: list[tuple[bytes, bytes]] = []
         leaves: list[tuple[str, str]] = []
         log_key = tenant.encode()
-        time_ms = int(received_at.timestamp() * 1000)
         stamp = {"tenant": tenant, "gateway_id": principal.gateway_id,
                  "received_at": format_timestamp(received_at)}
         sealer = BatchSealer(stamp=stamp, period_key=period_key, subject_keys=subject_keys)
@@ -228,10 +248,25 @@ class Sealer:
             record = sealer.seal(v, raw, nonces[i * NONCE_BYTES : (i + 1) * NONCE_BYTES])
             records.append((log_key, record.encode()))
             leaves.append((record.event_id, record.header["payload_digest"]))
-        receipts = sign_receipts(tenant, time_ms, leaves, self._signer)
-        accepted = [AcceptedEvent(event_id, tenant, receipt)
-                    for (event_id, _), receipt in zip(leaves, receipts, strict=True)]
-        return PreparedBatch(records, accepted, rejected)
+        return SealedBatch(tenant, records, leaves, rejected)
+
+    def sign(self, batches: Sequence[SealedBatch], received_at: datetime) -> list[PreparedBatch]:
+        """The answer to each batch, in order: one receipt signature per tenant for all of them.
+
+        Every batch MUST have been sealed with this ``received_at`` (the receipts' accepted time).
+        """
+        time_ms = int(received_at.timestamp() * 1000)
+        by_tenant: dict[str, list[tuple[str, str]]] = {}
+        for b in batches:
+            by_tenant.setdefault(b.tenant, []).extend(b.leaves)
+        receipts = {tenant: iter(sign_receipts(tenant, time_ms, leaves, self._signer))
+                    for tenant, leaves in by_tenant.items() if leaves}
+        out = []
+        for b in batches:
+            mine = receipts.get(b.tenant)
+            accepted = [AcceptedEvent(event_id, b.tenant, next(mine)) for event_id, _ in b.leaves] if mine else []
+            out.append(PreparedBatch(b.records, accepted, b.rejected))
+        return out
 
     async def _subject_keys(self, tenant: str, subjects: set[str]) -> dict[str, DataKey]:
         if not subjects:

@@ -13,6 +13,7 @@ from sealtrail.infra.apikeys import Authenticator
 from sealtrail.infra.auth import Principal
 from sealtrail.infra.bus import BusPublisher
 from services.ingest.config import IngestOptions
+from services.ingest.groupcommit import GroupCommitter
 from services.ingest.metrics import IngestMetrics
 from services.ingest.sealer import PreparedBatch, Sealer
 
@@ -26,6 +27,10 @@ Admission = Callable[[int], AbstractAsyncContextManager[None]]
 
 class IngestService:
     """Seals a batch and publishes its records; MUST NOT report an event accepted before the ack.
+
+    Batches submitted concurrently are sealed, signed and published together
+    (:class:`~services.ingest.groupcommit.GroupCommitter`): one publish, one fsync or Kafka
+    acknowledgement, and one receipt signature per tenant for the whole group.
 
     At most ``options.max_in_flight`` batches are sealed or published at once; one more raises
     :class:`BackpressureError` (429). An ``admission`` hook (the embedded default's ledger backlog)
@@ -52,6 +57,8 @@ class IngestService:
         self._admission = admission
         self._in_flight = 0
         self._unavailable_until = 0.0
+        self.committer = GroupCommitter(sealer=sealer, publish=self._publish,
+                                        max_group_events=options.max_group_events, observe=self._observe_group)
 
     async def submit(self, principal: Principal, raw_events: list[object]) -> PreparedBatch:
         """Seal, publish and return the batch; raises before any event counts as accepted."""
@@ -63,27 +70,33 @@ class IngestService:
         self.metrics.in_flight.inc()
         try:
             async with self._admission(len(raw_events)) if self._admission else contextlib.nullcontext():
-                batch = await self.sealer.prepare(principal, raw_events)
-                if batch.records:
-                    await self._publish(batch)
+                batch = await self.committer.submit(principal, raw_events)
         finally:
             self._in_flight -= 1
             self.metrics.in_flight.dec()
         self._count(batch, len(raw_events))
         return batch
 
-    async def _publish(self, batch: PreparedBatch) -> None:
+    async def close(self) -> None:
+        """Publish the groups already submitted; later batches are answered 503."""
+        await self.committer.aclose()
+
+    async def _publish(self, records: list[tuple[bytes, bytes]]) -> None:
+        """Publish one group's records (see :meth:`submit` for what a failure means)."""
         started = time.perf_counter()
         try:
-            await self.publisher.publish(self.topic, batch.records)
+            await self.publisher.publish(self.topic, records)
         except UnavailableError as e:
             retry = max(e.retry_after, self.options.unavailable_retry_after_s)
             self._unavailable_until = time.monotonic() + retry
-            log.warning("kafka did not acknowledge a batch", extra={"events": len(batch.records)})
+            log.warning("kafka did not acknowledge a batch", extra={"events": len(records)})
             raise UnavailableError("Kafka did not acknowledge the batch; nothing of it is accepted",
                                    retry_after=retry) from e
         self._unavailable_until = 0.0
         self.metrics.produce_seconds.observe(time.perf_counter() - started)
+
+    def _observe_group(self, batches: int, events: int) -> None:
+        self.metrics.group_batches.observe(batches)
 
     def _fail_fast_while_unavailable(self) -> None:
         left = self._unavailable_until - time.monotonic()
