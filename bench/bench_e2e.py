@@ -3,7 +3,7 @@
 Usage: ``python bench/bench_e2e.py [--seconds S] [--concurrency C] [--ingest-workers W] [--rate R]``
 
 Everything runs on this machine: durable PostgreSQL and Kafka (sealtrail.devstack), ``sealtrail
-ingest`` and ``sealtrail ledger`` as separate processes, and this driver, which sends batches of 500
+ingest`` and ``sealtrail ledger`` as separate processes, and this driver, which sends batches of 500 (``--batch``)
 events of ~1 KiB for S seconds (60 by default) and watches the checkpoints table every 50 ms.
 Reports the sustained rate of events accepted (202) and of events in a signed checkpoint, and the
 latency from each event's 202 to the first signed checkpoint that includes it (p50/p99/max).
@@ -33,6 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.bench_ingest import PACKAGES, provision, receipt_verifier, start_ingest, stop
 from bench.ingest_load import CpuMeter, process_cpu_s, tree_cpu_s
 from bench.machine import describe, rss_mib
+from sealtrail.cli.bench import percentiles
 from sealtrail.cli.benchload import AnswerCheck, Load, send
 from sealtrail.devstack import KafkaServer, PostgresServer
 from sealtrail.devstack._proc import free_port
@@ -177,9 +178,10 @@ async def run(args: argparse.Namespace, pg: PostgresServer, kafka: KafkaServer, 
         cpu.start()
         await pg_cpu.start()
         started = time.perf_counter()
-        load = Load(f"http://127.0.0.1:{port}", token, args.seconds, args.concurrency, 500, 1024, args.rate)
+        load = Load(f"http://127.0.0.1:{port}", token, args.seconds, args.concurrency, args.batch, 1024, args.rate)
         sent = await send(load, AnswerCheck([verifier], 50, log="bench"))
         sent_s, statuses, accepted = time.perf_counter() - started, sent.statuses, sent.accepted
+        requests = percentiles(sent.request_s)
         cpu_s = cpu.stop()
         pg_cpu_s = await pg_cpu.stop()
         total = sum(len(ids) for _, ids in accepted)
@@ -202,6 +204,7 @@ async def run(args: argparse.Namespace, pg: PostgresServer, kafka: KafkaServer, 
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "ack_to_checkpoint_s": {"p50": round(statistics.median(lat), 3),
                                 "p99": round(lat[int(0.99 * (len(lat) - 1))], 3), "max": round(lat[-1], 3)},
+        "request_s": requests,
         "ledger_rss_mib_end": round(rss[-1], 1) if rss else None,
         "ledger_stages_s": stages,
         "cpu_s_while_sending": cpu_s,
@@ -215,6 +218,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=500, help="events per request")
     parser.add_argument("--ingest-workers", type=int, default=1)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the JSON report")
@@ -240,7 +244,7 @@ def main() -> None:
             kafka.stop()
             pg.stop()
     setup = {k: v for k, v in vars(args).items() if k != "results"}
-    report = {"benchmark": "e2e", "machine": describe(*PACKAGES), "setup": setup | {"batch_events": 500,
+    report = {"benchmark": "e2e", "machine": describe(*PACKAGES), "setup": setup | {"batch_events": args.batch,
               "event_bytes": 1024, "postgres_durable": True, "kafka_acks": "all"}, "result": result}
     print(json.dumps(report, indent=2))
     args.results.write_text(json.dumps(report, indent=2) + "\n")

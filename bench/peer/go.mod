@@ -1,0 +1,3 @@
+module sealtrail.dev/bench/peer
+
+go 1.24
