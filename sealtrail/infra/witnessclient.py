@@ -66,11 +66,14 @@ class WitnessClient:
 
     async def add_checkpoint(self, note: str, size: int, proof: ProofSource) -> NoteSignature:
         """The witness's verified cosignature on ``note`` (of tree ``size``), or raise (see the module doc)."""
+        asked_smaller = False
         for _ in range(MAX_CONFLICTS):
             old = self.known_size
-            if old > size:
-                raise InconsistentCheckpointError(
-                    f"witness {self.config.name} cosigned tree size {old}, beyond this checkpoint's {size}")
+            if old > size:  # a rolled-back log: the witness answers for itself (409 with its size)
+                if asked_smaller:
+                    raise InconsistentCheckpointError(
+                        f"witness {self.config.name} cosigned tree size {old}, beyond this checkpoint's {size}")
+                asked_smaller, old = True, 0
             hashes = await proof(old, size) if 0 < old < size else []
             response = await self._post(format_add_checkpoint(old, hashes, note))
             if response.status_code == 200:
@@ -80,6 +83,9 @@ class WitnessClient:
             if response.status_code != 409:
                 raise _refusal(self.config.name, response.status_code)
             self.known_size = read_size(response.content)
+            if self.known_size > size:
+                raise InconsistentCheckpointError(f"witness {self.config.name} refused the checkpoint of tree size"
+                                                  f" {size}: it cosigned size {self.known_size} (409)")
         raise UnavailableError(f"witness {self.config.name} kept answering 409", retry_after=1.0)
 
     async def _post(self, body: bytes) -> httpx.Response:
@@ -104,11 +110,17 @@ def _refusal(name: str, status: int) -> SealtrailError:
     return UnavailableError(f"witness {name} answered {status}")
 
 
+def _body(note: str) -> str:
+    """A note's signed text (what a rollback or fork changes), without its signature lines."""
+    return note.split("\n\n", 1)[0]
+
+
 @dataclass
 class _Progress:
     cosigned: int = 0
     failures: int = 0
     last_error: str = ""
+    generation: int = 0
 
 
 @dataclass
@@ -131,11 +143,22 @@ class WitnessLoop:
     _cosigners: dict[int, set[str]] = field(default_factory=dict)
     _progress: dict[str, _Progress] = field(default_factory=dict)
     _wake: dict[str, asyncio.Event] = field(default_factory=dict)
+    _generation: int = 0
 
     def offer(self, note: str, size: int) -> None:
-        """Hand the latest signed checkpoint to every witness's task; returns at once."""
+        """Hand the latest signed checkpoint to every witness's task; returns at once.
+
+        A checkpoint of a smaller size than the latest offered, or of the same size with another
+        body, starts a new history (the log rolled back or forked): it is submitted all the same,
+        so every witness gets to refuse it, and the lag counts from it."""
         if self._latest is not None and size <= self._latest[1]:
-            return
+            if size == self._latest[1] and _body(note) == _body(self._latest[0]):
+                return
+            self._generation += 1
+            self.witnessed_size = 0
+            self._pending.clear()
+            self._offered_at.clear()
+            self._cosigners.clear()
         self._latest = (note, size)
         self._pending[size] = note
         while len(self._pending) > MAX_PENDING:
@@ -165,11 +188,13 @@ class WitnessLoop:
         wake = self._wake.setdefault(name, asyncio.Event())
         progress = self._progress.setdefault(name, _Progress())
         while True:
-            if self._latest is None or self._latest[1] <= progress.cosigned:
+            if self._latest is None or (self._latest[1] <= progress.cosigned
+                                        and progress.generation == self._generation):
                 wake.clear()
                 await wake.wait()
                 continue
             note, size = self._next(progress)
+            generation = self._generation
             try:
                 cosignature = await client.add_checkpoint(note, size, self.proof)
             except Exception as e:  # whatever one witness does, the other witnesses and the log go on
@@ -181,9 +206,11 @@ class WitnessLoop:
                 await asyncio.sleep(delay)
                 continue
             progress.failures, progress.last_error, progress.cosigned = 0, "", size
+            progress.generation = generation
             await self.sink(name, size, cosignature)
-            self._count(name, size)
-            self._prune()
+            if generation == self._generation:  # not a history the log has since abandoned
+                self._count(name, size)
+                self._prune()
 
     def _next(self, progress: _Progress) -> tuple[str, int]:
         """The checkpoint a witness is asked to cosign next: the smallest offered one above what it

@@ -22,7 +22,6 @@ import asyncio
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -52,16 +51,16 @@ from tests.support.thirdparty_witness import (
     BuildError,
     SshAgent,
     ThirdPartyWitness,
+    cosigned_by_all,
     go,
     litewitness_binaries,
     omniwitness_binary,
-    omniwitness_logs_yaml,
     register_with_litewitness,
     start_litewitness,
-    start_omniwitness,
+    three_witnesses,
     witness_table,
 )
-from tests.support.witness import WitnessProcess, start_witness, witness_key
+from tests.support.witness import start_witness, witness_key
 
 INTEROP = Path(__file__).resolve().parents[1] / "interop"
 
@@ -221,7 +220,7 @@ def test_serve_is_witnessed_by_litewitness_omniwitness_and_sealtrail_witness(
         for start in range(1, 61, 15):  # several checkpoints, each signed while the witnesses are up
             asyncio.run(send_events(served.url, gateway, [serve_event(i) for i in range(start, start + 15)]))
             wait_for_checkpoint(served.url, auditor, TENANT, start + 15)
-        note = _cosigned_by_all(served.url, headers, policy, 61)
+        note = cosigned_by_all(served.url, headers, policy, 61)
         listed = httpx.get(f"{served.url}/v1/logs/{TENANT}/checkpoints", headers=headers).json()["checkpoints"]
         done = cli("verify", "--url", served.url, "--log", TENANT, "--token", auditor,
                    *[a for w in witnesses.values() for a in ("--witness", w.vkey)], "--quorum", "2")
@@ -238,37 +237,3 @@ def test_serve_is_witnessed_by_litewitness_omniwitness_and_sealtrail_witness(
     assert done.returncode == 0, done.stderr
     for name in (LITEWITNESS_NAME, OMNIWITNESS_NAME, "witness.example/w1"):
         assert name in done.stdout, done.stdout
-
-
-def three_witnesses(litewitness: Path, omniwitness: Path, agent: SshAgent, tmp: Path, origin: str,
-                    checkpoint_vkey: str) -> dict[str, ThirdPartyWitness | WitnessProcess]:
-    """litewitness, omniwitness and sealtrail witness, each told the log's origin and checkpoint vkey."""
-    lw_db = tmp / "litewitness.db"
-    register_with_litewitness(litewitness, lw_db, origin, checkpoint_vkey)
-    started: dict[str, ThirdPartyWitness | WitnessProcess] = {}
-    try:
-        started["litewitness"] = start_litewitness(litewitness, agent, lw_db, tmp)
-        ow_key, ow_vkey = witness_key(tmp, OMNIWITNESS_NAME)
-        logs = omniwitness_logs_yaml(tmp / "omniwitness-logs.yaml", {origin: checkpoint_vkey})
-        started["omniwitness"] = start_omniwitness(omniwitness, ow_key, ow_vkey, tmp / "omniwitness.db", logs, tmp)
-        sw_key, sw_vkey = witness_key(tmp)
-        sw_db = str(tmp / "witness.db")
-        added = cli("witness", "log", "add", "--origin", origin, "--vkey", checkpoint_vkey, "--db", sw_db)
-        assert added.returncode == 0, added.stderr
-        started["sealtrail"] = start_witness(sw_key, sw_vkey, sw_db)
-    except BaseException:
-        for w in started.values():
-            w.stop()
-        raise
-    return started
-
-
-def _cosigned_by_all(url: str, headers: dict[str, str], policy: WitnessPolicy, size: int,
-                     timeout: float = 30) -> str:
-    deadline, note = time.monotonic() + timeout, ""
-    while time.monotonic() < deadline:
-        note = httpx.get(f"{url}/v1/logs/{TENANT}/checkpoint", headers=headers).text
-        if int(note.splitlines()[1]) >= size and len(policy.cosigners(note).names) == len(policy.witnesses):
-            return note
-        time.sleep(0.1)
-    raise AssertionError(f"no checkpoint of {size} entries cosigned by every witness in {timeout} s:\n{note}")

@@ -76,7 +76,8 @@ async def test_client_learns_the_size_and_sends_proofs(witnesses: list[WitnessPr
 
 
 async def test_refusals_are_named(tmp_path: Path, witnesses: list[WitnessProcess], log: WitnessedLog) -> None:
-    """404 unknown log, 403 wrong log key, 422 fork, and a witness ahead of the checkpoint."""
+    """404 unknown log, 403 wrong log key, 422 fork, and a witness ahead of the checkpoint (asked all
+    the same, it answers 409 with its size)."""
     w = witnesses[0]
     async with httpx.AsyncClient() as http:
         client = WitnessClient(_config(w), http=http)
@@ -89,7 +90,7 @@ async def test_refusals_are_named(tmp_path: Path, witnesses: list[WitnessProcess
         fork = log.fork(30, 80)
         with pytest.raises(InconsistentCheckpointError, match="422"):
             await client.add_checkpoint(fork.signed(80), 80, _proofs(fork))
-        with pytest.raises(InconsistentCheckpointError, match="beyond"):
+        with pytest.raises(InconsistentCheckpointError, match="tree size 40: it cosigned size 50 \\(409\\)"):
             await client.add_checkpoint(log.signed(40), 40, _proofs(log))
 
 
@@ -238,3 +239,43 @@ async def test_every_offered_checkpoint_is_cosigned_in_order(witnesses: list[Wit
             task.cancel()
     assert {s: len(names) for s, names in kept.items()} == dict.fromkeys(sizes, 2)
     assert loop.lag() == (0, 0.0)
+
+
+async def test_a_rollback_or_fork_offered_to_a_running_loop_is_submitted_and_refused(
+        witnesses: list[WitnessProcess], log: WitnessedLog) -> None:
+    """One loop, as in a running ledger: after 100 is witnessed, the log offers a smaller checkpoint
+    of another history, then one of that history at 100, then at 150. Each is submitted to every
+    witness (not skipped as old), none is cosigned, and the lag counts from the new history."""
+    kept: dict[int, list[NoteSignature]] = {}
+
+    async def sink(name: str, size: int, sig: NoteSignature) -> None:
+        kept.setdefault(size, []).append(sig)
+
+    forked = log.fork(40, 200, tag="restored")
+    async with httpx.AsyncClient() as http:
+        async def proof(old: int, new: int) -> Sequence[bytes]:
+            return (log if current[0] is log else forked).proof(old, new)
+
+        current: list[WitnessedLog] = [log]
+        loop = WitnessLoop([WitnessClient(_config(w, f"w{n}"), http=http) for n, w in enumerate(witnesses)],
+                           proof, sink, quorum=2)
+        task = asyncio.create_task(loop.run())
+        try:
+            loop.offer(log.signed(100), 100)
+            deadline = time.monotonic() + 10
+            while loop.witnessed_size < 100 and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            assert loop.witnessed_size == 100
+            current[0] = forked
+            for size in (60, 100, 150):
+                before = {n: s["failures"] for n, s in loop.status().items()}
+                loop.offer(forked.signed(size), size)
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline and not all(  # noqa: ASYNC110
+                        s["failures"] != before[n] for n, s in loop.status().items()):
+                    await asyncio.sleep(0.05)
+                assert all(s["failures"] != before[n] for n, s in loop.status().items()), (size, loop.status())
+                assert loop.witnessed_size == 0 and loop.lag()[0] == size
+        finally:
+            task.cancel()
+    assert set(kept) == {100}, "nothing of the other history was cosigned"

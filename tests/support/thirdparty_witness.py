@@ -25,8 +25,10 @@ from pathlib import Path
 
 import httpx
 
+from sealtrail.core.quorum import WitnessPolicy
 from sealtrail.devstack._proc import apt_install
-from tests.support.serve import free_port
+from tests.support.serve import TENANT, cli, free_port
+from tests.support.witness import WitnessProcess, start_witness, witness_key
 
 INTEROP = Path(__file__).resolve().parents[1] / "interop"
 GO_ENV = {"GOTOOLCHAIN": "local", "GOFLAGS": "-mod=readonly", "CGO_ENABLED": "0"}
@@ -198,3 +200,38 @@ def start_omniwitness(binary: Path, key_file: Path, vkey: str, db: Path, logs_ya
     _wait_listening(proc, port, err, "omniwitness")
     name = vkey.split("+", 1)[0]
     return ThirdPartyWitness(name, vkey, port, proc, err)
+
+
+def three_witnesses(litewitness: Path, omniwitness: Path, agent: SshAgent, tmp: Path, origin: str,
+                    checkpoint_vkey: str) -> dict[str, ThirdPartyWitness | WitnessProcess]:
+    """litewitness, omniwitness and sealtrail witness, each told the log's origin and checkpoint vkey."""
+    lw_db = tmp / "litewitness.db"
+    register_with_litewitness(litewitness, lw_db, origin, checkpoint_vkey)
+    started: dict[str, ThirdPartyWitness | WitnessProcess] = {}
+    try:
+        started["litewitness"] = start_litewitness(litewitness, agent, lw_db, tmp)
+        ow_key, ow_vkey = witness_key(tmp, OMNIWITNESS_NAME)
+        logs = omniwitness_logs_yaml(tmp / "omniwitness-logs.yaml", {origin: checkpoint_vkey})
+        started["omniwitness"] = start_omniwitness(omniwitness, ow_key, ow_vkey, tmp / "omniwitness.db", logs, tmp)
+        sw_key, sw_vkey = witness_key(tmp)
+        sw_db = str(tmp / "witness.db")
+        added = cli("witness", "log", "add", "--origin", origin, "--vkey", checkpoint_vkey, "--db", sw_db)
+        assert added.returncode == 0, added.stderr
+        started["sealtrail"] = start_witness(sw_key, sw_vkey, sw_db)
+    except BaseException:
+        for w in started.values():
+            w.stop()
+        raise
+    return started
+
+
+def cosigned_by_all(url: str, headers: dict[str, str], policy: WitnessPolicy, size: int,
+                     timeout: float = 30) -> str:
+    """The latest checkpoint of the served log once it covers ``size`` and every witness of ``policy`` cosigned it."""
+    deadline, note = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        note = httpx.get(f"{url}/v1/logs/{TENANT}/checkpoint", headers=headers).text
+        if int(note.splitlines()[1]) >= size and len(policy.cosigners(note).names) == len(policy.witnesses):
+            return note
+        time.sleep(0.1)
+    raise AssertionError(f"no checkpoint of {size} entries cosigned by every witness in {timeout} s:\n{note}")

@@ -1,0 +1,183 @@
+"""Attacks by the log operator, made in the database of a running ``sealtrail serve`` witnessed by
+litewitness, omniwitness and ``sealtrail witness`` (quorum 2).
+
+After size 61 is witnessed, the log's tables (entries, payloads, tree nodes, batches, checkpoints
+and the head) are put back to a copy taken at size 21, as an operator restoring an old backup
+would, and the ledger is left to go on: it appends new events from size 21 and signs
+
+- a **rolled-back** checkpoint (size 41, below what the witnesses cosigned),
+- a **fork at the same size** (size 61, another root),
+- a **re-signed history** (size 81, whose consistency proof from 61 is built on the rewritten entries).
+
+Each one: every witness refuses it (the served checkpoint carries no cosignature, and each
+witness's failure counter rises), the lag gauge counts its entries, and ``sealtrail verify
+--witness x3 --quorum 2`` fails naming its tree size; with ``--state`` from before the attack,
+verify also reports that the log no longer reproduces the witnessed checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from sealtrail.core.checkpoint import parse_checkpoint
+from sealtrail.core.note import parse_note
+from sealtrail.core.quorum import WitnessPolicy
+from tests.support.serve import TENANT, cli, create_key, send_events, serve_event, start_serve, wait_for_checkpoint
+from tests.support.thirdparty_witness import (
+    BuildError,
+    SshAgent,
+    cosigned_by_all,
+    litewitness_binaries,
+    omniwitness_binary,
+    three_witnesses,
+    witness_table,
+)
+
+LOG_TABLES = ("entries", "payloads", "payload_keys", "tree_nodes", "batches", "checkpoints")
+
+
+@pytest.fixture(scope="module")
+def binaries() -> tuple[Path, Path]:
+    try:
+        return litewitness_binaries(), omniwitness_binary()
+    except BuildError as e:
+        pytest.fail(str(e))
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Iterator[SshAgent]:
+    a = SshAgent(tmp_path)
+    yield a
+    a.stop()
+
+
+def snapshot(db: Path, to: Path) -> None:
+    """A consistent copy of the live database (SQLite's online backup)."""
+    src, dst = sqlite3.connect(db, timeout=30), sqlite3.connect(to)
+    try:
+        src.backup(dst)
+    finally:
+        src.close()
+        dst.close()
+
+
+def restore_log(db: Path, backup: Path, log_id: str) -> None:
+    """Put ``log_id``'s tables and head back to the backup's, in one transaction, under the running ledger."""
+    conn = sqlite3.connect(db, timeout=30, isolation_level=None)
+    try:
+        conn.execute("ATTACH DATABASE ? AS b", (str(backup),))
+        conn.execute("BEGIN IMMEDIATE")
+        for table in LOG_TABLES:
+            conn.execute(f"DELETE FROM main.{table} WHERE log_id = ?", (log_id,))
+            conn.execute(f"INSERT INTO main.{table} SELECT * FROM b.{table} WHERE log_id = ?", (log_id,))
+        conn.execute("UPDATE main.logs SET (size, root, chain_head, compact) ="
+                     " (SELECT size, root, chain_head, compact FROM b.logs WHERE b.logs.log_id = ?)"
+                     " WHERE log_id = ?", (log_id, log_id))
+        conn.execute("COMMIT")
+        conn.execute("DETACH DATABASE b")
+    finally:
+        conn.close()
+
+
+def _metric(text: str, name: str, label: str, value: str) -> float:
+    match = re.search(rf'^{name}{{{label}="{re.escape(value)}"}} (\S+)$', text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def _failures(url: str, names: list[str]) -> dict[str, float]:
+    text = httpx.get(url + "/metrics").text
+    return {n: _metric(text, "sealtrail_ledger_witness_failures_total", "witness", n) for n in names}
+
+
+def test_rollback_fork_and_rewritten_history_are_refused_by_every_witness(
+        binaries: tuple[Path, Path], agent: SshAgent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    litewitness, omniwitness = binaries
+    data = tmp_path / "data"
+    served = start_serve(data)
+    try:
+        auditor, gateway = create_key(served, "auditor"), served.tokens["gateway"]
+        headers = {"Authorization": f"Bearer {auditor}"}
+        asyncio.run(send_events(served.url, gateway, [serve_event(0)]))
+        wait_for_checkpoint(served.url, auditor, TENANT, 1)
+        origin = parse_checkpoint(parse_note(
+            httpx.get(f"{served.url}/v1/logs/{TENANT}/checkpoint", headers=headers).text).text).origin
+        keys = httpx.get(served.url + "/v1/keys", headers=headers).json()["keys"]
+        checkpoint_vkey = next(k["vkey"] for k in keys if k["purpose"] == "checkpoint")
+    finally:
+        served.stop()
+    witnesses = three_witnesses(litewitness, omniwitness, agent, tmp_path, origin, checkpoint_vkey)
+    names = list(witnesses)
+    config = tmp_path / "witnesses.toml"
+    config.write_text("quorum = 2\n" + "".join(witness_table(n, w.vkey, w.url) for n, w in witnesses.items()))
+    monkeypatch.setenv("SEALTRAIL_WITNESS_CONFIG", str(config))
+    policy = WitnessPolicy.from_vkeys([w.vkey for w in witnesses.values()], 2)
+    witness_args = [a for w in witnesses.values() for a in ("--witness", w.vkey)]
+    state = tmp_path / "auditor.state"
+    served = start_serve(data)
+    try:
+        asyncio.run(send_events(served.url, gateway, [serve_event(i) for i in range(1, 21)]))
+        cosigned_by_all(served.url, headers, policy, 21)
+        backup = tmp_path / "backup-at-21.db"
+        snapshot(data / "sealtrail.db", backup)
+        asyncio.run(send_events(served.url, gateway, [serve_event(i) for i in range(21, 61)]))
+        honest = cosigned_by_all(served.url, headers, policy, 61)
+        assert parse_checkpoint(parse_note(honest).text).size == 61
+        kept = cli("verify", "--url", served.url, "--log", TENANT, "--token", auditor, *witness_args,
+                   "--quorum", "2", "--state", str(state))
+        assert kept.returncode == 0, kept.stderr
+
+        restore_log(data / "sealtrail.db", backup, TENANT)
+        results: dict[str, tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]] = {}
+        for what, size in (("rollback", 41), ("fork at the same size", 61), ("rewritten history", 81)):
+            before = _failures(served.url, names)
+            sent = asyncio.run(send_events(served.url, gateway, [serve_event(1000 + size + i) for i in range(20)]))
+            assert len(sent) == 20, what
+            assert wait_for_checkpoint(served.url, auditor, TENANT, size) == size, what
+            _refused_everywhere(served.url, headers, policy, names, before, size, what)
+            results[what] = (
+                cli("verify", "--url", served.url, "--log", TENANT, "--token", auditor, *witness_args, "--quorum", "2"),
+                cli("verify", "--url", served.url, "--log", TENANT, "--token", auditor, *witness_args, "--quorum", "2",
+                    "--state", str(state)))
+    finally:
+        served.stop()
+        for w in witnesses.values():
+            w.stop()
+    for what, size in (("rollback", 41), ("fork at the same size", 61), ("rewritten history", 81)):
+        done, with_state = results[what]
+        assert done.returncode == 1, (what, done.stdout, done.stderr)
+        assert f"checkpoint at tree size {size} carries 0 of the 2 witness cosignatures" in done.stderr, (
+            what, done.stderr)
+        assert with_state.returncode == 1, (what, with_state.stdout)
+
+
+def _refused_everywhere(url: str, headers: dict[str, str], policy: WitnessPolicy, names: list[str],
+                        before: dict[str, float], size: int, what: str, timeout: float = 30) -> None:
+    """Wait until every witness was asked (its failure counter rose); then the checkpoint still has no
+    cosignature and the lag gauge counts its entries."""
+    deadline = time.monotonic() + timeout
+    failures = before
+    while time.monotonic() < deadline:
+        failures = _failures(url, names)
+        if all(failures[n] > before[n] for n in names):
+            break
+        time.sleep(0.2)
+    assert all(failures[n] > before[n] for n in names), (what, before, failures)
+    note = httpx.get(f"{url}/v1/logs/{TENANT}/checkpoint", headers=headers)
+    assert parse_checkpoint(parse_note(note.text).text).size == size, what
+    assert policy.cosigners(note.text).names == (), (what, note.text)
+    assert note.headers["Sealtrail-Witness-Cosignatures"] == "0", what
+    metrics = httpx.get(url + "/metrics").text
+    assert _metric(metrics, "sealtrail_ledger_witness_lag_entries", "log", TENANT) == size, (what, metrics)
+    assert _metric(metrics, "sealtrail_ledger_witness_lag_seconds", "log", TENANT) > 0, what
+    listed = httpx.get(f"{url}/v1/logs/{TENANT}/checkpoints", params={"from": size, "to": size},
+                       headers=headers).json()["checkpoints"]
+    assert listed and listed[0]["witnesses"] == {"cosigners": [], "quorum": 2, "witnessed": False}, (what, listed)
