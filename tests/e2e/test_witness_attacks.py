@@ -12,7 +12,10 @@ would, and the ledger is left to go on: it appends new events from size 21 and s
 Each one: every witness refuses it (the served checkpoint carries no cosignature, and each
 witness's failure counter rises), the lag gauge counts its entries, and ``sealtrail verify
 --witness x3 --quorum 2`` fails naming its tree size; with ``--state`` from before the attack,
-verify also reports that the log no longer reproduces the witnessed checkpoint.
+verify also fails.
+
+And a witness that answers garbage, signs with another key than its configured one, or is down
+does not stop the ledger: the honest witnesses still make the quorum.
 """
 
 from __future__ import annotations
@@ -21,17 +24,29 @@ import asyncio
 import re
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 
 from sealtrail.core.checkpoint import parse_checkpoint
+from sealtrail.core.cosignature import CosignatureSigner
 from sealtrail.core.note import parse_note
 from sealtrail.core.quorum import WitnessPolicy
-from tests.support.serve import TENANT, cli, create_key, send_events, serve_event, start_serve, wait_for_checkpoint
+from tests.support.serve import (
+    TENANT,
+    cli,
+    create_key,
+    free_port,
+    send_events,
+    serve_event,
+    start_serve,
+    wait_for_checkpoint,
+)
 from tests.support.thirdparty_witness import (
     BuildError,
     SshAgent,
@@ -41,6 +56,7 @@ from tests.support.thirdparty_witness import (
     three_witnesses,
     witness_table,
 )
+from tests.support.witness import WitnessProcess, start_witness, witness_key
 
 LOG_TABLES = ("entries", "payloads", "payload_keys", "tree_nodes", "batches", "checkpoints")
 
@@ -181,3 +197,84 @@ def _refused_everywhere(url: str, headers: dict[str, str], policy: WitnessPolicy
     listed = httpx.get(f"{url}/v1/logs/{TENANT}/checkpoints", params={"from": size, "to": size},
                        headers=headers).json()["checkpoints"]
     assert listed and listed[0]["witnesses"] == {"cosigners": [], "quorum": 2, "witnessed": False}, (what, listed)
+
+
+class _Garbage(BaseHTTPRequestHandler):
+    """A witness that answers every add-checkpoint with 200 and bytes that are no cosignature."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        body = b"\xe2\x80\x94 garbage.example/w AAAA\n\x00\xff not a signature line\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+def test_garbage_wrong_key_and_down_witnesses_do_not_stop_the_ledger(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two honest sealtrail witnesses, and one answering garbage, one signing with another key than
+    its configured vkey, one down; quorum 2: the ledger logs and signs as usual, every checkpoint
+    reaches the quorum with the two honest cosignatures only, and the bad ones' failures count."""
+    data = tmp_path / "data"
+    served = start_serve(data)
+    try:
+        auditor, gateway = create_key(served, "auditor"), served.tokens["gateway"]
+        headers = {"Authorization": f"Bearer {auditor}"}
+        asyncio.run(send_events(served.url, gateway, [serve_event(0)]))
+        wait_for_checkpoint(served.url, auditor, TENANT, 1)
+        origin = parse_checkpoint(parse_note(
+            httpx.get(f"{served.url}/v1/logs/{TENANT}/checkpoint", headers=headers).text).text).origin
+        keys = httpx.get(served.url + "/v1/keys", headers=headers).json()["keys"]
+        checkpoint_vkey = next(k["vkey"] for k in keys if k["purpose"] == "checkpoint")
+    finally:
+        served.stop()
+    started: list[WitnessProcess] = []
+    garbage = ThreadingHTTPServer(("127.0.0.1", 0), _Garbage)
+    threading.Thread(target=garbage.serve_forever, daemon=True).start()
+    try:
+        tables = []
+        for name in ("honest1", "honest2", "wrongkey"):
+            key_file, vkey = witness_key(tmp_path, f"witness.example/{name}")
+            db = str(tmp_path / f"{name}.db")
+            assert cli("witness", "log", "add", "--origin", origin, "--vkey", checkpoint_vkey,
+                       "--db", db).returncode == 0
+            started.append(start_witness(key_file, vkey, db))
+            if name == "wrongkey":  # configured with another key of the same name
+                vkey = CosignatureSigner.generate("witness.example/wrongkey").verifier().vkey()
+            tables.append(witness_table(name, vkey, started[-1].url))
+        tables.append(witness_table("garbage", CosignatureSigner.generate("garbage.example/w").verifier().vkey(),
+                                    f"http://127.0.0.1:{garbage.server_address[1]}"))
+        tables.append(witness_table("down", CosignatureSigner.generate("down.example/w").verifier().vkey(),
+                                    f"http://127.0.0.1:{free_port()}"))
+        config = tmp_path / "witnesses.toml"
+        config.write_text("quorum = 2\n" + "".join(tables))
+        monkeypatch.setenv("SEALTRAIL_WITNESS_CONFIG", str(config))
+        policy = WitnessPolicy.from_vkeys([w.vkey for w in started[:2]], 2)
+        served = start_serve(data)
+        try:
+            began = time.monotonic()
+            for start in range(1, 121, 30):
+                sent = asyncio.run(send_events(served.url, gateway, [serve_event(i) for i in range(start, start + 30)]))
+                assert len(sent) == 30
+                wait_for_checkpoint(served.url, auditor, TENANT, start + 30, timeout=30)
+            signed_in = time.monotonic() - began
+            cosigned_by_all(served.url, headers, policy, 121)
+            listed = httpx.get(f"{served.url}/v1/logs/{TENANT}/checkpoints", headers=headers).json()["checkpoints"]
+            failures = _failures(served.url, ["honest1", "honest2", "wrongkey", "garbage", "down"])
+        finally:
+            served.stop()
+    finally:
+        garbage.shutdown()
+        for w in started:
+            w.stop()
+    assert signed_in < 30, signed_in
+    for item in listed:
+        assert item["witnesses"]["witnessed"], item
+        assert sorted(item["witnesses"]["cosigners"]) == ["witness.example/honest1", "witness.example/honest2"], item
+        assert "garbage.example" not in item["note"] and "down.example" not in item["note"], item
+    assert failures["honest1"] == failures["honest2"] == 0, failures
+    assert failures["wrongkey"] > 0 and failures["garbage"] > 0 and failures["down"] > 0, failures
