@@ -5,6 +5,7 @@
   sealtrail gateway key create|revoke|rotate ...       agent and approver keys (shown once, stored hashed)
   sealtrail gateway approvals list|approve|reject ...  held step-up calls
   sealtrail gateway reload --config FILE               re-read the configuration (same as SIGHUP)
+  sealtrail gateway credential|health|server ...       upstream credentials, health, status (gateway_ops.py)
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from sealtrail.cli import gateway_ops
+
 if TYPE_CHECKING:
     from services.gateway.config import GatewayConfig
 
@@ -31,6 +34,7 @@ key_app = typer.Typer(help="Agent and approver keys.", no_args_is_help=True)
 approvals_app = typer.Typer(help="Calls held for an approver.", no_args_is_help=True)
 gateway_app.add_typer(key_app, name="key")
 gateway_app.add_typer(approvals_app, name="approvals")
+gateway_ops.register(gateway_app)
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the gateway's TOML configuration")]
 
 
@@ -111,18 +115,19 @@ async def _with_store(cfg: GatewayConfig, job: Any) -> Any:
 def key_create(config: ConfigOpt,
                agent: Annotated[str | None, typer.Option(help="the agent the key is bound to")] = None,
                approver: Annotated[str | None, typer.Option(help="make an approver key instead")] = None,
+               operator: Annotated[str | None, typer.Option(help="make an operator key (admin API)")] = None,
                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Create a key; its token is printed once and only its hash is stored."""
     from services.gateway import keys
 
     cfg = _load(config)
-    if (agent is None) == (approver is None):
-        typer.echo("error: give exactly one of --agent NAME or --approver NAME", err=True)
+    if [agent, approver, operator].count(None) != 2:
+        typer.echo("error: give exactly one of --agent NAME, --approver NAME or --operator NAME", err=True)
         raise typer.Exit(2)
     if agent is not None and agent not in cfg.agents:
         typer.echo(f"error: --agent {agent!r}: no [agents.{agent}] in {cfg.path}", err=True)
         raise typer.Exit(2)
-    bound = agent if agent is not None else f"@{approver}"
+    bound = agent if agent is not None else f"@{approver}" if approver is not None else f"#{operator}"
     new, record = keys.mint(bound, time.time())
     asyncio.run(_with_store(cfg, lambda s: s.create_key(record)))
     _print_key(new.key_id, new.token, bound, as_json)

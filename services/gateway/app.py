@@ -25,10 +25,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from sealtrail.core.sealing import Kek
 from sealtrail.errors import AuthenticationError, PermissionDeniedError, SealtrailError
 from sealtrail.infra.problems import problem_for
-from services.gateway import approvals, config
+from services.gateway import admin, approvals, config, credentials
 from services.gateway.gate import Gateway
+from services.gateway.health import HealthMonitor
 from services.gateway.keys import KeyVerifier
 from services.gateway.metrics import GatewayMetrics
 from services.gateway.oauth import TokenRejectedError
@@ -36,11 +38,14 @@ from services.gateway.oauth_http import OAuthGuard
 from services.gateway.ports import GatewayStore
 from services.gateway.proxy import AGENT_SCOPE_KEY, GRANT_SCOPE_KEY, Sessions, build_server
 from services.gateway.recorder import Recorder
+from services.gateway.status import ServerGuard
 from services.gateway.upstream import Upstream
 
 log = logging.getLogger("sealtrail.gateway")
 APPROVER_PREFIX = "@"
 """Keys bound to ``@NAME`` belong to approvers: they may use the approvals API, never ``/mcp``."""
+OPERATOR_PREFIX = "#"
+"""Keys bound to ``#NAME`` belong to operators: they may use the admin API (``admin.py``), never ``/mcp``."""
 
 
 async def open_store(database: str) -> GatewayStore:
@@ -76,6 +81,9 @@ class Runtime:
     gateway: Gateway
     sessions: Sessions
     keys: KeyVerifier
+    kek: Kek | None = None
+    guard: ServerGuard | None = None
+    health: HealthMonitor | None = None
     oauth: OAuthGuard | None = None
 
     def reload(self) -> bool:
@@ -88,16 +96,21 @@ class Runtime:
             return False
         for name, server in cfg.servers.items():
             if name not in self.gateway.upstreams:
-                self.gateway.upstreams[name] = Upstream(server, on_tools_changed=self.sessions.tools_changed)
+                self.gateway.upstreams[name] = Upstream(server, on_tools_changed=self.sessions.tools_changed,
+                                                        credentials=credentials.source(self.store, self.kek))
         self.cfg = cfg
         if self.oauth is not None and cfg.oauth is not None:  # adding or removing [oauth] takes a restart
             self.oauth.cfg = cfg.oauth
         self.gateway.apply(cfg)
+        if self.health is not None:
+            self.health.apply(cfg)
         self.metrics.reloads.labels("applied").inc()
         log.info("configuration reloaded: policy %s version %s", cfg.policy_id, self.gateway.version)
         return True
 
     async def close(self) -> None:
+        if self.health is not None:
+            await self.health.close()
         for upstream in self.gateway.upstreams.values():
             await upstream.close()
         await self.recorder.close()
@@ -118,10 +131,18 @@ async def start(cfg: config.GatewayConfig, *, spool_tag: str) -> Runtime:
     recorder = Recorder(cfg.ledger.url, read_token(cfg), spool_dir=spool_dir(cfg, spool_tag))
     recorder.start()
     metrics, sessions = GatewayMetrics(), Sessions()
-    upstreams = {n: Upstream(s, on_tools_changed=sessions.tools_changed) for n, s in cfg.servers.items()}
+    kek = None if cfg.kek_file is None else credentials.load_kek_file(cfg.kek_file)
+    source = credentials.source(store, kek)
+    upstreams = {n: Upstream(s, on_tools_changed=sessions.tools_changed,
+                              credentials=source) for n, s in cfg.servers.items()}
     gateway = Gateway(cfg, store=store, recorder=recorder, metrics=metrics, upstreams=upstreams)
-    return Runtime(cfg, store, recorder, metrics, gateway, sessions, KeyVerifier(store, cache_s=cfg.key_cache_s),
+    rt = Runtime(cfg, store, recorder, metrics, gateway, sessions, KeyVerifier(store, cache_s=cfg.key_cache_s),
                    oauth=_oauth_guard(cfg))
+    rt.kek, rt.guard = kek, ServerGuard(store, store, cache_s=cfg.key_cache_s)
+    gateway.guard = rt.guard.refusal
+    rt.health = HealthMonitor(cfg, store, recorder.record, kek=kek, guard=rt.guard, upstreams=upstreams)
+    rt.health.start()
+    return rt
 
 
 def _oauth_guard(cfg: config.GatewayConfig) -> OAuthGuard | None:
@@ -152,7 +173,7 @@ class Authenticated:
             await self.app(scope, receive, send)
             return
         agent = await self.keys.agent_of(token) if token else None
-        if agent is None or agent.startswith(APPROVER_PREFIX):
+        if agent is None or agent.startswith((APPROVER_PREFIX, OPERATOR_PREFIX)):
             await self._refuse(token)(scope, receive, send)
             return
         scope[AGENT_SCOPE_KEY] = agent
@@ -211,6 +232,7 @@ def build_app(rt: Runtime) -> Starlette:
     routes = [Route("/mcp", endpoint=_Endpoint(mcp_endpoint), methods=["GET", "POST", "DELETE"]),
               Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
               *approvals.routes(rt, approver=lambda r: _approver(r, rt)),
+              *admin.routes(rt, operator=lambda r: _operator(r, rt)),
               *(rt.oauth.routes() if rt.oauth is not None else [])]
     return Starlette(routes=routes, lifespan=lifespan)
 
@@ -232,6 +254,15 @@ async def _approver(request: Request, rt: Runtime) -> str:
     if not agent.startswith(APPROVER_PREFIX):
         raise PermissionDeniedError("this key belongs to an agent, not an approver")
     return agent[len(APPROVER_PREFIX):]
+
+
+async def _operator(request: Request, rt: Runtime) -> str:
+    agent = await _bearer_agent(request.scope, rt.keys)
+    if agent is None:
+        raise AuthenticationError("an operator key is required (Authorization: Bearer sgk_...)")
+    if not agent.startswith(OPERATOR_PREFIX):
+        raise PermissionDeniedError("this key does not belong to an operator")
+    return agent[len(OPERATOR_PREFIX):]
 
 
 async def _readiness(rt: Runtime) -> list[str]:

@@ -32,6 +32,8 @@ DEFAULT_CALL_TIMEOUT_S = 30.0
 DEFAULT_HOLD_S = 10.0
 DEFAULT_APPROVAL_TTL_S = 3600.0
 DEFAULT_KEY_CACHE_S = 2.0
+DEFAULT_HEALTH_INTERVAL_S = 60.0
+DEFAULT_UNHEALTHY_AFTER = 3
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _RATE = re.compile(r"^\s*([1-9][0-9]{0,8})\s*/\s*(s|sec|second|min|minute|h|hour)\s*$")
 _PERIODS = {"s": 1.0, "sec": 1.0, "second": 1.0, "min": 60.0, "minute": 60.0, "h": 3600.0, "hour": 3600.0}
@@ -75,6 +77,10 @@ class ServerConfig:
     tier_default: Tier | None = None
     timeout_s: float = DEFAULT_CALL_TIMEOUT_S
     tools: dict[str, ToolPolicy] = field(default_factory=dict)
+    health_interval_s: float = DEFAULT_HEALTH_INTERVAL_S
+    """Seconds between scheduled health checks (0: none)."""
+    unhealthy_after: int = DEFAULT_UNHEALTHY_AFTER
+    """Failed checks in a row after which calls to the server are refused until a check passes."""
     on_change: OnChange | None = None
 
 
@@ -120,6 +126,8 @@ class GatewayConfig:
     servers: dict[str, ServerConfig] = field(default_factory=dict)
     agents: dict[str, AgentConfig] = field(default_factory=dict)
     subjects: tuple[SubjectRule, ...] = ()
+    kek_file: Path | None = None
+    """``[state] kek_file``: the KEK that seals upstream credentials in the state database."""
     oauth: OAuthConfig | None = None
     """``[oauth]``: OAuth 2.1 access tokens accepted beside gateway keys (see ``oauth_config.py``)."""
 
@@ -165,7 +173,7 @@ def parse(raw: dict[str, Any], *, path: Path) -> GatewayConfig:
         key_cache_s=_seconds(gw.get("key_cache_seconds", DEFAULT_KEY_CACHE_S), "gateway.key_cache_seconds", zero=True),
         json_response=_bool(gw.get("json_response", True), "gateway.json_response"),
         currency=_currency(gw.get("currency", "USD")), servers=servers, agents=agents, subjects=_subjects(raw),
-        oauth=_oauth(raw, base, servers),
+        oauth=_oauth(raw, base, servers), kek_file=_kek_file(raw, base),
     )
 
 
@@ -202,7 +210,7 @@ def _ledger(raw: dict[str, Any], base: Path) -> LedgerConfig:
 
 def _state(raw: dict[str, Any], base: Path) -> str:
     t = _table(raw, "state")
-    _keys(t, "state", {"database"})
+    _keys(t, "state", {"database", "kek_file"})
     db = t.get("database")
     if not isinstance(db, str) or not db:
         raise GatewayConfigError("state.database: expected a PostgreSQL URL or a SQLite file path")
@@ -211,11 +219,17 @@ def _state(raw: dict[str, Any], base: Path) -> str:
     return str(_path(db, "state.database", base))
 
 
+def _kek_file(raw: dict[str, Any], base: Path) -> Path | None:
+    value = _table(raw, "state").get("kek_file")
+    return None if value is None else _path(value, "state.kek_file", base)
+
+
 def _server(name: str, t: dict[str, Any]) -> ServerConfig:
     where = f"servers.{_name(name, 'servers.' + name)}"
     if SEPARATOR in name:
         raise GatewayConfigError(f"{where}: a server name may not contain {SEPARATOR!r}")
-    _keys(t, where, {"command", "url", "env", "rate_limit", "tier_default", "timeout_seconds", "tools", "on_change"})
+    _keys(t, where, {"command", "url", "env", "rate_limit", "tier_default", "timeout_seconds", "tools", "on_change",
+                     "health_interval_seconds", "unhealthy_after"})
     command, url = t.get("command"), t.get("url")
     if (command is None) == (url is None):
         raise GatewayConfigError(f"{where}: give exactly one of command = [...] (stdio) or url = \"...\"")
@@ -235,6 +249,9 @@ def _server(name: str, t: dict[str, Any]) -> ServerConfig:
         timeout_s=_seconds(t.get("timeout_seconds", DEFAULT_CALL_TIMEOUT_S), f"{where}.timeout_seconds"),
         tools={tool: _tool(_table(tools, tool, where=f"{where}.tools"), f"{where}.tools.{tool}") for tool in tools},
         on_change=_on_change(t.get("on_change"), f"{where}.on_change"),
+        health_interval_s=_seconds(t.get("health_interval_seconds", DEFAULT_HEALTH_INTERVAL_S),
+                                   f"{where}.health_interval_seconds", zero=True),
+        unhealthy_after=_int(t.get("unhealthy_after", DEFAULT_UNHEALTHY_AFTER), f"{where}.unhealthy_after"),
     )
 
 

@@ -3,7 +3,8 @@
 Codes (documented in ``docs/gateway.md``): -32001 denied by policy, -32002 pending approval
 (``data.approval_id``), -32003 rate limited (``data.limit``, ``data.retry_after_s``), -32004
 upstream failed (crashed, garbage, unreachable), -32005 upstream timeout, -32006 refused while the
-ledger is unreachable (fail closed), -32602 invalid params (oversized arguments, unknown tool name).
+ledger is unreachable (fail closed), -32602 invalid params (oversized arguments, unknown tool name),
+-32007 server disabled by an operator (``data.reason``), -32008 server unhealthy (``data.status``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ RATE_LIMITED = -32003
 UPSTREAM_FAILED = -32004
 UPSTREAM_TIMEOUT = -32005
 LEDGER_DOWN = -32006
+SERVER_DISABLED = -32007
+SERVER_UNHEALTHY = -32008
 
 
 class GatewayError(SealtrailError):
@@ -28,3 +31,11 @@ class UpstreamError(GatewayError):
 
 class UpstreamTimeoutError(UpstreamError):
     """An upstream server did not answer within the tool's timeout."""
+
+
+class CredentialRejectedError(UpstreamError):
+    """The upstream answered HTTP 401 or 403: the credential the gateway presented was rejected."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status

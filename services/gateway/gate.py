@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,7 @@ from services.gateway.metrics import GatewayMetrics
 from services.gateway.policy import Verdict, decide, exposed_name, policy_version, split_name, subjects_of, visible
 from services.gateway.ports import GatewayStore
 from services.gateway.recorder import Recorder
+from services.gateway.status import Refusal
 from services.gateway.upstream import Upstream
 
 log = logging.getLogger("sealtrail.gateway")
@@ -59,6 +61,8 @@ class Gateway:
     def __init__(self, cfg: GatewayConfig, *, store: GatewayStore, recorder: Recorder, metrics: GatewayMetrics,
                  upstreams: dict[str, Upstream]) -> None:
         self.store, self.recorder, self.metrics, self.upstreams = store, recorder, metrics, upstreams
+        self.guard: Callable[[str], Awaitable[Refusal | None]] | None = None
+        """Refuses calls to a disabled or unhealthy server (see ``status.ServerGuard``)."""
         self.apply(cfg)
         self._listed: dict[tuple[str, str], frozenset[str]] = {}
         self._undecided: set[tuple[str, str]] = set()
@@ -118,6 +122,9 @@ class Gateway:
         call.server, call.tool = split
         size = len(orjson.dumps(call.arguments)) if call.arguments is not None else 0
         verdict = decide(self.cfg, call.agent, call.server, call.tool, call.grant)
+        if self.guard is not None and (refusal := await self.guard(call.server)) is not None:
+            await self._refuse(call, verdict, refusal.error_type)
+            raise MCPError(refusal.code, refusal.message, refusal.data)
         if size > self.cfg.max_argument_bytes:
             await self._refuse(call, verdict, "arguments_too_large", payload={"arguments_bytes": size})
             raise MCPError(-32602, f"arguments of {size} bytes exceed the gateway's limit of "

@@ -4,6 +4,11 @@ Streamable HTTP (a URL), through the ``mcp`` SDK's client.
 The connection lives in a task of its own (the SDK's transports hold task groups that must be
 entered and left in one task). A connection that fails is dropped and the next call reconnects, so
 a crashed stdio server is restarted on demand. Results are kept as the raw JSON the server sent.
+
+The server's stored credential (see :mod:`services.gateway.credentials`) is fetched at each connect:
+HTTP headers on every request of a Streamable HTTP connection, environment variables of a stdio
+process. An HTTP 401 or 403 from the upstream is :class:`CredentialRejectedError` (the connection is
+dropped, so the next call connects with the then-current credential), never a generic failure.
 """
 
 from __future__ import annotations
@@ -12,30 +17,57 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from typing import TYPE_CHECKING, Any
 
 import anyio
+import httpx2
 import mcp_types as types
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from pydantic import TypeAdapter, ValidationError
 
 from services.gateway.config import ServerConfig
-from services.gateway.errors import UpstreamError, UpstreamTimeoutError
+from services.gateway.errors import CredentialRejectedError, UpstreamError, UpstreamTimeoutError
+
+if TYPE_CHECKING:
+    from services.gateway.credentials import Credential
 
 log = logging.getLogger("sealtrail.gateway")
 _RAW: Any = TypeAdapter(dict[str, Any])
 _CLOSED = (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream)
 CONNECT_TIMEOUT_S = 30.0
+CredentialSource = Callable[[str], Awaitable["Credential | None"]]
+"""Server name -> its current credential in clear (or None), asked at each connect."""
+
+
+class _CredentialAuth(httpx2.Auth):
+    """Adds the credential's headers to every request and notes a 401/403 answer."""
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.headers = headers
+        self.rejected: int | None = None
+
+    def auth_flow(self, request: httpx2.Request) -> Generator[httpx2.Request, httpx2.Response, None]:
+        request.headers.update(self.headers)
+        response = yield request
+        if response.status_code in (401, 403):
+            self.rejected = response.status_code
 
 
 class Upstream:
-    def __init__(self, cfg: ServerConfig, *, on_tools_changed: Callable[[str], Awaitable[None]] | None = None) -> None:
+    def __init__(self, cfg: ServerConfig, *, on_tools_changed: Callable[[str], Awaitable[None]] | None = None,
+                 credentials: CredentialSource | None = None, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         self.cfg = cfg
         self._on_tools_changed = on_tools_changed
+        self._credentials = credentials
+        self._credential: Credential | None = None
+        self._auth: _CredentialAuth | None = None
+        self._connect_timeout_s = connect_timeout_s
         self._client: Client | None = None
         self._holder: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
@@ -53,6 +85,11 @@ class Upstream:
     def connected(self) -> bool:
         return self._client is not None
 
+    @property
+    def credential_version(self) -> int | None:
+        """The version of the credential the open connection was made with (None: none or not connected)."""
+        return None if self._credential is None else self._credential.version
+
     async def tools(self) -> list[dict[str, Any]]:
         """The upstream's tools as it listed them (cached until it says its list changed)."""
         if self._tools is None:
@@ -60,7 +97,7 @@ class Upstream:
             cursor: str | None = None
             for _ in range(100):
                 params = types.PaginatedRequestParams(cursor=cursor) if cursor else None
-                page = await self._request(types.ListToolsRequest(params=params), CONNECT_TIMEOUT_S)
+                page = await self._request(types.ListToolsRequest(params=params), self._connect_timeout_s)
                 tools.extend(t for t in page.get("tools", []) if isinstance(t, dict) and isinstance(t.get("name"), str))
                 cursor = page.get("nextCursor")
                 if not cursor:
@@ -92,6 +129,7 @@ class Upstream:
                                     f"{timeout_s:g} s") from e
             raise UpstreamTimeoutError(f"server {self.name} did not answer within {timeout_s:g} s") from e
         except MCPError as e:
+            await self._rejected(e)
             if e.code in (types.CONNECTION_CLOSED,):
                 await self._drop()
                 raise UpstreamError(f"server {self.name} closed the connection mid-call (it crashed or exited)") from e
@@ -113,16 +151,19 @@ class Upstream:
                 return self._client
             await self._drop()
             self._stop = asyncio.Event()
+            self._credential = None if self._credentials is None else await self._credentials(self.name)
+            self._auth = None
             ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
             self._holder = asyncio.create_task(self._hold(ready), name=f"gateway-upstream-{self.name}")
             try:
-                async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                async with asyncio.timeout(self._connect_timeout_s):
                     self._client = await ready
             except TimeoutError as e:
                 await self._drop()
                 raise UpstreamError(f"server {self.name} did not complete the MCP handshake within "
-                                    f"{CONNECT_TIMEOUT_S:g} s") from e
+                                    f"{self._connect_timeout_s:g} s") from e
             except Exception as e:
+                await self._rejected(e)
                 await self._drop()
                 raise UpstreamError(f"server {self.name} could not be started or reached: {type(e).__name__}: "
                                     f"{str(e)[:200]}") from e
@@ -148,12 +189,25 @@ class Upstream:
             self._client = None
 
     def _transport(self, sink: Any) -> Any:
+        credential = self._credential
         if self.cfg.url is not None:
-            return self.cfg.url
+            self._auth = _CredentialAuth({} if credential is None else credential.headers())
+            return _http(self.cfg.url, self._auth)
         assert self.cfg.command is not None
-        params = StdioServerParameters(command=self.cfg.command[0], args=list(self.cfg.command[1:]),
-                                       env=self.cfg.env or None)
+        env = {**self.cfg.env, **({} if credential is None else credential.env())}
+        params = StdioServerParameters(command=self.cfg.command[0], args=list(self.cfg.command[1:]), env=env or None)
         return stdio_client(params, errlog=sink)
+
+    async def _rejected(self, cause: BaseException) -> None:
+        """Raise CredentialRejectedError when the upstream answered 401/403; the connection is dropped,
+        so the next call connects with the credential current then."""
+        if self._auth is None or self._auth.rejected is None:
+            return
+        status, self._auth.rejected = self._auth.rejected, None
+        version = "no credential" if self._credential is None else f"credential v{self._credential.version}"
+        await self._drop()
+        raise CredentialRejectedError(f"server {self.name} rejected the gateway's {version} (HTTP {status})",
+                                      status=status) from cause
 
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, Exception):
@@ -182,4 +236,10 @@ class Upstream:
 
     async def close(self) -> None:
         await self._drop()
+
+
+@contextlib.asynccontextmanager
+async def _http(url: str, auth: httpx2.Auth) -> AsyncIterator[Any]:
+    async with create_mcp_http_client(auth=auth) as http, streamable_http_client(url, http_client=http) as streams:
+        yield streams
 
