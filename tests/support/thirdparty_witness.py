@@ -25,6 +25,7 @@ from pathlib import Path
 
 import httpx
 
+from sealtrail.core.cosignature import CosignatureVerifier
 from sealtrail.core.quorum import WitnessPolicy
 from sealtrail.devstack._proc import apt_install
 from tests.support.serve import TENANT, cli, free_port
@@ -93,6 +94,10 @@ class ThirdPartyWitness:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def verifier(self) -> CosignatureVerifier:
+        return CosignatureVerifier.from_vkey(self.vkey)
 
     def stop(self, timeout: float = 10) -> int:
         if self.proc.poll() is None:
