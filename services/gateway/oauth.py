@@ -15,6 +15,10 @@ is refused with ``insufficient_scope``.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +26,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import jwt
+from jwt.algorithms import get_default_algorithms
 
 from sealtrail.errors import AuthenticationError, PermissionDeniedError
 
@@ -29,10 +34,12 @@ ALGORITHMS: Mapping[str, tuple[str, str | None]] = {
     "RS256": ("RSA", None), "RS384": ("RSA", None), "RS512": ("RSA", None),
     "PS256": ("RSA", None), "PS384": ("RSA", None), "PS512": ("RSA", None),
     "ES256": ("EC", "P-256"), "ES384": ("EC", "P-384"), "ES512": ("EC", "P-521"),
-    "EdDSA": ("OKP", None), "Ed25519": ("OKP", "Ed25519"),
+    "EdDSA": ("OKP", None),
 }
 """Accepted ``alg`` values and the JWK key type (and curve) each needs. Nothing symmetric."""
 METADATA_PATH = "/.well-known/oauth-protected-resource"
+_VERIFIERS = {name: alg for name, alg in get_default_algorithms().items() if name in ALGORITHMS}
+_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 _AGENT = re.compile(r"^[^\x00-\x1f\x7f@#][^\x00-\x1f\x7f]{0,255}$")
 """1 to 256 characters without control characters; ``@`` and ``#`` begin approver and operator names."""
 _NUMBER = (int, float)
@@ -96,28 +103,53 @@ class KeySource(Protocol):
         ...
 
 
-def header_of(token: str) -> tuple[str, str | None]:
-    """``(alg, kid)`` of a compact JWS, refusing unsigned and symmetric algorithms."""
+@dataclass(frozen=True, slots=True)
+class Jws:
+    """A compact JWS split and decoded once: its header, its claims, and what the signature covers."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    signing_input: bytes
+    signature: bytes
+
+
+def parse(token: str) -> Jws:
+    """Split and decode a compact JWS (strict base64url, JSON objects); nothing is verified yet."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise TokenRejectedError("the bearer token is not a JWT")
     try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError as e:
+        header, claims = json.loads(_b64(parts[0])), json.loads(_b64(parts[1]))
+        signature = _b64(parts[2])
+    except (ValueError, binascii.Error) as e:
         raise TokenRejectedError("the bearer token is not a JWT") from e
-    alg, kid = header.get("alg"), header.get("kid")
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise TokenRejectedError("the bearer token is not a JWT")
+    return Jws(header, claims, f"{parts[0]}.{parts[1]}".encode(), signature)
+
+
+def _b64(part: str) -> bytes:
+    if not _B64URL.match(part):
+        raise ValueError("not base64url")
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def header_of(jws: Jws) -> tuple[str, str | None]:
+    """``(alg, kid)``, refusing unsigned and symmetric algorithms and critical extensions."""
+    alg, kid = jws.header.get("alg"), jws.header.get("kid")
     if not isinstance(alg, str) or alg not in ALGORITHMS:
         raise TokenRejectedError(f"the token's algorithm {str(alg)[:20]!r} is not accepted "
                                  f"(accepted: {', '.join(ALGORITHMS)})")
     if kid is not None and not isinstance(kid, str):
         raise TokenRejectedError("the token's kid is not a string")
+    if "crit" in jws.header:
+        raise TokenRejectedError("the token names critical header extensions, none of which this gateway supports")
     return alg, kid
 
 
-def issuer_of(token: str, cfg: OAuthConfig) -> Issuer:
+def issuer_of(jws: Jws, cfg: OAuthConfig) -> Issuer:
     """The configured issuer named by the (not yet verified) ``iss``, used only to choose the keys."""
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError as e:
-        raise TokenRejectedError("the bearer token's claims are not readable") from e
-    iss = claims.get("iss")
+    iss = jws.claims.get("iss")
     issuer = cfg.issuers.get(iss) if isinstance(iss, str) else None
     if issuer is None:
         raise TokenRejectedError("the token's issuer is not accepted by this gateway")
@@ -130,26 +162,30 @@ def fits(jwk: Mapping[str, Any], alg: str) -> bool:
     if jwk.get("kty") != kty or jwk.get("use", "sig") != "sig" or jwk.get("alg", alg) != alg:
         return False
     if kty == "OKP":
-        return jwk.get("crv") in ((crv,) if crv else ("Ed25519", "Ed448"))
+        return jwk.get("crv") in ("Ed25519", "Ed448")
     return crv is None or jwk.get("crv") == crv
 
 
-def verify(token: str, *, alg: str, jwk: Mapping[str, Any], issuer: Issuer, cfg: OAuthConfig,
+def verify(jws: Jws, *, alg: str, jwk: Mapping[str, Any], issuer: Issuer, cfg: OAuthConfig,
            now: float) -> dict[str, Any]:
     """The token's claims once its signature, ``iss``, ``aud``, ``exp`` and ``nbf`` hold at ``now``."""
     if not fits(jwk, alg):
         raise TokenRejectedError("the key the token names does not fit its algorithm")
     try:
-        key = jwt.PyJWK(dict(jwk), algorithm=alg).key
-        claims: dict[str, Any] = jwt.decode(token, key, algorithms=[alg], options={
-            "verify_signature": True, "verify_exp": False, "verify_nbf": False, "verify_iat": False,
-            "verify_aud": False, "verify_iss": False})
-    except jwt.InvalidSignatureError as e:
-        raise TokenRejectedError("the token's signature does not verify") from e
+        key = _public_key(json.dumps(jwk, sort_keys=True), alg)
+        valid = _VERIFIERS[alg].verify(jws.signing_input, key, jws.signature)
     except jwt.PyJWTError as e:
         raise TokenRejectedError(f"the token cannot be verified ({type(e).__name__})") from e
-    _check_claims(claims, issuer, cfg.leeway_s, now)
-    return claims
+    if not valid:
+        raise TokenRejectedError("the token's signature does not verify")
+    _check_claims(jws.claims, issuer, cfg.leeway_s, now)
+    return jws.claims
+
+
+@functools.lru_cache(maxsize=256)
+def _public_key(jwk: str, alg: str) -> Any:
+    """The key object of a JWK (parsed once: parsing costs about as much as verifying)."""
+    return jwt.PyJWK(json.loads(jwk), algorithm=alg).key
 
 
 def _check_claims(claims: Mapping[str, Any], issuer: Issuer, leeway: float, now: float) -> None:
@@ -196,12 +232,13 @@ def grant_of(claims: Mapping[str, Any], issuer: Issuer, cfg: OAuthConfig) -> Gra
 
 async def validate(token: str, *, cfg: OAuthConfig, keys: KeySource, now: float) -> Grant:
     """The :class:`Grant` of a bearer token, or :class:`TokenRejectedError` / :class:`InsufficientScopeError`."""
-    alg, kid = header_of(token)
-    issuer = issuer_of(token, cfg)
+    jws = parse(token)
+    alg, kid = header_of(jws)
+    issuer = issuer_of(jws, cfg)
     jwk = await keys.key(issuer, kid, alg)
     if jwk is None:
         raise TokenRejectedError("the key the token names is not among the issuer's current keys")
-    return grant_of(verify(token, alg=alg, jwk=jwk, issuer=issuer, cfg=cfg, now=now), issuer, cfg)
+    return grant_of(verify(jws, alg=alg, jwk=jwk, issuer=issuer, cfg=cfg, now=now), issuer, cfg)
 
 
 def covers(entries: frozenset[str] | tuple[str, ...], server: str, tool: str) -> bool:

@@ -133,8 +133,14 @@ async def test_signature_key_and_type_mismatches_are_refused(issuer: TokenIssuer
         await _check(issuer.mint("gone", key=new_key("RS256"), alg="RS256"), issuer)
     with pytest.raises(TokenRejectedError, match="does not fit"):
         await _check(issuer.mint("rsa-1", key=issuer.keys["ec-1"][1], alg="ES256"), issuer)
-    with pytest.raises(TokenRejectedError, match="not a JWT"):
-        await _check("sgk_not-a-jwt", issuer)
+    for junk in ("sgk_not-a-jwt", "a.b", "e30.e30.e30.e30", "e30.e30=.sig", "W10.e30.", "e30.!!.x"):
+        with pytest.raises(TokenRejectedError, match="not a JWT"):
+            await _check(junk, issuer)
+    _, body, sig = issuer.mint("ec-1").split(".")
+    crit = base64.urlsafe_b64encode(json.dumps({"alg": "ES256", "kid": "ec-1", "crit": ["b64"], "b64": False})
+                                    .encode()).rstrip(b"=").decode()
+    with pytest.raises(TokenRejectedError, match="critical header"):
+        await _check(f"{crit}.{body}.{sig}", issuer)
     tampered = issuer.mint("rsa-1").split(".")
     tampered[1] = base64.urlsafe_b64encode(json.dumps(issuer.claims(sub="admin")).encode()).rstrip(b"=").decode()
     with pytest.raises(TokenRejectedError, match="signature"):
