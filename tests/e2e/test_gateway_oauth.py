@@ -23,7 +23,7 @@ from mcp.shared.exceptions import MCPError
 
 from tests.support.gateway import ROOT, Setup, agent, wait_events, write_setup
 from tests.support.oauth_issuer import JwksServer, TokenIssuer, unsigned
-from tests.support.serve import Served, free_port, start_serve
+from tests.support.serve import Served, cli, free_port, start_serve
 
 FILE_ISSUER = "https://file-issuer.example"
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
@@ -219,6 +219,29 @@ async def test_scopes_give_tools_and_no_token_reaches_the_upstream(world: World)
     for t in (token, bob):
         assert t.split(".")[2] not in dump and t.split(".")[1] not in dump
     assert token.split(".")[2] not in world.setup.gateways[0].stderr()
+    stored = b"".join(f.read_bytes() for f in world.served.data_dir.rglob("*") if f.is_file())
+    assert token.split(".")[2].encode() not in stored and token.split(".")[1].encode() not in stored
+
+
+async def test_reload_applies_changed_scopes(world: World) -> None:
+    """`gateway reload` applies a changed [oauth.scopes] to the next request's token."""
+    token = world.url_issuer.mint(sub="crm-bot", scope="tools.read")
+    original = world.setup.config.read_text()
+    world.setup.config.write_text(original.replace('"tools.read" = ["demo/echo", "rec/whoami"]',
+                                                   '"tools.read" = ["demo/echo", "rec/whoami", "rec/secret"]'))
+    try:
+        assert cli("gateway", "reload", "--config", str(world.setup.config)).returncode == 0
+        for _ in range(50):
+            async with agent(world.gw, token) as c:
+                if "rec__secret" in {t.name for t in (await c.list_tools()).tools}:
+                    assert (await c.call_tool("rec__secret", {"name": "z"})).content[0].text == "secret z"  # type: ignore[union-attr]
+                    break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the reloaded scopes were not applied")
+    finally:
+        world.setup.config.write_text(original)
+        assert cli("gateway", "reload", "--config", str(world.setup.config)).returncode == 0
 
 
 async def test_key_rotation_at_the_issuer(world: World) -> None:
