@@ -5,6 +5,7 @@
   sealtrail gateway key create|revoke|rotate ...       agent and approver keys (shown once, stored hashed)
   sealtrail gateway approvals list|approve|reject ...  held step-up calls
   sealtrail gateway reload --config FILE               re-read the configuration (same as SIGHUP)
+  sealtrail gateway tools pending|list|approve ...     pinned upstream tools (gateway_tools.py)
   sealtrail gateway credential|health|server ...       upstream credentials, health, status (gateway_ops.py)
 """
 
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from sealtrail.cli import gateway_ops
+from sealtrail.cli.gateway_tools import tools_app
 
 if TYPE_CHECKING:
     from services.gateway.config import GatewayConfig
@@ -34,6 +36,7 @@ key_app = typer.Typer(help="Agent and approver keys.", no_args_is_help=True)
 approvals_app = typer.Typer(help="Calls held for an approver.", no_args_is_help=True)
 gateway_app.add_typer(key_app, name="key")
 gateway_app.add_typer(approvals_app, name="approvals")
+gateway_app.add_typer(tools_app, name="tools")
 gateway_ops.register(gateway_app)
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="the gateway's TOML configuration")]
 

@@ -28,7 +28,7 @@ from starlette.types import Receive, Scope, Send
 from sealtrail.core.sealing import Kek
 from sealtrail.errors import AuthenticationError, PermissionDeniedError, SealtrailError
 from sealtrail.infra.problems import problem_for
-from services.gateway import admin, approvals, config, credentials
+from services.gateway import admin, approvals, config, credentials, toolreview
 from services.gateway.gate import Gateway
 from services.gateway.health import HealthMonitor
 from services.gateway.keys import KeyVerifier
@@ -96,7 +96,7 @@ class Runtime:
             return False
         for name, server in cfg.servers.items():
             if name not in self.gateway.upstreams:
-                self.gateway.upstreams[name] = Upstream(server, on_tools_changed=self.sessions.tools_changed,
+                self.gateway.upstreams[name] = Upstream(server, on_tools_changed=self.gateway.tools_changed,
                                                         credentials=credentials.source(self.store, self.kek))
         self.cfg = cfg
         if self.oauth is not None and cfg.oauth is not None:  # adding or removing [oauth] takes a restart
@@ -133,14 +133,17 @@ async def start(cfg: config.GatewayConfig, *, spool_tag: str) -> Runtime:
     metrics, sessions = GatewayMetrics(), Sessions()
     kek = None if cfg.kek_file is None else credentials.load_kek_file(cfg.kek_file)
     source = credentials.source(store, kek)
-    upstreams = {n: Upstream(s, on_tools_changed=sessions.tools_changed,
-                              credentials=source) for n, s in cfg.servers.items()}
+    upstreams: dict[str, Upstream] = {}
     gateway = Gateway(cfg, store=store, recorder=recorder, metrics=metrics, upstreams=upstreams)
+    gateway.announce = sessions.tools_changed  # after the gateway re-pinned the changed list
+    upstreams.update({n: Upstream(s, on_tools_changed=gateway.tools_changed,
+                              credentials=source) for n, s in cfg.servers.items()})
     rt = Runtime(cfg, store, recorder, metrics, gateway, sessions, KeyVerifier(store, cache_s=cfg.key_cache_s),
                    oauth=_oauth_guard(cfg))
     rt.kek, rt.guard = kek, ServerGuard(store, store, cache_s=cfg.key_cache_s)
     gateway.guard = rt.guard.refusal
     rt.health = HealthMonitor(cfg, store, recorder.record, kek=kek, guard=rt.guard, upstreams=upstreams)
+    rt.health.add_tools_listener(gateway.discovery.on_tools)  # every passing check re-pins the listing
     rt.health.start()
     return rt
 
@@ -233,6 +236,7 @@ def build_app(rt: Runtime) -> Starlette:
               Route("/healthz", healthz), Route("/readyz", readyz), Route("/metrics", metrics),
               *approvals.routes(rt, approver=lambda r: _approver(r, rt)),
               *admin.routes(rt, operator=lambda r: _operator(r, rt)),
+              *toolreview.routes(rt, operator=lambda r: _operator(r, rt)),
               *(rt.oauth.routes() if rt.oauth is not None else [])]
     return Starlette(routes=routes, lifespan=lifespan)
 

@@ -9,7 +9,6 @@ the agent receives.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,13 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-import rfc8785
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
 from sealtrail.sdk import events
-from services.gateway import errors
+from services.gateway import errors, pinning
 from services.gateway.config import GatewayConfig
+from services.gateway.discovery import Discovery
 from services.gateway.errors import UpstreamError, UpstreamTimeoutError
 from services.gateway.holds import hold
 from services.gateway.metrics import GatewayMetrics
@@ -53,6 +52,10 @@ class Call:
     recorded: bool = False
     progress: ProgressFnT | None = None
     """Relays the upstream's progress to the agent (set when the agent asked with a progressToken)."""
+    def_hash: str | None = None
+    """The hash of the tool's definition in force (its pin), recorded as ``tool_def_hash``."""
+    flagged: bool = False
+    """The tool's definition changed since it was approved and its policy lets the call through."""
     grant: frozenset[str] | None = None
     """The tools an OAuth access token's scopes allow (None for a gateway key or stdio)."""
 
@@ -64,8 +67,12 @@ class Gateway:
         self.guard: Callable[[str], Awaitable[Refusal | None]] | None = None
         """Refuses calls to a disabled or unhealthy server (see ``status.ServerGuard``)."""
         self.apply(cfg)
-        self._listed: dict[tuple[str, str], frozenset[str]] = {}
+        self.discovery = Discovery(store, recorder.record)
         self._undecided: set[tuple[str, str]] = set()
+        self._connects: dict[str, int] = {}
+        self._relists: set[asyncio.Task[None]] = set()
+        self.announce: Callable[[str], Awaitable[None]] | None = None
+        """Tells open agent sessions that a server's tool list changed."""
 
     def apply(self, cfg: GatewayConfig) -> None:
         """Take a (re)loaded configuration: new calls are decided under it; sessions stay open."""
@@ -86,11 +93,41 @@ class Gateway:
             except (UpstreamError, MCPError) as e:
                 log.warning("tools/list of server %s failed: %s", name, type(e).__name__)
                 continue
+            await self.discovery.listed(name, tools)
+            self._connects[name] = upstream.connects
             self._report_undecided(name, tools)
             mine = [t for t in tools if visible(self.cfg, agent, name, t["name"], grant)]
+            mine = [t for t in mine if await self._pin_refusal(name, t["name"]) is None]
             shown.extend({**t, "name": exposed_name(name, t["name"])} for t in mine)
-            await self._note_listing(agent, session, name, mine)
         return shown
+
+    async def tools_changed(self, server: str) -> None:
+        """An upstream announced a changed tool list: list and pin it again, and pass the notice on
+        (``announce``). The listing runs in a task of its own: this runs inside the upstream
+        connection's message handler, which must not wait on a request."""
+        task = asyncio.create_task(self._relist(server), name=f"gateway-relist-{server}")
+        self._relists.add(task)
+        task.add_done_callback(self._relists.discard)
+        if self.announce is not None:
+            await self.announce(server)
+
+    async def _relist(self, server: str) -> None:
+        upstream = self.upstreams.get(server)
+        if upstream is None:
+            return
+        try:
+            await self.discovery.listed(server, await upstream.tools())
+            self._connects[server] = upstream.connects
+        except (UpstreamError, MCPError) as e:
+            log.warning("tools/list of server %s after its list changed failed: %s", server, type(e).__name__)
+
+    async def _pin_refusal(self, server: str, tool: str) -> pinning.Refusal | None:
+        declared = self.cfg.servers[server].tools.get(tool)
+        tier = None if declared is None else (declared.tier or self.cfg.servers[server].tier_default)
+        if declared is None or tier is None:
+            return None  # undecided: refused by the policy already
+        policy = pinning.on_change(declared.on_change or self.cfg.servers[server].on_change, tier)
+        return pinning.refusal(await self.discovery.pin(server, tool), policy)
 
     def _report_undecided(self, server: str, tools: list[dict[str, Any]]) -> None:
         """Log, once per tool, an upstream tool the configuration gives no tier (it stays denied)."""
@@ -104,14 +141,6 @@ class Gateway:
                 log.warning("server %s offers tool %r, which has no tier in the configuration: it is denied "
                             "to every agent until [servers.%s.tools.%s] gives it one", server, tool["name"][:100],
                             server, tool["name"][:100])
-
-    async def _note_listing(self, agent: str, session: str | None, server: str, tools: list[dict[str, Any]]) -> None:
-        names = frozenset(t["name"] for t in tools)
-        if self._listed.get((agent, server)) == names:
-            return
-        self._listed[(agent, server)] = names
-        pairs = sorted((t["name"], def_hash(t)) for t in tools)
-        await self.recorder.record(events.tool_list(server_id=server, tools=pairs, agent_id=agent, session_id=session))
 
     async def call_tool(self, call: Call) -> dict[str, Any]:
         """Gate, forward and record one call; raises ``MCPError`` with the agent's JSON-RPC error."""
@@ -133,6 +162,7 @@ class Gateway:
             await self._refuse(call, verdict, verdict.reason)
             raise MCPError(errors.DENIED, f"{call.name} is refused by policy {self.cfg.policy_id} "
                                           f"({verdict.reason.replace('_', ' ')})")
+        await self._check_pin(call, verdict)
         if verdict.tier in self.cfg.ledger.fail_closed and not self.recorder.ledger_up:
             await self._refuse(call, verdict, "ledger_unreachable")
             raise MCPError(errors.LEDGER_DOWN, f"{call.name} is refused while the ledger cannot be reached "
@@ -141,6 +171,32 @@ class Gateway:
             await self._step_up(call, verdict)
         await self._limits(call, verdict)
         return await self._forward(call, verdict)
+
+    async def _check_pin(self, call: Call, verdict: Verdict) -> None:
+        """Refuse a tool the upstream does not list, no longer lists, or redefined under ``block``.
+        The upstream is listed first when this process has not pinned it since its last connection."""
+        upstream = self.upstreams[call.server]
+        if not upstream.connected or self._connects.get(call.server) != upstream.connects:
+            try:
+                await self.discovery.listed(call.server, await upstream.tools())
+            except UpstreamTimeoutError as e:
+                await self._record(call, verdict, "timeout", error_type="upstream_timeout",
+                                   payload={"arguments": call.arguments})
+                raise MCPError(errors.UPSTREAM_TIMEOUT, str(e)) from e
+            except (UpstreamError, MCPError) as e:
+                await self._record(call, verdict, "error", error_type="upstream_failed",
+                                   payload={"arguments": call.arguments})
+                raise MCPError(errors.UPSTREAM_FAILED, f"{call.name}: listing the tools of server {call.server} "
+                                                       f"failed: {type(e).__name__}") from e
+            self._connects[call.server] = upstream.connects
+        pin = await self.discovery.pin(call.server, call.tool)
+        why = await self._pin_refusal(call.server, call.tool)
+        # in force: the definition that runs; for a refused one, the last approved (the new one is not in force)
+        call.def_hash = None if pin is None else pin.approved_hash if why is not None else pin.def_hash
+        if why is not None:
+            await self._refuse(call, verdict, why)
+            raise MCPError(errors.DENIED, f"{call.name} is refused: {_PIN_REASONS[why]}")
+        call.flagged = pin is not None and pin.changed
 
     async def _step_up(self, call: Call, verdict: Verdict) -> None:
         self.metrics.held.inc()
@@ -214,7 +270,8 @@ class Gateway:
             await self._record(call, verdict, "error", error_type="cancelled", payload={"arguments": call.arguments})
             raise
         status: events.CallStatus = "error" if result.get("isError") is True else "ok"
-        await self._record(call, verdict, status, payload={"arguments": call.arguments, "result": result})
+        await self._record(call, verdict, status, payload={"arguments": call.arguments, "result": result},
+                           error_type="definition_changed" if call.flagged else None)
         return result
 
     async def _refuse(self, call: Call, verdict: Verdict, error_type: str,
@@ -233,10 +290,14 @@ class Gateway:
         self.metrics.latency.labels(call.server).observe(time.monotonic() - call.started)
         event_id = None if call.recorded else call.event_id
         call.recorded = True
+        if call.def_hash is None and call.tool:
+            pinned = self.discovery.cached(call.server, call.tool)
+            call.def_hash = None if pinned is None else pinned.def_hash
         await self.recorder.record(events.tool_call(
             event_id=event_id,
             agent_id=call.agent, server_id=call.server or "unknown", tool_name=call.tool or call.name[:256] or "-",
             decision=decision, status=status, session_id=call.session, tool_tier=verdict.tier,
+            tool_def_hash=call.def_hash,
             policy_id=self.cfg.policy_id, policy_version=self.version, error_type=error_type, latency_ms=latency,
             cost_micros=cost, currency=self.cfg.currency if cost is not None else None, trace_id=trace_id,
             span_id=span_id, payload=payload,
@@ -253,9 +314,12 @@ def _forwarded_meta(meta: Any) -> dict[str, Any] | None:
     return kept or None
 
 
-def def_hash(tool: dict[str, Any]) -> str:
-    """``sha256:`` + hex SHA-256 of the RFC 8785 canonical JSON of the tool as received."""
-    return "sha256:" + hashlib.sha256(rfc8785.dumps(tool)).hexdigest()
+_PIN_REASONS: dict[pinning.Refusal, str] = {
+    "unlisted_tool": "the server does not list this tool",
+    "removed_tool": "the server no longer lists this tool",
+    "definition_changed": "its definition changed since it was approved; an operator must approve it again "
+                          "(sealtrail gateway tools approve SERVER/TOOL)",
+}
 
 
 def _trace(meta: Any) -> tuple[str | None, str | None]:

@@ -2,7 +2,7 @@
 redefines at run time (a tool added, one removed, one renamed, three redefined: description, input
 schema, annotation), with ``sealtrail serve`` as the ledger. Each change is detected and recorded as
 a ``tool_list`` snapshot; the gate blocks or flags changed tools by policy until an operator approves
-them; every call carries the hash of the definition in force; the query service's
+them (CLI and HTTP); every call carries the hash of the definition in force; the query service's
 drift report finds the tools used under a definition that has since changed; the log verifies."""
 
 from __future__ import annotations
@@ -123,7 +123,7 @@ async def test_changes_are_detected_recorded_and_enforced(setup: Setup, served: 
     """Registration pins five tools; the upstream then adds, removes, renames and redefines tools.
     Each change is in a tool_list snapshot (old hash in the one before, new in the new one); a changed
     write tool and a read tool with on_change = block are refused (never reaching the upstream) until
-    approved, a changed read tool passes flagged; removed and renamed tools are refused;
+    approved by CLI and HTTP, a changed read tool passes flagged; removed and renamed tools are refused;
     new tools wait in `tools pending` with the annotations' suggested tier; every call carries the
     hash in force; the drift report of `sealtrail serve` names what alice used before it changed."""
     gw, alice = setup.gateways[0], setup.key("alice")
@@ -173,8 +173,7 @@ async def test_changes_are_detected_recorded_and_enforced(setup: Setup, served: 
 
     done = cli("gateway", "tools", "approve", "up/write_note", "--by", "carol", "--config", str(setup.config))
     assert done.returncode == 0, done.stderr
-    done = cli("gateway", "tools", "approve", "up/ping", "--by", "olga", "--config", str(setup.config))
-    assert done.returncode == 0, done.stderr
+    _approve_over_http(setup, gw, "ping")
     await asyncio.sleep(2.5)  # the gateway's pin cache (2 s)
     assert await _call(gw, alice, "write_note") == "write_note ran"
     assert await _call(gw, alice, "ping") == "ping ran"
@@ -185,6 +184,20 @@ async def test_changes_are_detected_recorded_and_enforced(setup: Setup, served: 
     assert again.returncode == 1 and "already approved" in again.stderr
     _drift_report(served, expect={("alice", "drop_me"): "removed", ("alice", "old_name"): "removed"})
     _verify(served)
+
+
+def _approve_over_http(setup: Setup, gw: GatewayProc, tool: str) -> None:
+    made = cli("gateway", "key", "create", "--config", str(setup.config), "--operator", "olga", "--json")
+    assert made.returncode == 0, made.stderr
+    operator = {"Authorization": "Bearer " + json.loads(made.stdout)["token"]}
+    listed = httpx.get(gw.url + "/v1/tools", headers=operator, timeout=10)
+    assert listed.status_code == 200 and tool in {t["tool"] for t in listed.json()["tools"]}
+    agent_key = {"Authorization": "Bearer " + setup.key("alice")}
+    assert httpx.post(f"{gw.url}/v1/tools/up/{tool}/approve", headers=agent_key, timeout=10).status_code in (401, 403)
+    done = httpx.post(f"{gw.url}/v1/tools/up/{tool}/approve", headers=operator, timeout=10)
+    assert done.status_code == 200, done.text
+    assert (done.json()["state"], done.json()["approved_by"]) == ("pinned", "olga")
+    assert httpx.post(f"{gw.url}/v1/tools/up/{tool}/approve", headers=operator, timeout=10).status_code == 409
 
 
 def _drift_report(served: Served, *, expect: dict[tuple[str, str], str]) -> None:
