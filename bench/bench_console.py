@@ -10,9 +10,10 @@ Usage: ``python bench/bench_console.py [--copies N] [--reps R]``
    demo's traffic N times (``sealtrail.cli.demo_traffic``, ~1,900 events a copy), signs in through
    ``POST /console/session``, and times the API requests each view makes, R times, with the
    session cookie, one after the other: search (``/v1/calls?limit=50``), session timeline, call
-   (detail, definition changes, tlog-proof, entry bytes), and analytics (tools, agents, servers,
-   drift, rate limits, and the 24 hourly figures of the chart). Times are client-observed over
-   loopback (server time plus a little); the browser sends a page's requests in parallel.
+   (detail, definition changes, tlog-proof, entry bytes), and analytics over 24 h, 7 d and 30 d
+   (tools, agents, servers, drift, rate limits, and one time series for the chart). Times are
+   client-observed over loopback (server time plus a little); the browser sends a page's
+   requests in parallel.
 
 Writes bench/results/console.json. This is the embedded SQLite mode at the scale loaded, not the
 1,000,000-entry PostgreSQL deployment: say which when quoting.
@@ -77,13 +78,13 @@ def pct(samples: list[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
 
 
-def analytics_paths(now: datetime) -> list[str]:
-    start = (now - timedelta(hours=24)).isoformat()
-    hour = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-    hourly = [f"/v1/analytics/tools?from={(hour - timedelta(hours=24 - i)).isoformat()}"
-              f"&to={(hour - timedelta(hours=23 - i)).isoformat()}" for i in range(24)]
-    return [f"/v1/analytics/{p}?from={start}" for p in ("tools", "agents", "servers", "rate-limits")] + [
-        "/v1/analytics/drift", *hourly]
+def analytics_paths(now: datetime, hours: int = 24) -> list[str]:
+    """The analytics page's requests for the last ``hours`` hours, as analytics.js sends them: the
+    tables, drift and rate limits, and one time series (bucketed by the server)."""
+    end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    window = f"from={(end - timedelta(hours=hours)).isoformat()}&to={end.isoformat()}"
+    return [f"/v1/analytics/{p}?{window}" for p in ("tools", "agents", "servers")] + [
+        "/v1/analytics/drift", f"/v1/analytics/rate-limits?{window}", f"/v1/analytics/series?{window}"]
 
 
 def time_pages(client: httpx.Client, call_id: str, reps: int, *, session: str = SESSION,
@@ -97,7 +98,8 @@ def time_pages(client: httpx.Client, call_id: str, reps: int, *, session: str = 
             f"/v1/events/{call_id}/tlog-proof",
             f"/v1/logs/{detail['log']}/entries?start={detail['index']}&end={detail['index'] + 1}"]
     pages = {"search": ["/v1/calls?limit=50"], "session": [f"/v1/sessions/{session}"], "call": call,
-             "analytics": analytics_paths(now)}
+             "analytics": analytics_paths(now), "analytics_7d": analytics_paths(now, 168),
+             "analytics_30d": analytics_paths(now, 720)}
     out: dict[str, Any] = {}
     for name, paths in pages.items():
         page_s, request_s = [], []

@@ -55,18 +55,20 @@ ON CONFLICT (tenant_id, bucket, server_id, tool_name, agent_id, decision, status
 _COUNTERS = ("calls", "ok", "errors", "executed", "denied", "step_up", "latency_n", "latency_sum")
 
 
-def _counters_sql(table: str, keys: tuple[str, ...]) -> str:
-    """Upsert of a narrow rollup (tool or agent, hourly or daily) from column arrays."""
+def _counters_sql(table: str, keys: tuple[str, ...], *, cost: bool = True) -> str:
+    """Upsert of a narrow rollup (tool or agent, hourly or daily) from column arrays; without
+    ``cost`` (a rollup of every currency together) there is no cost column."""
     n = len(keys)
     key_types = ["timestamptz"] + ["text"] * (n - 1)
     arrays = [f"${i + 2}::{t}[]" for i, t in enumerate(key_types + ["bigint"] * len(_COUNTERS))]
-    arrays += [f"${n + len(_COUNTERS) + 2}::text[]", f"${n + len(_COUNTERS) + 3}::bigint[]"]
-    names = [*keys, *_COUNTERS, "hist", "cost"]
-    merge = ", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in (*_COUNTERS, "cost_micros"))
+    arrays += [f"${n + len(_COUNTERS) + 2}::text[]"] + ([f"${n + len(_COUNTERS) + 3}::bigint[]"] if cost else [])
+    names = [*keys, *_COUNTERS, "hist", *(["cost"] if cost else [])]
+    merge = ", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in (*_COUNTERS, *(["cost_micros"] if cost else [])))
     return (
-        f"INSERT INTO {table} AS r (tenant_id, {', '.join(keys)}, {', '.join(_COUNTERS)}, latency_hist,"
-        f" cost_micros) SELECT $1, {', '.join(f'u.{k}' for k in keys)}, {', '.join(f'u.{c}' for c in _COUNTERS)},"
-        f" u.hist::bigint[], u.cost FROM unnest({', '.join(arrays)}) AS u({', '.join(names)})"
+        f"INSERT INTO {table} AS r (tenant_id, {', '.join(keys)}, {', '.join(_COUNTERS)}, latency_hist"
+        f"{', cost_micros' if cost else ''}) SELECT $1, {', '.join(f'u.{k}' for k in keys)},"
+        f" {', '.join(f'u.{c}' for c in _COUNTERS)}, u.hist::bigint[]{', u.cost' if cost else ''}"
+        f" FROM unnest({', '.join(arrays)}) AS u({', '.join(names)})"
         f" ON CONFLICT (tenant_id, {', '.join(keys)}) DO UPDATE SET {merge},"
         " latency_hist = sealtrail_hist_add(r.latency_hist, EXCLUDED.latency_hist)"
     )
@@ -79,6 +81,7 @@ _NARROW = {
     "rollup_tool_daily": _counters_sql("rollup_tool_daily", _TOOL_KEYS),
     "rollup_agent_hourly": _counters_sql("rollup_agent_hourly", _AGENT_KEYS),
     "rollup_agent_daily": _counters_sql("rollup_agent_daily", _AGENT_KEYS),
+    "rollup_tool_hourly_merged": _counters_sql("rollup_tool_hourly_merged", _TOOL_KEYS[:-1], cost=False),
 }
 
 _RATE_SQL = """
@@ -160,9 +163,10 @@ async def _write_hourly(conn: Conn, tenant: str, rows: dict[RollupKey, CallStats
 
 
 async def _write_narrow(conn: Conn, table: str, tenant: str, rows: Mapping[tuple[Any, ...], CallStats]) -> None:
+    cost = table != "rollup_tool_hourly_merged"
     flat = [(*k, s.calls, s.ok, s.errors, s.executed, s.denied, s.step_up, s.latency_n, s.latency_sum,
-             _hist_text(s.hist), s.cost_micros) for k, s in rows.items()]
-    width = len(next(iter(rows))) + len(_COUNTERS) + 2
+             _hist_text(s.hist), *((s.cost_micros,) if cost else ())) for k, s in rows.items()]
+    width = len(next(iter(rows))) + len(_COUNTERS) + 1 + cost
     await conn.execute(_NARROW[table], tenant, *_columns(flat, width))
 
 
@@ -172,7 +176,8 @@ async def write_delta(conn: Conn, tenant: str, delta: BatchDelta) -> None:
         await _write_hourly(conn, tenant, delta.hourly)
         narrow: tuple[tuple[str, Mapping[tuple[Any, ...], CallStats]], ...] = (
             ("rollup_tool_hourly", delta.tool_hourly), ("rollup_tool_daily", delta.tool_daily),
-            ("rollup_agent_hourly", delta.agent_hourly), ("rollup_agent_daily", delta.agent_daily))
+            ("rollup_agent_hourly", delta.agent_hourly), ("rollup_agent_daily", delta.agent_daily),
+            ("rollup_tool_hourly_merged", delta.tool_hourly_merged))
         for table, stats in narrow:
             await _write_narrow(conn, table, tenant, stats)
     if delta.rate_limits:

@@ -82,6 +82,8 @@ class CallStats(CallCounters):
 RollupKey = tuple[datetime, str, str, str, str, str, str]
 # (bucket, server_id, tool_name, currency)
 ToolKey = tuple[datetime, str, str, str]
+# (bucket, server_id, tool_name): every currency together
+MergedToolKey = tuple[datetime, str, str]
 # (bucket, agent_id, currency)
 AgentKey = tuple[datetime, str, str]
 # (bucket, limit_id, scope, agent_id, server_id, tool_name)
@@ -148,6 +150,7 @@ class BatchDelta:
     hourly: dict[RollupKey, CallStats] = field(default_factory=dict)
     tool_hourly: dict[ToolKey, CallStats] = field(default_factory=dict)
     tool_daily: dict[ToolKey, CallStats] = field(default_factory=dict)
+    tool_hourly_merged: dict[MergedToolKey, CallStats] = field(default_factory=dict)
     agent_hourly: dict[AgentKey, CallStats] = field(default_factory=dict)
     agent_daily: dict[AgentKey, CallStats] = field(default_factory=dict)
     rate_limits: dict[RateKey, RateStats] = field(default_factory=dict)
@@ -193,6 +196,7 @@ def _tool_call(delta: BatchDelta, e: ProjectedEntry) -> None:
     for stats in (_stats(delta.hourly, (hour, server, tool, agent, decision, status, currency)),
                   _stats(delta.tool_hourly, (hour, server, tool, currency)),
                   _stats(delta.tool_daily, (day, server, tool, currency)),
+                  _stats(delta.tool_hourly_merged, (hour, server, tool)),
                   _stats(delta.agent_hourly, (hour, agent, currency)),
                   _stats(delta.agent_daily, (day, agent, currency))):
         _count(stats, outcome, cost or 0, latency, bucket)

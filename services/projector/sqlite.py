@@ -73,6 +73,9 @@ _NARROW_KEYS = {"rollup_tool_hourly": ("bucket", "server_id", "tool_name", "curr
                 "rollup_agent_daily": ("bucket", "agent_id", "currency")}
 _NARROW = {t: _upsert(t, k, (*_COUNTERS, "latency_hist", "cost_micros"),
                       f"{_sum(*_COUNTERS, 'cost_micros')}, {_HIST_MERGE}") for t, k in _NARROW_KEYS.items()}
+# Every currency together: no cost column.
+_NARROW["rollup_tool_hourly_merged"] = _upsert("rollup_tool_hourly_merged", ("bucket", "server_id", "tool_name"),
+                                               (*_COUNTERS, "latency_hist"), f"{_sum(*_COUNTERS)}, {_HIST_MERGE}")
 _RATE_SQL = _upsert(
     "rollup_rate_limits", ("bucket", "limit_id", "scope", "agent_id", "server_id", "tool_name"),
     ("events", "max_observed", "max_limit", "max_window_s"),
@@ -121,11 +124,13 @@ def write_delta(conn: sqlite3.Connection, tenant: str, delta: BatchDelta) -> Non
                                        s.cost_micros) for k, s in delta.hourly.items()])
     narrow: Mapping[str, Mapping[Any, Any]] = {
         "rollup_tool_hourly": delta.tool_hourly, "rollup_tool_daily": delta.tool_daily,
-        "rollup_agent_hourly": delta.agent_hourly, "rollup_agent_daily": delta.agent_daily}
+        "rollup_agent_hourly": delta.agent_hourly, "rollup_agent_daily": delta.agent_daily,
+        "rollup_tool_hourly_merged": delta.tool_hourly_merged}
     for table, stats in narrow.items():
+        cost = table != "rollup_tool_hourly_merged"
         _many(conn, _NARROW[table], tenant, [
             (*k, s.calls, s.ok, s.errors, s.executed, s.denied, s.step_up, s.latency_n, s.latency_sum,
-             _hist(s.hist), s.cost_micros) for k, s in stats.items()])
+             _hist(s.hist), *((s.cost_micros,) if cost else ())) for k, s in stats.items()])
     _many(conn, _RATE_SQL, tenant, [(*k, s.events, s.max_observed, s.max_limit, s.max_window_s)
                                     for k, s in delta.rate_limits.items()])
     _many(conn, _SESSIONS_SQL, tenant, [

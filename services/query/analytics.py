@@ -22,9 +22,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
+from sealtrail.errors import InvalidInputError
 from sealtrail.infra.apikeys import utc_now
 from sealtrail.infra.auth import Principal, Scope
-from services.query import drift
+from services.query import analytics_series, drift
 from services.query.analytics_models import (
     AgentFigures,
     AgentsPage,
@@ -33,6 +34,8 @@ from services.query.analytics_models import (
     Figures,
     FirstUsesPage,
     RateLimitsPage,
+    SeriesPage,
+    SeriesPoint,
     ServerFigures,
     ServersPage,
     StaleDefinitionsPage,
@@ -40,7 +43,7 @@ from services.query.analytics_models import (
     ToolsPage,
     WindowOut,
 )
-from services.query.ports import AnalyticsReader, CallTotals, Grouping, ToolKey
+from services.query.ports import AnalyticsReader, CallTotals, Grouping, SeriesOf, ToolKey
 from services.query.responses import problems
 from services.query.windows import HOUR, Window, floor_hour, parse_time, window_of
 
@@ -127,6 +130,27 @@ async def servers(caller: Caller, reader: Reader, clock: Clock, start: From = No
         ServerFigures(server_id=k[0], **Figures.values(t)) for k, t in _ranked(groups, limit)])
 
 
+Name = Annotated[str | None, Query(min_length=1, max_length=256)]
+
+
+@router.get("/series", response_model=SeriesPage)
+async def series(caller: Caller, reader: Reader, clock: Clock, start: From = None, end: To = None,
+                 agent_id: Name = None, server_id: Name = None, tool_name: Name = None) -> SeriesPage:
+    """The figures of ``/tools`` per time bucket over the window, of every call or of one agent, or
+    of one server and/or tool name: hourly up to 200 hours, then in buckets of 2, 3, 6, 12, 24, 48,
+    96 or 168 hours, so a series has at most 200 points (30 days: 6 h buckets)."""
+    if agent_id is not None and (server_id is not None or tool_name is not None):
+        raise InvalidInputError("a series is of an agent, or of a server and/or tool, not both",
+                                pointer="query:agent_id")
+    of = SeriesOf(agent_id=agent_id, server_id=server_id, tool_name=tool_name)
+    p = analytics_series.plan(_window(start, end, clock))
+    by_bucket = await reader.series(caller.tenant_id, p.window, of, daily=p.daily)
+    return SeriesPage(window=_out(p.window), bucket_hours=int(p.bucket / HOUR), agent_id=agent_id,
+                      server_id=server_id, tool_name=tool_name, points=[
+                          SeriesPoint(start=t, **Figures.values(totals))
+                          for t, totals in analytics_series.fold(p, by_bucket)])
+
+
 @router.get("/rate-limits", response_model=RateLimitsPage)
 async def rate_limits(caller: Caller, reader: Reader, clock: Clock, start: From = None, end: To = None,
                       limit: Limit = DEFAULT_LIMIT) -> RateLimitsPage:
@@ -158,12 +182,14 @@ def _series(by_hour: dict[datetime, CallTotals], window: Window) -> list[drift.H
     return [by_hour[h].hour_stats() if h in by_hour else _NO_CALLS for h in window.hour_starts()]
 
 
-def _findings(hours: dict[ToolKey, dict[datetime, CallTotals]], baseline: Window, recent: Window
-              ) -> list[DriftFinding]:
+def _findings(bases: dict[ToolKey, drift.Baseline], hours: dict[ToolKey, dict[datetime, CallTotals]],
+              baseline: Window, recent: Window) -> list[DriftFinding]:
+    empty = drift.Baseline(baseline.hours)
     out = [DriftFinding(server_id=server_id, tool_name=tool_name, metric=s.metric, currency=s.currency,
                         baseline=s.baseline, recent=s.recent, ratio=s.ratio, z=s.z)
-           for (server_id, tool_name), by_hour in sorted(hours.items())
-           for s in drift.score(_series(by_hour, baseline), _series(by_hour, recent)) if s.flagged]
+           for server_id, tool_name in sorted(set(bases) | set(hours))
+           for s in drift.score_summary(bases.get((server_id, tool_name), empty),
+                                        _series(hours.get((server_id, tool_name), {}), recent)) if s.flagged]
     return sorted(out, key=lambda f: (-f.ratio, f.server_id, f.tool_name, f.metric))
 
 
@@ -180,10 +206,11 @@ async def drift_report(
     stop = floor_hour(parse_time(end, "to") if end is not None else clock())
     recent = Window(stop - recent_hours * HOUR, stop)
     baseline = Window(recent.start - timedelta(days=baseline_days), recent.start)
-    hours = await reader.tool_hours(caller.tenant_id, Window(baseline.start, stop))
-    findings = _findings(hours, baseline, recent)
+    bases = await reader.drift_baseline(caller.tenant_id, baseline, drift.Thresholds().min_latency_samples)
+    hours = await reader.tool_hours(caller.tenant_id, recent)
+    findings = _findings(bases, hours, baseline, recent)
     lately = Window(stop - changes_hours * HOUR, stop)
     changes = await reader.definition_changes(caller.tenant_id, lately, limit)
-    return DriftPage(recent=_out(recent), baseline=_out(baseline), tools_evaluated=len(hours),
+    return DriftPage(recent=_out(recent), baseline=_out(baseline), tools_evaluated=len(set(bases) | set(hours)),
                      findings=findings[:limit],
                      definition_changes=list(changes))

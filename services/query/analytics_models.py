@@ -120,3 +120,17 @@ class DriftPage(_Frozen):
     tools_evaluated: int
     findings: list[DriftFinding]
     definition_changes: list[DefinitionChange]
+
+
+class SeriesPoint(Figures):
+    start: datetime = Field(description="the start of the point's bucket (UTC)")
+
+
+class SeriesPage(_Frozen):
+    window: WindowOut = Field(description="the window charted: the one asked for, widened to whole UTC days "
+                                          "when buckets are a day or longer")
+    bucket_hours: int = Field(description="hours per point (1, 2, 3, 6, 12, 24, 48, 96 or 168)")
+    agent_id: str | None
+    server_id: str | None
+    tool_name: str | None
+    points: list[SeriesPoint] = Field(description="one per bucket, oldest first, zeros where no calls")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from services.query.ports import SeriesOf
+
 COUNTERS = ("calls", "ok", "errors", "executed", "denied", "step_up", "latency_n", "latency_sum")
 
 
@@ -63,3 +65,16 @@ def definition_changes(d: Dialect) -> str:
             "      WHERE p.tenant_id = c.tenant_id AND p.server_id = c.server_id"
             "      AND (p.log_id, p.idx) < (c.log_id, c.idx)))"
             f" ORDER BY occurred_at, log_id, idx, server_id, tool_name LIMIT {d.p(4)}")
+
+
+def series_rows(d: Dialect, of: SeriesOf, *, daily: bool) -> tuple[str, str, list[str]]:
+    """The rollup table, the WHERE clause and its filter values of a time series' rows: $1 tenant,
+    $2..$3 the window, then one placeholder per filter that ``of`` sets."""
+    if of.agent_id is not None:
+        table, filters = "rollup_agent", [("agent_id", of.agent_id)]
+    else:
+        table = "rollup_tool"
+        filters = [(c, v) for c, v in (("server_id", of.server_id), ("tool_name", of.tool_name)) if v is not None]
+    where = [f"tenant_id = {d.p(1)}", f"bucket >= {d.p(2)}", f"bucket < {d.p(3)}"]
+    where += [f"{column} = {d.p(n)}" for n, (column, _) in enumerate(filters, start=4)]
+    return f"{table}_{'daily' if daily else 'hourly'}", " AND ".join(where), [v for _, v in filters]

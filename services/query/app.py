@@ -35,7 +35,8 @@ from services.query import analytics, calls, health, proofs, subjects
 from services.query.config import QueryOptions
 from services.query.console.router import ConsoleHeaders
 from services.query.console.router import router as console_router
-from services.query.console.sessions import SessionStore
+from services.query.console.sessions import ConsoleSettings, SessionStore
+from services.query.console.signin import SignInLimiter
 from services.query.deps import ServiceDep, current_principal
 from services.query.inputs import refuse_unexpected_input
 from services.query.models import Problem
@@ -164,6 +165,8 @@ def create_app(settings: Settings, *, options: QueryOptions | None = None,
         async with AsyncExitStack() as stack:
             service = await build_service(settings, opts, given, stack)
             app.state.query = analytics_app.state.query = service
+            app.state.console_sessions = analytics_app.state.console_sessions = SessionStore(
+                store=service.stores.console_sessions, settings=console)
             stop = asyncio.Event()
             shredder = None
             if opts.shred_interval_s > 0:
@@ -185,7 +188,8 @@ def create_app(settings: Settings, *, options: QueryOptions | None = None,
         app.include_router(router)
     app.include_router(console_router)
     analytics_app = _analytics_app()
-    app.state.console_sessions = analytics_app.state.console_sessions = SessionStore()
+    console = ConsoleSettings()
+    app.state.console_signin = SignInLimiter(burst=console.signin_burst, per_minute=console.signin_per_minute)
     app.router.routes.append(_PrefixMount(analytics.router.prefix, analytics_app))
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(ConsoleHeaders)

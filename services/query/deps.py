@@ -43,7 +43,7 @@ async def current_principal(request: Request, service: ServiceDep, _: Annotated[
     authorization = request.headers.get("authorization")
     sessions: SessionStore | None = getattr(request.app.state, "console_sessions", None)
     if authorization is None and sessions is not None:
-        principal = sessions.principal_for(request)
+        principal = await sessions.principal_for(request)
         if principal is not None:
             return await service.authenticator.recheck(principal)
     return await service.authenticator.authenticate(authorization)

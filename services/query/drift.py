@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sealtrail.core import histogram
@@ -78,22 +79,61 @@ def total(hours: Sequence[HourStats]) -> HourStats:
                      histogram.merge(h.hist for h in hours), costs)
 
 
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """What scoring needs of a tool's baseline of ``hours`` hours: totals, the call count and cost
+    per currency of each hour that has any (the other hours count as zero), and the latency p95 of
+    each hour with at least ``Thresholds.min_latency_samples`` timed calls. Order does not matter."""
+
+    hours: int
+    calls: int = 0
+    executed: int = 0
+    errors: int = 0
+    denied: int = 0
+    hourly_calls: Sequence[int] = ()
+    hourly_costs: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    hourly_p95: Sequence[float] = ()
+
+
+def summarize(hours: int, stats: Iterable[HourStats], thresholds: Thresholds = Thresholds()) -> Baseline:
+    """The :class:`Baseline` of the hours of a window that have calls (``stats``, at most ``hours``)."""
+    calls: list[int] = []
+    costs: dict[str, list[int]] = {}
+    p95s: list[float] = []
+    executed = errors = denied = 0
+    for h in stats:
+        calls.append(h.calls)
+        executed, errors, denied = executed + h.executed, errors + h.errors, denied + h.denied
+        for cur, v in h.costs.items():
+            costs.setdefault(cur, []).append(v)
+        if sum(h.hist) >= thresholds.min_latency_samples and (p := histogram.percentile(h.hist, 0.95)) is not None:
+            p95s.append(p)
+    return Baseline(hours, sum(calls), executed, errors, denied, calls, costs, p95s)
+
+
 def score(baseline: Sequence[HourStats], recent: Sequence[HourStats],
           thresholds: Thresholds = Thresholds()) -> list[Score]:
     """Every metric that has enough data, for one tool. Both series are dense (one item per hour)."""
-    if not baseline or not recent:
+    return score_summary(summarize(len(baseline), baseline, thresholds), recent, thresholds)
+
+
+def score_summary(base: Baseline, recent: Sequence[HourStats], thresholds: Thresholds = Thresholds()
+                  ) -> list[Score]:
+    """:func:`score` from a summarised baseline; ``recent`` is dense (one item per hour)."""
+    if not base.hours or not recent:
         return []
     t = thresholds
-    base, now = total(baseline), total(recent)
+    now = total(recent)
     out: list[Score] = []
     if base.calls >= t.min_calls and now.calls >= t.min_calls:
-        out.append(_volume("call_rate", [h.calls for h in baseline], now.calls, len(recent), t, None))
-        for cur in sorted(c for c in set(base.costs) & set(now.costs) if base.costs[c] > 0):
-            out.append(_volume("cost_rate", [h.costs.get(cur, 0) for h in baseline], now.costs[cur],
-                               len(recent), t, cur))
+        out.append(_volume("call_rate", base.hourly_calls, now.calls, len(recent), t, None, base.hours))
+        base_costs = {c: sum(v) for c, v in base.hourly_costs.items()}
+        for cur in sorted(c for c in set(base_costs) & set(now.costs) if base_costs[c] > 0):
+            out.append(_volume("cost_rate", base.hourly_costs[cur], now.costs[cur], len(recent), t, cur,
+                               base.hours))
     out += _proportion("error_rate", base.errors, base.executed, now.errors, now.executed, t)
     out += _proportion("deny_rate", base.denied, base.calls, now.denied, now.calls, t)
-    out += _latency(baseline, now, t)
+    out += _latency(base.hourly_p95, now, t)
     return out
 
 
@@ -101,10 +141,36 @@ def _flag(ratio: float, z: float, t: Thresholds) -> bool:
     return ratio >= t.ratio or (z >= t.z and ratio >= t.min_ratio_for_z)
 
 
+def pstdev(values: Sequence[int], n: int) -> float:
+    """``statistics.pstdev`` of ``values`` padded with zeros to ``n`` items, from exact integer sums:
+    the correctly rounded square root of the exact population variance, the same float, without
+    a Fraction per item (a baseline has 168 hours per tool)."""
+    sx, sxx = sum(values), sum(v * v for v in values)
+    return _sqrt_of_fraction(n * sxx - sx * sx, n * n)
+
+
+_SQRT_BITS = 2 * sys.float_info.mant_dig + 3
+
+
+def _sqrt_of_fraction(num: int, den: int) -> float:
+    """sqrt(num/den) correctly rounded (round-to-odd on enough bits, then one rounding to float),
+    the method of CPython's statistics module."""
+    q = (num.bit_length() - den.bit_length() - _SQRT_BITS) // 2
+    if q >= 0:
+        return (_isqrt_rto(num, den << 2 * q) << q) / 1
+    return _isqrt_rto(num << -2 * q, den) / (1 << -q)
+
+
+def _isqrt_rto(num: int, den: int) -> int:
+    a = math.isqrt(num // den)
+    return a | (a * a * den != num)
+
+
 def _volume(metric: str, series: Sequence[int], recent_sum: int, k: int, t: Thresholds,
-            currency: str | None) -> Score:
-    mu = statistics.fmean(series)
-    sigma = statistics.pstdev(series)
+            currency: str | None, hours: int) -> Score:
+    """``series``: the hours with calls (or cost); the other ``hours - len(series)`` count as zero."""
+    mu = math.fsum(series) / hours
+    sigma = pstdev(series, hours)
     r = recent_sum / k
     noise = math.sqrt(max(mu, 1.0)) if currency is None else t.cost_noise * mu
     se = max(sigma, noise) / math.sqrt(k)
@@ -124,9 +190,7 @@ def _proportion(metric: str, base_hits: int, base_n: int, hits: int, n: int, t: 
     return [Score(metric, round(p0, 6), round(p, 6), _round(ratio), _round(z), flagged)]
 
 
-def _latency(baseline: Sequence[HourStats], now: HourStats, t: Thresholds) -> list[Score]:
-    hourly = [histogram.percentile(h.hist, 0.95) for h in baseline if sum(h.hist) >= t.min_latency_samples]
-    p95s = [v for v in hourly if v is not None]
+def _latency(p95s: Sequence[float], now: HourStats, t: Thresholds) -> list[Score]:
     recent = histogram.percentile(now.hist, 0.95)
     if recent is None or sum(now.hist) < t.min_calls or not p95s:
         return []

@@ -34,6 +34,9 @@ class QueryMetrics:
                                  "Entries whose stored copies (columns, leaf, read models) disagree with their "
                                  "signed bytes, by route and whether the row was withheld",
                                  ["route", "withheld"], registry=r)
+        self.console_sign_ins = Counter("sealtrail_query_console_sign_ins",
+                                        "Console sign-ins, by outcome (ok, failed, refused: a role without "
+                                        "console pages, limited: too many failures)", ["outcome"], registry=r)
         self.periods_expired = Counter("sealtrail_query_periods_expired",
                                        "Period keys expired by the retention shredder", registry=r)
 

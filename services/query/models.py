@@ -42,6 +42,12 @@ class HoldRequest(_Body):
     case_ref: str | None = Field(default=None, pattern=REQUEST_REF_PATTERN)
 
 
+class HoldReleaseRequest(_Body):
+    subject: str = Field(min_length=3, max_length=MAX_SUBJECT_LENGTH, description=SUBJECT_DOC)
+    reason: str | None = Field(default=None, pattern=CODE_PATTERN,
+                               description="required: why the hold ends, a code, e.g. `litigation.closed`")
+
+
 class SubjectRequest(_Body):
     subject: str = Field(min_length=3, max_length=MAX_SUBJECT_LENGTH, description=SUBJECT_DOC)
 
@@ -210,6 +216,9 @@ class ErasureRecordModel(BaseModel):
 class ErasureHistory(BaseModel):
     erasures: list[ErasureRecordModel]
     hold: dict[str, Any] | None = Field(default=None, description="the subject's legal hold, if any")
+    released_holds: list[dict[str, Any]] = Field(
+        default_factory=list, description="the subject's released holds, newest first: the hold as set "
+        "(reason, case_ref, set_by, set_at) and its release (release_reason, released_by, released_at)")
     inconsistent: list[Inconsistency] = Field(
         default_factory=list, description="erasure records that disagree with their erasure event in the log")
 

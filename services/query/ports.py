@@ -1,5 +1,5 @@
 """The query service's storage ports: analytics over the read models, investigations over the
-entries, erasures and legal holds, and retention, with the values they exchange.
+entries, erasures and legal holds, retention, and console sessions, with the values they exchange.
 
 Adapters, one module per port and technology: :mod:`services.query.postgres` (production, row-level
 security keeps tenants apart) and :mod:`services.query.sqlite` (embedded default: every statement names
@@ -22,8 +22,9 @@ import asyncpg
 from pydantic import Field
 
 from sealtrail.core.callstats import CallCounters
+from sealtrail.infra.auth import Principal
 from services.query.cursor import Position
-from services.query.drift import HourStats
+from services.query.drift import Baseline, HourStats
 from services.query.windows import Window
 
 
@@ -69,6 +70,22 @@ class CallTotals(CallCounters):
 
     def hour_stats(self) -> HourStats:
         return HourStats(self.calls, self.executed, self.errors, self.denied, self.hist, self.costs)
+
+    def absorb(self, other: CallTotals) -> None:
+        """Add ``other``'s counters, histogram and costs to these."""
+        self.calls += other.calls
+        self.ok += other.ok
+        self.errors += other.errors
+        self.executed += other.executed
+        self.denied += other.denied
+        self.step_up += other.step_up
+        self.latency_n += other.latency_n
+        self.latency_sum += other.latency_sum
+        hist = self.hist
+        for i, n in enumerate(other.hist):
+            hist[i] += n
+        for currency, micros in other.costs.items():
+            self.costs[currency] = self.costs.get(currency, 0) + micros
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +145,16 @@ class StaleDefinition:
 ToolKey = tuple[str, str]  # (server_id, tool_name)
 
 
+@dataclass(frozen=True, slots=True)
+class SeriesOf:
+    """Whose calls a time series sums: every call (all None), one agent's, or one server's and/or
+    one tool name's. An agent is not combined with a server or tool (the rollups keep them apart)."""
+
+    agent_id: str | None = None
+    server_id: str | None = None
+    tool_name: str | None = None
+
+
 class AnalyticsReader(Protocol):
     """Tenant-scoped reads of the read models.
 
@@ -140,6 +167,16 @@ class AnalyticsReader(Protocol):
     async def call_totals(self, tenant: str, grouping: Grouping, window: Window
                           ) -> dict[tuple[str, ...], CallTotals]: ...
     async def tool_hours(self, tenant: str, window: Window) -> dict[ToolKey, dict[datetime, CallTotals]]: ...
+    async def drift_baseline(self, tenant: str, window: Window, min_timed: int) -> dict[ToolKey, Baseline]:
+        """Per tool with calls in ``window``: its :class:`~services.query.drift.Baseline` (hourly
+        p95s of the hours with at least ``min_timed`` timed calls). MUST equal
+        :func:`services.query.drift.summarize` of the tool's :meth:`tool_hours`."""
+        ...
+    async def series(self, tenant: str, window: Window, of: SeriesOf, *, daily: bool
+                     ) -> dict[datetime, CallTotals]:
+        """Sums of the rollup rows that ``of`` selects, per rollup bucket (UTC hour, or UTC day when
+        ``daily``: then ``window`` MUST be whole days) in ``window``; buckets without calls are absent."""
+        ...
     async def rate_limits(self, tenant: str, window: Window, limit: int) -> list[RateLimitTotals]: ...
     async def first_uses(self, tenant: str, window: Window, agent_id: str | None, limit: int
                          ) -> list[FirstUse]: ...
@@ -292,8 +329,13 @@ class ErasureStore(Protocol):
     async def finish(self, tenant: str, request_ref: str, receipt: str) -> ErasureRecord: ...
     async def set_hold(self, tenant: str, href: bytes, *, reason: str, case_ref: str | None,
                        set_by: str) -> None: ...
-    async def clear_hold(self, tenant: str, href: bytes) -> bool:
-        """Whether a hold was cleared."""
+    async def clear_hold(self, tenant: str, href: bytes, *, reason: str, released_by: str) -> bool:
+        """Release the subject's hold, recording the hold as set with the release's ``reason``, who
+        and when, in one transaction; whether there was a hold to release."""
+        ...
+    async def released_holds(self, tenant: str, href: bytes, limit: int) -> list[dict[str, Any]]:
+        """The subject's released holds, newest first: reason, case_ref, set_by, set_at,
+        release_reason, released_by, released_at (times as ISO 8601)."""
         ...
     async def history(self, tenant: str, *, href: bytes | None, request_ref: str | None,
                       limit: int) -> list[ErasureRecord]:
@@ -333,3 +375,37 @@ class RetentionStore(Protocol):
         """(payloads deleted, event id) of the run, or None."""
         ...
     async def finish_run(self, tenant: str, period: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSession:
+    """A console session as stored: whose it is (the API key's principal, never the key), the
+    SHA-256 of its CSRF token, and when it was opened and last used (seconds since the epoch)."""
+
+    principal: Principal
+    csrf_hash: bytes
+    created: float
+    last_used: float
+
+
+class ConsoleSessionStore(Protocol):
+    """Console sessions in the query service's database, shared by every query process on it.
+
+    Sessions are found by the SHA-256 of their id (the cookie). The store MUST keep only that hash
+    and the SHA-256 of the session's CSRF token, never either token nor an API key, so reading
+    the table does not let anyone act as a signed-in person. A session deleted through one
+    process MUST be gone for every process. Driver errors MUST be translated into
+    :mod:`sealtrail.errors` types.
+    """
+
+    async def add(self, session_hash: bytes, session: StoredSession, *, max_sessions: int) -> None:
+        """Store a new session; then, while more than ``max_sessions`` are stored, delete the oldest."""
+        ...
+    async def find(self, session_hash: bytes) -> StoredSession | None: ...
+    async def touch(self, session_hash: bytes, now: float) -> None:
+        """Record a use of the session at ``now``."""
+        ...
+    async def delete(self, session_hash: bytes) -> None: ...
+    async def delete_expired(self, now: float, *, idle_s: float, max_age_s: float) -> int:
+        """Delete every session unused for ``idle_s`` or opened ``max_age_s`` ago; how many."""
+        ...

@@ -57,15 +57,23 @@ from sealtrail.infra.sqlite import SqliteDatabase
 from services.ledger.postgres.reader import PostgresLedgerReader
 from services.ledger.reader import LedgerReader
 from services.ledger.sqlite.reader import SqliteLedgerReader
-from services.query.ports import AnalyticsReader, ErasureStore, InvestigationReader, RetentionStore
+from services.query.ports import (
+    AnalyticsReader,
+    ConsoleSessionStore,
+    ErasureStore,
+    InvestigationReader,
+    RetentionStore,
+)
 from services.query.postgres.analytics import PostgresAnalyticsReader
 from services.query.postgres.erasure import PostgresErasureStore
 from services.query.postgres.investigations import PostgresInvestigationReader
 from services.query.postgres.retention import PostgresRetentionStore
+from services.query.postgres.sessions import PostgresConsoleSessionStore
 from services.query.sqlite.analytics import SqliteAnalyticsReader
 from services.query.sqlite.erasure import SqliteErasureStore
 from services.query.sqlite.investigations import SqliteInvestigationReader
 from services.query.sqlite.retention import SqliteRetentionStore
+from services.query.sqlite.sessions import SqliteConsoleSessionStore
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,7 @@ class QueryStores:
     investigations: InvestigationReader
     erasures: ErasureStore
     retention: RetentionStore
+    console_sessions: ConsoleSessionStore
     ping: Callable[[], Awaitable[bool]]
     record_service_key: Callable[[str, str, str], Awaitable[None]] | None = None
     """Record the query service's erasure-receipt key (name, key id, vkey) where ingest's check finds
@@ -111,7 +120,8 @@ def postgres_stores_on(pool: asyncpg.Pool, *, kek: Kek) -> QueryStores:
         backend="postgres", auth=PostgresAuthStore(pool=pool), keys=PostgresKeyStore(pool=pool, kek=kek),
         ledger=PostgresLedgerReader(pool=pool),
         analytics=PostgresAnalyticsReader(pool=pool), investigations=PostgresInvestigationReader(pool=pool),
-        erasures=PostgresErasureStore(pool=pool), retention=PostgresRetentionStore(pool=pool), ping=ping,
+        erasures=PostgresErasureStore(pool=pool), retention=PostgresRetentionStore(pool=pool),
+        console_sessions=PostgresConsoleSessionStore(pool=pool), ping=ping,
         record_service_key=record_service_key)
 
 
@@ -142,4 +152,5 @@ def sqlite_stores(db: SqliteDatabase, *, kek: Kek) -> QueryStores:
         backend="sqlite", auth=SqliteAuthStore(db=db), keys=SqliteKeyStore(db=db, kek=kek),
         ledger=SqliteLedgerReader(db=db),
         analytics=SqliteAnalyticsReader(db=db), investigations=SqliteInvestigationReader(db=db),
-        erasures=SqliteErasureStore(db=db), retention=SqliteRetentionStore(db=db), ping=ping)
+        erasures=SqliteErasureStore(db=db), retention=SqliteRetentionStore(db=db),
+        console_sessions=SqliteConsoleSessionStore(db=db), ping=ping)

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Response
 
 from sealtrail.core.erasure import REQUEST_REF_PATTERN, history_ref
 from sealtrail.core.sealing import subject_ref
-from sealtrail.errors import NotFoundError
+from sealtrail.errors import InvalidInputError, NotFoundError
 from sealtrail.infra.emitter import new_event_id
 from services.query import integrity
 from services.query.cursor import Position, decode_cursor, encode_cursor
@@ -26,8 +26,8 @@ from services.query.models import (
     ErasureRecordModel,
     ExportPage,
     ExportRequest,
+    HoldReleaseRequest,
     HoldRequest,
-    SubjectRequest,
 )
 from services.query.responses import json_response, problems
 
@@ -88,10 +88,16 @@ async def set_hold(body: HoldRequest, principal: SubjectEraserDep, service: Serv
 
 
 @router.delete("/v1/subjects/hold", status_code=204, responses=problems(400, 401, 403, 404),
-               summary="Clear a subject's legal hold")
-async def clear_hold(body: SubjectRequest, principal: SubjectEraserDep, service: ServiceDep) -> Response:
+               summary="Release a subject's legal hold, with a reason")
+async def clear_hold(body: HoldReleaseRequest, principal: SubjectEraserDep, service: ServiceDep) -> Response:
+    """Release the hold; ``reason`` (a code) is required and kept with the hold as it was set
+    (``released_holds`` of ``GET /v1/subjects/erasures``)."""
+    if body.reason is None:
+        raise InvalidInputError("releasing a legal hold needs a reason: a code such as litigation.closed",
+                                pointer="/reason")
     href = history_ref(await service.index_keys.get(principal.tenant_id), body.subject)
-    if not await service.erasures.clear_hold(principal.tenant_id, href):
+    if not await service.erasures.clear_hold(principal.tenant_id, href, reason=body.reason,
+                                             released_by=principal.key_id):
         raise NotFoundError("the subject is not under legal hold")
     return Response(status_code=204)
 
@@ -108,6 +114,7 @@ async def list_erasures(
     href = history_ref(await service.index_keys.get(tenant), subject) if subject is not None else None
     records = await service.erasures.history(tenant, href=href, request_ref=request_ref, limit=limit)
     hold = await service.erasures.hold(tenant, href) if href is not None else None
+    released = await service.erasures.released_holds(tenant, href, limit) if href is not None else []
     out, bad = [], []
     for r in records:
         body = r.as_json()
@@ -123,4 +130,5 @@ async def list_erasures(
                     bad.append(d)
         out.append(body)
     service.report_inconsistent(tenant, bad, route="erasures")
-    return json_response({"erasures": out, "hold": hold, "inconsistent": [d.as_json() for d in bad]})
+    return json_response({"erasures": out, "hold": hold, "released_holds": released,
+                          "inconsistent": [d.as_json() for d in bad]})

@@ -83,7 +83,8 @@ class ErasureStoreContract(_Seeded):
                 legal_basis="gdpr.art17", requested_by="k-dpo")
 
     async def test_legal_hold_refuses_erasure(self, backend: QueryBackend, seeded: Seeded) -> None:
-        """Under hold, begin raises LegalHoldError and records nothing; cleared, erasure proceeds."""
+        """Under hold, begin raises LegalHoldError and records nothing; released with a reason, the
+        hold as set and the release are kept, and erasure proceeds."""
         store, key = backend.stores.erasures, backend.index_keys["acme"]
         href = history_ref(key, ALICE)
         await store.set_hold("acme", href, reason="litigation", case_ref="CASE-7", set_by="k-dpo")
@@ -96,9 +97,16 @@ class ErasureStoreContract(_Seeded):
                               legal_basis="gdpr.art17", requested_by="k-dpo")
         assert await store.history("acme", href=href, request_ref=None, limit=10) == []
         assert await backend.raw.count("payloads", "tenant_id = 'acme'") == 24
-        assert not await store.clear_hold("beta", href)
-        assert await store.clear_hold("acme", href)
-        assert not await store.clear_hold("acme", href)
+        assert not await store.clear_hold("beta", href, reason="closed", released_by="k-dpo")
+        assert await store.released_holds("acme", href, 10) == []
+        assert await store.clear_hold("acme", href, reason="audit.done", released_by="k-dpo2")
+        assert not await store.clear_hold("acme", href, reason="audit.done", released_by="k-dpo2")
+        assert await store.hold("acme", href) is None
+        (released,) = await store.released_holds("acme", href, 10)
+        assert (released["reason"], released["case_ref"], released["set_by"]) == ("audit", None, "k-dpo")
+        assert (released["release_reason"], released["released_by"]) == ("audit.done", "k-dpo2")
+        assert released["released_at"] >= released["set_at"]
+        assert await store.released_holds("beta", href, 10) == []
         await _erase(backend, "acme", ALICE, "REQ-2")
         assert [r.request_ref for r in await store.history("acme", href=None, request_ref="REQ-2", limit=5)] == [
             "REQ-2"]

@@ -57,7 +57,7 @@ def _endpoints(seed: Seed) -> list[Endpoint]:
                  {"subject": "user:alice@example.com", "purpose": "matrix"}),
         Endpoint("GET", "/v1/subjects/erasures", erase, False),
         Endpoint("PUT", "/v1/subjects/hold", erase, False, None, {**subject, "reason": "matrix"}),
-        Endpoint("DELETE", "/v1/subjects/hold", erase, False, None, subject),
+        Endpoint("DELETE", "/v1/subjects/hold", erase, False, None, {**subject, "reason": "matrix"}),
         Endpoint("POST", "/v1/subjects/erase", erase, False, None,
                  {**subject, "request_ref": f"M-{uuid.uuid4().hex[:8]}", "legal_basis": "gdpr.art17"}),
         Endpoint("GET", "/v1/analytics/tools", Scope.ANALYTICS_READ, False),

@@ -73,9 +73,13 @@ async def test_legal_hold_refuses_erasure_until_cleared(stack: QueryStack) -> No
     assert "litigation" in refused.json()["detail"] and "carol" not in refused.text
     history = await stack.api.get("/v1/subjects/erasures", params={"subject": subject}, headers=stack.auth(who))
     assert history.json() == {"erasures": [], "hold": {**history.json()["hold"], "reason": "litigation"},
-                              "inconsistent": []}
+                              "released_holds": [], "inconsistent": []}
+    unexplained = await stack.api.request("DELETE", "/v1/subjects/hold", headers=stack.auth(who),
+                                          json={"subject": subject})
+    assert unexplained.status_code == 400 and unexplained.json()["pointer"] == "/reason"
+    assert "releasing a legal hold needs a reason" in unexplained.json()["detail"]
     cleared = await stack.api.request("DELETE", "/v1/subjects/hold", headers=stack.auth(who),
-                                      json={"subject": subject})
+                                      json={"subject": subject, "reason": "litigation.closed"})
     assert cleared.status_code == 204
     done = await stack.api.post("/v1/subjects/erase", headers=stack.auth(who),
                                 json={"subject": subject, "request_ref": "DSR-C1", "legal_basis": "gdpr.art17"})
@@ -83,6 +87,9 @@ async def test_legal_hold_refuses_erasure_until_cleared(stack: QueryStack) -> No
     history = await stack.api.get("/v1/subjects/erasures", params={"subject": " USER:carol@EXAMPLE.com"},
                                   headers=stack.auth(who))
     assert [r["request_ref"] for r in history.json()["erasures"]] == ["DSR-C1"] and history.json()["hold"] is None
+    (released,) = history.json()["released_holds"]
+    assert (released["reason"], released["case_ref"], released["release_reason"]) == (
+        "litigation", "CASE-9", "litigation.closed")
     await stack.logged("erase", [done.json()["event_id"]])
 
 

@@ -56,7 +56,8 @@ async def test_query_app_runs_on_sqlite(tmp_path: Path) -> None:
         assert (await client.put("/v1/subjects/hold", json=hold, headers=dpo)).status_code == 200
         erase = {"subject": ALICE, "request_ref": "REQ-1", "legal_basis": "gdpr.art17"}
         assert (await client.post("/v1/subjects/erase", json=erase, headers=dpo)).status_code == 409
-        cleared = await client.request("DELETE", "/v1/subjects/hold", json={"subject": ALICE}, headers=dpo)
+        release = {"subject": ALICE, "reason": "litigation.closed"}
+        cleared = await client.request("DELETE", "/v1/subjects/hold", json=release, headers=dpo)
         assert cleared.status_code == 204
         done = await client.post("/v1/subjects/erase", json=erase, headers=dpo)
         assert done.status_code == 200, done.text

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import random
+import statistics
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sealtrail.core import histogram
+from services.query import drift
 from services.query.drift import HourStats, score
 
 
@@ -64,3 +69,28 @@ def test_small_numbers_and_missing_baselines_are_not_scored() -> None:
     assert score([hour(1) for _ in range(168)], [hour(19)]) == []
     assert score([HourStats() for _ in range(168)], [hour(1000)]) == []
     assert score([], [hour(10)]) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=10**15), max_size=60), st.integers(min_value=0, max_value=60))
+def test_pstdev_from_sums_is_statistics_pstdev(values: list[int], zeros: int) -> None:
+    """The population standard deviation from exact integer sums is the float statistics.pstdev gives
+    for the same values padded with zero hours."""
+    n = len(values) + zeros
+    if n:
+        assert drift.pstdev(values, n) == statistics.pstdev([*values, *[0] * zeros])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 60), st.integers(0, 5), st.integers(0, 5),
+                          st.lists(st.integers(0, 9), min_size=histogram.BUCKETS, max_size=histogram.BUCKETS)),
+                min_size=24, max_size=48),
+       st.integers(0, 200))
+def test_a_summarised_baseline_scores_as_the_hours_do(hours: list[tuple[int, int, int, int, list[int]]],
+                                                      spike: int) -> None:
+    """score_summary over summarize(hours), in any order, equals score over the dense hours."""
+    dense = [drift.HourStats(c, min(c, e), min(c, e, err), min(c, d), h, {"USD": c * 7} if c % 3 else {})
+             for c, e, err, d, h in hours]
+    recent = [drift.HourStats(spike, spike, spike // 3, spike // 5, [spike] * histogram.BUCKETS, {"USD": spike})]
+    summary = drift.summarize(len(dense), [h for h in reversed(dense) if h.calls or sum(h.hist)])
+    assert drift.score_summary(summary, recent) == drift.score(dense, recent)

@@ -2,7 +2,8 @@
 
 - ``GET /console`` the page; ``GET /console/static/{name}`` its assets (files of ``static/``,
   read once; no build step, no CDN).
-- ``POST /console/session`` with ``{"key": "st_..."}``: signs in. The answer sets the session
+- ``POST /console/session`` with ``{"key": "st_..."}``: signs in (failed sign-ins are limited per
+  client address and key id: :mod:`services.query.console.signin`). The answer sets the session
   cookie (``HttpOnly``, ``SameSite=Strict``, ``Path=/``, ``Secure`` over TLS) and carries the
   role, the scopes and the CSRF token; the key itself is not kept. Gateway and operator keys are
   refused: the console has nothing for them.
@@ -16,6 +17,7 @@ the console's. Every answer under ``/console`` carries :data:`SECURITY_HEADERS` 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +26,18 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from sealtrail.errors import AuthenticationError, InvalidInputError, NotFoundError, PermissionDeniedError
+from sealtrail.errors import (
+    AuthenticationError,
+    BackpressureError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from sealtrail.infra.auth import Principal, Role
 from services.query.console.sessions import COOKIE, CSRF_HEADER, SessionStore, check_csrf
+from services.query.console.signin import SignInLimiter, key_prefix, retry_seconds
 
+log = logging.getLogger("sealtrail.query.console")
 STATIC = Path(__file__).parent / "static"
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -99,6 +109,30 @@ def _same_origin(request: Request) -> None:
         raise PermissionDeniedError("sign-in from another origin is refused")
 
 
+async def _checked(request: Request, key: str) -> Principal:
+    """The key's principal, unless too many sign-ins failed lately from this address or with this
+    key id (429 with Retry-After, before the key is checked); a failure is counted against both."""
+    limiter: SignInLimiter = request.app.state.console_signin
+    metrics = request.app.state.query.metrics
+    address = request.client.host if request.client is not None else "unknown"
+    buckets = (f"address:{address}", key_prefix(key))
+    wait = limiter.retry_after(buckets)
+    if wait > 0:
+        metrics.console_sign_ins.labels(outcome="limited").inc()
+        log.warning("console sign-in refused: too many failed sign-ins",
+                    extra={"client": address, "key_id": buckets[1], "retry_after_s": retry_seconds(wait)})
+        raise BackpressureError(f"too many failed sign-ins from this address or with this key; retry in "
+                                f"{retry_seconds(wait)} s", retry_after=wait)
+    try:
+        principal: Principal = await request.app.state.query.authenticator.authenticate(f"Bearer {key}")
+    except AuthenticationError:
+        limiter.failed(buckets)
+        metrics.console_sign_ins.labels(outcome="failed").inc()
+        log.info("console sign-in failed", extra={"client": address, "key_id": buckets[1]})
+        raise
+    return principal
+
+
 @router.get("")
 async def page() -> Response:
     body, media = ASSETS["index.html"]
@@ -124,11 +158,14 @@ async def sign_in(request: Request) -> Response:
         key = None
     if not isinstance(key, str) or not key:
         raise InvalidInputError("sign in with a JSON body {\"key\": \"st_...\"}", pointer="/key")
-    principal = await request.app.state.query.authenticator.authenticate(f"Bearer {key}")
+    service = request.app.state.query
+    principal = await _checked(request, key)
     if principal.role not in CONSOLE_ROLES:
+        service.metrics.console_sign_ins.labels(outcome="refused").inc()
         raise PermissionDeniedError(f"a {principal.role.value} key cannot sign in to the console")
+    service.metrics.console_sign_ins.labels(outcome="ok").inc()
     store = _store(request)
-    sid, session = store.open(principal)
+    sid, session = await store.open(principal)
     response = _json(_who(principal, session.csrf))
     response.set_cookie(COOKIE, sid, httponly=True, samesite="strict", path="/",
                         secure=request.url.scheme == "https")
@@ -140,7 +177,7 @@ async def whoami(request: Request) -> Response:
     sid = request.cookies.get(COOKIE)
     if not sid:
         raise AuthenticationError("no console session; sign in")
-    session = _store(request).get(sid)
+    session = await _store(request).get(sid)
     return _json(_who(session.principal, session.csrf))
 
 
@@ -149,8 +186,8 @@ async def sign_out(request: Request) -> Response:
     sid = request.cookies.get(COOKIE)
     store = _store(request)
     if sid:
-        check_csrf(store.get(sid), request.headers.get(CSRF_HEADER))
-        store.close(sid)
+        check_csrf(await store.get(sid), request.headers.get(CSRF_HEADER))
+        await store.close(sid)
     response = secured(Response(status_code=204))
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response

@@ -18,6 +18,7 @@ from sealtrail.core import histogram
 from sealtrail.infra.pgerrors import translated
 from sealtrail.infra.postgres import Conn
 from services.query import analytics_sql
+from services.query.drift import Baseline
 from services.query.ports import (
     GROUP_COLUMNS,
     GROUP_TABLES,
@@ -26,6 +27,7 @@ from services.query.ports import (
     FirstUse,
     Grouping,
     RateLimitTotals,
+    SeriesOf,
     StaleDefinition,
     ToolKey,
 )
@@ -92,6 +94,29 @@ class PostgresAnalyticsReader:
             hours.setdefault(row["bucket"], CallTotals()).add(row)
         return out
 
+    async def drift_baseline(self, tenant: str, window: Window, min_timed: int) -> dict[ToolKey, Baseline]:
+        async with self._as_tenant(tenant) as conn:
+            # 200 tools x 168 hours group best in a hash table (sorting 33,600 rows by name is 2-3x slower).
+            await conn.execute("SELECT set_config('work_mem', '16MB', true), set_config('enable_sort', 'off', true)")
+            tools = await conn.fetch(_BASELINE_SQL, tenant, window.start, window.end, min_timed)
+            costs = await conn.fetch(_BASELINE_COSTS_SQL, tenant, window.start, window.end)
+        hourly_costs: dict[ToolKey, dict[str, list[int]]] = {}
+        for r in costs:
+            hourly_costs.setdefault((r["server_id"], r["tool_name"]), {})[r["currency"]] = list(r["hourly"])
+        return {(r["server_id"], r["tool_name"]): Baseline(
+            window.hours, r["calls"], r["executed"], r["errors"], r["denied"], list(r["hourly_calls"]),
+            hourly_costs.get((r["server_id"], r["tool_name"]), {}), list(r["p95s"] or ()))
+            for r in tools}
+
+    async def series(self, tenant: str, window: Window, of: SeriesOf, *, daily: bool
+                     ) -> dict[datetime, CallTotals]:
+        table, where, values = analytics_sql.series_rows(analytics_sql.POSTGRES, of, daily=daily)
+        sql = f"SELECT bucket, currency, {_SUMS} FROM {table} WHERE {where} GROUP BY bucket, currency"
+        out: dict[datetime, CallTotals] = {}
+        for row in await self._fetch(tenant, sql, window.start, window.end, *values):
+            out.setdefault(row["bucket"], CallTotals()).add(row)
+        return out
+
     async def rate_limits(self, tenant: str, window: Window, limit: int) -> list[RateLimitTotals]:
         sql = analytics_sql.rate_limits(analytics_sql.POSTGRES)
         return [RateLimitTotals(**dict(r)) for r in await self._fetch(tenant, sql, window.start, window.end,
@@ -112,6 +137,23 @@ class PostgresAnalyticsReader:
                                 ) -> list[StaleDefinition]:
         rows = await self._fetch(tenant, _STALE_SQL, agent_id, limit)
         return [StaleDefinition(**dict(r)) for r in rows]
+
+
+# A tool's baseline from its rows of every currency together, with the p95 PostgreSQL stored for
+# each hour (migration 0013); costs per currency from the hours that carry one (a partial index).
+_BASELINE_SQL = """
+SELECT server_id, tool_name, sum(calls)::bigint AS calls, sum(executed)::bigint AS executed,
+       sum(errors)::bigint AS errors, sum(denied)::bigint AS denied, array_agg(calls) AS hourly_calls,
+       array_agg(latency_p95) FILTER (WHERE latency_n >= $4 AND latency_p95 IS NOT NULL) AS p95s
+  FROM rollup_tool_hourly_merged WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3
+ GROUP BY server_id, tool_name
+"""
+
+_BASELINE_COSTS_SQL = """
+SELECT server_id, tool_name, currency, array_agg(cost_micros) AS hourly FROM rollup_tool_hourly
+ WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3 AND currency <> ''
+ GROUP BY server_id, tool_name, currency
+"""
 
 
 # For each (agent, tool) used: the tool's latest change in log order. Stale when the current

@@ -112,11 +112,25 @@ class PostgresErasureStore:
                     " SET reason = $3, case_ref = $4, set_by = $5, set_at = now()",
                     tenant, href, reason, case_ref, set_by)
 
-    async def clear_hold(self, tenant: str, href: bytes) -> bool:
-        with translated("clear legal hold"):
-            status = await self._pool.execute(
-                "DELETE FROM subject_holds WHERE tenant_id = $1 AND history_ref = $2", tenant, href)
+    async def clear_hold(self, tenant: str, href: bytes, *, reason: str, released_by: str) -> bool:
+        with translated("release legal hold"):
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(_LOCK, tenant, href)
+                status = await conn.execute(
+                    "WITH gone AS (DELETE FROM subject_holds WHERE tenant_id = $1 AND history_ref = $2"
+                    "  RETURNING tenant_id, history_ref, reason, case_ref, set_by, set_at)"
+                    " INSERT INTO subject_hold_releases (tenant_id, history_ref, reason, case_ref, set_by, set_at,"
+                    "  release_reason, released_by) SELECT *, $3, $4 FROM gone", tenant, href, reason, released_by)
         return rows_affected(status) > 0
+
+    async def released_holds(self, tenant: str, href: bytes, limit: int) -> list[dict[str, Any]]:
+        async with tenant_scope(self._pool, tenant) as conn:
+            rows = await conn.fetch(
+                "SELECT reason, case_ref, set_by, set_at, release_reason, released_by, released_at"
+                " FROM subject_hold_releases WHERE tenant_id = $1 AND history_ref = $2"
+                " ORDER BY released_at DESC LIMIT $3", tenant, href, limit)
+        return [{**dict(r), "set_at": r["set_at"].isoformat(), "released_at": r["released_at"].isoformat()}
+                for r in rows]
 
     async def history(self, tenant: str, *, href: bytes | None, request_ref: str | None,
                       limit: int) -> list[ErasureRecord]:

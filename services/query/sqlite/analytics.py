@@ -9,13 +9,15 @@ the figures equal PostgreSQL's for the same entries. Reads run in one read trans
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import orjson
 
 from sealtrail.infra.sqlite import SqliteDatabase, from_db_time, to_db_time, translated
-from services.query import analytics_sql
+from services.query import analytics_sql, drift
+from services.query.drift import Baseline
 from services.query.ports import (
     GROUP_COLUMNS,
     GROUP_TABLES,
@@ -24,6 +26,7 @@ from services.query.ports import (
     FirstUse,
     Grouping,
     RateLimitTotals,
+    SeriesOf,
     StaleDefinition,
     ToolKey,
 )
@@ -89,6 +92,31 @@ class SqliteAnalyticsReader:
             hours.setdefault(row["bucket"], CallTotals()).add(row)
         return out
 
+    async def drift_baseline(self, tenant: str, window: Window, min_timed: int) -> dict[ToolKey, Baseline]:
+        """From the rows of every currency together; each hour's p95 from its histogram, here."""
+        args = (tenant, to_db_time(window.start), to_db_time(window.end))
+        hours = await self._fetch(_MERGED_HOURS_SQL, *args)
+        costs: dict[ToolKey, dict[str, list[int]]] = {}
+        for r in await self._fetch(_COSTED_HOURS_SQL, *args):
+            costs.setdefault((r["server_id"], r["tool_name"]), {}).setdefault(r["currency"], []).append(r["cost"])
+        stats: dict[ToolKey, list[drift.HourStats]] = {}
+        for r in hours:
+            stats.setdefault((r["server_id"], r["tool_name"]), []).append(
+                drift.HourStats(r["calls"], r["executed"], r["errors"], r["denied"], r["hist"]))
+        limits = drift.Thresholds(min_latency_samples=min_timed)
+        return {tool: replace(drift.summarize(window.hours, hs, limits), hourly_costs=costs.get(tool, {}))
+                for tool, hs in stats.items()}
+
+    async def series(self, tenant: str, window: Window, of: SeriesOf, *, daily: bool
+                     ) -> dict[datetime, CallTotals]:
+        table, where, values = analytics_sql.series_rows(analytics_sql.SQLITE, of, daily=daily)
+        sql = (f"SELECT bucket, currency, {_COUNTERS}, cost_micros AS cost, latency_hist AS hist"
+               f" FROM {table} WHERE {where}")
+        out: dict[datetime, CallTotals] = {}
+        for row in await self._fetch(sql, tenant, to_db_time(window.start), to_db_time(window.end), *values):
+            out.setdefault(row["bucket"], CallTotals()).add(row)
+        return out
+
     async def rate_limits(self, tenant: str, window: Window, limit: int) -> list[RateLimitTotals]:
         sql = analytics_sql.rate_limits(analytics_sql.SQLITE)
         rows = await self._fetch(sql, tenant, to_db_time(window.start), to_db_time(window.end), limit)
@@ -110,6 +138,11 @@ class SqliteAnalyticsReader:
         rows = await self._fetch(_STALE_SQL, tenant, agent_id, limit)
         return [StaleDefinition(**r) for r in rows]
 
+
+_MERGED_HOURS_SQL = ("SELECT server_id, tool_name, calls, executed, errors, denied, latency_hist AS hist"
+                     " FROM rollup_tool_hourly_merged WHERE tenant_id = ? AND bucket >= ? AND bucket < ?")
+_COSTED_HOURS_SQL = ("SELECT server_id, tool_name, currency, cost_micros AS cost FROM rollup_tool_hourly"
+                     " WHERE tenant_id = ? AND bucket >= ? AND bucket < ? AND currency <> ''")
 
 # As PostgreSQL's query (analytics_store._STALE_SQL), with a window function for the lateral join.
 _STALE_SQL = """

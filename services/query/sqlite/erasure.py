@@ -100,6 +100,16 @@ def _delete_data(conn: sqlite3.Connection, tenant: str, request_ref: str, subjec
          tenant, request_ref)).fetchone())
 
 
+def _release(conn: sqlite3.Connection, tenant: str, href: bytes, reason: str, released_by: str, now: str) -> bool:
+    moved = conn.execute(
+        "INSERT INTO subject_hold_releases (tenant_id, history_ref, reason, case_ref, set_by, set_at,"
+        " release_reason, released_by, released_at) SELECT tenant_id, history_ref, reason, case_ref, set_by,"
+        " set_at, ?3, ?4, ?5 FROM subject_holds WHERE tenant_id = ?1 AND history_ref = ?2",
+        (tenant, href, reason, released_by, now)).rowcount
+    conn.execute("DELETE FROM subject_holds WHERE tenant_id = ? AND history_ref = ?", (tenant, href))
+    return moved > 0
+
+
 class SqliteErasureStore:
     """The erasure and hold tables of SQLite migration 0005, and the deletions an erasure makes."""
 
@@ -136,11 +146,20 @@ class SqliteErasureStore:
                 " SET reason = excluded.reason, case_ref = excluded.case_ref, set_by = excluded.set_by,"
                 " set_at = excluded.set_at", (tenant, href, reason, case_ref, set_by, now)))
 
-    async def clear_hold(self, tenant: str, href: bytes) -> bool:
-        with translated("clear legal hold"):
-            n = await self._db.write(lambda c: c.execute(
-                "DELETE FROM subject_holds WHERE tenant_id = ? AND history_ref = ?", (tenant, href)).rowcount)
-        return n > 0
+    async def clear_hold(self, tenant: str, href: bytes, *, reason: str, released_by: str) -> bool:
+        now = db_now()
+        with translated("release legal hold"):
+            return await self._db.write(lambda c: _release(c, tenant, href, reason, released_by, now))
+
+    async def released_holds(self, tenant: str, href: bytes, limit: int) -> list[dict[str, Any]]:
+        with translated("read released legal holds"):
+            rows = await self._db.read(lambda c: c.execute(
+                "SELECT reason, case_ref, set_by, set_at, release_reason, released_by, released_at"
+                " FROM subject_hold_releases WHERE tenant_id = ? AND history_ref = ?"
+                " ORDER BY released_at DESC LIMIT ?", (tenant, href, limit)).fetchall())
+        return [{"reason": r[0], "case_ref": r[1], "set_by": r[2], "set_at": from_db_time(r[3]).isoformat(),
+                 "release_reason": r[4], "released_by": r[5], "released_at": from_db_time(r[6]).isoformat()}
+                for r in rows]
 
     async def history(self, tenant: str, *, href: bytes | None, request_ref: str | None,
                       limit: int) -> list[ErasureRecord]:

@@ -35,9 +35,17 @@ def test_dpo_finds_exports_holds_and_erases(new_page: Any, console: Console) -> 
     page.click("form.erase button")
     page.click("#confirm-erase")
     expect(page.locator("#dpo-actions .error")).to_contain_text("hold")
+    # a release without a reason is refused, and the page says why; with one it is recorded
+    page.click("#release-hold")
+    expect(page.locator("#dpo-actions .error").last).to_contain_text("releasing a legal hold needs a reason")
+    expect(page.locator("#release-hold")).to_be_visible()
+    page.fill("#release-reason", "litigation.closed")
     page.click("#release-hold")
     s.settled()
     expect(page.locator("form.hold")).to_be_visible()
+    released = page.locator("#released-holds tbody tr").first
+    expect(released.locator("td.release-reason")).to_have_text("litigation.closed")
+    expect(released).to_contain_text("litigation")
     # erase, after a confirmation naming the subject and the request
     page.fill("form.erase input[name=request_ref]", "DSR-2026-0042")
     page.click("form.erase button")

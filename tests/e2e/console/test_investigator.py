@@ -112,6 +112,30 @@ def test_analytics_tables_chart_and_drift(new_page: Any, console: Console) -> No
     assert max(heights) > 0 and heights.index(max(heights)) >= 20  # the demo's spike is in the last hours
 
 
+def test_analytics_windows_beyond_a_day_in_one_series_request(new_page: Any, console: Console) -> None:
+    """7 days are charted hour by hour (168 bars), 30 days in 6-hour bars (120), a custom window
+    from the form; each view asks for its chart once (/v1/analytics/series), six requests in all."""
+    s = new_page().sign_in("investigator")
+    asked: list[str] = []
+    s.page.on("request", lambda r: asked.append(r.url) if "/v1/analytics/" in r.url else None)
+    page = s.go("analytics?hours=168")
+    assert page.locator("svg.chart").first.locator("rect.bar").count() == 168
+    assert page.get_attribute("#series-title", "data-bucket-hours") == "1"
+    assert len(asked) == 6 and sum("/v1/analytics/series?" in u for u in asked) == 1, asked
+    page = s.go("analytics?hours=720")
+    assert page.locator("svg.chart").first.locator("rect.bar").count() == 120
+    assert page.get_attribute("#series-title", "data-bucket-hours") == "6"
+    assert page.inner_text("#series-title") == "Calls and errors per 6 h"
+    s.shot("analytics-30d")
+    page.fill("#window-from", "2026-01-01T00:00")
+    page.fill("#window-to", "2026-01-03T00:00")
+    page.click("#custom-window button")
+    s.settled()
+    assert "from=2026-01-01T00%3A00%3A00.000Z" in page.url
+    assert page.locator("svg.chart").first.locator("rect.bar").count() == 48
+    assert "Tools" in page.inner_text("#view")
+
+
 def test_call_detail_says_whether_the_tool_definition_changed_since(new_page: Any, console: Console) -> None:
     with console.api("investigator") as api:
         stale = api.get("/v1/analytics/definition-changes", params={"limit": 1000}).json()["stale"]

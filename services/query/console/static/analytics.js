@@ -1,5 +1,6 @@
-// Analytics: per-tool, per-agent and per-server figures over a window, calls per hour as an SVG
-// bar chart drawn here (no chart library), drift findings, definition changes, rate limits.
+// Analytics: per-tool, per-agent and per-server figures over a window (1 h, 24 h, 7 d, 30 d or
+// custom), calls and errors over time as an SVG bar chart drawn here (no chart library) from one
+// /v1/analytics/series request, drift findings, definition changes, rate limits.
 import { getJson, query } from "./api.js";
 import { h, link, route, table, visible } from "./dom.js";
 
@@ -44,35 +45,73 @@ export function barChart(series, { width = 720, height = 160, title = "calls per
   return chart;
 }
 
-// Figures per hour for the last `hours` hours: of every tool, or of one ("server/tool").
-async function hourly(hours, tool) {
+const WINDOWS = [[1, "1 h"], [24, "24 h"], [168, "7 d"], [720, "30 d"]];
+
+function isoOrEmpty(value) {
+  const t = value ? new Date(value) : null;
+  return t && !Number.isNaN(t.getTime()) ? t.toISOString() : "";
+}
+
+// The window asked for: the last `hours` hours up to the end of the current hour, or a custom
+// from/to (UTC, RFC 3339).
+function windowOf(params) {
+  if (params.from) return { from: params.from, to: params.to || "", hours: 0 };
+  const hours = Math.min(24 * 400, Math.max(1, parseInt(params.hours || "24", 10) || 24));
   const end = Math.floor(Date.now() / HOUR) * HOUR + HOUR;
-  const starts = Array.from({ length: hours }, (_, i) => end - (hours - i) * HOUR);
-  return Promise.all(starts.map(async (t) => {
-    const page = await getJson(query("/v1/analytics/tools", { from: new Date(t).toISOString(), to: new Date(t + HOUR).toISOString() }));
-    const rows = page.tools.filter((r) => !tool || `${r.server_id}/${r.tool_name}` === tool);
-    return { label: new Date(t).toISOString().slice(11, 16), value: rows.reduce((n, s) => n + s.calls, 0),
-             errors: rows.reduce((n, s) => n + s.errors, 0),
-             p95: tool && rows[0] ? Math.round(rows[0].latency_ms?.p95 ?? 0) : 0 };
-  }));
+  return { from: new Date(end - hours * HOUR).toISOString(), to: new Date(end).toISOString(), hours };
+}
+
+function label(start, bucketHours, spanHours) {
+  const iso = new Date(start).toISOString();
+  if (bucketHours >= 24) return iso.slice(0, 10);
+  return spanHours > 24 ? `${iso.slice(5, 10)} ${iso.slice(11, 16)}` : iso.slice(11, 16);
+}
+
+// One request: the server sums the rollups into at most 200 buckets (hourly up to 200 hours).
+async function timeSeries(win, pair) {
+  const page = await getJson(query("/v1/analytics/series", {
+    from: win.from, to: win.to, server_id: pair?.server_id, tool_name: pair?.tool_name }));
+  const span = (new Date(page.window.to) - new Date(page.window.from)) / HOUR;
+  return { bucketHours: page.bucket_hours, points: page.points.map((p) => ({
+    label: label(p.start, page.bucket_hours, span), value: p.calls, errors: p.errors,
+    p95: Math.round(p.latency_ms?.p95 ?? 0) })) };
+}
+
+function windowPicker(win, params) {
+  const from = h("input", { type: "datetime-local", id: "window-from", value: params.from ? params.from.slice(0, 16) : "" });
+  const to = h("input", { type: "datetime-local", id: "window-to", value: params.to ? params.to.slice(0, 16) : "" });
+  const form = h("form", { class: "window", id: "custom-window" }, "custom (UTC): ", from, " to ", to, " ",
+    h("button", { type: "submit" }, "Show"));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const f = isoOrEmpty(from.value && `${from.value}Z`);
+    if (f) location.hash = route("analytics", { from: f, to: isoOrEmpty(to.value && `${to.value}Z`), tool: params.tool });
+  });
+  return h("p", {}, "Window: ", WINDOWS.map(([n, text]) => [h("a", {
+    href: route("analytics", { hours: n, tool: params.tool }), class: n === win.hours ? "current" : "" }, text), " "]), form);
 }
 
 export async function analyticsView(view, params) {
-  const hours = Math.min(168, Math.max(1, parseInt(params.hours || "24", 10) || 24));
-  const from = new Date(Date.now() - hours * HOUR).toISOString();
-  view.append(h("h2", {}, "Analytics"), h("p", {}, "Window: ",
-    [1, 6, 24, 168].map((n) => [h("a", { href: route("analytics", { hours: n }), class: n === hours ? "current" : "" }, `${n} h`), " "])));
-  const [tools, agents, servers, drift, limits, series] = await Promise.all([
-    getJson(query("/v1/analytics/tools", { from })), getJson(query("/v1/analytics/agents", { from })),
-    getJson(query("/v1/analytics/servers", { from })), getJson("/v1/analytics/drift"),
-    getJson(query("/v1/analytics/rate-limits", { from })), hourly(Math.min(hours, 24), params.tool)]);
+  const win = windowOf(params);
+  const span = { from: win.from, to: win.to };
+  view.append(h("h2", {}, "Analytics"), windowPicker(win, params));
+  const [tools, agents, servers, drift, limits] = await Promise.all([
+    getJson(query("/v1/analytics/tools", span)), getJson(query("/v1/analytics/agents", span)),
+    getJson(query("/v1/analytics/servers", span)), getJson("/v1/analytics/drift"),
+    getJson(query("/v1/analytics/rate-limits", span))]);
+  const pair = tools.tools.find((t) => `${t.server_id}/${t.tool_name}` === params.tool);
+  const series = await timeSeries(win, pair);
   const pick = h("select", { id: "series-tool" }, h("option", { value: "" }, "all tools"),
     tools.tools.map((t) => { const v = `${t.server_id}/${t.tool_name}`; return h("option", { value: v, selected: v === params.tool }, v); }));
-  pick.addEventListener("change", () => { location.hash = route("analytics", { hours, tool: pick.value }); });
-  view.append(h("h3", {}, "Calls and errors per hour, last 24 h at most"), pick, barChart(series));
-  if (params.tool) {
-    view.append(h("h3", {}, "p95 latency (ms) per hour"),
-                barChart(series.map((p) => ({ ...p, value: p.p95, errors: 0 })), { title: "p95 latency per hour" }));
+  pick.addEventListener("change", () => {
+    location.hash = route("analytics", { hours: win.hours || undefined, from: params.from, to: params.to, tool: pick.value });
+  });
+  const per = series.bucketHours === 1 ? "hour" : `${series.bucketHours} h`;
+  view.append(h("h3", { id: "series-title", "data-bucket-hours": series.bucketHours }, `Calls and errors per ${per}`),
+              pick, barChart(series.points, { title: `calls per ${per}` }));
+  if (pair) {
+    view.append(h("h3", {}, `p95 latency (ms) per ${per}`),
+                barChart(series.points.map((p) => ({ ...p, value: p.p95, errors: 0 })), { title: `p95 latency per ${per}` }));
   }
   view.append(h("h3", {}, "Tools"), table(figures([
     { title: "server", cell: (r) => link(r.server_id, "calls", { server: r.server_id }) },

@@ -52,9 +52,16 @@ function confirmErase(box, subject, onDone) {
 
 function holdForms(box, subject, hold, onDone) {
   if (hold) {
-    const release = h("button", { type: "button", id: "release-hold" }, "Release legal hold");
-    release.addEventListener("click", async () => {
-      try { await send("DELETE", "/v1/subjects/hold", { subject }); onDone(); } catch (err) { fail(box, err); }
+    // The reason is not marked required here: the server refuses a release without one, and says so.
+    const why = h("input", { name: "release_reason", id: "release-reason", placeholder: "e.g. litigation.closed" });
+    const release = h("form", { class: "release" }, field("release reason code", why),
+                      h("button", { type: "submit", id: "release-hold" }, "Release legal hold"));
+    release.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      try {
+        await send("DELETE", "/v1/subjects/hold", { subject, reason: why.value || undefined });
+        onDone();
+      } catch (err) { fail(box, err); }
     });
     return h("div", {}, kv(Object.entries(hold).map(([k, v]) => [k, v])), release);
   }
@@ -70,6 +77,14 @@ function holdForms(box, subject, hold, onDone) {
     } catch (err) { fail(box, err); }
   });
   return form;
+}
+
+function releasedHolds(released) {
+  if (!released?.length) return null;
+  return h("table", { id: "released-holds" },
+    h("thead", {}, h("tr", {}, ["hold reason", "case", "set", "released", "release reason", "released by"].map((t) => h("th", {}, t)))),
+    h("tbody", {}, released.map((r) => h("tr", {}, h("td", {}, r.reason), h("td", {}, r.case_ref ?? ""), h("td", {}, r.set_at),
+      h("td", {}, r.released_at), h("td", { class: "release-reason" }, r.release_reason), h("td", {}, r.released_by)))));
 }
 
 async function exportForm(box, subject) {
@@ -110,7 +125,7 @@ export async function subjectView(view, params) {
   const history = await getJson(query("/v1/subjects/erasures", { subject: s }));
   const box = h("div", { id: "dpo-actions" });
   view.append(h("section", {}, h("h3", {}, "Export (Art. 15)"), await exportForm(box, s)),
-    h("section", {}, h("h3", {}, "Legal hold"), holdForms(box, s, history.hold, reload)),
+    h("section", {}, h("h3", {}, "Legal hold"), holdForms(box, s, history.hold, reload), releasedHolds(history.released_holds)),
     h("section", {}, h("h3", {}, "Erase (Art. 17)"), confirmErase(box, s, reload)), box);
   const rows = await Promise.all(history.erasures.map(async (r) => h("tr", {},
     h("td", {}, r.requested_at), h("td", { class: "mono" }, r.request_ref), h("td", {}, r.legal_basis),
