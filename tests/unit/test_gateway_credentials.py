@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -77,3 +78,26 @@ def test_the_kek_file_must_be_private(tmp_path: Path) -> None:
         credentials.load_kek_file(None)
     with pytest.raises(ServiceStartError, match="cannot read"):
         credentials.load_kek_file(tmp_path / "missing")
+
+
+def test_config_reads_the_kek_file_and_health_settings(tmp_path: Path) -> None:
+    """[state] kek_file is a path relative to the file; health settings default to 60 s and 3, and
+    bad values are refused naming the key."""
+    from services.gateway import config
+
+    base = """policy_id = "p"\n[ledger]\nurl = "http://127.0.0.1:8700"\ntoken_file = "t"\n[state]\n""" \
+           """database = "s.db"\n{state}\n[servers.docs]\nurl = "http://127.0.0.1:9/mcp"\n{server}\n"""
+    path = tmp_path / "g.toml"
+    path.write_text(base.format(state='kek_file = "keys/gw.kek"', server=""))
+    cfg = config.load(path)
+    assert cfg.kek_file == tmp_path / "keys" / "gw.kek"
+    assert (cfg.servers["docs"].health_interval_s, cfg.servers["docs"].unhealthy_after) == (60.0, 3)
+    path.write_text(base.format(state="", server="health_interval_seconds = 0\nunhealthy_after = 1"))
+    cfg = config.load(path)
+    assert cfg.kek_file is None and cfg.servers["docs"].health_interval_s == 0
+    for server, key in [("unhealthy_after = 0", "servers.docs.unhealthy_after"),
+                        ("health_interval_seconds = -1", "servers.docs.health_interval_seconds"),
+                        ("health_interval = 5", "servers.docs.health_interval")]:
+        path.write_text(base.format(state="", server=server))
+        with pytest.raises(config.GatewayConfigError, match=re.escape(key)):
+            config.load(path)
