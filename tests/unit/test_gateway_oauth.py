@@ -26,6 +26,7 @@ from services.gateway.oauth import (
     metadata_url,
     validate,
 )
+from services.gateway.oauth_http import OAuthGuard
 from services.gateway.oauth_jwks import JwksCache
 from services.gateway.policy import decide, visible
 from tests.support.oauth_issuer import TokenIssuer, new_key, unsigned
@@ -47,10 +48,9 @@ class Keys:
         return None
 
 
-def _cfg(**scopes: tuple[str, ...]) -> OAuthConfig:
-    return OAuthConfig(resource=RESOURCE, issuers={ISS: Issuer(ISS, RESOURCE)}, authorization_servers=(ISS,),
-                       scopes=scopes or {"tools.read": ("demo/echo", "demo/add"), "tools.all": ("demo/*",)},
-                       leeway_s=5)
+def _cfg(resource: str = RESOURCE) -> OAuthConfig:
+    return OAuthConfig(resource=resource, issuers={ISS: Issuer(ISS, resource)}, authorization_servers=(ISS,),
+                       scopes={"tools.read": ("demo/echo", "demo/add"), "tools.all": ("demo/*",)}, leeway_s=5)
 
 
 @pytest.fixture(scope="module")
@@ -339,3 +339,21 @@ class _FromCache:
 
     async def close(self) -> None:
         await self.cache.close()
+
+
+def test_refusals_at_the_http_edge() -> None:
+    """No token and a rejected one are 401 with the challenge, a scope-less token 403, unavailable
+    keys 503 with Retry-After and no challenge; the metadata routes cover the resource's path."""
+    guard = OAuthGuard(_cfg("https://gw.example.com/tenant-a/mcp"), Keys(TokenIssuer(ISS, RESOURCE)), name="gw")
+    url = "https://gw.example.com/.well-known/oauth-protected-resource/tenant-a/mcp"
+    none = guard.refusal()
+    assert none.status_code == 401 and none.headers["WWW-Authenticate"] == f'Bearer resource_metadata="{url}"'
+    rejected = guard.refusal(TokenRejectedError("the token has expired"))
+    assert rejected.status_code == 401 and 'error="invalid_token"' in rejected.headers["WWW-Authenticate"]
+    scope = guard.refusal(InsufficientScopeError("no tool"))
+    assert scope.status_code == 403 and 'error="insufficient_scope"' in scope.headers["WWW-Authenticate"]
+    down = guard.refusal(UnavailableError("keys cannot be had", retry_after=5))
+    assert down.status_code == 503 and down.headers["Retry-After"] == "5" and "WWW-Authenticate" not in down.headers
+    assert sorted(r.path for r in guard.routes()) == [
+        "/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource/tenant-a/mcp"]
