@@ -207,10 +207,11 @@ class WitnessLoop:
                 continue
             progress.failures, progress.last_error, progress.cosigned = 0, "", size
             progress.generation = generation
+            if generation != self._generation:  # a history the log has since abandoned: the stored
+                continue                         # checkpoint of that size may now be another one
             await self.sink(name, size, cosignature)
-            if generation == self._generation:  # not a history the log has since abandoned
-                self._count(name, size)
-                self._prune()
+            self._count(name, size)
+            self._prune()
 
     def _next(self, progress: _Progress) -> tuple[str, int]:
         """The checkpoint a witness is asked to cosign next: the smallest offered one above what it
