@@ -93,15 +93,16 @@ async def probe(server: ServerConfig, credential: Credential | None) -> Probe:
     upstream = Upstream(server, credentials=source, connect_timeout_s=timeout)
     started = time.perf_counter()
     try:
-        async with asyncio.timeout(timeout * 2):
-            tools = await upstream.tools()
-    except Exception as e:
-        status, message = classify(e)
-        return Probe(Check(status, _ms(started), message))
-    finally:
+        try:
+            async with asyncio.timeout(timeout * 2):
+                tools = await upstream.tools()
+            return Probe(Check("ok", _ms(started), f"{len(tools)} tools listed"), tools)
+        except Exception as e:
+            status, message = classify(e)
+            return Probe(Check(status, _ms(started), message))
+    finally:  # closing is not part of the measured latency
         with contextlib.suppress(Exception):
             await upstream.close()
-    return Probe(Check("ok", _ms(started), f"{len(tools)} tools listed"), tools)
 
 
 def _ms(started: float) -> int:
