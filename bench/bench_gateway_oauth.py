@@ -7,8 +7,8 @@ Two measurements:
   microseconds per call: every ``/mcp`` HTTP request with a token pays this once.
 - ``gateway``: the same ``mcp`` client session calling ``demo__echo`` through ``sealtrail gateway``
   (Streamable HTTP, recording on, ``sealtrail serve`` as the ledger), sequentially, once with a
-  gateway key and once with an access token of each algorithm (JWKS from a file), interleaved in
-  rounds so a change in the box's load hits every variant alike; p50/p99 per variant.
+  gateway key and once with an access token of each algorithm (JWKS from a file), one session each,
+  interleaved call by call so a change in the box's load hits every variant alike; p50/p99 per variant.
 
     .venv/bin/python -m bench.bench_gateway_oauth --calls 1000 --out bench/results/gateway-oauth.json
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -82,16 +83,22 @@ async def bench_validate(n: int) -> dict[str, Any]:
     return out
 
 
-async def _calls(url: str, token: str, n: int, lat: list[float]) -> None:
-    async with agent(url, token) as c:
-        await c.call_tool("demo__echo", {"text": "warm"})
+async def _interleaved(url: str, tokens: dict[str, str], n: int) -> dict[str, list[float]]:
+    """One session per variant, open together; call i of every variant runs before call i+1 of any."""
+    lat: dict[str, list[float]] = {name: [] for name in tokens}
+    async with contextlib.AsyncExitStack() as stack:
+        clients = {name: await stack.enter_async_context(agent(url, token)) for name, token in tokens.items()}
+        for c in clients.values():
+            await c.call_tool("demo__echo", {"text": "warm"})
         for i in range(n):
-            t = time.perf_counter()
-            await c.call_tool("demo__echo", {"text": f"call {i}"})
-            lat.append(time.perf_counter() - t)
+            for name, c in clients.items():
+                t = time.perf_counter()
+                await c.call_tool("demo__echo", {"text": f"call {i}"})
+                lat[name].append(time.perf_counter() - t)
+    return lat
 
 
-async def bench_gateway(n: int, rounds: int) -> dict[str, Any]:
+async def bench_gateway(n: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-gwo-") as tmp:
         served = start_serve(Path(tmp) / "ledger")
         try:
@@ -106,10 +113,7 @@ async def bench_gateway(n: int, rounds: int) -> dict[str, Any]:
             try:
                 tokens = {"gateway_key": setup.key("alice"),
                           **{alg: issuer.mint(kid, sub="bench", exp=int(time.time()) + 7200) for kid, alg in ALGS}}
-                lat: dict[str, list[float]] = {name: [] for name in tokens}
-                for _ in range(rounds):
-                    for name, token in tokens.items():
-                        await _calls(setup.gateways[0].url, token, n // rounds, lat[name])
+                lat = await _interleaved(setup.gateways[0].url, tokens, n)
             finally:
                 setup.stop_all()
         finally:
@@ -123,14 +127,13 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--validations", type=int, default=5000)
-    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     report: dict[str, Any] = {"benchmark": "gateway-oauth", "machine": describe("mcp", "PyJWT", "cryptography"),
                               "load_avg_before": list(os.getloadavg())}
     report["validate"] = await bench_validate(args.validations)
     report["load_avg_after_validate"] = list(os.getloadavg())
-    report["gateway"] = await bench_gateway(args.calls, args.rounds)
+    report["gateway"] = await bench_gateway(args.calls)
     report["load_avg_after"] = list(os.getloadavg())
     text = json.dumps(report, indent=2)
     print(text)
