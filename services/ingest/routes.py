@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
@@ -14,7 +15,7 @@ from sealtrail.core.jsonbody import read_events
 from sealtrail.core.validation import Rejection
 from sealtrail.errors import InvalidInputError, SealtrailError, TooLargeError, UnsupportedMediaTypeError
 from sealtrail.infra.auth import Scope
-from sealtrail.infra.problems import PROBLEM_JSON, PROBLEM_TABLE, problem_response
+from sealtrail.infra.problems import PROBLEM_JSON, PROBLEM_TABLE, problem_for, problem_response
 from services.ingest.models import BatchRejected, BatchResult, EventBatch, Keys, Problem
 from services.ingest.sealer import PreparedBatch
 from services.ingest.service import IngestService
@@ -60,6 +61,27 @@ _PROBLEMS[422] = {"model": BatchRejected, "content": {PROBLEM_JSON: {}}, "descri
 )
 async def post_events(request: Request, service: ServiceDep, _: BearerDoc) -> Response:
     """Validate each event, seal the accepted ones and answer once Kafka acknowledged them all."""
+    return await handle_events(request, service)
+
+
+def events_endpoint(service: Callable[[], IngestService]) -> Callable[[Request], Awaitable[Response]]:
+    """``POST /v1/events`` as a plain Starlette endpoint over the service ``service()`` returns once
+    started: the same handling and answers as :func:`post_events` without FastAPI's dependency
+    solving and second middleware stack, which cost more than sealing a one-event batch. The
+    embedded default routes its ``/v1/events`` here; the route above documents it."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handle_events(request, service())
+        except Exception as e:  # what FastAPI's handler table answers for an unexpected error
+            log.error("unexpected error", extra={"error_type": type(e).__name__})
+            return problem_response(500, "internal", "Internal error", "the server failed to handle the request")
+
+    return endpoint
+
+
+async def handle_events(request: Request, service: IngestService) -> Response:
+    """The answer to one ``POST /v1/events``: 202 with receipts once published, else a problem."""
     started = time.perf_counter()
     status = 500
     try:
@@ -71,13 +93,14 @@ async def post_events(request: Request, service: ServiceDep, _: BearerDoc) -> Re
         batch = await service.submit(principal, raw_events)
         response = _answer(batch)
         status = response.status_code
-        log.info("batch", extra={"tenant": principal.tenant_id, "key_id": principal.key_id,
-                                 "accepted": len(batch.accepted), "rejected": len(batch.rejected),
-                                 "ms": round((time.perf_counter() - started) * 1000, 1)})
+        if batch.rejected or log.isEnabledFor(logging.DEBUG):
+            log.log(logging.INFO if batch.rejected else logging.DEBUG, "batch", extra={
+                "tenant": principal.tenant_id, "key_id": principal.key_id, "accepted": len(batch.accepted),
+                "rejected": len(batch.rejected), "ms": round((time.perf_counter() - started) * 1000, 1)})
         return response
     except SealtrailError as e:
         status = _status_of(e)
-        raise
+        return problem_for(e)
     finally:
         service.metrics.requests.labels(status=str(status)).inc()
         service.metrics.request_seconds.observe(time.perf_counter() - started)

@@ -63,6 +63,7 @@ from sealtrail.infra.sqlite import SqliteDatabase, translated
 from services.ingest.app import IngestParts, IngestStores
 from services.ingest.app import create_app as create_ingest_app
 from services.ingest.config import IngestOptions
+from services.ingest.routes import events_endpoint
 from services.ledger.sqlite.reader import SqliteLedgerReader
 from services.ledger.sqlite.store import SqliteLedgerStore
 from services.query.app import DESCRIPTION as QUERY_DESCRIPTION
@@ -216,7 +217,9 @@ def create_app(data: DataDir, *, options: EmbeddedOptions | None = None) -> Star
                 tune_gc()
             yield
 
-    own = [Route("/v1/events", ingest, methods=["POST"]), Route("/v1/traces", ingest, methods=["POST"]),
+    # /v1/events straight to its handler (no second middleware stack per event); /v1/traces through ingest's app.
+    own = [Route("/v1/events", events_endpoint(lambda: ingest.state.ingest), methods=["POST"]),
+           Route("/v1/traces", ingest, methods=["POST"]),
            _keys_endpoint(db, CachedEd25519Signer(query_signer).vkey()),
            _metrics_endpoint(ingest, query.app, backlog)]
     query.app.openapi = _openapi(query.app, ingest, ["/v1/events", "/v1/traces"])  # type: ignore[method-assign]
