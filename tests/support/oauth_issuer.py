@@ -84,16 +84,25 @@ def unsigned(claims: dict[str, Any], kid: str | None = None) -> str:
 
 
 class JwksServer:
-    """The issuer's JWKS over HTTP on 127.0.0.1, read live from the issuer; counts the fetches."""
+    """The issuer's JWKS over HTTP on 127.0.0.1, read live from the issuer; counts the fetches.
+    ``mode`` makes it misbehave: ``error`` (500), ``huge`` (a 2 MiB body), ``redirect`` (302)."""
 
     def __init__(self, issuer: TokenIssuer) -> None:
-        self.issuer, self.fetches = issuer, 0
+        self.issuer, self.fetches, self.mode = issuer, 0, "ok"
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 outer.fetches += 1
+                if outer.mode in ("error", "redirect"):
+                    self.send_response(500 if outer.mode == "error" else 302)
+                    self.send_header("Location", "http://127.0.0.1:1/jwks.json")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 body = json.dumps(outer.issuer.jwks()).encode()
+                if outer.mode == "huge":
+                    body = b'{"keys": [], "pad": "' + b"x" * (2 * 1024 * 1024) + b'"}'
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
