@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +28,7 @@ import mcp_types as types
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, MCP_DEFAULT_TIMEOUT
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 from pydantic import TypeAdapter, ValidationError
@@ -240,6 +242,18 @@ class Upstream:
 
 @contextlib.asynccontextmanager
 async def _http(url: str, auth: httpx2.Auth) -> AsyncIterator[Any]:
-    async with create_mcp_http_client(auth=auth) as http, streamable_http_client(url, http_client=http) as streams:
+    async with _http_client(auth) as http, streamable_http_client(url, http_client=http) as streams:
         yield streams
 
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    return ssl.create_default_context()
+
+
+def _http_client(auth: httpx2.Auth) -> httpx2.AsyncClient:
+    """The client ``create_mcp_http_client`` makes (the same timeouts), with one TLS context for the
+    process: building a context loads the CA store, 70-100 ms of every new connection otherwise
+    (each health check connects anew)."""
+    return httpx2.AsyncClient(auth=auth, verify=_tls(),
+                              timeout=httpx2.Timeout(MCP_DEFAULT_TIMEOUT, read=MCP_DEFAULT_SSE_READ_TIMEOUT))
