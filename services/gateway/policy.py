@@ -100,7 +100,8 @@ def policy_version(cfg: GatewayConfig) -> str:
     doc: dict[str, Any] = {
         "policy_id": cfg.policy_id,
         "servers": {n: {"tier_default": s.tier_default, "rate_limit": _rate(s.rate_limit), "timeout_s": s.timeout_s,
-                        "tools": {t: {**asdict(p), "rate_limit": _rate(p.rate_limit)} for t, p in s.tools.items()}}
+                        "tools": {t: {**asdict(p), "rate_limit": _rate(p.rate_limit)} for t, p in s.tools.items()},
+                        **({"on_change": s.on_change} if s.on_change else {})}
                     for n, s in cfg.servers.items()},
         "agents": {n: {"allow": sorted(a.allow), "modes": a.modes, "rate_limit": _rate(a.rate_limit)}
                    for n, a in cfg.agents.items()},

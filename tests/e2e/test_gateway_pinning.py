@@ -18,12 +18,17 @@ from typing import Any
 
 import httpx
 import pytest
+from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
+from mcp_types import ListToolsRequest
+from pydantic import TypeAdapter
 
 from sealtrail.core.canonical import canonical_json
 from tests.support.gateway import GatewayProc, Setup, agent, ledger_events, wait_events, write_setup
-from tests.support.serve import Served, cli, create_key, start_serve, wait_for_checkpoint
+from tests.support.npm_servers import mcp_servers
+from tests.support.serve import Served, cli, create_key, free_port, start_serve, wait_for_checkpoint
 
+RAW: Any = TypeAdapter(dict[str, Any])
 SERVER = Path(__file__).resolve().parents[1] / "support" / "pinning_server.py"
 OBJ = {"type": "object", "properties": {"text": {"type": "string"}}}
 BEFORE: list[dict[str, Any]] = [
@@ -221,3 +226,64 @@ def _verify(served: Served) -> None:
     wait_for_checkpoint(served.url, auditor, "default", size)
     done = cli("verify", "--url", served.url, "--log", "default", "--token", auditor)
     assert done.returncode == 0, done.stderr + done.stdout
+
+
+EVERYTHING = """
+[servers.everything]
+command = ["node", "{modules}/server-everything/dist/index.js", "stdio"]
+tier_default = "read"
+[servers.everything.tools.echo]
+[servers.everything.tools.get-sum]
+"""
+
+
+async def test_server_everything_is_pinned_once_by_two_gateways(served: Served, tmp_path: Path) -> None:
+    """@modelcontextprotocol/server-everything behind two gateways sharing one state database: its
+    whole listing is pinned once (one tool_list snapshot whose hashes are those of the tools as a
+    direct client receives them), calls carry the hash, undeclared tools wait in `tools pending` with
+    the tier its annotations suggest and are refused; the log verifies."""
+    modules = mcp_servers()
+    params = StdioServerParameters(command="node", args=[str(modules / "server-everything/dist/index.js"), "stdio"])
+    async with Client(params, mode="legacy", cache=None) as direct:
+        listed = await direct.session.send_request(ListToolsRequest(params=None), RAW)
+    expected = {t["name"]: _hash(t) for t in listed["tools"]}
+    setup = write_setup(tmp_path / "gw", served, extra=EVERYTHING.format(modules=modules),
+                        alice_extra=', "everything/*"')
+    second = setup.dir / "second.toml"
+    second.write_text(setup.config.read_text().replace(f"listen = \"127.0.0.1:{_port(setup)}\"",
+                                                       f"listen = \"127.0.0.1:{free_port()}\""))
+    try:
+        gws = [setup.start(), setup.start(config=second)]
+        alice = setup.key("alice")
+        for gw in gws:
+            async with agent(gw.url, alice) as c:
+                shown = {t.name for t in (await c.list_tools()).tools if t.name.startswith("everything__")}
+                assert shown == {"everything__echo", "everything__get-sum"}
+                await c.call_tool("everything__echo", {"message": "pinned"})
+            assert isinstance(await _call_named(gw, alice, "everything__get-env"), MCPError)
+        calls = wait_events(served, lambda e: e["type"] == "tool_call" and e["server_id"] == "everything", 4)
+        assert {c["tool_def_hash"] for c in calls if c["tool_name"] == "echo"} == {expected["echo"]}
+        await asyncio.sleep(1)  # both gateways' events have reached the ledger
+        snaps = [e for e in ledger_events(served, type_="tool_list") if e["server_id"] == "everything"]
+        assert len(snaps) == 1 and {t["name"]: t["def_hash"] for t in snaps[0]["tools"]} == expected
+        pending = {t["tool"]: t for t in json.loads(cli("gateway", "tools", "pending", "--config", str(setup.config),
+                                                        "--json").stdout)["tools"]}
+        assert set(pending) == set(expected) - {"echo", "get-sum"}
+        assert pending["get-env"]["suggested_tier"] == "read" and pending["get-env"]["missing"] == ["tier", "allow"]
+        assert pending["toggle-simulated-logging"]["suggested_tier"] == "write"
+        assert pending["gzip-file-as-resource"]["hints"]["openWorldHint"] is True
+    finally:
+        setup.stop_all()
+    _verify(served)
+
+
+def _port(setup: Setup) -> int:
+    return int(setup.config.read_text().split('listen = "127.0.0.1:')[1].split('"')[0])
+
+
+async def _call_named(gw: GatewayProc, token: str, name: str) -> Any:
+    async with agent(gw.url, token) as c:
+        try:
+            return await c.call_tool(name, {})
+        except MCPError as e:
+            return e

@@ -139,3 +139,14 @@ def test_on_change_is_checked_in_the_configuration(tmp_path: Path) -> None:
     """A bad on_change value is refused with the key named."""
     with pytest.raises(config.GatewayConfigError, match=r"servers\.s\.tools\.x\.on_change: expected one of"):
         _cfg(tmp_path, '[servers.s.tools.x]\non_change = "warn"\n')
+
+
+def test_on_change_is_part_of_the_policy_version(tmp_path: Path) -> None:
+    """Changing a server's or a tool's on_change changes the recorded policy version."""
+    from services.gateway.policy import policy_version
+
+    base = policy_version(_cfg(tmp_path))
+    (tmp_path / "g.toml").write_text((tmp_path / "g.toml").read_text().replace('on_change = "block"', ""))
+    server_level = policy_version(config.load(tmp_path / "g.toml"))
+    (tmp_path / "g.toml").write_text((tmp_path / "g.toml").read_text().replace('on_change = "flag"', ""))
+    assert len({base, server_level, policy_version(config.load(tmp_path / "g.toml"))}) == 3
