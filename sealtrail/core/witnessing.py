@@ -3,6 +3,7 @@
 Witness configuration (TOML, ``SEALTRAIL_WITNESS_CONFIG`` or ``--witness-config``)::
 
     quorum = 2                      # cosignatures that make a checkpoint witnessed
+    retry_max_s = 60                # longest wait before retrying a witness that failed (default 60)
 
     [[witness]]
     name = "audit-firm"             # a label for logs and metrics
@@ -47,6 +48,8 @@ class WitnessingConfig:
 
     witnesses: tuple[WitnessConfig, ...]
     quorum: int
+    retry_max_s: float = 60.0
+    """The backoff after failures doubles from 0.5 s up to this."""
 
 
 def parse_witness_config(text: str, *, source: str) -> WitnessingConfig:
@@ -55,7 +58,7 @@ def parse_witness_config(text: str, *, source: str) -> WitnessingConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise InvalidInputError(f"{source}: not valid TOML: {e}") from e
-    unknown = set(data) - {"quorum", "witness"}
+    unknown = set(data) - {"quorum", "witness", "retry_max_s"}
     if unknown:
         raise InvalidInputError(f"{source}: unknown key {sorted(unknown)[0]!r}")
     tables = data.get("witness", [])
@@ -67,7 +70,10 @@ def parse_witness_config(text: str, *, source: str) -> WitnessingConfig:
     quorum = data.get("quorum", len(witnesses))
     if not isinstance(quorum, int) or isinstance(quorum, bool) or not 1 <= quorum <= len(witnesses):
         raise InvalidInputError(f"{source}: quorum must be an integer from 1 to {len(witnesses)}")
-    return WitnessingConfig(witnesses, quorum)
+    retry = data.get("retry_max_s", 60.0)
+    if not isinstance(retry, int | float) or isinstance(retry, bool) or not 0.5 <= retry <= 3600:
+        raise InvalidInputError(f"{source}: retry_max_s must be a number of seconds from 0.5 to 3600")
+    return WitnessingConfig(witnesses, quorum, float(retry))
 
 
 def _witness(table: Any, where: str) -> WitnessConfig:

@@ -136,6 +136,7 @@ class WitnessLoop:
     sink: CosignatureSink
     quorum: int
     clock: Callable[[], float] = time.monotonic
+    retry_max_s: float = 60.0
     witnessed_size: int = 0
     _latest: tuple[str, int] | None = None
     _pending: dict[int, str] = field(default_factory=dict)
@@ -200,7 +201,7 @@ class WitnessLoop:
             except Exception as e:  # whatever one witness does, the other witnesses and the log go on
                 progress.failures += 1
                 progress.last_error = str(e) if isinstance(e, SealtrailError) else f"unexpected {type(e).__name__}"
-                delay = backoff_seconds(progress.failures - 1)
+                delay = backoff_seconds(progress.failures - 1, cap=self.retry_max_s)
                 log.warning("witness refused or failed", extra={"witness": name, "size": size,
                                                                 "reason": progress.last_error, "retry_in_s": delay})
                 await asyncio.sleep(delay)

@@ -61,7 +61,7 @@ class LedgerWitnessing:
             metrics.WITNESS_COSIGNATURES.labels(witness).inc()
 
         clients = [WitnessClient(w, http=self._http, timeout_s=self._timeout_s) for w in self.config.witnesses]
-        loop = WitnessLoop(clients, proof, sink, quorum=self.config.quorum)
+        loop = WitnessLoop(clients, proof, sink, quorum=self.config.quorum, retry_max_s=self.config.retry_max_s)
         self._loops[log_id] = loop
         self._tasks.append(asyncio.create_task(loop.run(), name=f"witnesses-{log_id}"))
         return loop

@@ -22,11 +22,15 @@ def test_config_is_read_with_a_default_quorum_of_all() -> None:
     assert [w.name for w in config.witnesses] == ["a", "b"] and config.quorum == 2
     assert config.witnesses[0].url == "https://w.example/w1"
     assert parse_witness_config("quorum = 1\n" + _table("a", W1) + _table("b", W2), source="w.toml").quorum == 1
+    assert config.retry_max_s == 60.0
+    assert parse_witness_config("retry_max_s = 2\n" + _table("a", W1), source="w.toml").retry_max_s == 2.0
 
 
 @pytest.mark.parametrize(("text", "where"), [
     ("quorum = 3\n" + _table("a", W1) + _table("b", W2), "quorum"),
     ("quorum = 0\n" + _table("a", W1), "quorum"),
+    ("retry_max_s = 0.1\n" + _table("a", W1), "retry_max_s"),
+    ("retry_max_s = true\n" + _table("a", W1), "retry_max_s"),
     (_table("a", W1) + _table("a", W2), "twice"),
     (_table("a", W1).replace("http://", "ftp://"), "witness[0].url"),
     (_table("a", W1).replace(W1.verifier().vkey(), "nope"), "witness[0].vkey"),
