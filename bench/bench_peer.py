@@ -45,7 +45,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,7 @@ CACHE = Path(os.environ.get("SEALTRAIL_CACHE_DIR", Path.home() / ".cache" / "sea
 TESSERA = "github.com/transparency-dev/tessera"
 TESSERA_VERSION = "v1.0.4"
 DEFAULT_LEGS = ("tessera", "tessera-64", "embedded-1", "embedded-500", "stack-500", "stack-1")
+STACK_PROCESSES = ("ingest", "ledger", "kafka", "postgres")
 ALL_LEGS = ("tessera", "tessera-64", "tessera-hammer", "embedded-1", "embedded-500", "stack-500", "stack-1")
 
 
@@ -77,6 +78,8 @@ class Row:
     p99_s: float | None
     request_p99_s: float | None
     cpu_us_per_entry: float | None
+    details: dict[str, Any] | None = field(default=None, compare=False)
+    """The benchmark's own report of the run, kept in the results file."""
 
 
 # --- pure parts: reading each benchmark's report, medians and ratios --------------------------
@@ -87,23 +90,26 @@ def row_from_peer_load(leg: str, report: dict[str, Any], server_cpu_s: float | N
     lat, req = report["ack_to_checkpoint_s"], report["request_s"]
     accepted = int(report["accepted"])
     return Row(leg, float(report["accepted_per_s"]), lat.get("p50"), lat.get("p99"), req.get("p99"),
-               None if server_cpu_s is None or not accepted else server_cpu_s / accepted * 1e6)
+               None if server_cpu_s is None or not accepted else server_cpu_s / accepted * 1e6,
+               report | {"server_cpu_s": server_cpu_s})
 
 
 def row_from_sealtrail_bench(leg: str, report: dict[str, Any]) -> Row:
     """A row from ``sealtrail bench --json`` (the embedded default)."""
     lat = report["ack_to_checkpoint_s"]
     return Row(leg, float(report["accepted_per_s"]), lat["p50"], lat["p99"],
-               report.get("request_s", {}).get("p99"), report.get("server_cpu_us_per_event"))
+               report.get("request_s", {}).get("p99"), report.get("server_cpu_us_per_event"), report)
 
 
 def row_from_e2e(leg: str, report: dict[str, Any]) -> Row:
-    """A row from ``bench/bench_e2e.py``'s results file (the stack); CPU summed over its processes."""
+    """A row from ``bench/bench_e2e.py``'s results file (the stack); CPU summed over the stack's
+    processes (:data:`STACK_PROCESSES`; not the driver, not the rest of the machine)."""
     result = report["result"]
     lat = result["ack_to_checkpoint_s"]
     cpu = result.get("cpu_us_per_event") or {}
+    servers = [cpu[p] for p in STACK_PROCESSES if p in cpu]
     return Row(leg, float(result["accepted_per_s"]), lat["p50"], lat["p99"],
-               result.get("request_s", {}).get("p99"), sum(cpu.values()) if cpu else None)
+               result.get("request_s", {}).get("p99"), sum(servers) if servers else None, result)
 
 
 def _median(values: list[float | None]) -> float | None:
@@ -251,7 +257,8 @@ def leg_tessera_hammer(bindir: Path, args: argparse.Namespace) -> Row:
         after = cpu_seconds(pid)
         grown = checkpoint_size(httpx.get(url + "checkpoint", timeout=10).text) - start
     cpu = None if before is None or after is None or not grown else (after - before) / grown * 1e6
-    return Row("tessera-hammer", grown / args.seconds, None, None, None, cpu)
+    return Row("tessera-hammer", grown / args.seconds, None, None, None, cpu,
+               {"leaves_integrated": grown, "writers": args.tessera_writers})
 
 
 def _sealtrail_bench(batch: int, connections: int, seconds: float) -> dict[str, Any]:
@@ -311,8 +318,10 @@ def main() -> None:
             load = load_average()
             row = LEGS[leg](bindir, args)
             runs.append({"round": n, "load_average_before": load, **asdict(row)})
-            print(f"round {n} {leg}: {json.dumps(asdict(row))} (load average before {load})", flush=True)
-    rows = medians([Row(**{k: v for k, v in r.items() if k in Row.__dataclass_fields__}) for r in runs])
+            print(f"round {n} {leg}: {json.dumps(asdict(replace(row, details=None)))} (load average before {load})",
+                  flush=True)
+    rows = medians([Row(**{k: v for k, v in r.items() if k in Row.__dataclass_fields__ and k != "details"})
+                    for r in runs])
     table = ratio_table(rows, legs[0])
     print(table)
     report = {"benchmark": "peer", "machine": describe("fastapi", "uvicorn", "orjson", "pynacl") | {

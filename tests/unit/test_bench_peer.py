@@ -20,18 +20,21 @@ PEER_LOAD = {"writers": 3000, "seconds": 15.2, "accepted": 150000, "accepted_per
 SEALTRAIL_BENCH = {"accepted_per_s": 5100, "ack_to_checkpoint_s": {"p50": 0.85, "p99": 1.45, "max": 2.0},
                    "request_s": {"p50": 0.1, "p99": 0.2, "max": 0.3}, "server_cpu_us_per_event": 200}
 E2E = {"result": {"accepted_per_s": 15000, "ack_to_checkpoint_s": {"p50": 1.3, "p99": 2.5, "max": 3.0},
-                  "cpu_us_per_event": {"ingest": 50.0, "ledger": 29.0, "kafka": 14.0, "postgres": 35.0}}}
+                  "cpu_us_per_event": {"ingest": 50.0, "ledger": 29.0, "kafka": 14.0, "postgres": 35.0,
+                                       "driver": 40.0, "machine_busy": 300.0, "other": 132.0}}}
 
 
 def test_rows_read_each_report() -> None:
     """Each report's figures land in the same units: the posix server's CPU per accepted leaf, the
-    embedded server's CPU per event, and the stack's CPU summed over its processes."""
+    embedded server's CPU per event, and the stack's CPU summed over its four server processes (not
+    the load driver, not the rest of the machine); the report itself is kept with the row."""
     tessera = row_from_peer_load("tessera", PEER_LOAD, server_cpu_s=13.5)
     assert tessera.cpu_us_per_entry == pytest.approx(90.0)
     assert tessera == Row("tessera", 9868.4, 0.56, 1.2, 0.9, tessera.cpu_us_per_entry)
     assert row_from_sealtrail_bench("embedded-500", SEALTRAIL_BENCH) == Row("embedded-500", 5100, 0.85, 1.45, 0.2, 200)
     assert row_from_e2e("stack-500", E2E) == Row("stack-500", 15000, 1.3, 2.5, None, 128.0)
     assert row_from_peer_load("tessera", PEER_LOAD, server_cpu_s=None).cpu_us_per_entry is None
+    assert row_from_e2e("stack-500", E2E).details == E2E["result"]
 
 
 def test_medians_per_leg_in_first_seen_order() -> None:
