@@ -179,9 +179,10 @@ class HealthMonitor:
 
     async def _after(self, server: str, found: Probe, credential: Credential | None) -> None:
         live = self.upstreams.get(server)
-        if live is not None and live.connected and credential is not None \
-                and live.credential_version != credential.version:
-            await live.close()  # the next call connects with the current credential
+        if live is not None and live.connected and (
+                (not found.check.ok and live.cfg.url is not None)  # a restarted upstream forgot the session
+                or (credential is not None and live.credential_version != credential.version)):  # a new credential
+            await live.close()  # the next call connects anew
         if found.tools is None:
             return
         for listener in self._listeners:
