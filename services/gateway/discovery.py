@@ -47,9 +47,9 @@ class Discovery:
         self._pinned[server] = tools
         self._pins.pop(server, None)
         if changes:
-            for c in changes:
-                log.warning("server %s: tool %r %s (%s -> %s)", server, c.tool[:100], c.change, c.old_hash,
-                            c.new_hash)
+            for c in changes:  # a new tool stays denied until configured; a changed or removed one is news
+                log.log(logging.INFO if c.change == "added" else logging.WARNING, "server %s: tool %r %s (%s -> %s)",
+                        server, c.tool[:100], c.change, c.old_hash, c.new_hash)
             await self._record(events.tool_list(
                 event_id=event_id, server_id=server, tools=sorted((t.name, t.def_hash) for t in fresh),
                 payload={"changes": [c.public() for c in changes]}))

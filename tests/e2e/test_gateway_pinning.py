@@ -51,7 +51,7 @@ AFTER: list[dict[str, Any]] = [
 EXTRA = """
 [servers.up]
 command = ["{python}", "{server}"]
-env = {{ PINNING_SPEC = "{spec}", PINNING_CALLS = "{calls}" }}
+env = {{ PINNING_SPEC = "{spec}", PINNING_CALLS = "{calls}", PINNING_SILENT = "{silent}" }}
 tier_default = "read"
 [servers.up.tools.lookup]
 [servers.up.tools.write_note]
@@ -86,7 +86,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
 def setup(served: Served, tmp_path: Path) -> Iterator[Setup]:
     spec, calls = tmp_path / "spec.json", tmp_path / "calls.log"
     _write_spec(spec, BEFORE)
-    extra = EXTRA.format(python=sys.executable, server=SERVER, spec=spec, calls=calls)
+    extra = EXTRA.format(python=sys.executable, server=SERVER, spec=spec, calls=calls, silent=0)
     s = write_setup(tmp_path / "gw", served, extra=extra, alice_extra=', "up/*"')
     s.start()
     yield s
@@ -226,6 +226,34 @@ def _verify(served: Served) -> None:
     wait_for_checkpoint(served.url, auditor, "default", size)
     done = cli("verify", "--url", served.url, "--log", "default", "--token", auditor)
     assert done.returncode == 0, done.stderr + done.stdout
+
+
+async def test_a_health_check_finds_a_silent_redefinition(served: Served, tmp_path: Path) -> None:
+    """The upstream redefines a write tool without announcing it; a health check (on demand, over the
+    operators' API) lists the tools afresh, the change is pinned and recorded, and the tool is then
+    refused until approved."""
+    spec, calls = tmp_path / "spec.json", tmp_path / "calls.log"
+    _write_spec(spec, BEFORE)
+    extra = EXTRA.format(python=sys.executable, server=SERVER, spec=spec, calls=calls, silent=1)
+    setup = write_setup(tmp_path / "gw", served, extra=extra, alice_extra=', "up/*"')
+    try:
+        gw, alice = setup.start(), setup.key("alice")
+        assert await _call(gw, alice, "write_note") == "write_note ran"
+        _write_spec(spec, [AFTER[1], *BEFORE[2:]])
+        made = cli("gateway", "key", "create", "--config", str(setup.config), "--operator", "olga", "--json")
+        assert made.returncode == 0, made.stderr
+        operator = {"Authorization": "Bearer " + json.loads(made.stdout)["token"]}
+        async with httpx.AsyncClient(timeout=60) as http:
+            checked = await http.post(gw.url + "/v1/health/up", headers=operator)
+        assert checked.status_code == 200, checked.text
+        snaps = _wait_snapshots(served, 2)
+        assert len(snaps) == 2 and {t["name"] for t in snaps[1]["tools"]} == {"write_note", "ping", "old_name",
+                                                                                "drop_me"}
+        refused = await _call(gw, alice, "write_note")
+        assert isinstance(refused, MCPError) and "definition changed" in str(refused)
+        assert _ran(tmp_path) == ["write_note"]
+    finally:
+        setup.stop_all()
 
 
 EVERYTHING = """

@@ -1,8 +1,9 @@
 """An MCP server (stdio, on the ``mcp`` SDK's low-level server) whose tools are whatever the JSON file
 ``$PINNING_SPEC`` lists (``{"tools": [...]}``, each tool object sent exactly as written). A test
 rewrites the file to add, remove, rename or redefine tools; the server notices within 0.1 s and
-sends ``notifications/tools/list_changed``. Every call it runs is appended to ``$PINNING_CALLS``
-(one tool name a line), so a test can tell that a refused call never reached it."""
+sends ``notifications/tools/list_changed`` (unless ``$PINNING_SILENT`` is 1). Every call it runs is
+appended to ``$PINNING_CALLS`` (one tool name a line), so a test can tell that a refused call never
+reached it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from mcp.server.stdio import stdio_server
 
 SPEC = Path(os.environ["PINNING_SPEC"])
 CALLS = Path(os.environ["PINNING_CALLS"])
+SILENT = os.environ.get("PINNING_SILENT") == "1"
+"""Change tools without announcing it (only a new listing, such as a health check's, finds out)."""
 
 
 def _spec() -> str:
@@ -56,7 +59,7 @@ async def main() -> None:
         while True:
             await asyncio.sleep(0.1)
             now = _spec()
-            if now != last:
+            if now != last and not SILENT:
                 last = now
                 for session in sessions:
                     await session.send_tool_list_changed()

@@ -150,3 +150,39 @@ def test_on_change_is_part_of_the_policy_version(tmp_path: Path) -> None:
     server_level = policy_version(config.load(tmp_path / "g.toml"))
     (tmp_path / "g.toml").write_text((tmp_path / "g.toml").read_text().replace('on_change = "flag"', ""))
     assert len({base, server_level, policy_version(config.load(tmp_path / "g.toml"))}) == 3
+
+
+async def test_discovery_records_each_change_once(tmp_path: Path) -> None:
+    """Discovery over a SQLite state file: registration is one tool_list snapshot (no agent) with every
+    tool added; the same listing again records nothing; a redefinition is one snapshot whose sealed
+    payload has the old and new hash; two gateways on one file record a change once; pins are read
+    back through the cache."""
+    from services.gateway.discovery import Discovery
+    from services.gateway.sqlite import SqliteGatewayStore
+
+    events: list[dict[str, Any]] = []
+
+    async def record(event: dict[str, Any]) -> None:
+        events.append(event)
+
+    a, b = SqliteGatewayStore(tmp_path / "s.db"), SqliteGatewayStore(tmp_path / "s.db")
+    try:
+        one, two = Discovery(a, record), Discovery(b, record)
+        listing = [TOOL, {"name": "echo", "inputSchema": {"type": "object"}}]
+        assert [c.change for c in await one.listed("s", listing)] == ["added", "added"]
+        assert await one.listed("s", listing) == [] and await two.listed("s", [dict(t) for t in listing]) == []
+        assert len(events) == 1 and "agent_id" not in events[0] and events[0]["type"] == "tool_list"
+        assert {t["name"]: t["def_hash"] for t in events[0]["tools"]} == {
+            "update_note": pinning.def_hash(TOOL), "echo": pinning.def_hash(listing[1])}
+        redefined = [{**TOOL, "description": "Store a note and share it."}, listing[1]]
+        changes = await one.listed("s", redefined) + await two.listed("s", list(redefined))
+        assert [(c.tool, c.change) for c in changes] == [("update_note", "changed")] and len(events) == 2
+        assert events[1]["payload"] == {"changes": [{"tool": "update_note", "change": "changed",
+                                                     "old_hash": pinning.def_hash(TOOL),
+                                                     "new_hash": pinning.def_hash(redefined[0])}]}
+        pin = await two.pin("s", "update_note")
+        assert pin is not None and pin.changed and two.cached("s", "update_note") == pin
+        assert await two.pin("s", "nope") is None
+    finally:
+        await a.close()
+        await b.close()
