@@ -30,10 +30,18 @@ from nacl.exceptions import CryptoError
 
 from sealtrail.core.canonical import canonical_json
 from sealtrail.core.sealing import KEY_BYTES, NONCE_BYTES, DataKey, Kek, WrappedKey, new_key_id
-from sealtrail.errors import ConflictError, InvalidInputError, NotFoundError, SealingError, ServiceStartError
+from sealtrail.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    SealingError,
+    SealtrailError,
+    ServiceStartError,
+)
 from sealtrail.infra.kek import parse_kek_hex
 from sealtrail.sdk import events
 from services.gateway.config import GatewayConfig, ServerConfig
+from services.gateway.errors import UpstreamError
 from services.gateway.ports import CredentialKind, CredentialStore, SealedCredential
 
 CONTEXT = "sealtrail gateway credential v1"
@@ -178,9 +186,13 @@ async def current(store: CredentialStore, kek: Kek | None, server: str) -> Crede
 
 
 def source(store: CredentialStore, kek: Kek | None) -> Callable[[str], Awaitable[Credential | None]]:
-    """What an upstream asks at each connect: its server's current credential in clear."""
+    """What an upstream asks at each connect: its server's current credential in clear. A credential
+    that cannot be read or opened fails the connection (UpstreamError naming why), never the process."""
     async def current_of(server: str) -> Credential | None:
-        return await current(store, kek, server)
+        try:
+            return await current(store, kek, server)
+        except SealtrailError as e:
+            raise UpstreamError(f"server {server}: its stored credential cannot be used: {e}") from e
     return current_of
 
 

@@ -101,3 +101,27 @@ def test_config_reads_the_kek_file_and_health_settings(tmp_path: Path) -> None:
         path.write_text(base.format(state="", server=server))
         with pytest.raises(config.GatewayConfigError, match=re.escape(key)):
             config.load(path)
+
+
+async def test_a_credential_under_another_kek_fails_the_connection_not_the_process(tmp_path: Path) -> None:
+    """The source an upstream asks at each connect turns an unopenable value into UpstreamError."""
+    from sealtrail.errors import SealtrailError
+    from services.gateway.errors import UpstreamError
+    from services.gateway.sqlite import SqliteGatewayStore
+
+    store = SqliteGatewayStore(tmp_path / "state.db")
+    try:
+        async def record(_: dict[str, object]) -> None:
+            return None
+
+        await credentials.set_credential(store, Kek.generate(), record, HTTP, kind="bearer", name=None, secret=SECRET,
+                                         by="t")
+        source = credentials.source(store, Kek.generate())
+        with pytest.raises(UpstreamError, match=r"cannot be used: key .* is wrapped by KEK") as caught:
+            await source("docs")
+        assert SECRET not in str(caught.value) and isinstance(caught.value, SealtrailError)
+        assert await credentials.source(store, Kek.generate())("other") is None
+        with pytest.raises(UpstreamError, match="kek_file is not set"):
+            await credentials.source(store, None)("docs")
+    finally:
+        await store.close()
