@@ -139,7 +139,7 @@ async def start(cfg: config.GatewayConfig, *, spool_tag: str) -> Runtime:
     upstreams.update({n: Upstream(s, on_tools_changed=gateway.tools_changed,
                               credentials=source) for n, s in cfg.servers.items()})
     rt = Runtime(cfg, store, recorder, metrics, gateway, sessions, KeyVerifier(store, cache_s=cfg.key_cache_s),
-                   oauth=_oauth_guard(cfg))
+                   oauth=_oauth_guard(cfg, gateway))
     rt.kek, rt.guard = kek, ServerGuard(store, store, cache_s=cfg.key_cache_s)
     gateway.guard = rt.guard.refusal
     rt.health = HealthMonitor(cfg, store, recorder.record, kek=kek, guard=rt.guard, upstreams=upstreams)
@@ -148,13 +148,14 @@ async def start(cfg: config.GatewayConfig, *, spool_tag: str) -> Runtime:
     return rt
 
 
-def _oauth_guard(cfg: config.GatewayConfig) -> OAuthGuard | None:
+def _oauth_guard(cfg: config.GatewayConfig, gateway: Gateway) -> OAuthGuard | None:
     if cfg.oauth is None:
         return None
     from services.gateway.oauth_jwks import JwksCache
 
     keys = JwksCache(cache_s=cfg.oauth.jwks_cache_s, refetch_s=cfg.oauth.jwks_refetch_s)
-    return OAuthGuard(cfg.oauth, keys, name=f"Sealtrail gateway {cfg.gateway_id}")
+    return OAuthGuard(cfg.oauth, keys, name=f"Sealtrail gateway {cfg.gateway_id}", policy=lambda: gateway.cfg,
+                      gate=gateway.call_tool, max_body=cfg.max_argument_bytes * 2 + 65536)
 
 
 class Authenticated:
@@ -173,6 +174,10 @@ class Authenticated:
                 await self.oauth.refusal(e)(scope, receive, send)
                 return
             scope[AGENT_SCOPE_KEY], scope[GRANT_SCOPE_KEY] = grant.agent, grant.tools
+            refusal, receive = await self.oauth.step_up(scope, receive, grant)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
             await self.app(scope, receive, send)
             return
         agent = await self.keys.agent_of(token) if token else None

@@ -50,7 +50,12 @@ class TokenRejectedError(AuthenticationError):
 
 
 class InsufficientScopeError(PermissionDeniedError):
-    """A valid token whose scopes give no tool of this gateway (403 ``insufficient_scope``)."""
+    """A valid token whose scopes give no tool of this gateway, or not the tool it calls (403
+    ``insufficient_scope``); ``scopes`` are the ones to ask for (all configured ones when empty)."""
+
+    def __init__(self, detail: str, *, scopes: tuple[str, ...] = ()) -> None:
+        super().__init__(detail)
+        self.scopes = scopes
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +251,12 @@ def covers(entries: frozenset[str] | tuple[str, ...], server: str, tool: str) ->
     return f"{server}/{tool}" in entries or f"{server}/*" in entries
 
 
+def scope_for(cfg: OAuthConfig, server: str, tool: str) -> str | None:
+    """The narrowest configured scope that gives ``server``'s ``tool`` (fewest entries, then name)."""
+    giving = [(len(entries), scope) for scope, entries in cfg.scopes.items() if covers(entries, server, tool)]
+    return min(giving)[1] if giving else None
+
+
 def metadata_url(resource: str) -> str:
     """The RFC 9728 metadata URL of ``resource``: the well-known path inserted before the resource's path."""
     parts = urlsplit(resource)
@@ -265,7 +276,9 @@ def challenge(cfg: OAuthConfig, error: Exception | None = None) -> str:
     ``error`` and ``error_description`` for a rejected token and ``scope`` for a missing scope."""
     params = [f'resource_metadata="{metadata_url(cfg.resource)}"']
     if isinstance(error, InsufficientScopeError):
-        params += ['error="insufficient_scope"', f'scope="{" ".join(sorted(cfg.scopes))}"']
+        params += ['error="insufficient_scope"', f'scope="{" ".join(error.scopes or sorted(cfg.scopes))}"']
+        if error.scopes:
+            params.append(f'error_description="{_quoted(str(error))}"')
     elif isinstance(error, TokenRejectedError):
         params += ['error="invalid_token"', f'error_description="{_quoted(str(error))}"']
     return "Bearer " + ", ".join(params)

@@ -197,7 +197,9 @@ async def test_scopes_give_tools_and_no_token_reaches_the_upstream(world: World)
     async with agent(world.gw, token) as c:
         assert sorted(t.name for t in (await c.list_tools()).tools) == ["demo__echo", "rec__whoami"]
         assert (await c.call_tool("rec__whoami", {})).content[0].text == "the header recorder"  # type: ignore[union-attr]
-        with pytest.raises(MCPError, match="insufficient scope"):
+        with pytest.raises(MCPError, match="insufficient scope"):  # no scope opens demo/add: answered in-band
+            await c.call_tool("demo__add", {"a": 1, "b": 2})
+        with pytest.raises(MCPError, match="error response"):  # tools.secret would: the step-up 403
             await c.call_tool("rec__secret", {"name": "x"})
     bob = world.url_issuer.mint(sub="bob", scope="tools.read tools.secret")
     async with agent(world.gw, bob) as c:
@@ -207,10 +209,10 @@ async def test_scopes_give_tools_and_no_token_reaches_the_upstream(world: World)
     async with agent(world.gw, world.setup.key("alice")) as c:
         assert (await c.call_tool("demo__echo", {"text": "key"})).structured_content is not None
     calls = wait_events(world.served, lambda e: e["type"] == "tool_call" and e["agent_id"] in ("crm-bot", "file-bot"),
-                        3)
+                        4)
     assert sorted((e["agent_id"], e["tool_name"], e["status"], e.get("error_type")) for e in calls) == [
-        ("crm-bot", "secret", "denied", "insufficient_scope"), ("crm-bot", "whoami", "ok", None),
-        ("file-bot", "secret", "ok", None)]
+        ("crm-bot", "add", "denied", "insufficient_scope"), ("crm-bot", "secret", "denied", "insufficient_scope"),
+        ("crm-bot", "whoami", "ok", None), ("file-bot", "secret", "ok", None)]
     seen = world.seen_headers()
     assert any(r["method"] == "POST" for r in seen)
     names = {k for r in seen for k, _ in r["headers"]}
@@ -242,6 +244,29 @@ async def test_reload_applies_changed_scopes(world: World) -> None:
     finally:
         world.setup.config.write_text(original)
         assert cli("gateway", "reload", "--config", str(world.setup.config)).returncode == 0
+
+
+async def test_a_call_another_scope_would_open_gets_the_step_up_403(world: World) -> None:
+    """tools/call of rec/secret with only tools.read: 403 naming tools.secret (the MCP step-up flow),
+    recorded as a refusal; bob, whose allow-list lacks rec/secret, is refused in-band instead, since
+    no scope would open it for him."""
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "rec__secret",
+                                                                          "arguments": {"name": "s"}}}
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    token = world.url_issuer.mint(sub="step-bot", scope="tools.read")
+    async with httpx.AsyncClient(timeout=10) as http:
+        refused = await http.post(world.gw + "/mcp", json=call, headers={**headers, "Authorization": f"Bearer {token}"})
+    assert refused.status_code == 403
+    assert refused.headers["WWW-Authenticate"] == (
+        f'Bearer resource_metadata="{world.gw}/.well-known/oauth-protected-resource/mcp", '
+        'error="insufficient_scope", scope="tools.secret", '
+        'error_description="rec__secret needs the scope tools.secret"')
+    async with agent(world.gw, world.url_issuer.mint(sub="bob", scope="tools.read")) as c:
+        with pytest.raises(MCPError, match="not allowed"):
+            await c.call_tool("rec__secret", {"name": "s"})
+    found = wait_events(world.served, lambda e: e["type"] == "tool_call" and e["agent_id"] == "step-bot", 1)
+    assert [(e["tool_name"], e["status"], e.get("error_type")) for e in found] == [
+        ("secret", "denied", "insufficient_scope")]
 
 
 async def test_key_rotation_at_the_issuer(world: World) -> None:

@@ -24,9 +24,10 @@ from services.gateway.oauth import (
     challenge,
     metadata,
     metadata_url,
+    scope_for,
     validate,
 )
-from services.gateway.oauth_http import OAuthGuard
+from services.gateway.oauth_http import OAuthGuard, read_body, replaying
 from services.gateway.oauth_jwks import JwksCache
 from services.gateway.policy import decide, visible
 from tests.support.oauth_issuer import TokenIssuer, new_key, unsigned
@@ -357,3 +358,39 @@ def test_refusals_at_the_http_edge() -> None:
     assert sorted(r.path for r in guard.routes()) == [
         "/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp",
         "/.well-known/oauth-protected-resource/tenant-a/mcp"]
+
+
+def test_the_step_up_scope_and_its_challenge() -> None:
+    """The narrowest scope that opens a tool is the one a step-up 403 names."""
+    cfg = OAuthConfig(resource=RESOURCE, issuers={}, authorization_servers=(ISS,),
+                      scopes={"all": ("demo/*", "crm/*"), "demo": ("demo/*",), "add": ("demo/add",)})
+    assert scope_for(cfg, "demo", "add") == "add" and scope_for(cfg, "demo", "echo") == "demo"
+    assert scope_for(cfg, "crm", "x") == "all" and scope_for(cfg, "fs", "read") is None
+    assert challenge(cfg, InsufficientScopeError("demo__add needs the scope add", scopes=("add",))).endswith(
+        'error="insufficient_scope", scope="add", error_description="demo__add needs the scope add"')
+
+
+async def test_the_body_read_for_a_step_up_is_given_again() -> None:
+    """The auth layer's read of the body is replayed whole to the MCP app; a body over the limit is
+    not parsed and its rest still comes from the client; a disconnect is passed on."""
+    def client(*messages: dict[str, Any]) -> Any:
+        queue = list(messages)
+
+        async def receive() -> dict[str, Any]:
+            return queue.pop(0)
+        return receive
+
+    parts = client({"type": "http.request", "body": b'{"a":', "more_body": True},
+                   {"type": "http.request", "body": b"1}", "more_body": False})
+    body, first = await read_body(parts, 1024)
+    replay = replaying(first, parts)
+    assert body == b'{"a":1}' and await replay() == {"type": "http.request", "body": b'{"a":1}', "more_body": False}
+    big = client({"type": "http.request", "body": b"x" * 10, "more_body": True},
+                 {"type": "http.request", "body": b"y" * 10, "more_body": False})
+    body, first = await read_body(big, 5)
+    replay = replaying(first, big)
+    assert body == b"" and await replay() == {"type": "http.request", "body": b"x" * 10, "more_body": True}
+    assert await replay() == {"type": "http.request", "body": b"y" * 10, "more_body": False}
+    gone = client({"type": "http.disconnect"})
+    body, first = await read_body(gone, 5)
+    assert body == b"" and await replaying(first, gone)() == {"type": "http.disconnect"}
