@@ -103,6 +103,7 @@ def time_pages(client: httpx.Client, call_id: str, reps: int, *, session: str = 
     out: dict[str, Any] = {}
     for name, paths in pages.items():
         page_s, request_s = [], []
+        by_path: dict[str, list[float]] = {p.split("?")[0]: [] for p in paths}
         for _ in range(reps):
             started = time.perf_counter()
             for p in paths:
@@ -110,10 +111,13 @@ def time_pages(client: httpx.Client, call_id: str, reps: int, *, session: str = 
                 r = client.get(p.replace("+00:00", "Z"))
                 r.raise_for_status()
                 request_s.append(time.perf_counter() - t)
+                by_path[p.split("?")[0]].append(request_s[-1])
             page_s.append(time.perf_counter() - started)
         out[name] = {"requests_per_page": len(paths), "page_p50_ms": pct(page_s, 0.5),
                      "page_p95_ms": pct(page_s, 0.95), "request_p95_ms": pct(request_s, 0.95),
-                     "request_mean_ms": round(statistics.mean(request_s) * 1000, 2)}
+                     "request_mean_ms": round(statistics.mean(request_s) * 1000, 2),
+                     "requests_p50_ms": {k: pct(v, 0.5) for k, v in by_path.items()},
+                     "requests_p95_ms": {k: pct(v, 0.95) for k, v in by_path.items()}}
     return out
 
 
