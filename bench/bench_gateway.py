@@ -5,9 +5,11 @@
 Two runs per path: sequential calls on one session (latency: p50/p99 and what the gateway adds), and
 ``--concurrency`` sessions calling at once (throughput). CPU seconds of each process are read from
 /proc before and after, so the report gives CPU per call of the client, the upstream, the gateway
-and the ledger.
+and the ledger. The gateway spools each event on disk (fsync'd) before it answers, as configured
+for production; ``--no-spool`` runs it with events in memory, to show what that fsync costs.
 
     .venv/bin/python -m bench.bench_gateway --calls 2000 --concurrency 8 --out bench/results/gateway.json
+    .venv/bin/python -m bench.bench_gateway --no-spool --out bench/results/gateway-no-spool.json
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import resource
 import socket
 import statistics
@@ -27,6 +30,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
+import httpx
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -107,7 +111,7 @@ def _wait_port(port: int) -> None:
     raise SystemExit(f"nothing listens on port {port}")
 
 
-async def bench(calls: int, concurrency: int, work: Path) -> dict[str, Any]:
+async def bench(calls: int, concurrency: int, work: Path, *, spool: bool = True) -> dict[str, Any]:
     up_port = free_port()
     upstream = _start_upstream(up_port)
     served = start_serve(work / "data")
@@ -115,6 +119,8 @@ async def bench(calls: int, concurrency: int, work: Path) -> dict[str, Any]:
     try:
         _wait_port(up_port)
         text = setup.config.read_text().replace('allow = ["demo/*"]', 'allow = ["demo/*", "bench/*"]', 1)
+        if not spool:  # events wait in memory: what the on-disk spool's fsync before each answer costs
+            text = text.replace('spool_dir = "spool"\n', "", 1)
         setup.config.write_text(text)
         token = setup.key("alice")
         gw = setup.start()
@@ -128,6 +134,7 @@ async def bench(calls: int, concurrency: int, work: Path) -> dict[str, Any]:
         out["added_latency_ms"] = {"p50": round(g["sequential"]["p50_ms"] - d["sequential"]["p50_ms"], 3),
                                    "p99": round(g["sequential"]["p99_ms"] - d["sequential"]["p99_ms"], 3)}
         out["throughput_ratio"] = round(g["concurrent"]["calls_per_s"] / d["concurrent"]["calls_per_s"], 3)
+        out["lean_calls"] = _lean_calls(gw.url)
         out["recorded_events"] = _recorded(served.data_dir)
         return out
     finally:
@@ -135,6 +142,12 @@ async def bench(calls: int, concurrency: int, work: Path) -> dict[str, Any]:
         served.stop()
         upstream.terminate()
         upstream.wait(timeout=10)
+
+
+def _lean_calls(url: str) -> dict[str, float]:
+    """How many calls the gateway's lean paths carried (agent side, upstream side)."""
+    text = httpx.get(url + "/metrics", timeout=10).text
+    return {m[0]: float(m[1]) for m in re.findall(r'sealtrail_gateway_lean_calls\{side="(\w+)"\} (\S+)', text)}
 
 
 def _recorded(data_dir: Path) -> int:
@@ -149,16 +162,34 @@ def _recorded(data_dir: Path) -> int:
         conn.close()
 
 
+def _fsync_ms(n: int = 200) -> dict[str, float]:
+    """What one fsync of a small append costs on this disk now (the spool pays one per group of answers)."""
+    with tempfile.NamedTemporaryFile(dir=Path.cwd()) as f:
+        times = []
+        for _ in range(n):
+            started = time.perf_counter()
+            f.write(b"x" * 300)
+            f.flush()
+            os.fsync(f.fileno())
+            times.append(time.perf_counter() - started)
+    times.sort()
+    return {"p50": round(1000 * times[n // 2], 3), "p99": round(1000 * times[int(n * 0.99)], 3)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--no-spool", action="store_true",
+                        help="run the gateway without spool_dir (events in memory, no fsync before answers)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    load = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
-        result = asyncio.run(bench(args.calls, args.concurrency, Path(tmp)))
+        result = asyncio.run(bench(args.calls, args.concurrency, Path(tmp), spool=not args.no_spool))
     report = {"benchmark": "gateway", "calls": args.calls, "concurrency": args.concurrency,
-              "machine": describe("mcp", "uvicorn", "starlette", "httpx"), "load_avg_before": os.getloadavg(),
+              "spool": not args.no_spool, "fsync_ms": _fsync_ms(), "load_avg_after": os.getloadavg(),
+              "machine": describe("mcp", "uvicorn", "starlette", "httpx"), "load_avg_before": load,
               **result}
     text = json.dumps(report, indent=2)
     print(text)

@@ -74,7 +74,7 @@ def _append(path: Path, data: bytes) -> None:
     with open(path, "ab") as f:
         f.write(data)
         f.flush()
-        os.fsync(f.fileno())
+        os.fdatasync(f.fileno())  # an append: the data and the new size, without the timestamps
 
 
 class Spool:

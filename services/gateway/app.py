@@ -29,6 +29,7 @@ from sealtrail.core.sealing import Kek
 from sealtrail.errors import AuthenticationError, PermissionDeniedError, SealtrailError
 from sealtrail.infra.problems import problem_for
 from services.gateway import admin, approvals, config, credentials, toolreview
+from services.gateway.fastpath import FastCalls
 from services.gateway.gate import Gateway
 from services.gateway.health import HealthMonitor
 from services.gateway.keys import KeyVerifier
@@ -36,7 +37,7 @@ from services.gateway.metrics import GatewayMetrics
 from services.gateway.oauth import TokenRejectedError
 from services.gateway.oauth_http import OAuthGuard
 from services.gateway.ports import GatewayStore
-from services.gateway.proxy import AGENT_SCOPE_KEY, GRANT_SCOPE_KEY, Sessions, build_server
+from services.gateway.proxy import AGENT_SCOPE_KEY, GRANT_SCOPE_KEY, Sessions, build_server, call_from_scope
 from services.gateway.recorder import Recorder
 from services.gateway.status import ServerGuard
 from services.gateway.upstream import Upstream
@@ -214,7 +215,9 @@ def build_app(rt: Runtime) -> Starlette:
     manager = StreamableHTTPSessionManager(
         app=server, max_request_body_size=rt.cfg.max_argument_bytes * 2 + 65536, json_response=rt.cfg.json_response,
         security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False))
-    mcp_app = Authenticated(manager.asgi_app, rt.keys, rt.oauth)
+    fast = FastCalls(manager.asgi_app, manager, rt.gateway, json_response=rt.cfg.json_response,
+                     max_body=manager.max_request_body_size, make_call=call_from_scope, registry=rt.metrics.registry)
+    mcp_app = Authenticated(fast, rt.keys, rt.oauth)
 
     async def mcp_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
         await mcp_app(scope, receive, send)
