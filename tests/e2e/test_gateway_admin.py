@@ -77,16 +77,16 @@ async def test_key_rotation_overlaps(setup: Setup) -> None:
     gw = setup.gateways[0]
     first = json.loads(cli("gateway", "key", "create", "--config", str(setup.config), "--agent", "bob",
                            "--json").stdout)
-    started = time.monotonic()
     rotated = cli("gateway", "key", "rotate", first["key_id"], "--overlap", "10", "--config", str(setup.config),
                   "--json")
+    ended = time.monotonic()  # the overlap ends at most 10 s after the command committed, i.e. before this
     assert rotated.returncode == 0, rotated.stderr
     second: dict[str, Any] = json.loads(rotated.stdout)
     assert second["agent"] == "bob" and second["replaces"] == first["key_id"] and second["token"] != first["token"]
     for token in (first["token"], second["token"]):
         async with agent(gw.url, token) as c:
             await c.call_tool("demo__echo", {"text": "x"})
-    await asyncio.sleep(max(0.0, started + 10 + 2.5 - time.monotonic()))  # past the overlap and the key cache
+    await asyncio.sleep(max(0.0, ended + 10 + 2.5 - time.monotonic()))  # past the overlap and the key cache
     with pytest.raises(Exception):  # noqa: B017 - the SDK raises its own error for the 401
         async with agent(gw.url, first["token"]):
             pass
