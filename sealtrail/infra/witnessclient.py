@@ -14,7 +14,9 @@
   :data:`MAX_BEHIND` checkpoints behind, goes straight to the latest one (witnesses never cosign a
   smaller size after a larger one, so it could not catch up otherwise). Offering a checkpoint never
   waits (the log's own signing is never blocked by a witness), and a witness that is down, slow or
-  answering garbage delays only its own cosignatures.
+  answering garbage delays only its own cosignatures. A checkpoint smaller than the latest offered,
+  or of its size with another body (a log rolled back or forked), starts a new history: it is
+  submitted all the same, so every witness refuses it, and the lag counts from it.
 """
 
 from __future__ import annotations
@@ -125,7 +127,7 @@ class _Progress:
 
 @dataclass
 class WitnessLoop:
-    """Keeps each witness cosigning the latest offered checkpoint (see the module doc).
+    """Keeps each witness cosigning every offered checkpoint, in order (see the module doc).
 
     ``quorum`` witnesses cosigning a checkpoint make it witnessed; :attr:`witnessed_size` is the
     largest such size and :meth:`lag` how far it trails the latest offered checkpoint.
