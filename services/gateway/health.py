@@ -1,7 +1,9 @@
 """Health checks of upstream servers: on a schedule per server and on demand.
 
 A check opens a fresh connection with the server's current stored credential, initializes, lists
-the tools and measures the latency of the whole. It passes when the tools were listed; a failure is
+the tools and measures the latency of the whole. A stdio server the gateway is already running with
+the current credential is checked on that connection instead (a tools/list), not by starting a
+second process. It passes when the tools were listed; a failure is
 ``credential_rejected`` (the upstream answered 401/403), ``timeout``, ``protocol_error`` (a
 JSON-RPC error) or ``unreachable``. Each check is a ``health_check`` event: ``healthy`` when it
 passed, ``degraded`` when it failed but fewer than ``unhealthy_after`` checks failed in a row,
@@ -105,6 +107,18 @@ async def probe(server: ServerConfig, credential: Credential | None) -> Probe:
             await upstream.close()
 
 
+async def probe_live(upstream: Upstream) -> Probe:
+    """List the tools on the gateway's open connection to a running server, timing it."""
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(min(upstream.cfg.timeout_s, MAX_CHECK_TIMEOUT_S)):
+            tools = await upstream.relist()
+        return Probe(Check("ok", _ms(started), f"{len(tools)} tools listed by the running server"), tools)
+    except Exception as e:
+        status, message = classify(e)
+        return Probe(Check(status, _ms(started), message))
+
+
 def _ms(started: float) -> int:
     return int((time.perf_counter() - started) * 1000)
 
@@ -135,7 +149,13 @@ class HealthMonitor:
             found = Probe(Check("credential_unavailable", 0, f"{type(e).__name__}: {e}"))
             credential = None
         else:
-            found = await probe(cfg, credential)
+            live = self.upstreams.get(server)
+            version = None if credential is None else credential.version
+            if cfg.command is not None and live is not None and live.connected \
+                    and live.credential_version == version:
+                found = await probe_live(live)  # a running stdio server: no second process to start
+            else:
+                found = await probe(cfg, credential)
         c = found.check
         health = await self.store.record_health(
             server, ok=c.ok, status=c.status, at=time.time(), latency_ms=c.latency_ms,

@@ -121,3 +121,25 @@ async def test_a_stored_env_credential_reaches_the_stdio_server(tmp_path: Path, 
                                      by="test")
     report = await monitor.check("envy")
     assert report.status == "ok" and report.credential_version == 1
+
+
+async def test_a_running_stdio_server_is_checked_on_its_connection(tmp_path: Path, store: SqliteGatewayStore) -> None:
+    """With the gateway's connection to the stdio server open, a check lists the tools on it (no second
+    process, the same connection afterwards); with none open, the check starts its own process."""
+    from services.gateway.upstream import Upstream
+
+    async def record(_: dict[str, Any]) -> None:
+        return None
+
+    server = ServerConfig(name="demo", command=EXAMPLE)
+    live = Upstream(server)
+    monitor = HealthMonitor(_cfg(tmp_path, demo=server), store, record, upstreams={"demo": live})
+    try:
+        cold = await monitor.check("demo")
+        assert cold.status == "ok" and "running server" not in cold.message and not live.connected
+        await live.tools()
+        warm = await monitor.check("demo")
+        assert warm.status == "ok" and "running server" in warm.message and warm.tools == cold.tools
+        assert live.connected and live.connects == 1
+    finally:
+        await live.close()
