@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import ssl
@@ -35,6 +36,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from services.gateway.config import ServerConfig
 from services.gateway.errors import CredentialRejectedError, UpstreamError, UpstreamTimeoutError
+from services.gateway.upstream_http import DirectHttp, HttpStatusError, NotJsonRpcError
 
 if TYPE_CHECKING:
     from services.gateway.credentials import Credential
@@ -77,6 +79,16 @@ class Upstream:
         self._tools: list[dict[str, Any]] | None = None
         self.connects = 0
         self.garbage = 0
+        self._session_id: str | None = None
+        self._json_answers = False
+        """The upstream answered its handshake with a JSON body (not an SSE stream): the lean path may
+        carry its calls (an SSE answer can hold requests to the client, which only the SDK answers)."""
+        self._direct: DirectHttp | None = None
+        self._ids = itertools.count(1)
+        self.direct_calls = 0
+        """Calls sent on the lean path."""
+        self.on_notification: Callable[[str, str, dict[str, Any]], Awaitable[None]] | None = None
+        """Told (server, method, params) of the upstream's resource and prompt notifications."""
         """Messages from the upstream that were not JSON-RPC."""
 
     @property
@@ -112,14 +124,87 @@ class Upstream:
         self._tools = None
         return await self.tools()
 
+    async def relist(self) -> list[dict[str, Any]]:
+        """List the tools again now, on the open connection (or a new one), and keep the new list."""
+        self._tools = None
+        return await self.tools()
+
     async def call(self, tool: str, arguments: dict[str, Any] | None, meta: dict[str, Any] | None,
                    timeout_s: float, *, on_progress: ProgressFnT | None = None) -> dict[str, Any]:
         """Forward one ``tools/call``; the result as the upstream sent it.
 
         Raises :class:`UpstreamTimeoutError` after ``timeout_s``, :class:`UpstreamError` when the server
         crashed, answered garbage or is unreachable, and ``MCPError`` for a JSON-RPC error it returned."""
+        if on_progress is None and self.cfg.url is not None:
+            direct = await self._direct_http()
+            if direct is not None:
+                self.direct_calls += 1
+                try:
+                    return await self._direct_call(direct, tool, arguments, meta, timeout_s)
+                except _SessionGoneError:  # the server forgot the session (restarted): it saw nothing
+                    direct = await self._direct_http()
+                    if direct is not None:
+                        return await self._direct_call(direct, tool, arguments, meta, timeout_s, last=True)
         params = types.CallToolRequestParams(name=tool, arguments=arguments, _meta=meta)
         return await self._request(types.CallToolRequest(params=params), timeout_s, on_progress)
+
+    async def _direct_http(self) -> DirectHttp | None:
+        """The lean path on the SDK's session (see :mod:`services.gateway.upstream_http`), once open."""
+        client = await self._connected()
+        if self._direct is None and self._session_id is not None and self._json_answers and self.cfg.url is not None:
+            headers = {"Mcp-Session-Id": self._session_id, "Mcp-Protocol-Version": client.protocol_version,
+                       **(self._auth.headers if self._auth is not None else {})}
+            self._direct = DirectHttp(self.cfg.url, headers)
+        return self._direct
+
+    async def _direct_call(self, direct: DirectHttp, tool: str, arguments: dict[str, Any] | None,
+                           meta: dict[str, Any] | None, timeout_s: float, *, last: bool = False) -> dict[str, Any]:
+        params: dict[str, Any] = {"name": tool}
+        if arguments is not None:
+            params["arguments"] = arguments
+        if meta:
+            params["_meta"] = meta
+        try:
+            async with asyncio.timeout(timeout_s):
+                answer = await direct.post({"jsonrpc": "2.0", "id": f"sg-{next(self._ids)}", "method": "tools/call",
+                                            "params": params})
+        except TimeoutError as e:
+            raise UpstreamTimeoutError(f"server {self.name} did not answer within {timeout_s:g} s") from e
+        except HttpStatusError as e:
+            if e.status in (401, 403) and self._auth is not None:
+                self._auth.rejected = e.status
+                await self._rejected(e)
+            await self._drop()  # the next call opens a new session
+            if e.status == 404 and not last:
+                raise _SessionGoneError from e
+            raise UpstreamError(f"server {self.name} answered HTTP {e.status}") from e
+        except NotJsonRpcError as e:
+            self.garbage += 1
+            raise UpstreamError(f"server {self.name} answered something that is not JSON-RPC: {e}") from e
+        except (OSError, asyncio.IncompleteReadError) as e:
+            await self._drop()
+            raise UpstreamError(f"server {self.name} closed the connection mid-call or is unreachable: "
+                                f"{type(e).__name__}") from e
+        error, result = answer.get("error"), answer.get("result")
+        if isinstance(error, dict):
+            raise MCPError(int(error.get("code", 0)), str(error.get("message", "")), error.get("data"))
+        if not isinstance(result, dict):
+            raise UpstreamError(f"server {self.name} answered with a result that is not valid MCP (not an object)")
+        return result
+
+    async def send(self, request: Any, timeout_s: float) -> dict[str, Any]:
+        """Forward one request other than ``tools/call`` (a ``mcp_types`` request); errors as :meth:`call`."""
+        return await self._request(request, timeout_s)
+
+    async def capabilities(self) -> dict[str, Any]:
+        """What the upstream declared at its handshake (``resources``, ``prompts``, ``completions``, ...)."""
+        client = await self._connected()
+        caps: dict[str, Any] = client.server_capabilities.model_dump(by_alias=True, exclude_none=True)
+        return caps
+
+    def _note_session(self, session_id: str, json_answers: bool) -> None:
+        if session_id != self._session_id:
+            self._session_id, self._direct, self._json_answers = session_id, None, json_answers
 
     async def _request(self, request: Any, timeout_s: float, on_progress: ProgressFnT | None = None
                        ) -> dict[str, Any]:
@@ -199,7 +284,7 @@ class Upstream:
         credential = self._credential
         if self.cfg.url is not None:
             self._auth = _CredentialAuth({} if credential is None else credential.headers())
-            return _http(self.cfg.url, self._auth)
+            return _http(self.cfg.url, self._auth, self._note_session)
         assert self.cfg.command is not None
         env = {**self.cfg.env, **({} if credential is None else credential.env())}
         params = StdioServerParameters(command=self.cfg.command[0], args=list(self.cfg.command[1:]), env=env or None)
@@ -222,13 +307,22 @@ class Upstream:
             log.warning("upstream %s sent a message that is not valid MCP: %s", self.name, type(message).__name__)
             return
         root = getattr(message, "root", message)
-        if getattr(root, "method", None) == "notifications/tools/list_changed":
+        method = getattr(root, "method", None)
+        if isinstance(method, str) and method.startswith(("notifications/resources/", "notifications/prompts/")) \
+                and self.on_notification is not None:
+            params = getattr(root, "params", None)
+            raw = params.model_dump(by_alias=True, exclude_none=True) if params is not None else {}
+            await self.on_notification(self.name, method, raw)
+        if method == "notifications/tools/list_changed":
             self._tools = None
             if self._on_tools_changed is not None:
                 await self._on_tools_changed(self.name)
 
     async def _drop(self) -> None:
         self._client = None
+        if self._direct is not None:
+            self._direct.close()
+        self._session_id, self._direct = None, None
         self._tools = None
         holder, self._holder = self._holder, None
         if holder is not None and not holder.done():
@@ -245,9 +339,18 @@ class Upstream:
         await self._drop()
 
 
+class _SessionGoneError(Exception):
+    """HTTP 404 on the lean path: the upstream no longer knows the session."""
+
+
 @contextlib.asynccontextmanager
-async def _http(url: str, auth: httpx2.Auth) -> AsyncIterator[Any]:
+async def _http(url: str, auth: httpx2.Auth, on_session: Callable[[str, bool], None]) -> AsyncIterator[Any]:
+    async def session_of(response: httpx2.Response) -> None:  # the lean path reuses the SDK's session
+        if session := response.headers.get("mcp-session-id"):
+            on_session(session, response.headers.get("content-type", "").startswith("application/json"))
+
     async with _http_client(auth) as http, streamable_http_client(url, http_client=http) as streams:
+        http.event_hooks["response"].append(session_of)
         yield streams
 
 
