@@ -19,6 +19,7 @@ import orjson
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
+from sealtrail.errors import SealtrailError
 from sealtrail.sdk import events
 from services.gateway import errors, pinning
 from services.gateway.config import GatewayConfig
@@ -118,7 +119,7 @@ class Gateway:
         try:
             await self.discovery.listed(server, await upstream.tools())
             self._connects[server] = upstream.connects
-        except (UpstreamError, MCPError) as e:
+        except (UpstreamError, MCPError, SealtrailError) as e:  # a task of its own: nobody else would see it
             log.warning("tools/list of server %s after its list changed failed: %s", server, type(e).__name__)
 
     async def _pin_refusal(self, server: str, tool: str) -> pinning.Refusal | None:
