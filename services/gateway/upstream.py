@@ -124,11 +124,6 @@ class Upstream:
         self._tools = None
         return await self.tools()
 
-    async def relist(self) -> list[dict[str, Any]]:
-        """List the tools again now, on the open connection (or a new one), and keep the new list."""
-        self._tools = None
-        return await self.tools()
-
     async def call(self, tool: str, arguments: dict[str, Any] | None, meta: dict[str, Any] | None,
                    timeout_s: float, *, on_progress: ProgressFnT | None = None) -> dict[str, Any]:
         """Forward one ``tools/call``; the result as the upstream sent it.
