@@ -15,9 +15,8 @@ DEFAULT_BATCH_ENTRIES = 5000
 # Every read model, in the order they are truncated and digested.
 READ_MODELS = (
     "projector_progress", "rollup_hourly", "rollup_tool_hourly", "rollup_tool_daily", "rollup_agent_hourly",
-    "rollup_agent_daily", "rollup_tool_hourly_merged", "rollup_rate_limits", "subject_index", "sessions",
-    "tool_definitions", "server_tools",
-    "tool_definition_changes", "tool_usage",
+    "rollup_agent_daily", "rollup_tool_hourly_merged", "rollup_tenant_hourly", "rollup_rate_limits",
+    "subject_index", "sessions", "tool_definitions", "server_tools", "tool_definition_changes", "tool_usage",
 )
 # Columns that record when a row was written, not what the log holds.
 VOLATILE_COLUMNS = ("updated_at",)

@@ -82,6 +82,7 @@ _NARROW = {
     "rollup_agent_hourly": _counters_sql("rollup_agent_hourly", _AGENT_KEYS),
     "rollup_agent_daily": _counters_sql("rollup_agent_daily", _AGENT_KEYS),
     "rollup_tool_hourly_merged": _counters_sql("rollup_tool_hourly_merged", _TOOL_KEYS[:-1], cost=False),
+    "rollup_tenant_hourly": _counters_sql("rollup_tenant_hourly", ("bucket", "currency")),
 }
 
 _RATE_SQL = """
@@ -177,7 +178,7 @@ async def write_delta(conn: Conn, tenant: str, delta: BatchDelta) -> None:
         narrow: tuple[tuple[str, Mapping[tuple[Any, ...], CallStats]], ...] = (
             ("rollup_tool_hourly", delta.tool_hourly), ("rollup_tool_daily", delta.tool_daily),
             ("rollup_agent_hourly", delta.agent_hourly), ("rollup_agent_daily", delta.agent_daily),
-            ("rollup_tool_hourly_merged", delta.tool_hourly_merged))
+            ("rollup_tool_hourly_merged", delta.tool_hourly_merged), ("rollup_tenant_hourly", delta.tenant_hourly))
         for table, stats in narrow:
             await _write_narrow(conn, table, tenant, stats)
     if delta.rate_limits:

@@ -84,6 +84,8 @@ RollupKey = tuple[datetime, str, str, str, str, str, str]
 ToolKey = tuple[datetime, str, str, str]
 # (bucket, server_id, tool_name): every currency together
 MergedToolKey = tuple[datetime, str, str]
+# (bucket, currency): every tool and agent together
+TenantKey = tuple[datetime, str]
 # (bucket, agent_id, currency)
 AgentKey = tuple[datetime, str, str]
 # (bucket, limit_id, scope, agent_id, server_id, tool_name)
@@ -151,6 +153,7 @@ class BatchDelta:
     tool_hourly: dict[ToolKey, CallStats] = field(default_factory=dict)
     tool_daily: dict[ToolKey, CallStats] = field(default_factory=dict)
     tool_hourly_merged: dict[MergedToolKey, CallStats] = field(default_factory=dict)
+    tenant_hourly: dict[TenantKey, CallStats] = field(default_factory=dict)
     agent_hourly: dict[AgentKey, CallStats] = field(default_factory=dict)
     agent_daily: dict[AgentKey, CallStats] = field(default_factory=dict)
     rate_limits: dict[RateKey, RateStats] = field(default_factory=dict)
@@ -197,6 +200,7 @@ def _tool_call(delta: BatchDelta, e: ProjectedEntry) -> None:
                   _stats(delta.tool_hourly, (hour, server, tool, currency)),
                   _stats(delta.tool_daily, (day, server, tool, currency)),
                   _stats(delta.tool_hourly_merged, (hour, server, tool)),
+                  _stats(delta.tenant_hourly, (hour, currency)),
                   _stats(delta.agent_hourly, (hour, agent, currency)),
                   _stats(delta.agent_daily, (day, agent, currency))):
         _count(stats, outcome, cost or 0, latency, bucket)

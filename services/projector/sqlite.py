@@ -70,7 +70,8 @@ _HOURLY_SQL = _upsert("rollup_hourly", _HOURLY_KEYS,
 _NARROW_KEYS = {"rollup_tool_hourly": ("bucket", "server_id", "tool_name", "currency"),
                 "rollup_tool_daily": ("bucket", "server_id", "tool_name", "currency"),
                 "rollup_agent_hourly": ("bucket", "agent_id", "currency"),
-                "rollup_agent_daily": ("bucket", "agent_id", "currency")}
+                "rollup_agent_daily": ("bucket", "agent_id", "currency"),
+                "rollup_tenant_hourly": ("bucket", "currency")}
 _NARROW = {t: _upsert(t, k, (*_COUNTERS, "latency_hist", "cost_micros"),
                       f"{_sum(*_COUNTERS, 'cost_micros')}, {_HIST_MERGE}") for t, k in _NARROW_KEYS.items()}
 # Every currency together: no cost column.
@@ -125,7 +126,7 @@ def write_delta(conn: sqlite3.Connection, tenant: str, delta: BatchDelta) -> Non
     narrow: Mapping[str, Mapping[Any, Any]] = {
         "rollup_tool_hourly": delta.tool_hourly, "rollup_tool_daily": delta.tool_daily,
         "rollup_agent_hourly": delta.agent_hourly, "rollup_agent_daily": delta.agent_daily,
-        "rollup_tool_hourly_merged": delta.tool_hourly_merged}
+        "rollup_tool_hourly_merged": delta.tool_hourly_merged, "rollup_tenant_hourly": delta.tenant_hourly}
     for table, stats in narrow.items():
         cost = table != "rollup_tool_hourly_merged"
         _many(conn, _NARROW[table], tenant, [

@@ -69,9 +69,12 @@ def definition_changes(d: Dialect) -> str:
 
 def series_rows(d: Dialect, of: SeriesOf, *, daily: bool) -> tuple[str, str, list[str]]:
     """The rollup table, the WHERE clause and its filter values of a time series' rows: $1 tenant,
-    $2..$3 the window, then one placeholder per filter that ``of`` sets."""
+    $2..$3 the window, then one placeholder per filter that ``of`` sets. Every call hour by hour
+    comes from the tenant rollup (migration 0014); by day, from the daily tool rollup."""
     if of.agent_id is not None:
         table, filters = "rollup_agent", [("agent_id", of.agent_id)]
+    elif of.server_id is None and of.tool_name is None and not daily:
+        table, filters = "rollup_tenant", []  # every call: one row per hour and currency
     else:
         table = "rollup_tool"
         filters = [(c, v) for c, v in (("server_id", of.server_id), ("tool_name", of.tool_name)) if v is not None]
