@@ -56,7 +56,7 @@ async def _call(url: str, token: str) -> tuple[int, str, float]:
     return 0, "ok", time.monotonic() - started
 
 
-async def _until(predicate: Callable[[], Awaitable[bool]], what: str, seconds: float = 30) -> None:
+async def _until(predicate: Callable[[], Awaitable[bool]], what: str, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while not await predicate():
         if time.monotonic() > deadline:
@@ -82,7 +82,7 @@ async def test_an_unreachable_server_turns_unhealthy_and_recovers(setup: Setup, 
         return (await _call(gw.url, alice))[0] == -32008
     await _until(unhealthy, "the server to be marked unhealthy")
     code, message, took = await _call(gw.url, alice)
-    assert code == -32008 and "unreachable" in message and took < 1.0
+    assert code == -32008 and "unreachable" in message and took < 5.0  # not the 10 s check or 30 s call timeout
 
     op = operator_key(setup)
     async with httpx.AsyncClient(base_url=gw.url, timeout=30, headers={"Authorization": f"Bearer {op}"}) as http:
