@@ -207,11 +207,11 @@ def _line_blocks(file: IO[bytes]) -> Iterator[list[bytes]]:
             return
         lines = (rest + block).split(b"\n")
         rest = lines.pop()
-        limit = MAX_LINE - 1
-        for i, line in enumerate(lines):
-            if len(line) > limit:
-                yield lines[:i]
-                raise InvalidInputError(f"{ENTRIES} line {n + i + 1} is longer than {MAX_LINE} bytes")
+        limit = MAX_LINE - 1  # the newline counts
+        if lines and max(map(len, lines)) > limit:
+            i = next(i for i, line in enumerate(lines) if len(line) > limit)
+            yield lines[:i]
+            raise InvalidInputError(f"{ENTRIES} line {n + i + 1} is longer than {MAX_LINE} bytes")
         n += len(lines)
         yield lines
         if len(rest) > MAX_LINE:
