@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -14,9 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
+from mcp_types import ListToolsRequest
+from pydantic import TypeAdapter
 
-from tests.support.gateway import GatewayProc, Setup, agent, wait_events, write_setup
+from sealtrail.core.canonical import canonical_json
+from tests.support.gateway import GatewayProc, Setup, agent, ledger_events, wait_events, write_setup
 from tests.support.npm_servers import mcp_servers
 from tests.support.serve import Served, cli, free_port, start_serve
 
@@ -177,3 +182,30 @@ async def test_progress_is_relayed_with_sse_answers(setup: Setup, tmp_path: Path
         assert got == [(1.0, 4.0), (2.0, 4.0), (3.0, 4.0), (4.0, 4.0)]
     finally:
         sse.stop()
+
+
+async def test_filesystem_listing_is_pinned_and_undeclared_tools_wait(setup: Setup, gw: GatewayProc, served: Served,
+                                                                      modules: Path, root: Path) -> None:
+    """server-filesystem's whole listing is pinned by the hash of each definition as a direct client
+    receives it; its undeclared tools (create_directory, directory_tree, ...) wait in `tools pending`
+    with the tier their annotations suggest, are hidden and refused, and never run upstream."""
+    params = StdioServerParameters(command="node", args=[str(modules / "server-filesystem/dist/index.js"), str(root)])
+    async with Client(params, mode="legacy", cache=None) as direct:
+        listed = await direct.session.send_request(ListToolsRequest(params=None), TypeAdapter(dict[str, Any]))
+    expected = {t["name"]: "sha256:" + hashlib.sha256(canonical_json(t)).hexdigest() for t in listed["tools"]}
+    async with agent(gw.url, setup.key("npm-agent")) as c:
+        shown = {t.name for t in (await c.list_tools()).tools if t.name.startswith("fs__")}
+        assert shown == {"fs__read_text_file", "fs__list_directory", "fs__write_file", "fs__edit_file",
+                         "fs__move_file"}
+        with pytest.raises(MCPError) as refused:
+            await c.call_tool("fs__create_directory", {"path": str(root / "made-by-agent")})
+    assert refused.value.code == -32001 and not (root / "made-by-agent").exists()
+    snaps = [e for e in ledger_events(served, type_="tool_list") if e["server_id"] == "fs"]
+    assert snaps and {t["name"]: t["def_hash"] for t in snaps[-1]["tools"]} == expected
+    pending = json.loads(cli("gateway", "tools", "pending", "--config", str(setup.config), "--json").stdout)
+    fs = {t["tool"]: t for t in pending["tools"] if t["server"] == "fs"}
+    assert set(fs) == set(expected) - {"read_text_file", "list_directory", "write_file", "edit_file", "move_file"}
+    assert fs["create_directory"]["suggested_tier"] == "write"
+    assert fs["directory_tree"]["suggested_tier"] == "read"
+    calls = wait_events(served, lambda e: e["type"] == "tool_call" and e["tool_name"] == "create_directory", 1)
+    assert calls[0]["status"] == "denied" and calls[0]["server_id"] == "fs"
