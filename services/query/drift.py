@@ -21,7 +21,6 @@ ratio ≥ 1.5 (so a very steady baseline's small wobble is not news).
 from __future__ import annotations
 
 import math
-import statistics
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -80,19 +79,56 @@ def total(hours: Sequence[HourStats]) -> HourStats:
 
 
 @dataclass(frozen=True, slots=True)
+class Moments:
+    """The sum and the sum of squares of hourly values (calls, or cost micros of one currency): with
+    the number of hours, all that the mean and the population standard deviation need, exactly."""
+
+    sum: int = 0
+    sum_sq: int = 0
+
+    @classmethod
+    def of(cls, values: Iterable[int]) -> Moments:
+        s = sq = 0
+        for v in values:
+            s, sq = s + v, sq + v * v
+        return cls(s, sq)
+
+
+@dataclass(frozen=True, slots=True)
 class Baseline:
-    """What scoring needs of a tool's baseline of ``hours`` hours: totals, the call count and cost
-    per currency of each hour that has any (the other hours count as zero), and the latency p95 of
-    each hour with at least ``Thresholds.min_latency_samples`` timed calls. Order does not matter."""
+    """What scoring needs of a tool's baseline of ``hours`` hours: totals, the :class:`Moments` of
+    the hourly call counts and of the hourly cost per currency (hours without any count as zero),
+    and the median and median absolute deviation (:func:`latency_spread`) of the latency p95s of
+    the hours with at least ``Thresholds.min_latency_samples`` timed calls (``None``: no such hour)."""
 
     hours: int
     calls: int = 0
     executed: int = 0
     errors: int = 0
     denied: int = 0
-    hourly_calls: Sequence[int] = ()
-    hourly_costs: Mapping[str, Sequence[int]] = field(default_factory=dict)
-    hourly_p95: Sequence[float] = ()
+    hourly_calls: Moments = Moments()
+    hourly_costs: Mapping[str, Moments] = field(default_factory=dict)
+    latency: tuple[float, float] | None = None
+
+
+def latency_spread(p95s: Sequence[float]) -> tuple[float, float] | None:
+    """(centre, MAD) of hourly p95s: centre = max(median, 1 ms), MAD = median of |p95 - centre|;
+    ``None`` without any p95."""
+    if not p95s:
+        return None
+    ordered = sorted(p95s)
+    # Below 1 ms the histogram cannot tell latencies apart, so 1 ms is the smallest centre.
+    center = max(_median_of_sorted(ordered), 1.0)
+    # Deviations of sorted values fall, then rise: two runs that sorted() merges in one pass.
+    return center, _median_of_sorted(sorted([abs(v - center) for v in ordered]))
+
+
+def _median_of_sorted(data: Sequence[float]) -> float:
+    """``statistics.median`` of sorted ``data`` (not empty), by its own arithmetic."""
+    n = len(data)
+    if n % 2 == 1:
+        return data[n // 2]
+    return (data[n // 2 - 1] + data[n // 2]) / 2
 
 
 def summarize(hours: int, stats: Iterable[HourStats], thresholds: Thresholds = Thresholds()) -> Baseline:
@@ -108,7 +144,8 @@ def summarize(hours: int, stats: Iterable[HourStats], thresholds: Thresholds = T
             costs.setdefault(cur, []).append(v)
         if sum(h.hist) >= thresholds.min_latency_samples and (p := histogram.percentile(h.hist, 0.95)) is not None:
             p95s.append(p)
-    return Baseline(hours, sum(calls), executed, errors, denied, calls, costs, p95s)
+    return Baseline(hours, sum(calls), executed, errors, denied, Moments.of(calls),
+                    {cur: Moments.of(v) for cur, v in costs.items()}, latency_spread(p95s))
 
 
 def score(baseline: Sequence[HourStats], recent: Sequence[HourStats],
@@ -127,13 +164,13 @@ def score_summary(base: Baseline, recent: Sequence[HourStats], thresholds: Thres
     out: list[Score] = []
     if base.calls >= t.min_calls and now.calls >= t.min_calls:
         out.append(_volume("call_rate", base.hourly_calls, now.calls, len(recent), t, None, base.hours))
-        base_costs = {c: sum(v) for c, v in base.hourly_costs.items()}
-        for cur in sorted(c for c in set(base_costs) & set(now.costs) if base_costs[c] > 0):
+        base_costs = base.hourly_costs
+        for cur in sorted(c for c in set(base_costs) & set(now.costs) if base_costs[c].sum > 0):
             out.append(_volume("cost_rate", base.hourly_costs[cur], now.costs[cur], len(recent), t, cur,
                                base.hours))
     out += _proportion("error_rate", base.errors, base.executed, now.errors, now.executed, t)
     out += _proportion("deny_rate", base.denied, base.calls, now.denied, now.calls, t)
-    out += _latency(base.hourly_p95, now, t)
+    out += _latency(base.latency, now, t)
     return out
 
 
@@ -141,12 +178,12 @@ def _flag(ratio: float, z: float, t: Thresholds) -> bool:
     return ratio >= t.ratio or (z >= t.z and ratio >= t.min_ratio_for_z)
 
 
-def pstdev(values: Sequence[int], n: int) -> float:
-    """``statistics.pstdev`` of ``values`` padded with zeros to ``n`` items, from exact integer sums:
-    the correctly rounded square root of the exact population variance, the same float, without
-    a Fraction per item (a baseline has 168 hours per tool)."""
-    sx, sxx = sum(values), sum(v * v for v in values)
-    return _sqrt_of_fraction(n * sxx - sx * sx, n * n)
+def pstdev(values: Sequence[int] | Moments, n: int) -> float:
+    """``statistics.pstdev`` of ``values`` padded with zeros to ``n`` items, from exact integer sums
+    (given as :class:`Moments`, or of the values): the correctly rounded square root of the exact
+    population variance, the same float, without a Fraction per item."""
+    m = values if isinstance(values, Moments) else Moments.of(values)
+    return _sqrt_of_fraction(n * m.sum_sq - m.sum * m.sum, n * n)
 
 
 _SQRT_BITS = 2 * sys.float_info.mant_dig + 3
@@ -166,10 +203,10 @@ def _isqrt_rto(num: int, den: int) -> int:
     return a | (a * a * den != num)
 
 
-def _volume(metric: str, series: Sequence[int], recent_sum: int, k: int, t: Thresholds,
+def _volume(metric: str, series: Moments, recent_sum: int, k: int, t: Thresholds,
             currency: str | None, hours: int) -> Score:
-    """``series``: the hours with calls (or cost); the other ``hours - len(series)`` count as zero."""
-    mu = math.fsum(series) / hours
+    """``series``: the moments of the hourly calls (or cost) over ``hours`` hours."""
+    mu = float(series.sum) / hours  # math.fsum of the hourly values, then /, gave this same float
     sigma = pstdev(series, hours)
     r = recent_sum / k
     noise = math.sqrt(max(mu, 1.0)) if currency is None else t.cost_noise * mu
@@ -190,13 +227,11 @@ def _proportion(metric: str, base_hits: int, base_n: int, hits: int, n: int, t: 
     return [Score(metric, round(p0, 6), round(p, 6), _round(ratio), _round(z), flagged)]
 
 
-def _latency(p95s: Sequence[float], now: HourStats, t: Thresholds) -> list[Score]:
+def _latency(base: tuple[float, float] | None, now: HourStats, t: Thresholds) -> list[Score]:
     recent = histogram.percentile(now.hist, 0.95)
-    if recent is None or sum(now.hist) < t.min_calls or not p95s:
+    if recent is None or sum(now.hist) < t.min_calls or base is None:
         return []
-    # Below 1 ms the histogram cannot tell latencies apart, so 1 ms is the smallest centre.
-    center = max(statistics.median(p95s), 1.0)
-    mad = statistics.median(abs(v - center) for v in p95s)
+    center, mad = base
     spread = max(1.4826 * mad, t.latency_spread_floor * center)
     ratio = recent / center
     z = (recent - center) / spread

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 
@@ -94,3 +95,23 @@ def test_a_summarised_baseline_scores_as_the_hours_do(hours: list[tuple[int, int
     recent = [drift.HourStats(spike, spike, spike // 3, spike // 5, [spike] * histogram.BUCKETS, {"USD": spike})]
     summary = drift.summarize(len(dense), [h for h in reversed(dense) if h.calls or sum(h.hist)])
     assert drift.score_summary(summary, recent) == drift.score(dense, recent)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=10**12), max_size=168), st.integers(min_value=0, max_value=168),
+       st.lists(st.floats(min_value=0, max_value=10**7, allow_nan=False), max_size=168))
+def test_moments_and_latency_spread_give_the_floats_of_the_hourly_lists(values: list[int], zeros: int,
+                                                                         p95s: list[float]) -> None:
+    """The baseline keeps sums, not hourly lists: the mean, σ, median and MAD drift derives from them
+    are the floats that math.fsum, statistics.pstdev and statistics.median give over the lists."""
+    n = len(values) + zeros
+    if n:
+        m = drift.Moments.of(values)
+        assert float(m.sum) / n == math.fsum(values) / n
+        assert drift.pstdev(m, n) == statistics.pstdev([*values, *[0] * zeros])
+    spread = drift.latency_spread(p95s)
+    if not p95s:
+        assert spread is None
+    else:
+        center = max(statistics.median(p95s), 1.0)
+        assert spread == (center, statistics.median([abs(v - center) for v in p95s]))

@@ -18,7 +18,7 @@ from sealtrail.core import histogram
 from sealtrail.infra.pgerrors import translated
 from sealtrail.infra.postgres import Conn
 from services.query import analytics_sql
-from services.query.drift import Baseline
+from services.query.drift import Baseline, Moments, latency_spread
 from services.query.ports import (
     GROUP_COLUMNS,
     GROUP_TABLES,
@@ -100,12 +100,14 @@ class PostgresAnalyticsReader:
             await conn.execute("SELECT set_config('work_mem', '16MB', true), set_config('enable_sort', 'off', true)")
             tools = await conn.fetch(_BASELINE_SQL, tenant, window.start, window.end, min_timed)
             costs = await conn.fetch(_BASELINE_COSTS_SQL, tenant, window.start, window.end)
-        hourly_costs: dict[ToolKey, dict[str, list[int]]] = {}
+        hourly_costs: dict[ToolKey, dict[str, Moments]] = {}
         for r in costs:
-            hourly_costs.setdefault((r["server_id"], r["tool_name"]), {})[r["currency"]] = list(r["hourly"])
+            hourly_costs.setdefault((r["server_id"], r["tool_name"]), {})[r["currency"]] = Moments(
+                int(r["sum"]), int(r["sum_sq"]))
         return {(r["server_id"], r["tool_name"]): Baseline(
-            window.hours, r["calls"], r["executed"], r["errors"], r["denied"], list(r["hourly_calls"]),
-            hourly_costs.get((r["server_id"], r["tool_name"]), {}), list(r["p95s"] or ()))
+            window.hours, r["calls"], r["executed"], r["errors"], r["denied"],
+            Moments(r["calls"], int(r["calls_sq"])), hourly_costs.get((r["server_id"], r["tool_name"]), {}),
+            latency_spread(r["p95s"] or ()))
             for r in tools}
 
     async def series(self, tenant: str, window: Window, of: SeriesOf, *, daily: bool
@@ -139,18 +141,23 @@ class PostgresAnalyticsReader:
         return [StaleDefinition(**dict(r)) for r in rows]
 
 
-# A tool's baseline from its rows of every currency together, with the p95 PostgreSQL stored for
-# each hour (migration 0013); costs per currency from the hours that carry one (a partial index).
+# A tool's baseline from its rows of every currency together, one row per tool: sums, the exact sum
+# of squares of the hourly calls (bigint products, summed as numeric: an hour would need 3 billion
+# calls of one tool to overflow) and the p95 PostgreSQL stored for each hour (migration 0013).
+# Costs per currency from the hours that carry one (a partial index), squared as numeric. The
+# median and MAD of the p95s stay in Python: ordered-set aggregates need a sort by tool that costs
+# several times the hash aggregate (measured at 200 tools x 168 hours: 75 ms against 20 ms).
 _BASELINE_SQL = """
 SELECT server_id, tool_name, sum(calls)::bigint AS calls, sum(executed)::bigint AS executed,
-       sum(errors)::bigint AS errors, sum(denied)::bigint AS denied, array_agg(calls) AS hourly_calls,
+       sum(errors)::bigint AS errors, sum(denied)::bigint AS denied, sum(calls * calls) AS calls_sq,
        array_agg(latency_p95) FILTER (WHERE latency_n >= $4 AND latency_p95 IS NOT NULL) AS p95s
   FROM rollup_tool_hourly_merged WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3
  GROUP BY server_id, tool_name
 """
 
 _BASELINE_COSTS_SQL = """
-SELECT server_id, tool_name, currency, array_agg(cost_micros) AS hourly FROM rollup_tool_hourly
+SELECT server_id, tool_name, currency, sum(cost_micros)::numeric AS sum,
+       sum(cost_micros::numeric * cost_micros) AS sum_sq FROM rollup_tool_hourly
  WHERE tenant_id = $1 AND bucket >= $2 AND bucket < $3 AND currency <> ''
  GROUP BY server_id, tool_name, currency
 """

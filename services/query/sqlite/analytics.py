@@ -104,7 +104,8 @@ class SqliteAnalyticsReader:
             stats.setdefault((r["server_id"], r["tool_name"]), []).append(
                 drift.HourStats(r["calls"], r["executed"], r["errors"], r["denied"], r["hist"]))
         limits = drift.Thresholds(min_latency_samples=min_timed)
-        return {tool: replace(drift.summarize(window.hours, hs, limits), hourly_costs=costs.get(tool, {}))
+        return {tool: replace(drift.summarize(window.hours, hs, limits), hourly_costs={
+                    cur: drift.Moments.of(v) for cur, v in costs.get(tool, {}).items()})
                 for tool, hs in stats.items()}
 
     async def series(self, tenant: str, window: Window, of: SeriesOf, *, daily: bool
