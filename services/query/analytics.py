@@ -16,7 +16,6 @@ request fails closed (500), never unauthenticated. ``get_clock`` may be overridd
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated
@@ -207,13 +206,11 @@ async def drift_report(
     stop = floor_hour(parse_time(end, "to") if end is not None else clock())
     recent = Window(stop - recent_hours * HOUR, stop)
     baseline = Window(recent.start - timedelta(days=baseline_days), recent.start)
-    lately = Window(stop - changes_hours * HOUR, stop)
-    # Three independent reads on three pooled connections: the two small ones run while the
-    # database sums the baseline.
-    bases, hours, changes = await asyncio.gather(
-        reader.drift_baseline(caller.tenant_id, baseline, drift.Thresholds().min_latency_samples),
-        reader.tool_hours(caller.tenant_id, recent), reader.definition_changes(caller.tenant_id, lately, limit))
+    bases = await reader.drift_baseline(caller.tenant_id, baseline, drift.Thresholds().min_latency_samples)
+    hours = await reader.tool_hours(caller.tenant_id, recent)
     findings = _findings(bases, hours, baseline, recent)
+    lately = Window(stop - changes_hours * HOUR, stop)
+    changes = await reader.definition_changes(caller.tenant_id, lately, limit)
     return DriftPage(recent=_out(recent), baseline=_out(baseline), tools_evaluated=len(set(bases) | set(hours)),
                      findings=findings[:limit],
                      definition_changes=list(changes))
