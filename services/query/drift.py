@@ -20,6 +20,7 @@ ratio ≥ 1.5 (so a very steady baseline's small wobble is not news).
 
 from __future__ import annotations
 
+import bisect
 import math
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -119,8 +120,24 @@ def latency_spread(p95s: Sequence[float]) -> tuple[float, float] | None:
     ordered = sorted(p95s)
     # Below 1 ms the histogram cannot tell latencies apart, so 1 ms is the smallest centre.
     center = max(_median_of_sorted(ordered), 1.0)
-    # Deviations of sorted values fall, then rise: two runs that sorted() merges in one pass.
-    return center, _median_of_sorted(sorted([abs(v - center) for v in ordered]))
+    return center, _median_deviation(ordered, center)
+
+
+def _median_deviation(ordered: Sequence[float], center: float) -> float:
+    """``statistics.median(abs(v - center) for v in ordered)`` of sorted, non-empty ``ordered``.
+    The deviations fall towards ``center`` and rise after it (``center - v`` is exactly
+    ``abs(v - center)`` below it), so merging the two sides outwards from ``center`` yields them in
+    order: only the middle one or two are computed, with the same float operations."""
+    n = len(ordered)
+    right = bisect.bisect_left(ordered, center)
+    left = right - 1
+    prev = cur = 0.0
+    for _ in range(n // 2 + 1):
+        if right < n and (left < 0 or ordered[right] - center <= center - ordered[left]):
+            prev, cur, right = cur, ordered[right] - center, right + 1
+        else:
+            prev, cur, left = cur, center - ordered[left], left - 1
+    return cur if n % 2 == 1 else (prev + cur) / 2
 
 
 def _median_of_sorted(data: Sequence[float]) -> float:
