@@ -41,7 +41,6 @@ from sealtrail.core.quorum import WitnessPolicy
 from tests.support.serve import (
     TENANT,
     cli,
-    create_key,
     free_port,
     send_events,
     serve_event,
@@ -54,6 +53,7 @@ from tests.support.thirdparty_witness import (
     cosigned_by_all,
     litewitness_binaries,
     omniwitness_binary,
+    sign_first_checkpoint,
     three_witnesses,
     witness_table,
 )
@@ -119,18 +119,9 @@ def test_rollback_fork_and_rewritten_history_are_refused_by_every_witness(
         binaries: tuple[Path, Path], agent: SshAgent, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     litewitness, omniwitness = binaries
     data = tmp_path / "data"
-    served = start_serve(data)
-    try:
-        auditor, gateway = create_key(served, "auditor"), served.tokens["gateway"]
-        headers = {"Authorization": f"Bearer {auditor}"}
-        asyncio.run(send_events(served.url, gateway, [serve_event(0)]))
-        wait_for_checkpoint(served.url, auditor, TENANT, 1)
-        origin = parse_checkpoint(parse_note(
-            httpx.get(f"{served.url}/v1/logs/{TENANT}/checkpoint", headers=headers).text).text).origin
-        keys = httpx.get(served.url + "/v1/keys", headers=headers).json()["keys"]
-        checkpoint_vkey = next(k["vkey"] for k in keys if k["purpose"] == "checkpoint")
-    finally:
-        served.stop()
+    signed = sign_first_checkpoint(data)
+    auditor, gateway, headers = signed.auditor, signed.gateway, signed.headers
+    origin, checkpoint_vkey = signed.origin, signed.checkpoint_vkey
     witnesses = three_witnesses(litewitness, omniwitness, agent, tmp_path, origin, checkpoint_vkey)
     names = list(witnesses)
     config = tmp_path / "witnesses.toml"
@@ -224,18 +215,9 @@ def test_garbage_wrong_key_and_down_witnesses_do_not_stop_the_ledger(tmp_path: P
     its configured vkey, one down; quorum 2: the ledger logs and signs as usual, every checkpoint
     reaches the quorum with the two honest cosignatures only, and the bad ones' failures count."""
     data = tmp_path / "data"
-    served = start_serve(data)
-    try:
-        auditor, gateway = create_key(served, "auditor"), served.tokens["gateway"]
-        headers = {"Authorization": f"Bearer {auditor}"}
-        asyncio.run(send_events(served.url, gateway, [serve_event(0)]))
-        wait_for_checkpoint(served.url, auditor, TENANT, 1)
-        origin = parse_checkpoint(parse_note(
-            httpx.get(f"{served.url}/v1/logs/{TENANT}/checkpoint", headers=headers).text).text).origin
-        keys = httpx.get(served.url + "/v1/keys", headers=headers).json()["keys"]
-        checkpoint_vkey = next(k["vkey"] for k in keys if k["purpose"] == "checkpoint")
-    finally:
-        served.stop()
+    signed = sign_first_checkpoint(data)
+    auditor, gateway, headers = signed.auditor, signed.gateway, signed.headers
+    origin, checkpoint_vkey = signed.origin, signed.checkpoint_vkey
     started: list[WitnessProcess] = []
     garbage = ThreadingHTTPServer(("127.0.0.1", 0), _Garbage)
     threading.Thread(target=garbage.serve_forever, daemon=True).start()

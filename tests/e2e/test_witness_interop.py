@@ -56,6 +56,7 @@ from tests.support.thirdparty_witness import (
     litewitness_binaries,
     omniwitness_binary,
     register_with_litewitness,
+    sign_first_checkpoint,
     start_litewitness,
     three_witnesses,
     witness_table,
@@ -198,18 +199,9 @@ def test_serve_is_witnessed_by_litewitness_omniwitness_and_sealtrail_witness(
     quorum (the checkpoint list says so and the notes verify), the latest carries all three
     cosignatures, and ``sealtrail verify --witness x3 --quorum 2`` passes."""
     data = tmp_path / "data"
-    served = start_serve(data)
-    try:
-        auditor, gateway = create_key(served, "auditor"), served.tokens["gateway"]
-        headers = {"Authorization": f"Bearer {auditor}"}
-        asyncio.run(send_events(served.url, gateway, [serve_event(0)]))
-        wait_for_checkpoint(served.url, auditor, TENANT, 1)
-        origin = parse_checkpoint(parse_note(
-            httpx.get(f"{served.url}/v1/logs/{TENANT}/checkpoint", headers=headers).text).text).origin
-        keys = httpx.get(served.url + "/v1/keys", headers=headers).json()["keys"]
-        checkpoint_vkey = next(k["vkey"] for k in keys if k["purpose"] == "checkpoint")
-    finally:
-        served.stop()
+    signed = sign_first_checkpoint(data)
+    auditor, gateway, headers = signed.auditor, signed.gateway, signed.headers
+    origin, checkpoint_vkey = signed.origin, signed.checkpoint_vkey
     witnesses = three_witnesses(litewitness, omniwitness, agent, tmp_path, origin, checkpoint_vkey)
     config = tmp_path / "witnesses.toml"
     config.write_text("quorum = 2\n" + "".join(witness_table(label, w.vkey, w.url) for label, w in witnesses.items()))

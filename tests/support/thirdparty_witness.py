@@ -14,6 +14,7 @@ Both are pure Go: ``CGO_ENABLED=0`` with the machine's Go toolchain (``GOTOOLCHA
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -25,10 +26,21 @@ from pathlib import Path
 
 import httpx
 
+from sealtrail.core.checkpoint import parse_checkpoint
 from sealtrail.core.cosignature import CosignatureVerifier
+from sealtrail.core.note import parse_note
 from sealtrail.core.quorum import WitnessPolicy
 from sealtrail.devstack._proc import apt_install
-from tests.support.serve import TENANT, cli, free_port
+from tests.support.serve import (
+    TENANT,
+    cli,
+    create_key,
+    free_port,
+    send_events,
+    serve_event,
+    start_serve,
+    wait_for_checkpoint,
+)
 from tests.support.witness import WitnessProcess, start_witness, witness_key
 
 INTEROP = Path(__file__).resolve().parents[1] / "interop"
@@ -240,3 +252,34 @@ def cosigned_by_all(url: str, headers: dict[str, str], policy: WitnessPolicy, si
             return note
         time.sleep(0.1)
     raise AssertionError(f"no checkpoint of {size} entries cosigned by every witness in {timeout} s:\n{note}")
+
+
+@dataclass(frozen=True)
+class SignedLog:
+    """A served data directory whose log has signed its first checkpoint, as witnesses must know it."""
+
+    auditor: str
+    gateway: str
+    origin: str
+    checkpoint_vkey: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.auditor}"}
+
+
+def sign_first_checkpoint(data: Path) -> SignedLog:
+    """Serve ``data`` until its log signs a checkpoint of one entry, then stop; the log's origin and key."""
+    served = start_serve(data)
+    try:
+        auditor, gateway = create_key(served, "auditor"), served.tokens["gateway"]
+        headers = {"Authorization": f"Bearer {auditor}"}
+        asyncio.run(send_events(served.url, gateway, [serve_event(0)]))
+        wait_for_checkpoint(served.url, auditor, TENANT, 1)
+        origin = parse_checkpoint(parse_note(
+            httpx.get(f"{served.url}/v1/logs/{TENANT}/checkpoint", headers=headers).text).text).origin
+        keys = httpx.get(served.url + "/v1/keys", headers=headers).json()["keys"]
+        checkpoint_vkey = next(k["vkey"] for k in keys if k["purpose"] == "checkpoint")
+    finally:
+        served.stop()
+    return SignedLog(auditor, gateway, origin, checkpoint_vkey)
