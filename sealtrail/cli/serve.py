@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 
 from sealtrail.cli.embedded.datadir import DEFAULT_MAX_BACKLOG, DEFAULT_PORT
+from sealtrail.cli.embedded.logretention import DEFAULT_LOG_RETENTION_INTERVAL_S, DEFAULT_LOG_RETENTION_S
 from sealtrail.cli.serving import PORT_MAX, PORT_MIN, error_exit
 
 DATA_DIR_HELP = "data directory (default: $SEALTRAIL_DATA_DIR, $XDG_DATA_HOME/sealtrail or ~/.local/share/sealtrail)"
@@ -77,6 +78,14 @@ def serve(
         "--witness-config", envvar="SEALTRAIL_WITNESS_CONFIG",
         help="TOML file of the witnesses every checkpoint is submitted to, and the quorum (docs/witness.md)")
     ] = None,
+    log_replay_window: Annotated[float, typer.Option(
+        "--log-replay-window", min=0, envvar="SEALTRAIL_LOG_REPLAY_WINDOW_S",
+        help="seconds the local log keeps records after they are sequenced (0: trimmed at the next pass)")
+    ] = DEFAULT_LOG_RETENTION_S,
+    log_trim_interval: Annotated[float, typer.Option(
+        "--log-trim-interval", min=0.05, envvar="SEALTRAIL_LOG_TRIM_INTERVAL_S",
+        help="seconds between two passes trimming the local log and the SQLite WAL")
+    ] = DEFAULT_LOG_RETENTION_INTERVAL_S,
 ) -> None:
     """Run ingest, ledger, projector and query in one process, with SQLite and a local log."""
     from sealtrail.cli.embedded.app import EmbeddedOptions, create_app
@@ -95,7 +104,8 @@ def serve(
         witnesses = None if witness_config is None else load_witness_config(witness_config)
         first = asyncio.run(initialise(data))
         app = create_app(data, options=EmbeddedOptions(max_backlog=max_backlog, tune_gc=True,
-                                                       witnesses=witnesses))
+                                                       witnesses=witnesses, log_retention_s=log_replay_window,
+                                                       log_retention_interval_s=log_trim_interval))
     except SealtrailError as e:
         sock.close()
         raise error_exit(str(e)) from None

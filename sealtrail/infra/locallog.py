@@ -17,8 +17,9 @@ Guarantees, as the bus port asks:
   bad frame raises :class:`~sealtrail.errors.CorruptLogError`; nothing is ever misread.
 
 Consumers in the process wait on :meth:`LocalLog.changed`, set by every publish to the topic.
-Segments are deleted only by :meth:`LocalLog.drop_before`: whole sealed segments, below an offset
-the caller names (what every consumer has committed) and older than a retention time.
+Segments are deleted only by :meth:`LocalLog.drop_before`: whole segments, below an offset the
+caller names (what every consumer has committed) and older than a retention time; the segment
+being appended to is sealed first when all of it qualifies, so a caught-up log can be emptied.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ from sealtrail.errors import InvalidInputError, ServiceStartError, UnavailableEr
 from sealtrail.infra.bus import BusRecord, TopicSpec
 from sealtrail.infra.logfiles import PartitionFiles, Record
 
-DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+# Small enough that trimming whole segments keeps the disk flat (a partition holds at most about
+# one segment more than its unsequenced records), large enough that a roll is rare.
+DEFAULT_SEGMENT_BYTES = 8 * 1024 * 1024
 DEFAULT_READ_MAX_RECORDS = 5000
 DEFAULT_READ_MAX_BYTES = 8 * 1024 * 1024
 _TOPIC_FILE = "topic.json"
@@ -148,10 +151,11 @@ class LocalLog:
         return [BusRecord(topic, partition, o, k, v) for o, (k, v) in got]
 
     async def drop_before(self, topic: str, partition: int, offset: int, *, max_age_s: float) -> int:
-        """Delete the partition's sealed segments whose records all lie below ``offset`` and that
-        were last written more than ``max_age_s`` ago; return the bytes freed. The segment being
-        appended to stays, so :meth:`end_offset` and appends are unaffected; :meth:`start_offset`
-        moves up to the first record kept."""
+        """Delete the partition's segments whose records all lie below ``offset`` and that were
+        last written more than ``max_age_s`` ago; return the bytes freed. Records at or above
+        ``offset`` MUST stay, and do. When the segment being appended to qualifies, an empty one
+        is started at the end first, so :meth:`end_offset` and appends are unaffected;
+        :meth:`start_offset` moves up to the first record kept (to the end when none is)."""
         files = self._parts(topic)[partition]
         async with self._locks[id(files)]:
             return await asyncio.to_thread(files.drop_before, offset, written_before=time.time() - max_age_s)

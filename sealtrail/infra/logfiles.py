@@ -224,12 +224,19 @@ class PartitionFiles:
         self.end += len(frames)
 
     def drop_before(self, offset: int, *, written_before: float) -> int:
-        """Delete the oldest sealed segments whose records all lie below ``offset`` and whose file
-        was last written before ``written_before`` (a ``time.time()``); return the bytes freed.
+        """Delete the oldest segments whose records all lie below ``offset`` and whose file was
+        last written before ``written_before`` (a ``time.time()``); return the bytes freed.
 
-        The segment being appended to is never deleted. Call it with appends excluded; readers
-        that still hold the previous segment list may find a file gone (:class:`FileNotFoundError`).
+        When the segment being appended to qualifies too, it is sealed first: an empty segment
+        starting at :attr:`end` is created (and the directory fsync'd) before any file goes, so
+        the offsets go on from where they were after a crash at any instant. Call it with
+        appends excluded; readers that still hold the previous segment list may find a file gone
+        (:class:`FileNotFoundError`).
         """
+        last = self.segments[-1]
+        if (last.count and last.base + last.count <= offset and not self._broken
+                and last.path.stat().st_mtime < written_before):
+            self._create(self.end)
         segments = self.segments
         n = 0
         while n < len(segments) - 1:

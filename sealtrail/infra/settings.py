@@ -62,6 +62,10 @@ class Settings(BaseSettings):
         default="after_conflict",
         description="look every poll's event ids up before sequencing, or only for a while after a commit"
                     " was refused for a repeated event id")
+    ledger_trim_kafka: bool = Field(
+        default=True, description="delete the sealed topic's records below the offsets the ledger committed"
+                                  " (off for operators who replay the topic)")
+    ledger_trim_interval_s: float = Field(default=30.0, gt=0, description="seconds between two trimming passes")
     otlp_subject_rules: str = Field(
         default="user=enduser.id",
         description="OTLP spans: 'scheme=attribute' pairs naming data subjects (docs/otlp.md)")

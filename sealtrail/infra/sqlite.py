@@ -50,6 +50,10 @@ DEFAULT_CACHE_KIB = 64 * 1024  # per connection; the ledger's inserts touch eigh
 # 1,000, i.e. 4 MiB: under load nearly every ledger commit then checkpointed). Hot index pages are
 # copied once per checkpoint, so fewer, larger checkpoints cost less; the WAL file grows to ~64 MiB.
 WAL_AUTOCHECKPOINT_PAGES = 16_384
+# Without a limit a WAL file keeps the largest size it ever reached; with it, a checkpoint that
+# restarts the WAL truncates the file to this size. :meth:`SqliteDatabase.checkpoint_wal` (run
+# periodically, off the commit path) truncates it to zero once it passed the limit.
+WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
 
 T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], T]
@@ -152,11 +156,24 @@ class SqliteDatabase:
         return await self._submit(self._writer, _migrate, load("sqlite"))
 
     async def truncate_wal(self) -> None:
-        """Copy the WAL into the database file and truncate it (after an erasure: old frames go)."""
-        def run(conn: sqlite3.Connection) -> None:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        """Copy the WAL into the database file and truncate it (after an erasure: old frames go).
 
-        await self._submit(self._writer, run)
+        Waits (``busy_timeout``) for readers of older snapshots; raises :class:`UnavailableError`
+        if one still held the WAL, since its frames then stay (the caller's step is repeatable)."""
+        if not await self._submit(self._writer, _truncate_wal):
+            raise UnavailableError("SQLite WAL checkpoint blocked by a reader; the WAL was not truncated",
+                                   retry_after=1.0)
+
+    async def checkpoint_wal(self, *, above_bytes: int = WAL_SIZE_LIMIT_BYTES) -> int:
+        """Truncate the WAL when its file passed ``above_bytes``; return the bytes it shrank by.
+
+        For a periodic task: it holds the writer thread for one checkpoint, as an automatic one does.
+        A reader that blocks it leaves the WAL as it is, for the next call."""
+        wal = self._path.with_name(self._path.name + "-wal")
+        before = wal.stat().st_size if wal.exists() else 0
+        if before <= above_bytes or not await self._submit(self._writer, _truncate_wal):
+            return 0
+        return before - (wal.stat().st_size if wal.exists() else 0)
 
     async def close(self) -> None:
         """Finish queued work and close every connection; the object is unusable afterwards."""
@@ -214,6 +231,7 @@ class SqliteDatabase:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute(f"PRAGMA cache_size=-{DEFAULT_CACHE_KIB}")
             conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+            conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA secure_delete=ON")  # erased key material is overwritten, not left
@@ -221,6 +239,13 @@ class SqliteDatabase:
             conn.close()
             raise ServiceStartError(f"SQLite at {self._path} cannot use WAL (journal_mode={mode})")
         return conn
+
+
+def _truncate_wal(conn: sqlite3.Connection) -> bool:
+    """``wal_checkpoint(TRUNCATE)``; False when a reader kept it from finishing."""
+    with translated("checkpoint the WAL"):
+        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+    return not busy
 
 
 def _migrate(conn: sqlite3.Connection, migrations: list[Migration]) -> list[int]:

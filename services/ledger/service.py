@@ -1,4 +1,5 @@
-"""``sealtrail ledger``: wires the Kafka driver, the worker, the checkpointer and the health app.
+"""``sealtrail ledger``: wires the Kafka driver, the worker, the checkpointer, the trimmer of the
+sealed topic (:mod:`services.ledger.trimming`, unless ``ledger_trim_kafka`` is off) and the health app.
 
 Readiness (``/readyz``) means the ledger is sequencing: it runs, PostgreSQL answered a ``SELECT 1``
 within the last :data:`DB_CHECK_STALE_S` seconds (checked every :data:`DB_CHECK_INTERVAL_S` in the
@@ -29,6 +30,7 @@ from services.ledger.deadletter import DeadLetterSink
 from services.ledger.kafka import KafkaLedgerDriver
 from services.ledger.postgres.checkpoints import PostgresCheckpointStore
 from services.ledger.postgres.store import PostgresLedgerStore
+from services.ledger.trimming import KafkaTrimmer
 from services.ledger.witnessing import LedgerWitnessing
 from services.ledger.worker import LedgerWorker
 
@@ -102,6 +104,10 @@ class LedgerService:
         tune_gc()
         tasks = [asyncio.create_task(self.driver.run(), name="ledger-consumer"),
                  asyncio.create_task(self.checkpointer.run(self._stop), name="ledger-checkpointer")]
+        if s.ledger_trim_kafka:
+            trimmer = KafkaTrimmer(bootstrap=s.require_kafka(), topic=s.sealed_topic, group=s.ledger_group,
+                                   store=store, interval_s=s.ledger_trim_interval_s)
+            tasks.append(asyncio.create_task(trimmer.run(self._stop), name="ledger-trimmer"))
         self.ready = True
         stopping = asyncio.create_task(self._stop.wait(), name="ledger-stop")
         watching = asyncio.create_task(self._watch_database(pool), name="ledger-database-check")

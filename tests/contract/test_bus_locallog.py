@@ -147,7 +147,7 @@ async def test_drop_before_deletes_only_old_whole_segments_below_the_offset(tmp_
     assert [int(p.stem) for p in sorted((root / "t" / "0").glob("*.log"))] == [b for b in bases if b >= kept]
     got = await log.read("t", 0, 0, max_records=1000)
     assert [r.offset for r in got] == list(range(kept, 300))
-    assert await log.drop_before("t", 0, 10**9, max_age_s=0) > 0  # everything but the active segment
+    assert await log.drop_before("t", 0, 299, max_age_s=0) > 0  # the active segment holds 299: it stays
     last = bases[-1]
     assert log.start_offset("t", 0) == last and log.end_offset("t", 0) == 300
     await log.publish("t", [(b"k", b"after")])
@@ -156,6 +156,27 @@ async def test_drop_before_deletes_only_old_whole_segments_below_the_offset(tmp_
     await log.start()
     assert (log.start_offset("t", 0), log.end_offset("t", 0)) == (last, 301)
     assert [r.value for r in await log.read("t", 0, 0)][-1] == b"after"
+    await log.stop()
+
+
+async def test_a_wholly_consumed_active_segment_is_sealed_and_dropped(tmp_path: Path) -> None:
+    """When every record is below the offset, the active segment goes too: an empty segment
+    at the end takes its place first, so the offsets go on after appends and a reopen, and a
+    crash between the two steps (both files left) reopens at the same end."""
+    root = tmp_path / "log"
+    log = await _log_with(root, 300, segment_bytes=700)
+    assert await log.drop_before("t", 0, 300, max_age_s=0) > 0
+    assert (log.start_offset("t", 0), log.end_offset("t", 0)) == (300, 300)
+    assert [p.stem for p in (root / "t" / "0").glob("*.log")] == [f"{300:020d}"]
+    assert await log.read("t", 0, 0) == []
+    assert await log.drop_before("t", 0, 300, max_age_s=0) == 0  # nothing left to seal
+    await log.publish("t", [(b"k", b"after")])
+    assert [(r.offset, r.value) for r in await log.read("t", 0, 0)] == [(300, b"after")]
+    await log.stop()
+    (root / "t" / "0" / f"{299:020d}.log").write_bytes(encode_frame(b"k", b"left behind"))
+    log = LocalLog(root=root, segment_bytes=700)
+    await log.start()
+    assert (log.start_offset("t", 0), log.end_offset("t", 0)) == (299, 301)
     await log.stop()
 
 

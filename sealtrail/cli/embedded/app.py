@@ -87,7 +87,8 @@ class EmbeddedOptions:
     tune_gc: bool = False
     """Set the server process's cycle collector (:mod:`sealtrail.infra.gctune`) once started."""
     log_retention_s: float = DEFAULT_LOG_RETENTION_S
-    """Local-log segments older than this, and already logged, are deleted (:mod:`.logretention`)."""
+    """Local-log segments already logged are deleted once older than this; 0: at the next pass
+    (:mod:`.logretention`)."""
     log_retention_interval_s: float = DEFAULT_LOG_RETENTION_INTERVAL_S
     log_segment_bytes: int = DEFAULT_SEGMENT_BYTES
     witnesses: WitnessingConfig | None = None
@@ -168,7 +169,8 @@ async def _trimming(log: LocalLog, db: SqliteDatabase, opts: EmbeddedOptions) ->
 
     stop = asyncio.Event()
     task = asyncio.create_task(keep_trimmed(log, committed, stop, max_age_s=opts.log_retention_s,
-                                            interval_s=opts.log_retention_interval_s), name="log-retention")
+                                            interval_s=opts.log_retention_interval_s,
+                                            compact=db.checkpoint_wal), name="log-retention")
     try:
         yield
     finally:
