@@ -21,6 +21,7 @@ import typer
 from sealtrail.cli.embedded.datadir import DEFAULT_MAX_BACKLOG, DEFAULT_PORT
 from sealtrail.cli.embedded.logretention import DEFAULT_LOG_RETENTION_INTERVAL_S, DEFAULT_LOG_RETENTION_S
 from sealtrail.cli.serving import PORT_MAX, PORT_MIN, error_exit
+from sealtrail.infra.locallog import DEFAULT_SEGMENT_BYTES
 
 DATA_DIR_HELP = "data directory (default: $SEALTRAIL_DATA_DIR, $XDG_DATA_HOME/sealtrail or ~/.local/share/sealtrail)"
 
@@ -86,6 +87,10 @@ def serve(
         "--log-trim-interval", min=0.05, envvar="SEALTRAIL_LOG_TRIM_INTERVAL_S",
         help="seconds between two passes trimming the local log and the SQLite WAL")
     ] = DEFAULT_LOG_RETENTION_INTERVAL_S,
+    log_segment_bytes: Annotated[int, typer.Option(
+        "--log-segment-bytes", min=4096, envvar="SEALTRAIL_LOG_SEGMENT_BYTES",
+        help="size at which a local-log segment is sealed (trimming deletes whole segments)")
+    ] = DEFAULT_SEGMENT_BYTES,
 ) -> None:
     """Run ingest, ledger, projector and query in one process, with SQLite and a local log."""
     from sealtrail.cli.embedded.app import EmbeddedOptions, create_app
@@ -105,7 +110,8 @@ def serve(
         first = asyncio.run(initialise(data))
         app = create_app(data, options=EmbeddedOptions(max_backlog=max_backlog, tune_gc=True,
                                                        witnesses=witnesses, log_retention_s=log_replay_window,
-                                                       log_retention_interval_s=log_trim_interval))
+                                                       log_retention_interval_s=log_trim_interval,
+                                                       log_segment_bytes=log_segment_bytes))
     except SealtrailError as e:
         sock.close()
         raise error_exit(str(e)) from None
