@@ -29,6 +29,12 @@ from services.ledger.sqlite import tree as tree_sqlite
 
 T = TypeVar("T")
 
+# An entry's position by event id (tenant, tenant, event id): served by UNIQUE (log_id, event_id),
+# one probe per log of the tenant (migration 0015 dropped the index on (tenant_id, event_id)). The
+# unary + keeps the planner off the indexes that lead with tenant_id, which would read every entry.
+EVENT_SQL = ("SELECT log_id, idx FROM entries WHERE log_id IN (SELECT log_id FROM logs WHERE tenant_id = ?)"
+             " AND +tenant_id = ? AND event_id = ? LIMIT 1")
+
 
 def _size(conn: sqlite3.Connection, tenant: str, log_id: str) -> int:
     row = conn.execute("SELECT size FROM logs WHERE log_id = ? AND tenant_id = ?",
@@ -109,8 +115,7 @@ class SqliteLedgerReader:
 
     async def tlog_proof(self, tenant: str, event_id: uuid.UUID) -> str:
         def work(c: sqlite3.Connection) -> str:
-            hit = c.execute("SELECT log_id, idx FROM entries WHERE tenant_id = ? AND event_id = ? LIMIT 1",
-                            (tenant, str(event_id))).fetchone()
+            hit = c.execute(EVENT_SQL, (tenant, tenant, str(event_id))).fetchone()
             if hit is None:
                 raise NotFoundError("no such event in this tenant's logs")
             log_id, idx = hit

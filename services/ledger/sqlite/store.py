@@ -19,8 +19,6 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-import orjson
-
 from sealtrail.core.merkle import CompactRange, stored_nodes
 from sealtrail.errors import ConcurrentWriteError, DuplicateEventError
 from sealtrail.infra.sqlite import SqliteDatabase, db_now, to_db_time, translated
@@ -146,12 +144,11 @@ def _write_batch(conn: sqlite3.Connection, batch: SequencedBatch) -> None:
                         to_db_time(cols.occurred_at), to_db_time(cols.received_at), *cols.text, *cols.ints,
                         e.entry, e.leaf, e.chain))
         key_ids = cols.key_ids if len(cols.key_ids) < 2 else list(dict.fromkeys(cols.key_ids))
-        payloads.append((log_id, index, tenant, orjson.dumps(key_ids).decode(), e.record.nonce,
-                         e.record.ciphertext))
+        payloads.append((log_id, index, tenant, e.record.nonce, e.record.ciphertext))
         payload_keys += [(k, log_id, index) for k in key_ids]
     conn.executemany(_INSERT_ENTRY, entries)
-    conn.executemany("INSERT INTO payloads (log_id, idx, tenant_id, key_ids, nonce, ciphertext)"
-                     " VALUES (?, ?, ?, ?, ?, ?)", payloads)
+    conn.executemany("INSERT INTO payloads (log_id, idx, tenant_id, nonce, ciphertext) VALUES (?, ?, ?, ?, ?)",
+                     payloads)
     conn.executemany("INSERT INTO payload_keys (key_id, log_id, idx) VALUES (?, ?, ?)", payload_keys)
     conn.executemany("INSERT INTO tree_nodes (log_id, level, idx, hash) VALUES (?, ?, ?, ?)",
                      [(batch.log_id, level, index, h) for level, index, h in stored_nodes(batch.runs)])

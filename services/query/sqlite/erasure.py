@@ -3,9 +3,9 @@
 Every statement names the tenant (SQLite has no row-level security). Setting a hold and starting
 an erasure are write transactions on the database's single writer thread, so they are serialised
 without the advisory lock PostgreSQL needs. Ciphertexts sealed under a key are found through
-``payload_keys`` (SQLite has no GIN index on ``payloads.key_ids``); their ``payload_keys`` rows go
-with them. After the deletions the WAL is checkpointed and truncated, as the key store does after
-erasing a key, so no WAL frame keeps a deleted row.
+``payload_keys`` (SQLite has no GIN index and ``payloads`` no copy of the key ids); their
+``payload_keys`` rows go with them. After the deletions the WAL is checkpointed and truncated, as
+the key store does after erasing a key, so no WAL frame keeps a deleted row.
 """
 
 from __future__ import annotations
@@ -68,11 +68,13 @@ def delete_sealed_under(conn: sqlite3.Connection, tenant: str, key_ids: list[str
                         first_only: bool = False, limit: int = -1) -> int:
     """Delete the tenant's ciphertexts sealed under any of ``key_ids`` (with ``first_only``: whose
     first key id, the period key, is one of them), at most ``limit``; return how many."""
-    first = " AND json_extract(p.key_ids, '$[0]') = k.key_id" if first_only else ""
+    # The payload's first key id is the entry's (the ledger stores them in the header's order).
+    first = (" JOIN entries e ON e.log_id = p.log_id AND e.idx = p.idx"
+             " AND json_extract(CAST(e.entry AS TEXT), '$.key_ids[0]') = k.key_id") if first_only else ""
     targets = conn.execute(
         "SELECT DISTINCT p.log_id, p.idx FROM payload_keys k JOIN payloads p"
-        " ON p.log_id = k.log_id AND p.idx = k.idx"
-        f" WHERE k.key_id IN (SELECT value FROM json_each(?)) AND p.tenant_id = ?{first} LIMIT ?",
+        f" ON p.log_id = k.log_id AND p.idx = k.idx{first}"
+        " WHERE k.key_id IN (SELECT value FROM json_each(?)) AND p.tenant_id = ? LIMIT ?",
         (_json(key_ids), tenant, limit)).fetchall()
     conn.executemany("DELETE FROM payloads WHERE log_id = ? AND idx = ? AND tenant_id = ?",
                      [(log_id, idx, tenant) for log_id, idx in targets])
@@ -83,9 +85,10 @@ def delete_sealed_under(conn: sqlite3.Connection, tenant: str, key_ids: list[str
 def _delete_data(conn: sqlite3.Connection, tenant: str, request_ref: str, subject_ref: bytes,
                  key_ids: list[str], event_id: str, erased_at: datetime, clear_by: datetime) -> ErasureRecord:
     payloads = delete_sealed_under(conn, tenant, key_ids)
-    rows = conn.execute("DELETE FROM subject_index WHERE tenant_id = ? AND (subject_ref = ?"
-                        " OR key_id IN (SELECT value FROM json_each(?)))",
-                        (tenant, subject_ref, _json(key_ids))).rowcount
+    # Every row of the subject's keys carries its subject_ref (the projector writes it from
+    # data_keys), so the primary key finds them all (migration 0015).
+    rows = conn.execute("DELETE FROM subject_index WHERE tenant_id = ? AND subject_ref = ?",
+                        (tenant, subject_ref)).rowcount
     current = _get(conn, tenant, request_ref)
     if current is None:
         raise NotFoundError("the erasure request vanished while it ran")

@@ -23,8 +23,14 @@ from services.query.ports import CHECKED_COLUMNS, FILTER_COLUMNS, CallFilter, Fo
 # What every read returns of an entry: where it is, its bytes and leaf, and the copies to check.
 _ENTRY = "e.log_id, e.idx, e.occurred_at, e.entry, e.leaf, " + ", ".join(f"e.{c}" for c in CHECKED_COLUMNS)
 _N = 5 + len(CHECKED_COLUMNS)  # columns of _ENTRY
-_PAYLOAD = ", p.key_ids, p.nonce, p.ciphertext"
+_PAYLOAD = ", p.nonce, p.ciphertext"
 _PAYLOAD_JOIN = " LEFT JOIN payloads p ON p.log_id = e.log_id AND p.idx = e.idx AND p.tenant_id = e.tenant_id"
+
+# An entry by event id (tenant, tenant, event id): served by UNIQUE (log_id, event_id), one probe
+# per log of the tenant (migration 0015 dropped the index on (tenant_id, event_id)). The unary +
+# keeps the planner off the indexes that lead with tenant_id, which would read every entry.
+EVENT_WHERE = (" WHERE e.log_id IN (SELECT log_id FROM logs WHERE tenant_id = ?) AND +e.tenant_id = ?"
+               " AND e.event_id = ?")
 
 # Served by the partial index entries_system_events (migration 0008).
 ERASURE_EVENTS_SQL = ("SELECT idx, entry FROM entries WHERE log_id = ? AND tenant_id = ?"
@@ -38,11 +44,14 @@ def _found(row: tuple[Any, ...], subject_key_id: str | None = None) -> Found:
 
 
 def _stored(row: tuple[Any, ...], subject_key_id: str | None = None) -> StoredCall:
-    """An entry row followed by the payload columns (key_ids, nonce, ciphertext), if read."""
+    """An entry row followed by the payload columns (nonce, ciphertext), if read. The payload's key
+    ids are the entry's (``payloads`` keeps no copy since migration 0015), once each, in order, as
+    the ledger listed them in ``payload_keys``."""
     found = _found(row)
-    if len(row) < _N + 3 or row[_N + 2] is None:
+    if len(row) < _N + 2 or row[_N + 1] is None:
         return StoredCall(found, None, None, None, subject_key_id)
-    return StoredCall(found, tuple(orjson.loads(row[_N])), bytes(row[_N + 1]), bytes(row[_N + 2]), subject_key_id)
+    key_ids = tuple(dict.fromkeys(str(k) for k in found.header.get("key_ids", ())))
+    return StoredCall(found, key_ids, bytes(row[_N]), bytes(row[_N + 1]), subject_key_id)
 
 
 def _search_sql(tenant: str, f: CallFilter, after: Position | None, limit: int) -> tuple[str, list[object]]:
@@ -115,8 +124,8 @@ class SqliteInvestigationReader:
     async def call_by_event_id(self, tenant: str, event_id: uuid.UUID, *, with_payload: bool
                                ) -> StoredCall | None:
         cols, join = (_PAYLOAD, _PAYLOAD_JOIN) if with_payload else ("", "")
-        rows = await self._rows(f"SELECT {_ENTRY}{cols} FROM entries e{join}"
-                                " WHERE e.tenant_id = ? AND e.event_id = ? LIMIT 1", tenant, str(event_id))
+        rows = await self._rows(f"SELECT {_ENTRY}{cols} FROM entries e{join}{EVENT_WHERE} LIMIT 1",
+                                tenant, tenant, str(event_id))
         return _stored(rows[0]) if rows else None
 
     async def subject_calls(self, tenant: str, ref: bytes, after: Position | None, limit: int
