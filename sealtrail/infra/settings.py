@@ -66,6 +66,9 @@ class Settings(BaseSettings):
         default=True, description="delete the sealed topic's records below the offsets the ledger committed"
                                   " (off for operators who replay the topic)")
     ledger_trim_interval_s: float = Field(default=30.0, gt=0, description="seconds between two trimming passes")
+    erasure_rewrite: Literal["full", "plain", "off"] = Field(
+        default="full", description="after an erasure on PostgreSQL: VACUUM (FULL) payloads (no trace left in its"
+                                    " files), a plain VACUUM, or nothing")
     otlp_subject_rules: str = Field(
         default="user=enduser.id",
         description="OTLP spans: 'scheme=attribute' pairs naming data subjects (docs/otlp.md)")

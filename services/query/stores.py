@@ -65,7 +65,7 @@ from services.query.ports import (
     RetentionStore,
 )
 from services.query.postgres.analytics import PostgresAnalyticsReader
-from services.query.postgres.erasure import PostgresErasureStore
+from services.query.postgres.erasure import ErasureRewrite, PostgresErasureStore
 from services.query.postgres.investigations import PostgresInvestigationReader
 from services.query.postgres.retention import PostgresRetentionStore
 from services.query.postgres.sessions import PostgresConsoleSessionStore
@@ -101,7 +101,7 @@ class QueryStores:
     it (PostgreSQL; the embedded default gives its services distinct keys itself)."""
 
 
-def postgres_stores_on(pool: asyncpg.Pool, *, kek: Kek) -> QueryStores:
+def postgres_stores_on(pool: asyncpg.Pool, *, kek: Kek, erasure_rewrite: ErasureRewrite = "full") -> QueryStores:
     """Every port over an open asyncpg pool (the caller closes it)."""
 
     async def ping() -> bool:
@@ -120,7 +120,7 @@ def postgres_stores_on(pool: asyncpg.Pool, *, kek: Kek) -> QueryStores:
         backend="postgres", auth=PostgresAuthStore(pool=pool), keys=PostgresKeyStore(pool=pool, kek=kek),
         ledger=PostgresLedgerReader(pool=pool),
         analytics=PostgresAnalyticsReader(pool=pool), investigations=PostgresInvestigationReader(pool=pool),
-        erasures=PostgresErasureStore(pool=pool), retention=PostgresRetentionStore(pool=pool),
+        erasures=PostgresErasureStore(pool=pool, rewrite=erasure_rewrite), retention=PostgresRetentionStore(pool=pool),
         console_sessions=PostgresConsoleSessionStore(pool=pool), ping=ping,
         record_service_key=record_service_key)
 
@@ -135,7 +135,7 @@ async def postgres_stores(settings: Settings, *, kek: Kek, stack: AsyncExitStack
     pool = await create_pool(url, min_size=min(settings.db_pool_min, 2), max_size=settings.db_pool_max,
                              application_name="sealtrail-query")
     stack.push_async_callback(pool.close)
-    return postgres_stores_on(pool, kek=kek)
+    return postgres_stores_on(pool, kek=kek, erasure_rewrite=settings.erasure_rewrite)
 
 
 def sqlite_stores(db: SqliteDatabase, *, kek: Kek) -> QueryStores:
