@@ -10,10 +10,10 @@ Usage: ``python bench/bench_footprint.py [--events N] [--backend sqlite|postgres
   server stopped, the WAL checkpointed and truncated, and the local log trimmed of every segment the
   ledger has committed (what the retention pass does once segments are old enough).
 - PostgreSQL: starts a durable cluster, loads N sealed events of ~1 KiB through the ledger's own
-  sequencer and store and the projector (as ``bench/query_load.py`` does, with 1 KiB payloads and a
-  subject on every event), ``VACUUM ANALYZE``, then measures per table its heap, each index
-  (``pg_relation_size``) and its TOAST (table and index), and ``pg_wal``; "after" follows a
-  ``CHECKPOINT`` (recycled WAL segments removed).
+  sequencer and store and the projector (as ``bench/query_load.py`` does, with a subject on every
+  event and the payload of the 1 KiB tool call that the SQLite run sends), ``VACUUM ANALYZE``,
+  then measures per table its heap, each index (``pg_relation_size``) and its TOAST (table and
+  index), and ``pg_wal``; "after" follows a ``CHECKPOINT`` (recycled WAL segments removed).
 
 Prints the breakdown and writes bench/results/footprint.json with the machine, versions and the
 load average. Figures are bytes on disk divided by the number of events.
@@ -46,6 +46,7 @@ from tests.support.serve import start_serve
 RESULTS = Path(__file__).resolve().parent / "results" / "footprint.json"
 PACKAGES = ("orjson", "pynacl", "blake3", "asyncpg")
 RATE = 5000.0
+EVENT_BYTES = 1024
 
 
 def load_average() -> list[float]:
@@ -140,7 +141,7 @@ def run_sqlite(events: int, work: Path) -> dict[str, Any]:
     served = start_serve(work / "data", logs=work)
     try:
         started = time.perf_counter()
-        load = Load(served.url, served.tokens["gateway"], events / RATE, 2, 500, 1024, RATE)
+        load = Load(served.url, served.tokens["gateway"], events / RATE, 2, 500, EVENT_BYTES, RATE)
         sent = asyncio.run(_send(load, served.url))
         total = sum(len(ids) for _, ids in sent.accepted)
         db = served.data_dir / "sealtrail.db"
@@ -232,13 +233,13 @@ async def load_padded(pool: asyncpg.Pool, key_dir: Path, *, events: int) -> None
     checkpointer = Checkpointer(store=PostgresCheckpointStore(pool=pool), key_dir=key_dir)
     await checkpointer.ensure_keys()
     head = LogHead.empty(log_id=TENANT, tenant_id=TENANT, origin=origin_for(TENANT))
-    new_logs, pad = [head], "x" * 900
+    new_logs, pad = [head], "x" * (_payload_pad() - 8)
     for pos in range(0, events, 10_000):
         records = []
         for i in range(pos, min(pos + 10_000, events)):
             occurred = now - timedelta(seconds=events - i)
             event_id = uuid7(ms=int(occurred.timestamp() * 1000))
-            plaintext = canonical_json({"args": {"query": f"{i} {pad}"}, "result": {"rows": 3}})
+            plaintext = canonical_json({"args": {"query": f"{i:07d} {pad}"}, "result": {"rows": 3}})
             sealed = seal_json(plaintext, tenant=TENANT, event_id=event_id, type="tool_call", period_key=period,
                                subject_keys=[subjects[i % 100]])
             header = {"event_id": event_id, "type": "tool_call", "occurred_at": format_timestamp(occurred),
@@ -253,6 +254,17 @@ async def load_padded(pool: asyncpg.Pool, key_dir: Path, *, events: int) -> None
         if head.size % 100_000 == 0 or head.size == events:
             await checkpointer.tick()
     await Projector(store=PostgresProjectorStore(pool=pool)).catch_up()
+
+
+def _payload_pad() -> int:
+    """The padding of the payload in the ~1 KiB tool call that ``sealtrail bench`` sends (the
+    SQLite run), so that both backends store the same events."""
+    from sealtrail.cli.benchload import event_templates
+    from sealtrail.sdk.events import uuid7
+
+    prefix, suffix = event_templates(EVENT_BYTES)[0]
+    sent = json.loads(prefix + uuid7().encode() + suffix)
+    return len(sent["payload"]["args"]["query"])
 
 
 async def _pg_load(url: str, work: Path, events: int) -> tuple[float, dict[str, Any], dict[str, Any]]:
@@ -318,7 +330,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     doc = {"benchmark": "footprint", "at": datetime.now(UTC).isoformat(timespec="seconds"),
-           "machine": describe(*PACKAGES), "setup": {"events": args.events, "event_bytes": 1024,
+           "machine": describe(*PACKAGES), "setup": {"events": args.events, "event_bytes": EVENT_BYTES,
                                                     "rate_sent_per_s": RATE}, "result": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n")
