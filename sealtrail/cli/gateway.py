@@ -72,11 +72,11 @@ def run(ctx: typer.Context, config: Annotated[Path | None, typer.Option(
     if config is None:
         typer.echo(ctx.get_help())
         raise typer.Exit(2)
-    from services.gateway.service import serve_http
+    from services.gateway.service import run_http
 
     cfg = _load(config)
     _logging()
-    asyncio.run(serve_http(cfg))
+    run_http(cfg)
 
 
 @gateway_app.command("stdio")

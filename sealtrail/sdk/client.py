@@ -44,7 +44,7 @@ import httpx
 import orjson
 
 from sealtrail.sdk.backoff import Backoff, parse_retry_after
-from sealtrail.sdk.spool import Spool
+from sealtrail.sdk.spool import Spool, SpooledBatch
 
 DEFAULT_BATCH_MAX = 500
 DEFAULT_FLUSH_INTERVAL_S = 1.0
@@ -302,12 +302,26 @@ class SealtrailClient:
                 batch = await asyncio.to_thread(self._spool.peek, self._batch_max)
             if batch is None:
                 break
-            if await self._deliver(batch.events, 1):
+            if await self._deliver_spooled(batch):
                 self._outage(self._last_retry_after)
                 return
             async with self._spool_io:
                 await asyncio.to_thread(self._spool.ack, batch)
         self._outages = 0
+
+    async def _deliver_spooled(self, batch: SpooledBatch) -> bool:
+        """Send a spooled batch as its stored bytes (one try); True while some of it is undelivered."""
+        self._last_retry_after = None
+        answer = await self._post(batch.body, lambda: batch.events)
+        if answer.split and batch.count > 1:
+            events = batch.events
+            half = len(events) // 2
+            return bool(await self._deliver(events[:half], 1) + await self._deliver(events[half:], 1))
+        if not answer.done:
+            self._last_retry_after = answer.retry_after
+            self._warn_refused(batch.count, 1)
+            return True
+        return False
 
     async def _to_spool(self, batch: list[dict[str, Any]]) -> None:
         assert self._spool is not None
@@ -323,7 +337,7 @@ class SealtrailClient:
         """Send ``batch``; return the events still undelivered after ``attempts`` tries."""
         self._last_retry_after = None
         for attempt in range(attempts):
-            answer = await self._post(batch)
+            answer = await self._post(orjson.dumps({"events": batch}), lambda: batch)
             if answer.split and len(batch) > 1:
                 half = len(batch) // 2
                 first = await self._deliver(batch[:half], attempts)
@@ -334,29 +348,34 @@ class SealtrailClient:
             if attempt + 1 < attempts:
                 self.stats.retries += 1
                 await asyncio.sleep(self._backoff.delay(attempt, retry_after=answer.retry_after))
-        failure = self._last_failure
-        if failure is not None and failure.status in _KEY_REFUSED:
-            log.warning("%d events not delivered after %d tries: %s; they are %s and retried", len(batch),
-                        attempts, failure, "spooled" if self._spool is not None else "kept in memory")
+        self._warn_refused(len(batch), attempts)
         return batch
 
-    async def _post(self, batch: list[dict[str, Any]]) -> _Answer:
+    def _warn_refused(self, count: int, attempts: int) -> None:
+        failure = self._last_failure
+        if failure is not None and failure.status in _KEY_REFUSED:
+            log.warning("%d events not delivered after %d tries: %s; they are %s and retried", count,
+                        attempts, failure, "spooled" if self._spool is not None else "kept in memory")
+
+    async def _post(self, body: bytes, events: Callable[[], list[dict[str, Any]]]) -> _Answer:
+        """POST ``body`` (the batch as JSON); ``events`` gives the batch's events when an answer
+        needs them one by one."""
         try:
-            resp = await self._http.post("/v1/events", content=orjson.dumps({"events": batch}))
+            resp = await self._http.post("/v1/events", content=body)
         except httpx.TransportError as e:
             self._failed(Failure(None, type(e).__name__))
             return _Answer(done=False)
         self.stats.last_status = resp.status_code
         if resp.status_code in (202, 422):
-            self._report(resp.json())
+            self._report(orjson.loads(resp.content))
             return _Answer(done=True)
         if resp.status_code == 413:
-            return _Answer(done=len(batch) <= 1, split=True)
+            return _Answer(done=len(events()) <= 1, split=True)
         if resp.status_code in _RETRYABLE:
             self._failed(Failure.from_response(resp))
             return _Answer(done=False, retry_after=parse_retry_after(resp.headers.get("retry-after")))
         problem = resp.json() if resp.headers.get("content-type", "").endswith("json") else {}
-        self._reject_all(batch, problem)
+        self._reject_all(events(), problem)
         return _Answer(done=True)
 
     def _failed(self, failure: Failure) -> None:
@@ -365,13 +384,13 @@ class SealtrailClient:
         self.stats.last_problem = str(failure)
 
     def _report(self, body: dict[str, Any]) -> None:
-        accepted = [Accepted(a["event_id"], a["log"], a["receipt"]) for a in body.get("accepted", [])]
+        found = body.get("accepted", [])
         rejected = [Rejected(r.get("event_id"), r["type"], r["title"], r["detail"], r["pointer"])
                     for r in body.get("rejected", [])]
-        self.stats.accepted += len(accepted)
+        self.stats.accepted += len(found)
         self.stats.rejected += len(rejected)
-        if accepted and self._on_accepted is not None:
-            self._on_accepted(accepted)
+        if found and self._on_accepted is not None:  # receipts are built only for a listener
+            self._on_accepted([Accepted(a["event_id"], a["log"], a["receipt"]) for a in found])
         if rejected and self._on_rejected is not None:
             self._on_rejected(rejected)
 

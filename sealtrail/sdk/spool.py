@@ -7,6 +7,11 @@ Layout of the spool directory (mode 0700, one client at a time, held by an flock
   ``{"events": [...]}`` as JSON. Every append is fsync'd before :meth:`Spool.append` returns.
 - ``<seq>.ack``: append-only big-endian uint64 end offsets of the records already delivered.
 
+The segment being written and the ack file being appended stay open: an append is one
+``write`` and one ``fdatasync`` of an open descriptor. A batch peeked from the spool carries the
+request body ready to send (``{"events": [...]}``), spliced from the records' bytes without
+decoding them when this process wrote them (it knows their event counts).
+
 A crash can leave a torn record at the end of a segment or a torn offset at the end of an ack
 file; opening the spool drops such tails. A crash between delivery and the ack write makes the
 batch go out again after restart, with the same event ids, which ingest and the ledger tolerate.
@@ -19,6 +24,7 @@ import fcntl
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,11 +42,21 @@ class SpoolFullError(Exception):
     """The spool holds ``max_bytes`` already; the caller must keep the batch or refuse new events."""
 
 
+_PREFIX, _SUFFIX = b'{"events":[', b"]}"
+
+
 @dataclass(frozen=True, slots=True)
 class SpooledBatch:
     segment: int
     end: int
-    events: list[dict[str, Any]]
+    body: bytes
+    """The batch as ``{"events": [...]}`` JSON, ready to post."""
+    count: int
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = orjson.loads(self.body)["events"]
+        return events
 
 
 def encode_record(events: list[dict[str, Any]]) -> bytes:
@@ -48,18 +64,29 @@ def encode_record(events: list[dict[str, Any]]) -> bytes:
     return HEADER.pack(MAGIC, len(body), zlib.crc32(body)) + body
 
 
+def _inner(body: bytes) -> bytes:
+    """The events of a record body without the enclosing ``{"events":[`` and ``]}``."""
+    if body.startswith(_PREFIX) and body.endswith(_SUFFIX):
+        return body[len(_PREFIX):-len(_SUFFIX)]
+    return orjson.dumps(orjson.loads(body)["events"])[1:-1]  # written by another encoder
+
+
 def read_records(data: bytes) -> tuple[list[tuple[int, int]], int]:
     """The (start, end) offsets of the intact records of a segment, and where the intact part ends."""
-    spans: list[tuple[int, int]] = []
+    spans = list(_records(data))
+    return spans, spans[-1][1] if spans else 0
+
+
+def _records(data: bytes) -> Iterator[tuple[int, int]]:
+    """The (start, end) offsets of the intact records of ``data``, up to the first that is not."""
     pos = 0
     while pos + HEADER.size <= len(data):
         magic, length, crc = HEADER.unpack_from(data, pos)
         end = pos + HEADER.size + length
         if magic != MAGIC or end > len(data) or zlib.crc32(data[pos + HEADER.size:end]) != crc:
-            break
-        spans.append((pos, end))
+            return
+        yield pos, end
         pos = end
-    return spans, pos
 
 
 def _fsync_dir(path: Path) -> None:
@@ -70,11 +97,38 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _append(path: Path, data: bytes) -> None:
-    with open(path, "ab") as f:
-        f.write(data)
-        f.flush()
-        os.fdatasync(f.fileno())  # an append: the data and the new size, without the timestamps
+def _open_append(path: Path) -> int:
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+
+
+def _write_durably(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fdatasync(fd)  # an append: the data and the new size, without the timestamps
+
+
+class _Appender:
+    """One open append-only file at a time (the newest segment, or the ack file being written)."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.fd: int | None = None
+
+    def write(self, seq: int, path: Path, data: bytes) -> None:
+        if self.fd is None or self.seq != seq:
+            self.close()
+            self.fd, self.seq = _open_append(path), seq
+        _write_durably(self.fd, data)
+
+    def forget(self, seq: int) -> None:
+        if self.seq == seq:
+            self.close()
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 class Spool:
@@ -95,9 +149,14 @@ class Spool:
             raise RuntimeError(f"spool {directory} is in use by another client") from e
         self._sizes: dict[int, int] = {}
         self._acked: dict[int, int] = {}
+        self._counts: dict[int, dict[int, int]] = {}
+        """Per segment, the event count of each record this process appended, by its offset."""
+        self._segments, self._acks = _Appender(), _Appender()
         self._recover()
 
     def close(self) -> None:
+        self._segments.close()
+        self._acks.close()
         self._lock.close()
 
     @property
@@ -119,9 +178,10 @@ class Spool:
                 self._drop(seq)
             seq += 1
             self._sizes[seq] = 0
-            _append(self._segment(seq), b"")
+            self._segments.write(seq, self._segment(seq), b"")
             _fsync_dir(self.directory)
-        _append(self._segment(seq), record)
+        self._segments.write(seq, self._segment(seq), record)
+        self._counts.setdefault(seq, {})[self._sizes[seq]] = len(events)
         self._sizes[seq] += len(record)
 
     def peek(self, max_events: int = 0) -> SpooledBatch | None:
@@ -133,30 +193,34 @@ class Spool:
             if start < self._sizes[seq]:
                 with open(self._segment(seq), "rb") as f:
                     f.seek(start)
-                    if max_events:
-                        return self._merged(seq, start, f.read(self._sizes[seq] - start), max_events)
-                    _, length, _ = HEADER.unpack(f.read(HEADER.size))
-                    body = f.read(length)
-                return SpooledBatch(seq, start + HEADER.size + length, orjson.loads(body)["events"])
+                    data = f.read(self._sizes[seq] - start)
+                return self._merged(seq, start, data, max_events, self._counts.setdefault(seq, {}))
         return None
 
     @staticmethod
-    def _merged(seq: int, start: int, data: bytes, max_events: int) -> SpooledBatch:
-        spans, _ = read_records(data)
-        events: list[dict[str, Any]] = []
-        end = 0
-        for lo, hi in spans:
-            more = orjson.loads(data[lo + HEADER.size:hi])["events"]
-            if events and len(events) + len(more) > max_events:
+    def _merged(seq: int, start: int, data: bytes, max_events: int, counts: dict[int, int]) -> SpooledBatch:
+        parts: list[bytes] = []
+        total = end = 0
+        for lo, hi in _records(data):
+            body = data[lo + HEADER.size:hi]
+            count = counts.get(start + lo)
+            if count is None:  # a record a former process wrote
+                count = counts[start + lo] = len(orjson.loads(body)["events"])
+            if end and (not max_events or total + count > max_events):
                 break
-            events.extend(more)
+            if count:
+                parts.append(_inner(body))
+            total += count
             end = hi
-        return SpooledBatch(seq, start + end, events)
+        return SpooledBatch(seq, start + end, _PREFIX + b",".join(parts) + _SUFFIX, total)
 
     def ack(self, batch: SpooledBatch) -> None:
         """Record ``batch`` as delivered (fsync'd); delete its segment once fully delivered."""
-        _append(self._ack_path(batch.segment), ACK.pack(batch.end))
+        self._acks.write(batch.segment, self._ack_path(batch.segment), ACK.pack(batch.end))
         self._acked[batch.segment] = batch.end
+        counts = self._counts.get(batch.segment, {})
+        for offset in [o for o in counts if o < batch.end]:
+            del counts[offset]
         newest = max(self._sizes)
         if batch.end >= self._sizes[batch.segment] and batch.segment != newest:
             self._drop(batch.segment)
@@ -189,6 +253,9 @@ class Spool:
         return ACK.unpack_from(data, whole - ACK.size)[0] if whole else 0
 
     def _drop(self, seq: int) -> None:
+        self._segments.forget(seq)
+        self._acks.forget(seq)
+        self._counts.pop(seq, None)
         self._segment(seq).unlink(missing_ok=True)
         self._ack_path(seq).unlink(missing_ok=True)
         self._sizes.pop(seq, None)

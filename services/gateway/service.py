@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
+import uvloop
 from mcp.server.stdio import stdio_server
 
 from services.gateway import config
@@ -61,6 +62,13 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def run_http(cfg: config.GatewayConfig) -> None:
+    """Serve over Streamable HTTP on uvloop: libuv's event loop, sockets and timers in C cost the
+    gateway less CPU per call than asyncio's selector loop (every call crosses three sockets)."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve_http(cfg))
 
 
 async def serve_http(cfg: config.GatewayConfig) -> None:

@@ -75,16 +75,20 @@ class DirectHttp:
         writer.write(request)
         try:
             await writer.drain()
-            status_line = await reader.readline()
+            head = await reader.readuntil(b"\r\n\r\n")  # status line and headers in one read
         except (ConnectionError, OSError) as e:
             if reused:
                 raise _StaleError from e
             raise
-        if not status_line:
+        except asyncio.IncompleteReadError as e:
+            if e.partial:
+                raise
             if reused:
-                raise _StaleError
-            raise ConnectionResetError("the upstream closed the connection before answering")
-        status, headers = _status(status_line), await _headers(reader)
+                raise _StaleError from e
+            raise ConnectionResetError("the upstream closed the connection before answering") from e
+        except asyncio.LimitOverrunError as e:
+            raise NotJsonRpcError("an answer head past 64 KiB") from e
+        status, headers = _head(head)
         raw = await _body(reader, headers)
         keep = headers.get("connection", "").lower() != "close"
         if keep and len(self._idle) < POOL_MAX:
@@ -120,22 +124,19 @@ class _StaleError(Exception):
     """A kept-alive connection the server had closed: nothing of the request was answered."""
 
 
-def _status(line: bytes) -> int:
-    parts = line.split(None, 2)
+def _head(head: bytes) -> tuple[int, dict[str, str]]:
+    """The status code and the (lower-cased) headers of an answer's head."""
+    lines = head[:-4].split(b"\r\n")
+    if len(lines) > MAX_HEADER_LINES + 1:
+        raise NotJsonRpcError("too many header lines")
+    parts = lines[0].split(None, 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
         raise NotJsonRpcError("not an HTTP/1.1 answer")
-    return int(parts[1])
-
-
-async def _headers(reader: asyncio.StreamReader) -> dict[str, str]:
     headers: dict[str, str] = {}
-    for _ in range(MAX_HEADER_LINES):
-        line = await reader.readline()
-        if line in (b"\r\n", b"\n", b""):
-            return headers
+    for line in lines[1:]:
         name, _, value = line.decode("latin-1").partition(":")
         headers[name.strip().lower()] = value.strip()
-    raise NotJsonRpcError("too many header lines")
+    return int(parts[1]), headers
 
 
 async def _body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
