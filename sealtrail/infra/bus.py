@@ -31,6 +31,9 @@ class TopicSpec:
     replication: int = 1
     min_insync: int = 1
     retention_ms: int = 7 * 24 * 3600 * 1000
+    segment_ms: int | None = None
+    """Kafka's ``segment.ms``: records are deleted by whole segments, and the segment being
+    written only once rolled. None: the broker's default (seven days)."""
 
 
 class BusPublisher(Protocol):

@@ -179,7 +179,8 @@ async def ensure_topics(bootstrap: str, specs: Sequence[TopicSpec]) -> None:
         new = [
             NewTopic(
                 s.name, num_partitions=s.partitions, replication_factor=s.replication,
-                topic_configs={"min.insync.replicas": str(s.min_insync), "retention.ms": str(s.retention_ms)},
+                topic_configs={"min.insync.replicas": str(s.min_insync), "retention.ms": str(s.retention_ms),
+                               **({} if s.segment_ms is None else {"segment.ms": str(s.segment_ms)})},
             )
             for s in specs if s.name not in existing
         ]

@@ -16,6 +16,12 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sealtrail.errors import ServiceStartError
+from sealtrail.infra.bus import TopicSpec
+
+SEALED_SEGMENT_MS = 3600 * 1000
+"""``segment.ms`` of the sealed topic: the ledger trims it below its committed offsets
+(services/ledger/trimming.py), and a broker deletes a segment's file only once it rolled, so a
+sequenced record's ciphertext leaves the brokers' disks within about an hour, not seven days."""
 
 DEFAULT_SEALED_TOPIC = "sealtrail.sealed"
 DEFAULT_CHECKPOINTS_TOPIC = "sealtrail.checkpoints"
@@ -99,6 +105,11 @@ class Settings(BaseSettings):
         if problem:
             raise ServiceStartError(f"SEALTRAIL_DATABASE_URL is not a valid PostgreSQL URL: {problem}")
         return url
+
+    def sealed_topic_spec(self) -> TopicSpec:
+        """How ingest, the ledger and the query service create the sealed topic when it is missing."""
+        return TopicSpec(name=self.sealed_topic, partitions=self.topic_partitions, replication=self.topic_replication,
+                         min_insync=self.topic_min_insync, segment_ms=SEALED_SEGMENT_MS)
 
     def require_kafka(self) -> str:
         if not self.kafka_bootstrap:

@@ -78,8 +78,7 @@ def load_receipt_signer(settings: Settings) -> Ed25519Signer:
 
 
 def sealed_topic_spec(settings: Settings) -> TopicSpec:
-    return TopicSpec(name=settings.sealed_topic, partitions=settings.topic_partitions,
-                     replication=settings.topic_replication, min_insync=settings.topic_min_insync)
+    return settings.sealed_topic_spec()
 
 
 async def _open_pool(settings: Settings, options: IngestOptions, stack: AsyncExitStack) -> asyncpg.Pool:

@@ -47,7 +47,7 @@ def topics(settings: Settings) -> list[TopicSpec]:
     """The topics the ledger reads and writes, as it creates them when missing."""
     common = {"replication": settings.topic_replication, "min_insync": settings.topic_min_insync}
     return [
-        TopicSpec(settings.sealed_topic, settings.topic_partitions, **common),
+        settings.sealed_topic_spec(),
         TopicSpec(settings.dlq_topic, 1, retention_ms=30 * 24 * 3600 * 1000, **common),
         TopicSpec(settings.checkpoints_topic, 1, retention_ms=-1, **common),
     ]

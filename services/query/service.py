@@ -23,7 +23,7 @@ from sealtrail.core.receipt import CachedEd25519Signer
 from sealtrail.core.sealing import Kek
 from sealtrail.errors import ServiceStartError, UnavailableError
 from sealtrail.infra.apikeys import Authenticator, utc_now
-from sealtrail.infra.bus import BusPublisher, TopicSpec
+from sealtrail.infra.bus import BusPublisher
 from sealtrail.infra.emitter import EventEmitter
 from sealtrail.infra.kafka import KafkaPublisher
 from sealtrail.infra.kek import TenantIndexKeys, load_kek
@@ -102,8 +102,7 @@ async def _start_publisher(settings: Settings, options: QueryOptions, parts: Que
                            stack: AsyncExitStack) -> BusPublisher:
     publisher = parts.publisher or KafkaPublisher(bootstrap=settings.require_kafka(),
                                                   timeout_s=options.publish_timeout_s)
-    spec = TopicSpec(name=settings.sealed_topic, partitions=settings.topic_partitions,
-                     replication=settings.topic_replication, min_insync=settings.topic_min_insync)
+    spec = settings.sealed_topic_spec()
     try:
         await publisher.ensure_topics([spec])
         if not parts.publisher_started:

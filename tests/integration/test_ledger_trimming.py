@@ -9,6 +9,8 @@ from pathlib import Path
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from sealtrail.infra.postgres import create_pool
 from services.ledger.postgres.store import PostgresLedgerStore
@@ -67,6 +69,17 @@ class _Offsets:
         return got
 
 
+async def _topic_config(bootstrap: str, topic: str, name: str) -> str:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+        entries = response.resources[0][4]
+        return str(next(e[1] for e in entries if e[0] == name))
+    finally:
+        await admin.close()
+
+
 async def _until(check: object, what: str, within_s: float = 60) -> None:
     deadline = time.monotonic() + within_s
     while not await check():  # type: ignore[operator]
@@ -79,7 +92,8 @@ async def test_sequenced_records_are_deleted_and_unsequenced_ones_kept(
 ) -> None:
     """After sequencing, each partition's log start offset moves up to the offset the ledger
     committed; records produced while the ledger is stopped stay, every one of them readable,
-    however often the trimmer runs; the restarted ledger sequences them all, exactly once."""
+    however often the trimmer runs; the sealed topic rolls its segments hourly; the restarted
+    ledger sequences them all, exactly once."""
     await create_tenants(fresh_db_url, "acme", "beta")
     settings = ledger_settings(fresh_db_url, kafka_bootstrap, topic_name, tmp_path / "keys").model_copy(
         update={"ledger_trim_interval_s": 0.2})
@@ -94,6 +108,7 @@ async def test_sequenced_records_are_deleted_and_unsequenced_ones_kept(
 
             await _until(caught_up, "the log start offsets moved up to the committed offsets")
             assert await offsets.starts() == await offsets.ends()  # all sequenced, all gone
+        assert await _topic_config(kafka_bootstrap, topic_name, "segment.ms") == "3600000"  # files go hourly
     committed = await _stored(fresh_db_url, group, topic_name)
 
     await produce(kafka_bootstrap, topic_name, [sealed(t) for t in ("acme", "beta") for _ in range(200)])
