@@ -12,10 +12,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from sealtrail.core.fields import parse_timestamp
 from sealtrail.core.note import NoteSignature
 from sealtrail.core.witnessing import with_cosignatures
 from sealtrail.errors import UnavailableError
-from sealtrail.infra.sqlite import SqliteDatabase, db_now, from_db_time, to_db_time, translated
+from sealtrail.infra.sqlite import SqliteDatabase, db_now, to_db_time, translated
 from services.ledger.ports import (
     GROWN_LOGS_SQL,
     LATEST_NOTES_SQL,
@@ -123,7 +124,8 @@ def _state(conn: sqlite3.Connection, log_id: str) -> SigningState | None:
     head = TreeHead(row[1], row[2])
     previous = None if prev is None else TreeHead(prev[0], prev[1])
     nodes = find_nodes(conn, log_id, nodes_for(previous, head))
-    first = conn.execute("SELECT received_at FROM entries WHERE log_id = ? AND idx = ?",
-                         (log_id, 0 if previous is None else previous.size)).fetchone()
+    # entries keeps no received_at column (migration 0016): the entry's header holds it.
+    first = conn.execute("SELECT json_extract(CAST(entry AS TEXT), '$.received_at') FROM entries"
+                         " WHERE log_id = ? AND idx = ?", (log_id, 0 if previous is None else previous.size)).fetchone()
     return SigningState(log_id, row[0], head, previous, nodes, active_key_ids(conn),
-                        None if first is None else from_db_time(first[0]))
+                        None if first is None else parse_timestamp(first[0]))

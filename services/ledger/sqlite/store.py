@@ -30,7 +30,7 @@ from services.ledger.sequencer import LogHead, SequencedBatch
 MAX_IN_LIST = 500
 
 _ENTRY_COLUMNS = (
-    "log_id", "idx", "tenant_id", "event_id", "type", "occurred_at", "received_at",
+    "log_id", "idx", "tenant_id", "event_id", "type", "occurred_at",
     *TEXT_COLUMN_NAMES, *INT_COLUMN_NAMES, "entry", "leaf", "chain",
 )
 _INSERT_ENTRY = (f"INSERT INTO entries ({', '.join(_ENTRY_COLUMNS)})"
@@ -141,7 +141,7 @@ def _write_batch(conn: sqlite3.Connection, batch: SequencedBatch) -> None:
     for e in batch.entries:
         cols, index = e.columns, e.index
         entries.append((log_id, index, tenant, str(cols.event_id), cols.type,
-                        to_db_time(cols.occurred_at), to_db_time(cols.received_at), *cols.text, *cols.ints,
+                        to_db_time(cols.occurred_at), *cols.text, *cols.ints,
                         e.entry, e.leaf, e.chain))
         key_ids = cols.key_ids if len(cols.key_ids) < 2 else list(dict.fromkeys(cols.key_ids))
         payloads.append((log_id, index, tenant, e.record.nonce, e.record.ciphertext))

@@ -1,7 +1,7 @@
-"""Migration 0015 on databases that hold data: SQLite's payloads lose their copy of the key ids,
-subject_index becomes WITHOUT ROWID and entries_event goes; PostgreSQL's entries_session becomes
-a deduplicated (tenant_id, session_id) index. Rows survive, and the lookups that used what went
-are still planned on an index."""
+"""The storage migrations on databases that hold data. 0015: SQLite's payloads lose their copy of
+the key ids, subject_index becomes WITHOUT ROWID and entries_event goes; PostgreSQL's
+entries_session becomes a deduplicated (tenant_id, session_id) index. 0016: SQLite's entries lose
+received_at. Rows survive, and the lookups that used what went are still planned on an index."""
 
 from __future__ import annotations
 
@@ -29,13 +29,13 @@ def _header(tenant: str, idx: int, event_id: str, key_ids: list[str]) -> bytes:
                          "type": "tool_call"}, option=orjson.OPT_SORT_KEYS)
 
 
-def _old_sqlite(path: Path) -> list[tuple[str, int, str, str, list[str]]]:
-    """A database at migration 0014 with entries, payloads (key ids included), payload keys and
-    subject index rows of two tenants; returns the entries written."""
+def _old_sqlite(path: Path, before: int = 15) -> list[tuple[str, int, str, str, list[str]]]:
+    """A database with the migrations before ``before``, holding entries, payloads (key ids
+    included), payload keys and subject index rows of two tenants; returns the entries written."""
     rows = [("acme", i, "acme", str(uuid.uuid4()), [PERIOD, SUBJECT_A if i % 2 else SUBJECT_B]) for i in range(6)]
     rows.append(("other", 0, "other", str(uuid.uuid4()), [PERIOD]))
     with sqlite3.connect(path, isolation_level=None) as conn:
-        _migrate(conn, [m for m in load("sqlite") if m.version < 15])
+        _migrate(conn, [m for m in load("sqlite") if m.version < before])
         conn.executemany("INSERT INTO logs (log_id, tenant_id, origin, root, chain_head, compact)"
                          " VALUES (?, ?, ?, x'00', x'00', x'00')",
                          [("acme", "acme", "o/acme"), ("other", "other", "o/other")])
@@ -45,9 +45,13 @@ def _old_sqlite(path: Path) -> list[tuple[str, int, str, str, list[str]]]:
                          " entry, leaf, chain) VALUES (?, ?, ?, ?, 'tool_call', ?, ?, ?, ?, ?)",
                          (log_id, idx, tenant, event_id, at, at, _header(tenant, idx, event_id, keys),
                           bytes([idx]) * 32, bytes([idx + 1]) * 32))
-            conn.execute("INSERT INTO payloads (log_id, idx, tenant_id, key_ids, nonce, ciphertext)"
-                         " VALUES (?, ?, ?, ?, ?, ?)", (log_id, idx, tenant, orjson.dumps(keys).decode(),
-                                                        bytes([idx]) * 24, b"sealed-%d" % idx))
+            if before > 15:
+                conn.execute("INSERT INTO payloads (log_id, idx, tenant_id, nonce, ciphertext) VALUES (?, ?, ?, ?, ?)",
+                             (log_id, idx, tenant, bytes([idx]) * 24, b"sealed-%d" % idx))
+            else:
+                conn.execute("INSERT INTO payloads (log_id, idx, tenant_id, key_ids, nonce, ciphertext)"
+                             " VALUES (?, ?, ?, ?, ?, ?)", (log_id, idx, tenant, orjson.dumps(keys).decode(),
+                                                            bytes([idx]) * 24, b"sealed-%d" % idx))
             conn.executemany("INSERT INTO payload_keys (key_id, log_id, idx) VALUES (?, ?, ?)",
                              [(k, log_id, idx) for k in keys])
             for k in keys[1:]:
@@ -97,6 +101,23 @@ async def test_sqlite_database_with_data_migrates_and_keeps_its_lookups_on_index
         erase = _plan(conn, "DELETE FROM subject_index WHERE tenant_id = ? AND subject_ref = ?",
                       ("acme", bytes.fromhex(SUBJECT_A)))
         assert "PRIMARY KEY" in erase, erase
+    conn.close()
+
+
+async def test_sqlite_entries_lose_received_at_and_keep_their_rows(tmp_path: Path) -> None:
+    """0016 on a database at 0015 with entries: every row and its entry bytes stay, the column goes."""
+    path = tmp_path / "s.db"
+    rows = _old_sqlite(path, before=16)
+    with sqlite3.connect(path) as conn:
+        stored = conn.execute("SELECT log_id, idx, event_id, occurred_at, entry, leaf, chain FROM entries").fetchall()
+    conn.close()
+    db = await open_database(path)  # migrates on open
+    await db.close()
+    with sqlite3.connect(path) as conn:
+        assert "received_at" not in [r[1] for r in conn.execute("PRAGMA table_info(entries)")]
+        assert conn.execute("SELECT log_id, idx, event_id, occurred_at, entry, leaf, chain FROM entries"
+                            ).fetchall() == stored
+        assert len(stored) == len(rows)
     conn.close()
 
 
