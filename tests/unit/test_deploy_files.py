@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from sealtrail.devstack.postgres import LEDGER_WRITE_SETTINGS
+from sealtrail.infra.settings import SEALED_SEGMENT_MS
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 COMPOSE_FILE = DEPLOY / "compose" / "compose.yaml"
@@ -556,8 +557,13 @@ def test_sealtrail_config_uses_production_topic_replication() -> None:
 
 
 def _topic_lines(script: str) -> dict[str, tuple[int, int]]:
-    found = re.findall(r"^\s*(sealtrail\.[a-z]+) (\d+) (-?\d+)\s*$", script, flags=re.MULTILINE)
+    found = re.findall(r"^\s*(sealtrail\.[a-z]+) (\d+) (-?\d+) \d+\s*$", script, flags=re.MULTILINE)
     return {name: (int(partitions), int(retention)) for name, partitions, retention in found}
+
+
+def _segment_ms(script: str, topic: str) -> int:
+    (found,) = re.findall(rf"^\s*{re.escape(topic)} \d+ -?\d+ (\d+)\s*$", script, flags=re.MULTILINE)
+    return int(found)
 
 
 def _readme_topics() -> dict[str, tuple[int, int, int, int]]:
@@ -576,6 +582,9 @@ def test_topic_settings_agree_between_job_compose_and_readme() -> None:
     compose = _topic_lines(_services()["kafka-topics"]["command"][0])
     expected = {name: (p, ret) for name, (p, _, _, ret) in readme.items()}
     assert job == expected and compose == expected
+    for script in (job_container["args"][0], _services()["kafka-topics"]["command"][0]):
+        assert _segment_ms(script, "sealtrail.sealed") == SEALED_SEGMENT_MS  # as the services create it
+        assert "segment.ms=$" in script
     assert "--replication-factor 3" in job_container["args"][0]
     assert "min.insync.replicas=2" in job_container["args"][0]
 
