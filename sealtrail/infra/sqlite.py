@@ -54,6 +54,7 @@ WAL_AUTOCHECKPOINT_PAGES = 16_384
 # restarts the WAL truncates the file to this size. :meth:`SqliteDatabase.checkpoint_wal` (run
 # periodically, off the commit path) truncates it to zero once it passed the limit.
 WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
+PERIODIC_CHECKPOINT_WAIT_MS = 200  # the writer thread (the ledger's commits) waits no longer on readers
 
 T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], T]
@@ -160,18 +161,20 @@ class SqliteDatabase:
 
         Waits (``busy_timeout``) for readers of older snapshots; raises :class:`UnavailableError`
         if one still held the WAL, since its frames then stay (the caller's step is repeatable)."""
-        if not await self._submit(self._writer, _truncate_wal):
+        if not await self._submit(self._writer, _truncate_wal, self._busy_timeout_ms, self._busy_timeout_ms):
             raise UnavailableError("SQLite WAL checkpoint blocked by a reader; the WAL was not truncated",
                                    retry_after=1.0)
 
     async def checkpoint_wal(self, *, above_bytes: int = WAL_SIZE_LIMIT_BYTES) -> int:
         """Truncate the WAL when its file passed ``above_bytes``; return the bytes it shrank by.
 
-        For a periodic task: it holds the writer thread for one checkpoint, as an automatic one does.
-        A reader that blocks it leaves the WAL as it is, for the next call."""
+        For a periodic task: it holds the writer thread for one checkpoint, as an automatic one does,
+        and waits at most :data:`PERIODIC_CHECKPOINT_WAIT_MS` for readers of older snapshots; a
+        reader still on one leaves the WAL as it is, for the next call."""
         wal = self._path.with_name(self._path.name + "-wal")
         before = wal.stat().st_size if wal.exists() else 0
-        if before <= above_bytes or not await self._submit(self._writer, _truncate_wal):
+        if before <= above_bytes or not await self._submit(self._writer, _truncate_wal, PERIODIC_CHECKPOINT_WAIT_MS,
+                                                            self._busy_timeout_ms):
             return 0
         return before - (wal.stat().st_size if wal.exists() else 0)
 
@@ -241,10 +244,15 @@ class SqliteDatabase:
         return conn
 
 
-def _truncate_wal(conn: sqlite3.Connection) -> bool:
-    """``wal_checkpoint(TRUNCATE)``; False when a reader kept it from finishing."""
+def _truncate_wal(conn: sqlite3.Connection, wait_ms: int, restore_ms: int) -> bool:
+    """``wal_checkpoint(TRUNCATE)``, waiting at most ``wait_ms`` for readers; False when one kept
+    it from finishing."""
     with translated("checkpoint the WAL"):
-        busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        conn.execute(f"PRAGMA busy_timeout={int(wait_ms)}")
+        try:
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={int(restore_ms)}")
     return not busy
 
 
