@@ -25,6 +25,7 @@ import orjson
 
 from sealtrail.core import signedview
 from sealtrail.errors import SequenceGapError
+from sealtrail.infra.micros import from_micros
 from sealtrail.infra.sqlite import SqliteDatabase, db_now, from_db_time, to_db_time, translated
 from services.projector.ports import (
     DEFAULT_BATCH_ENTRIES,
@@ -195,7 +196,7 @@ def _read(conn: sqlite3.Connection, log: LogProgress, first: int, end: int) -> l
     for i, (idx, _, _) in enumerate(rows):
         if idx != first + i:
             raise SequenceGapError(f"log {log.log_id} has no entry {first + i}", index=first + i)
-    return [ProjectedEntry.parse(log_id=log.log_id, idx=idx, occurred_at=from_db_time(at), entry=entry)
+    return [ProjectedEntry.parse(log_id=log.log_id, idx=idx, occurred_at=from_micros(at), entry=entry)
             for idx, at, entry in rows]
 
 
@@ -293,7 +294,7 @@ def _check_entries(conn: sqlite3.Connection) -> tuple[int, list[EntryDisagreemen
             bad.append(EntryDisagreement(row[0], row[1], ("entry",)))
             continue
         copies = dict(zip(_ENTRY_COPIES, row[4:], strict=True))
-        copies["occurred_at"] = from_db_time(copies["occurred_at"])
+        copies["occurred_at"] = from_micros(copies["occurred_at"])
         fields = signedview.disagreements(entry, bytes(row[3]), header, copies)
         if fields:
             bad.append(EntryDisagreement(row[0], row[1], tuple(fields)))

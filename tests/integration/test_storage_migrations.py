@@ -1,7 +1,8 @@
 """The storage migrations on databases that hold data. 0015: SQLite's payloads lose their copy of
 the key ids, subject_index becomes WITHOUT ROWID and entries_event goes; PostgreSQL's
 entries_session becomes a deduplicated (tenant_id, session_id) index. 0016: SQLite's entries lose
-received_at. Rows survive, and the lookups that used what went are still planned on an index."""
+received_at. 0017: SQLite's entries.occurred_at becomes integer microseconds. Rows survive, and
+the lookups that used what went are still planned on an index."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from pathlib import Path
 import asyncpg
 import orjson
 
+from sealtrail.infra.micros import from_micros, to_micros
 from sealtrail.infra.migrations import load
 from sealtrail.infra.postgres import migrate_url
-from sealtrail.infra.sqlite import _migrate, open_database
+from sealtrail.infra.sqlite import _migrate, from_db_time, open_database
 from services.ledger.sqlite import reader as ledger_reader_sqlite
+from services.query.ports import CallFilter
 from services.query.postgres import investigations
 from services.query.sqlite import investigations as investigations_sqlite
 
@@ -104,20 +107,38 @@ async def test_sqlite_database_with_data_migrates_and_keeps_its_lookups_on_index
     conn.close()
 
 
-async def test_sqlite_entries_lose_received_at_and_keep_their_rows(tmp_path: Path) -> None:
-    """0016 on a database at 0015 with entries: every row and its entry bytes stay, the column goes."""
+async def test_sqlite_entries_lose_received_at_and_store_occurred_at_as_microseconds(tmp_path: Path) -> None:
+    """0016 and 0017 on a database at 0015 with entries: every row and its entry bytes stay,
+    received_at goes, occurred_at is the same instant in microseconds, and a time-range search
+    reads entries_time."""
     path = tmp_path / "s.db"
     rows = _old_sqlite(path, before=16)
+    cols = "log_id, idx, event_id, entry, leaf, chain"
     with sqlite3.connect(path) as conn:
-        stored = conn.execute("SELECT log_id, idx, event_id, occurred_at, entry, leaf, chain FROM entries").fetchall()
+        stored = conn.execute(f"SELECT {cols} FROM entries ORDER BY log_id, idx").fetchall()
+        texts = [t for (t,) in conn.execute("SELECT occurred_at FROM entries ORDER BY log_id, idx")]
     conn.close()
     db = await open_database(path)  # migrates on open
-    await db.close()
+    try:
+        reader = investigations_sqlite.SqliteInvestigationReader(db=db)
+        found, _ = await reader.search_calls("acme", CallFilter({}, T0 + timedelta(seconds=2),
+                                                                T0 + timedelta(seconds=4)), None, 10)
+        assert [(f.idx, f.occurred_at) for f in found] == [(3, T0 + timedelta(seconds=3)),
+                                                          (2, T0 + timedelta(seconds=2))]
+    finally:
+        await db.close()
     with sqlite3.connect(path) as conn:
-        assert "received_at" not in [r[1] for r in conn.execute("PRAGMA table_info(entries)")]
-        assert conn.execute("SELECT log_id, idx, event_id, occurred_at, entry, leaf, chain FROM entries"
-                            ).fetchall() == stored
-        assert len(stored) == len(rows)
+        names = [r[1] for r in conn.execute("PRAGMA table_info(entries)")]
+        assert "received_at" not in names
+        assert conn.execute(f"SELECT {cols} FROM entries ORDER BY log_id, idx").fetchall() == stored
+        micros = [m for (m,) in conn.execute("SELECT occurred_at FROM entries ORDER BY log_id, idx")]
+        assert [from_micros(m) for m in micros] == [from_db_time(t) for t in texts] and len(micros) == len(rows)
+        indexes = {n for (n,) in conn.execute("SELECT name FROM sqlite_schema WHERE tbl_name = 'entries'")}
+        assert {"entries_agent", "entries_session", "entries_tool", "entries_server", "entries_time",
+                "entries_system_events", "sqlite_autoindex_entries_1", "sqlite_autoindex_entries_2"} <= indexes
+        plan = _plan(conn, "SELECT idx FROM entries WHERE tenant_id = ? AND occurred_at >= ? AND occurred_at < ?"
+                     " ORDER BY occurred_at DESC LIMIT 5", ("acme", to_micros(T0), to_micros(T0) + 10))
+        assert "entries_time" in plan, plan
     conn.close()
 
 

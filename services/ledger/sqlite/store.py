@@ -21,7 +21,8 @@ from typing import Any, TypeVar
 
 from sealtrail.core.merkle import CompactRange, stored_nodes
 from sealtrail.errors import ConcurrentWriteError, DuplicateEventError
-from sealtrail.infra.sqlite import SqliteDatabase, db_now, to_db_time, translated
+from sealtrail.infra.micros import to_micros
+from sealtrail.infra.sqlite import SqliteDatabase, db_now, translated
 from services.ledger.ports import PartitionCommit
 from services.ledger.rows import INT_COLUMN_NAMES, TEXT_COLUMN_NAMES
 from services.ledger.sequencer import LogHead, SequencedBatch
@@ -141,7 +142,7 @@ def _write_batch(conn: sqlite3.Connection, batch: SequencedBatch) -> None:
     for e in batch.entries:
         cols, index = e.columns, e.index
         entries.append((log_id, index, tenant, str(cols.event_id), cols.type,
-                        to_db_time(cols.occurred_at), *cols.text, *cols.ints,
+                        to_micros(cols.occurred_at), *cols.text, *cols.ints,
                         e.entry, e.leaf, e.chain))
         key_ids = cols.key_ids if len(cols.key_ids) < 2 else list(dict.fromkeys(cols.key_ids))
         payloads.append((log_id, index, tenant, e.record.nonce, e.record.ciphertext))

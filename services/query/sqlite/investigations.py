@@ -16,7 +16,8 @@ from typing import Any
 import orjson
 
 from sealtrail.core.sealing import payload_digest_bytes
-from sealtrail.infra.sqlite import SqliteDatabase, from_db_time, to_db_time, translated
+from sealtrail.infra.micros import from_micros, to_micros
+from sealtrail.infra.sqlite import SqliteDatabase, from_db_time, translated
 from services.query.cursor import Position
 from services.query.ports import CHECKED_COLUMNS, FILTER_COLUMNS, CallFilter, Found, StoredCall
 
@@ -39,7 +40,7 @@ ERASURE_EVENTS_SQL = ("SELECT idx, entry FROM entries WHERE log_id = ? AND tenan
 
 def _found(row: tuple[Any, ...], subject_key_id: str | None = None) -> Found:
     entry = bytes(row[3])
-    return Found(row[0], row[1], from_db_time(row[2]), orjson.loads(entry), entry, bytes(row[4]),
+    return Found(row[0], row[1], from_micros(row[2]), orjson.loads(entry), entry, bytes(row[4]),
                  dict(zip(CHECKED_COLUMNS, row[5:_N], strict=True)), subject_key_id)
 
 
@@ -62,17 +63,17 @@ def _search_sql(tenant: str, f: CallFilter, after: Position | None, limit: int) 
         args.append(value)
     if f.occurred_from is not None:
         where.append("e.occurred_at >= ?")
-        args.append(to_db_time(f.occurred_from))
+        args.append(to_micros(f.occurred_from))
     if f.occurred_to is not None:
         where.append("e.occurred_at < ?")
-        args.append(to_db_time(f.occurred_to))
+        args.append(to_micros(f.occurred_to))
     join = ""
     if f.subject_ref is not None:
         join = " JOIN subject_index s ON s.log_id = e.log_id AND s.idx = e.idx"
         where.append("s.tenant_id = e.tenant_id AND s.subject_ref = ?")
         args.append(f.subject_ref)
     if after is not None:
-        t = to_db_time(after.time())
+        t = to_micros(after.time())
         where.append("e.occurred_at <= ? AND (e.occurred_at, e.log_id, e.idx) < (?, ?, ?)")
         args += [t, t, after.log_id, after.idx]
     key = ", s.key_id" if f.subject_ref is not None else ""
@@ -103,7 +104,7 @@ class SqliteInvestigationReader:
         args: list[object] = [tenant, session_id]
         cond = ""
         if after is not None:
-            args += [to_db_time(after.time()), after.log_id, after.idx]
+            args += [to_micros(after.time()), after.log_id, after.idx]
             cond = " AND (e.occurred_at, e.log_id, e.idx) > (?, ?, ?)"
         rows = await self._rows(
             f"SELECT {_ENTRY} FROM entries e WHERE e.tenant_id = ? AND e.session_id = ?{cond}"
