@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -25,12 +24,17 @@ def uuid7(*, ms: int | None = None) -> str:
     rand = int.from_bytes(os.urandom(10), "big")
     rand_a, rand_b = (rand >> 62) & 0xFFF, rand & ((1 << 62) - 1)
     value = (stamp << 80) | (0x7 << 76) | (rand_a << 64) | (0b10 << 62) | rand_b
-    return str(uuid.UUID(int=value))
+    h = f"{value:032x}"  # what str(uuid.UUID(int=value)) gives, without building the object
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def timestamp(moment: datetime | None = None) -> str:
     """RFC 3339 UTC with microseconds and ``Z`` (now when ``moment`` is None)."""
-    moment = moment or datetime.now(UTC)
+    if moment is None:  # the common case, formatted without a datetime
+        ns = time.time_ns()
+        t = time.gmtime(ns // 1_000_000_000)
+        return (f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+                f".{ns // 1000 % 1_000_000:06d}Z")
     if moment.tzinfo is None:
         raise ValueError("timestamps must be timezone-aware")
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -101,11 +102,14 @@ def _open_append(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
 
-def _write_durably(fd: int, data: bytes) -> None:
+def _write_durably(fd: int, data: bytes) -> float:
+    """Append ``data`` and fdatasync; the seconds it took."""
+    started = time.perf_counter()
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
     os.fdatasync(fd)  # an append: the data and the new size, without the timestamps
+    return time.perf_counter() - started
 
 
 class _Appender:
@@ -115,11 +119,11 @@ class _Appender:
         self.seq = 0
         self.fd: int | None = None
 
-    def write(self, seq: int, path: Path, data: bytes) -> None:
+    def write(self, seq: int, path: Path, data: bytes) -> float:
         if self.fd is None or self.seq != seq:
             self.close()
             self.fd, self.seq = _open_append(path), seq
-        _write_durably(self.fd, data)
+        return _write_durably(self.fd, data)
 
     def forget(self, seq: int) -> None:
         if self.seq == seq:
@@ -152,6 +156,8 @@ class Spool:
         self._counts: dict[int, dict[int, int]] = {}
         """Per segment, the event count of each record this process appended, by its offset."""
         self._segments, self._acks = _Appender(), _Appender()
+        self.sync_s = 0.0
+        """Moving average of the seconds an append's write and fdatasync take."""
         self._recover()
 
     def close(self) -> None:
@@ -180,7 +186,8 @@ class Spool:
             self._sizes[seq] = 0
             self._segments.write(seq, self._segment(seq), b"")
             _fsync_dir(self.directory)
-        self._segments.write(seq, self._segment(seq), record)
+        took = self._segments.write(seq, self._segment(seq), record)
+        self.sync_s += (took - self.sync_s) / 8
         self._counts.setdefault(seq, {})[self._sizes[seq]] = len(events)
         self._sizes[seq] += len(record)
 

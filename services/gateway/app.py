@@ -23,7 +23,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sealtrail.core.sealing import Kek
 from sealtrail.errors import AuthenticationError, PermissionDeniedError, SealtrailError
@@ -210,7 +210,7 @@ async def _bearer_agent(scope: Scope, keys: KeyVerifier) -> str | None:
     return await keys.agent_of(token) if token else None
 
 
-def build_app(rt: Runtime) -> Starlette:
+def build_app(rt: Runtime) -> ASGIApp:
     server = build_server(rt.gateway, rt.sessions)
     manager = StreamableHTTPSessionManager(
         app=server, max_request_body_size=rt.cfg.max_argument_bytes * 2 + 65536, json_response=rt.cfg.json_response,
@@ -246,7 +246,25 @@ def build_app(rt: Runtime) -> Starlette:
               *admin.routes(rt, operator=lambda r: _operator(r, rt)),
               *toolreview.routes(rt, operator=lambda r: _operator(r, rt)),
               *(rt.oauth.routes() if rt.oauth is not None else [])]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return _Front(mcp_app, Starlette(routes=routes, lifespan=lifespan))
+
+
+class _Front:
+    """Requests to ``/mcp`` go straight to the agents' endpoint (authentication first), without
+    Starlette's middleware and routing on every call; everything else, the lifespan included, goes
+    to the Starlette app (which also answers ``/mcp`` with other methods: 405)."""
+
+    def __init__(self, mcp: ASGIApp, app: Starlette) -> None:
+        self.mcp, self.app = mcp, app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/mcp" and scope["method"] in _MCP_METHODS:
+            await self.mcp(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+_MCP_METHODS = frozenset({"GET", "POST", "DELETE"})
 
 
 class _Endpoint:

@@ -4,6 +4,7 @@ and the flusher delivers them from the spool in merged batches."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import httpx
@@ -95,3 +96,44 @@ def test_peek_merges_records_up_to_max_events(tmp_path: Path) -> None:
     spool.ack(rest)
     assert spool.peek(max_events=100) is None and not spool
     spool.close()
+
+
+def test_a_merged_batch_is_the_records_bytes_spliced(tmp_path: Path) -> None:
+    """A peeked batch's body is the JSON ingest receives, built from the records' bytes: the same
+    events, in order, also for records a former process wrote (their counts read from the file),
+    and empty records add nothing."""
+    first = Spool(tmp_path / "s", max_bytes=1 << 20)
+    first.append([{"event_id": "a", "payload": {"text": "é,]}"}}])
+    first.append([])
+    first.close()
+    spool = Spool(tmp_path / "s", max_bytes=1 << 20)
+    spool.append([{"event_id": "b"}, {"event_id": "c"}])
+    batch = spool.peek(max_events=10)
+    assert batch is not None and batch.count == 3
+    assert orjson.loads(batch.body) == {"events": [{"event_id": "a", "payload": {"text": "é,]}"}},
+                                                   {"event_id": "b"}, {"event_id": "c"}]}
+    spool.close()
+
+
+async def test_the_spool_write_leaves_the_loop_thread_when_the_disk_is_slow(tmp_path: Path) -> None:
+    """With a fast disk the group's write and fdatasync run in the event loop's thread; once the
+    spool's average fdatasync is slow, in a worker thread (the loop keeps serving meanwhile)."""
+    client = SealtrailClient("http://ingest", TOKEN, spool_dir=tmp_path / "spool", flush_interval_s=60,
+                             transport=_ingest([]))
+    spool = client._spool
+    assert spool is not None
+    threads: list[int] = []
+    real = spool.append
+
+    def append(events: list[dict[str, object]]) -> None:
+        threads.append(threading.get_ident())
+        real(events)
+
+    spool.append = append  # type: ignore[method-assign]  # to see where the real write runs
+    await client.send_durable([{"event_id": "fast"}])
+    assert spool.sync_s > 0
+    spool.sync_s = 0.5  # what a disk whose fdatasync takes half a second leaves
+    await client.send_durable([{"event_id": "slow"}])
+    assert threads[0] == threading.get_ident() and threads[1] != threading.get_ident()
+    assert [e for r in _records(tmp_path / "spool") for e in r] == ["fast", "slow"]
+    await client.close()
