@@ -207,11 +207,10 @@ async def write_subjects(conn: Conn, tenant: str, uses: Sequence[KeyUse]) -> int
         "SELECT key_id, subject_ref FROM data_keys WHERE tenant_id = $1 AND kind = 'subject'"
         " AND state = 'active' AND key_id = ANY($2::text[]) FOR SHARE",
         tenant, sorted(set().union(*(u.key_ids for u in uses))))}
-    rows = [(tenant, refs[k], k, u.log_id, u.idx, u.occurred_at) for u in uses for k in u.key_ids if k in refs]
+    rows = [(tenant, refs[k], k, u.log_id, u.idx) for u in uses for k in u.key_ids if k in refs]
     if rows:
         await conn.copy_records_to_table(
-            "subject_index", records=rows,
-            columns=("tenant_id", "subject_ref", "key_id", "log_id", "idx", "occurred_at"))
+            "subject_index", records=rows, columns=("tenant_id", "subject_ref", "key_id", "log_id", "idx"))
     return len(rows)
 
 

@@ -152,10 +152,9 @@ def write_subjects(conn: sqlite3.Connection, tenant: str, uses: Sequence[KeyUse]
         "SELECT key_id, subject_ref FROM data_keys WHERE tenant_id = ? AND kind = 'subject'"
         " AND state = 'active' AND key_id IN (SELECT value FROM json_each(?))",
         (tenant, orjson.dumps(wanted).decode()))}
-    rows = [(tenant, refs[k], k, u.log_id, u.idx, to_db_time(u.occurred_at))
-            for u in uses for k in u.key_ids if k in refs]
-    conn.executemany("INSERT INTO subject_index (tenant_id, subject_ref, key_id, log_id, idx, occurred_at)"
-                     " VALUES (?, ?, ?, ?, ?, ?)", rows)
+    rows = [(tenant, refs[k], k, u.log_id, u.idx) for u in uses for k in u.key_ids if k in refs]
+    conn.executemany("INSERT INTO subject_index (tenant_id, subject_ref, key_id, log_id, idx) VALUES (?, ?, ?, ?, ?)",
+                     rows)
     return len(rows)
 
 

@@ -1,8 +1,9 @@
 """The storage migrations on databases that hold data. 0015: SQLite's payloads lose their copy of
 the key ids, subject_index becomes WITHOUT ROWID and entries_event goes; PostgreSQL's
 entries_session becomes a deduplicated (tenant_id, session_id) index. 0016: SQLite's entries lose
-received_at. 0017: SQLite's entries.occurred_at becomes integer microseconds. Rows survive, and
-the lookups that used what went are still planned on an index."""
+received_at. 0017: SQLite's entries.occurred_at becomes integer microseconds. 0018: subject_index
+loses occurred_at. Rows survive, and the lookups that used what went are still planned on an
+index."""
 
 from __future__ import annotations
 
@@ -95,6 +96,8 @@ async def test_sqlite_database_with_data_migrates_and_keeps_its_lookups_on_index
         assert conn.execute("SELECT count(*) FROM subject_index").fetchone()[0] == len(rows) - 1
         schema = dict(conn.execute("SELECT name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%'"))
         assert "WITHOUT ROWID" in schema["subject_index"]
+        assert [r[1] for r in conn.execute("PRAGMA table_info(subject_index)")] == [  # 0018
+            "tenant_id", "subject_ref", "key_id", "log_id", "idx"]
         assert "entries_event" not in schema and "subject_index_key" not in schema
         by_event = _plan(conn, ledger_reader_sqlite.EVENT_SQL, ("acme", "acme", rows[0][3]))
         assert "sqlite_autoindex_entries_2" in by_event, by_event
@@ -162,6 +165,8 @@ async def test_postgres_session_index_is_rebuilt_deduplicated_and_serves_the_tim
             [(i, uuid.uuid4(), T0 + timedelta(seconds=(i * 7) % 20), f"s{i % 3}", b"{}", bytes(32))
              for i in range(20)])
         assert await migrate_url(fresh_db_url) == [15]
+        assert "occurred_at" not in {r[0] for r in await conn.fetch(  # 0018
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'subject_index'")}
         defs = {r[0]: r[1] for r in await conn.fetch(
             "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'entries'")}
         assert defs["entries_session"].endswith("(tenant_id, session_id) WHERE (session_id IS NOT NULL)")
