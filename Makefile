@@ -9,6 +9,7 @@ TS_STAMP := $(TS_SDK)/node_modules/.sealtrail-lock-sha256
 .PHONY: install test test-all fuzz test-chaos soak lint demo bench clean services-up services-down
 
 install: $(STAMP)
+	@$(BIN)/python native/install.py
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

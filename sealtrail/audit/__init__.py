@@ -26,6 +26,7 @@ import httpx
 
 from sealtrail.audit.bundle import BundleMeta, BundleWriter, check_output, open_bundle
 from sealtrail.audit.client import LogClient
+from sealtrail.audit.native import NativeFeed, native_module
 from sealtrail.core.audit import AuditReport, LogAudit, trusted_keys
 from sealtrail.core.cosignature import CosignatureVerifier
 from sealtrail.core.quorum import WitnessPolicy
@@ -89,10 +90,19 @@ async def audit_live(http: httpx.AsyncClient, log: str, *, pinned_vkeys: Sequenc
         shown = ShownCalls(log, audit.size)
         async for body in client.iter_calls():
             shown.add_page(body)
-    async for page in client.iter_entries(audit.size):
-        audit.feed(page)
-        if shown is not None:
-            shown.check(entry_pairs(page))
+    module = native_module() if shown is None else None
+    if module is not None:
+        feed = NativeFeed(audit, module)
+        async for got in client.iter_pages(audit.size):
+            if isinstance(got, bytes):
+                feed.page(got)
+            else:
+                feed.entries_of(got)
+    else:
+        async for page in client.iter_entries(audit.size):
+            audit.feed(page)
+            if shown is not None:
+                shown.check(entry_pairs(page))
     report = audit.finish()
     if shown is not None:
         report = dataclasses.replace(report, calls_checked=shown.finish())
@@ -129,6 +139,10 @@ def audit_bundle(path: Path, *, pinned_vkeys: Sequence[str] | None = None,
         if audit.size != bundle.meta.size:
             raise VerificationError(f"bundle says size {bundle.meta.size} but its latest checkpoint "
                                     f"has size {audit.size}")
-        for chunk in bundle.entries():
-            audit.feed(chunk)
+        module = native_module()
+        if module is None:
+            for chunk in bundle.entries():
+                audit.feed(chunk)
+        else:
+            NativeFeed(audit, module).entries(bundle.entries_file)
         return audit.finish()

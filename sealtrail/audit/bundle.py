@@ -147,17 +147,23 @@ class Bundle:
     notes: list[str]
     _entries: IO[bytes]
 
-    def entries(self, chunk: int = CHUNK) -> Iterator[list[AuditEntry]]:
-        """Entries in file order, ``chunk`` at a time, read in blocks and split into lines (a line
-        longer than :data:`MAX_LINE` is refused); a file cut short or corrupt compression is
-        :class:`InvalidInputError`."""
+    @property
+    def entries_file(self) -> IO[bytes]:
+        """``entries.jsonl`` as opened (for a reader of its own: :mod:`sealtrail.audit.native`)."""
+        return self._entries
+
+    def entries(self, chunk: int | None = None) -> Iterator[list[AuditEntry]]:
+        """Entries in file order, ``chunk`` (default :data:`CHUNK`) at a time, read in blocks and
+        split into lines (a line longer than :data:`MAX_LINE` is refused); a file cut short or
+        corrupt compression is :class:`InvalidInputError`."""
+        chunk = chunk or CHUNK
         batch: list[AuditEntry] = []
         append = batch.append
         n = 0
         for lines in _line_blocks(self._entries):
             for line in lines:
                 n += 1
-                append(_entry_of_line(line, n))
+                append(entry_of_line(line, n))
                 if len(batch) >= chunk:
                     yield batch
                     batch = []
@@ -166,7 +172,7 @@ class Bundle:
             yield batch
 
 
-def _entry_of_line(line: bytes, n: int) -> AuditEntry:
+def entry_of_line(line: bytes, n: int) -> AuditEntry:
     """The entry on line ``n``. The usual line, as orjson writes it, is taken apart inline; any
     other, or any the inline path cannot take, goes through :func:`~sealtrail.core.audit.audit_entry`,
     whose checks and messages then apply unchanged."""

@@ -7,8 +7,8 @@ HTTP failures become :mod:`sealtrail.errors` types carrying the server's problem
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import httpx
 import orjson
@@ -26,6 +26,7 @@ from sealtrail.errors import (
 )
 
 PAGE = 1000
+_T = TypeVar("_T")
 PREFETCH = 4
 _BY_STATUS: dict[int, type[SealtrailError]] = {
     400: InvalidInputError, 401: AuthenticationError, 403: PermissionDeniedError, 404: NotFoundError,
@@ -113,10 +114,16 @@ class LogClient:
 
     async def entries(self, start: int, end: int) -> list[AuditEntry]:
         """Entries [start, end), in the binary page form when the server offers it."""
+        page = await self.page(start, end)
+        return decode_page(page) if isinstance(page, bytes) else page
+
+    async def page(self, start: int, end: int) -> bytes | list[AuditEntry]:
+        """Entries [start, end): the binary page undecoded when the server offers that form (see
+        :mod:`sealtrail.core.entrypage`), else the JSON page's entries."""
         path = f"/v1/logs/{self.log}/entries"
         resp = await self._get(path, {"start": start, "end": end}, accept=f"{MEDIA_TYPE}, application/json;q=0.5")
         if resp.headers.get("content-type", "").startswith(MEDIA_TYPE):
-            return decode_page(resp.content)
+            return resp.content
         try:
             rows = orjson.loads(resp.content).get("entries")
             if not isinstance(rows, list):
@@ -128,12 +135,23 @@ class LogClient:
     async def iter_entries(self, size: int, *, page: int = PAGE, prefetch: int = PREFETCH
                            ) -> AsyncIterator[list[AuditEntry]]:
         """Pages of entries [0, size) in order, with up to ``prefetch`` requests in flight."""
+        async for got in self._iter(self.entries, size, page, prefetch):
+            yield got
+
+    async def iter_pages(self, size: int, *, page: int = PAGE, prefetch: int = PREFETCH
+                         ) -> AsyncIterator[bytes | list[AuditEntry]]:
+        """As :meth:`iter_entries`, with binary pages left undecoded (:meth:`page`)."""
+        async for got in self._iter(self.page, size, page, prefetch):
+            yield got
+
+    async def _iter(self, fetch: Callable[[int, int], Awaitable[_T]], size: int, page: int, prefetch: int
+                    ) -> AsyncIterator[_T]:
         starts = iter(range(0, size, page))
-        pending: list[asyncio.Task[list[AuditEntry]]] = []
+        pending: list[asyncio.Task[_T]] = []
         try:
             while True:
                 while len(pending) < prefetch and (start := next(starts, None)) is not None:
-                    pending.append(asyncio.ensure_future(self.entries(start, min(start + page, size))))
+                    pending.append(asyncio.ensure_future(fetch(start, min(start + page, size))))
                 if not pending:
                     return
                 yield await pending.pop(0)

@@ -37,7 +37,7 @@ import orjson
 from sealtrail.core.checkpoint import Checkpoint, parse_checkpoint
 from sealtrail.core.note import parse_note
 from sealtrail.core.quorum import WitnessPolicy
-from sealtrail.core.verify import RunVerifier, TrustedKey, TrustedKeys
+from sealtrail.core.verify import RunState, RunVerifier, TrustedKey, TrustedKeys
 from sealtrail.errors import (
     InconsistentCheckpointError,
     NoteError,
@@ -287,6 +287,22 @@ class LogAudit:
                     index=mismatch.index) from mismatch
             raise
         for e in entries:
+            self._check_payload(e)
+
+    def run_state(self) -> RunState:
+        """Where the run checks of :meth:`feed` stand (see :meth:`resume`)."""
+        return self._run.state()
+
+    def resume(self, state: RunState, *, present: int = 0, others: Sequence[AuditEntry] = ()) -> None:
+        """Take over after entries that another implementation of :meth:`feed`'s checks verified
+        (the native verifier, :mod:`sealtrail.audit.native`): ``state`` is where the run checks
+        stand after them, ``present`` how many of them are flat entries whose stored payload digest
+        was found equal to the one they commit to, and ``others`` the rest of them, in index order,
+        whose payload checks run here. The caller MUST have applied exactly :meth:`feed`'s run
+        checks and flat-entry digest check; anything it could not check it MUST feed instead."""
+        self._run = RunVerifier.resume(self.origin, state)
+        self._payloads.present += present
+        for e in others:
             self._check_payload(e)
 
     def _check_payload(self, e: AuditEntry) -> None:

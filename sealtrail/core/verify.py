@@ -236,6 +236,22 @@ class RunResult:
     tree: CompactRange
 
 
+@dataclass(frozen=True)
+class RunState:
+    """Where a run stands between two feeds: enough for :meth:`RunVerifier.resume` to carry on.
+
+    ``size`` entries verified, ``hashes`` their compact range (left to right), ``prev_chain`` the
+    chain value of the last one, ``pending`` the checkpoints not yet reached (by size), ``good``
+    the size of the last checkpoint matched (or of the run's start), ``matched`` how many were."""
+
+    size: int
+    hashes: tuple[bytes, ...]
+    prev_chain: bytes
+    pending: tuple[Checkpoint, ...]
+    good: int
+    matched: int
+
+
 class RunVerifier:
     """Checks a log's stored entries and chain values, in order, against trusted checkpoints.
 
@@ -275,6 +291,21 @@ class RunVerifier:
     def size(self) -> int:
         """Entries verified so far (counting from index 0)."""
         return self._tree.size
+
+    def state(self) -> RunState:
+        """Where the run stands (for another implementation of these checks to carry on from)."""
+        if self._failed:
+            raise VerificationError("run verification already failed")
+        return RunState(self._tree.size, tuple(self._tree.hashes), self._prev, tuple(self._pending),
+                        self._good, self._matched)
+
+    @classmethod
+    def resume(cls, origin: str, state: RunState) -> RunVerifier:
+        """A verifier carrying on from ``state``, which MUST come from :meth:`state` or from an
+        implementation of exactly these checks over the entries before it."""
+        run = cls(origin, state.pending, prev_chain=state.prev_chain, tree=CompactRange(state.size, state.hashes))
+        run._good, run._matched = state.good, state.matched
+        return run
 
     def feed(
         self, entries: Sequence[bytes], chains: Sequence[bytes], indices: Sequence[int] | None = None
