@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import time
@@ -304,10 +305,14 @@ class SealtrailClient:
                     break
 
     async def _drain_spool(self) -> None:
+        """Deliver what the spool holds now, oldest first. Events spooled meanwhile wait for the next
+        round (the next wake-up), so that a steady stream of durable events goes out in batches of
+        half a second (or ``batch_max`` events) instead of one small post after another."""
         assert self._spool is not None
+        until = self._spool.mark()
         while True:
             async with self._spool_io:
-                batch = await asyncio.to_thread(self._spool.peek, self._batch_max)
+                batch = await asyncio.to_thread(functools.partial(self._spool.peek, self._batch_max, until=until))
             if batch is None:
                 break
             if await self._deliver_spooled(batch):

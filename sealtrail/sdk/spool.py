@@ -191,16 +191,25 @@ class Spool:
         self._counts.setdefault(seq, {})[self._sizes[seq]] = len(events)
         self._sizes[seq] += len(record)
 
-    def peek(self, max_events: int = 0) -> SpooledBatch | None:
+    def mark(self) -> tuple[int, int]:
+        """Where the spool ends now: :meth:`peek` given it stops there."""
+        seq = max(self._sizes, default=0)
+        return seq, self._sizes.get(seq, 0)
+
+    def peek(self, max_events: int = 0, *, until: tuple[int, int] | None = None) -> SpooledBatch | None:
         """The oldest batch not yet acknowledged, or None. With ``max_events``, the records that
         follow it in the same segment join it while the batch stays within ``max_events`` events
-        (acknowledging the batch acknowledges them all)."""
+        (acknowledging the batch acknowledges them all). With ``until`` (a :meth:`mark`), records
+        appended after that mark are left for a later peek."""
         for seq in sorted(self._sizes):
+            if until is not None and seq > until[0]:
+                return None
             start = self._acked.get(seq, 0)
-            if start < self._sizes[seq]:
+            stop = self._sizes[seq] if until is None or seq < until[0] else min(until[1], self._sizes[seq])
+            if start < stop:
                 with open(self._segment(seq), "rb") as f:
                     f.seek(start)
-                    data = f.read(self._sizes[seq] - start)
+                    data = f.read(stop - start)
                 return self._merged(seq, start, data, max_events, self._counts.setdefault(seq, {}))
         return None
 

@@ -137,3 +137,27 @@ async def test_the_spool_write_leaves_the_loop_thread_when_the_disk_is_slow(tmp_
     assert threads[0] == threading.get_ident() and threads[1] != threading.get_ident()
     assert [e for r in _records(tmp_path / "spool") for e in r] == ["fast", "slow"]
     await client.close()
+
+
+async def test_a_drain_delivers_what_was_spooled_when_it_began(tmp_path: Path) -> None:
+    """Events spooled while a drain's post is under way wait for the next round, so a steady stream
+    goes out in batches rather than one small post after another; nothing is left behind."""
+    posted: list[list[str]] = []
+    client: SealtrailClient | None = None
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        events = orjson.loads(request.content)["events"]
+        posted.append([e["event_id"] for e in events])
+        if len(posted) == 1 and client is not None:
+            await client.send_durable([{"event_id": "late"}])
+        return httpx.Response(202, json={"accepted": [{"event_id": e["event_id"], "log": "default",
+                                                       "receipt": "r"} for e in events]})
+
+    client = SealtrailClient("http://ingest", TOKEN, spool_dir=tmp_path / "spool", flush_interval_s=60,
+                             transport=httpx.MockTransport(answer))
+    await client.send_durable([{"event_id": "a"}, {"event_id": "b"}])
+    await client.flush()
+    assert posted == [["a", "b"]] and client.spooled
+    await client.flush()
+    assert posted == [["a", "b"], ["late"]] and not client.spooled
+    await client.close()
