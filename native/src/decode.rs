@@ -3,8 +3,7 @@
 //! accepted here; `None` means "not this form", and the Python side then parses the line or page
 //! itself, with its own checks and messages.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
+use base64_simd::STANDARD;
 
 use crate::run::Hash;
 
@@ -40,7 +39,12 @@ pub fn line(line: &[u8]) -> Option<Line<'_>> {
     if rest != b"}" {
         return None;
     }
-    Some(Line { index, entry, chain, digest })
+    Some(Line {
+        index,
+        entry,
+        chain,
+        digest,
+    })
 }
 
 /// The bytes up to the next quote, and what follows that quote.
@@ -52,14 +56,12 @@ fn quoted(s: &[u8]) -> Option<(&[u8], &[u8])> {
 /// Strict standard base64 (canonical padding and trailing bits) into `out`; false if not.
 pub fn base64_into(text: &[u8], out: &mut Vec<u8>) -> bool {
     out.clear();
-    out.reserve(text.len() / 4 * 3 + 3);
-    STANDARD.decode_vec(text, out).is_ok()
+    STANDARD.decode_append(text, out).is_ok()
 }
 
 /// Strict standard base64 appended to `out`; false if not (`out` may then hold part of it).
 pub fn base64_append(text: &[u8], out: &mut Vec<u8>) -> bool {
-    out.reserve(text.len() / 4 * 3 + 3);
-    STANDARD.decode_vec(text, out).is_ok()
+    STANDARD.decode_append(text, out).is_ok()
 }
 
 pub fn chain32(bytes: &[u8]) -> Option<Hash> {
@@ -95,7 +97,12 @@ pub fn page(data: &[u8]) -> Option<Vec<Record<'_>>> {
             digest = Some(digest_text(raw));
             stop += 32;
         }
-        out.push(Record { index, entry, chain, digest });
+        out.push(Record {
+            index,
+            entry,
+            chain,
+            digest,
+        });
         pos = stop;
     }
     Some(out)

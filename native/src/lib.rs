@@ -13,11 +13,13 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::lines::LineBuffer;
-use crate::store::Store;
 use crate::run::{Chunk, Hash, Run, Verified};
+use crate::store::Store;
 
 fn hash32(bytes: &[u8], what: &str) -> PyResult<Hash> {
-    bytes.try_into().map_err(|_| PyValueError::new_err(format!("{what} must be 32 bytes")))
+    bytes
+        .try_into()
+        .map_err(|_| PyValueError::new_err(format!("{what} must be 32 bytes")))
 }
 
 /// The native side of one audit: the run state, the pending checkpoints and, for bundles, the
@@ -48,9 +50,22 @@ impl Engine {
         chunk: usize,
         max_line: usize,
     ) -> PyResult<Self> {
-        let mut run = Run { by_level: Vec::new(), size: 0, prev: hash32(&prev, "prev")?, consumed: 0, good, matched };
-        run.reset(size, &hashes.iter().map(|h| hash32(h, "a tree hash")).collect::<PyResult<Vec<_>>>()?)
-            .map_err(PyValueError::new_err)?;
+        let mut run = Run {
+            by_level: Vec::new(),
+            size: 0,
+            prev: hash32(&prev, "prev")?,
+            consumed: 0,
+            good,
+            matched,
+        };
+        run.reset(
+            size,
+            &hashes
+                .iter()
+                .map(|h| hash32(h, "a tree hash"))
+                .collect::<PyResult<Vec<_>>>()?,
+        )
+        .map_err(PyValueError::new_err)?;
         let pending = pending
             .into_iter()
             .map(|(s, r)| Ok((s, hash32(&r, "a checkpoint root")?)))
@@ -58,24 +73,56 @@ impl Engine {
         if chunk == 0 {
             return Err(PyValueError::new_err("chunk must be positive"));
         }
-        Ok(Engine { run, pending, limit, chunk, lines: LineBuffer::new(max_line), store: Store::default() })
+        Ok(Engine {
+            run,
+            pending,
+            limit,
+            chunk,
+            lines: LineBuffer::new(max_line),
+            store: Store::default(),
+        })
     }
 
     /// Where the run stands: (size, hashes left to right, chain value, checkpoints matched from
     /// the pending list, last matched size, matched count).
     fn state<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let hashes = PyList::new(py, self.run.hashes().iter().map(|h| PyBytes::new(py, h)))?;
-        (self.run.size, hashes, PyBytes::new(py, &self.run.prev), self.run.consumed, self.run.good, self.run.matched)
+        (
+            self.run.size,
+            hashes,
+            PyBytes::new(py, &self.run.prev),
+            self.run.consumed,
+            self.run.good,
+            self.run.matched,
+        )
             .into_pyobject(py)
     }
 
     /// Carry on from a state reached by the Python verifier (after it verified a chunk itself).
-    fn resync(&mut self, size: u64, hashes: Vec<Vec<u8>>, prev: Vec<u8>, consumed: usize, good: u64, matched: u64) -> PyResult<()> {
-        let hashes = hashes.iter().map(|h| hash32(h, "a tree hash")).collect::<PyResult<Vec<_>>>()?;
+    fn resync(
+        &mut self,
+        size: u64,
+        hashes: Vec<Vec<u8>>,
+        prev: Vec<u8>,
+        consumed: usize,
+        good: u64,
+        matched: u64,
+    ) -> PyResult<()> {
+        let hashes = hashes
+            .iter()
+            .map(|h| hash32(h, "a tree hash"))
+            .collect::<PyResult<Vec<_>>>()?;
         if consumed > self.pending.len() {
             return Err(PyValueError::new_err("more checkpoints consumed than pending"));
         }
-        let mut run = Run { by_level: Vec::new(), size: 0, prev: hash32(&prev, "prev")?, consumed, good, matched };
+        let mut run = Run {
+            by_level: Vec::new(),
+            size: 0,
+            prev: hash32(&prev, "prev")?,
+            consumed,
+            good,
+            matched,
+        };
         run.reset(size, &hashes).map_err(PyValueError::new_err)?;
         self.run = run;
         Ok(())
@@ -85,9 +132,10 @@ impl Engine {
     fn feed_page<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Option<Bound<'py, PyTuple>>> {
         let verified = (|| {
             let records = decode::page(data)?;
+            let leaves = run::leaf_hashes(records.iter().map(|r| r.entry));
             let mut chunk = Chunk::new(&self.run, &self.pending, self.limit);
-            for r in &records {
-                if !chunk.entry(r.index, r.entry, &r.chain, r.digest.as_ref().map(|d| &d[..])) {
+            for (r, leaf) in records.iter().zip(leaves) {
+                if !chunk.entry(r.index, r.entry, leaf, &r.chain, r.digest.as_ref().map(|d| &d[..])) {
                     return None;
                 }
             }
@@ -167,10 +215,11 @@ impl Engine {
     fn verify_chunk<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let verified = (|| {
             let store = &self.store;
+            let leaves = run::leaf_hashes(store.recs.iter().map(|r| store.entry(r)));
             let mut chunk = Chunk::new(&self.run, &self.pending, self.limit);
-            for r in &store.recs {
+            for (r, leaf) in store.recs.iter().zip(leaves) {
                 let chain = decode::chain32(store.chain(r))?;
-                if !chunk.entry(r.index, store.entry(r), &chain, store.digest(r)) {
+                if !chunk.entry(r.index, store.entry(r), leaf, &chain, store.digest(r)) {
                     return None;
                 }
             }
@@ -182,7 +231,12 @@ impl Engine {
                 let list = PyList::empty(py);
                 for r in &self.store.recs {
                     let digest = self.store.digest(r).map(text).transpose()?;
-                    list.append((r.index, PyBytes::new(py, self.store.entry(r)), PyBytes::new(py, self.store.chain(r)), digest))?;
+                    list.append((
+                        r.index,
+                        PyBytes::new(py, self.store.entry(r)),
+                        PyBytes::new(py, self.store.chain(r)),
+                        digest,
+                    ))?;
                 }
                 ("entries", list).into_pyobject(py)?
             }
@@ -191,8 +245,11 @@ impl Engine {
         Ok(out)
     }
 
-    fn commit<'py>(&mut self, py: Python<'py>, verified: Option<(Run, Verified)>)
-                   -> PyResult<Option<(u64, Bound<'py, PyList>)>> {
+    fn commit<'py>(
+        &mut self,
+        py: Python<'py>,
+        verified: Option<(Run, Verified)>,
+    ) -> PyResult<Option<(u64, Bound<'py, PyList>)>> {
         let Some((run, out)) = verified else { return Ok(None) };
         self.run = run;
         let specials = PyList::empty(py);

@@ -102,7 +102,11 @@ impl LineBuffer {
 
     /// Line `n` was longer than the limit (once every line before it was taken).
     pub fn long(&self) -> Option<u64> {
-        if self.head == self.ends.len() { self.long } else { None }
+        if self.head == self.ends.len() {
+            self.long
+        } else {
+            None
+        }
     }
 
     /// Every line was split and taken: the input ended.

@@ -26,7 +26,10 @@ impl Run {
     /// Set the compact range to `size` leaves with `hashes` (left to right, one per set bit).
     pub fn reset(&mut self, size: u64, hashes: &[Hash]) -> Result<(), String> {
         if hashes.len() != size.count_ones() as usize {
-            return Err(format!("a compact range of size {size} needs {} hashes", size.count_ones()));
+            return Err(format!(
+                "a compact range of size {size} needs {} hashes",
+                size.count_ones()
+            ));
         }
         let levels = (64 - size.leading_zeros()) as usize;
         self.by_level = vec![None; levels];
@@ -134,16 +137,24 @@ pub struct Chunk<'a> {
 
 impl<'a> Chunk<'a> {
     pub fn new(run: &Run, pending: &'a [(u64, Hash)], limit: u64) -> Self {
-        Chunk { run: run.clone(), pending, limit, out: Verified { present: 0, specials: Vec::new() } }
+        Chunk {
+            run: run.clone(),
+            pending,
+            limit,
+            out: Verified {
+                present: 0,
+                specials: Vec::new(),
+            },
+        }
     }
 
-    /// Check the next entry; false means the chunk must be handed back to Python.
-    pub fn entry(&mut self, index: u64, entry: &[u8], chain: &Hash, digest: Option<&[u8]>) -> bool {
+    /// Check the next entry, whose leaf hash is `leaf`; false means the chunk must be handed
+    /// back to Python.
+    pub fn entry(&mut self, index: u64, entry: &[u8], leaf: Hash, chain: &Hash, digest: Option<&[u8]>) -> bool {
         let run = &mut self.run;
         if run.size >= self.limit || index != run.size {
             return false;
         }
-        let leaf = leaf_hash(entry);
         let next = chain_next(&run.prev, &leaf);
         if &next != chain {
             return false;
@@ -195,7 +206,32 @@ fn digest_matches(entry: &[u8], raw: &[u8]) -> bool {
         return false;
     };
     let at = found + DIGEST.len();
-    entry[at..].starts_with(raw)
-        && memchr::memchr(b'"', &entry[at..]) == Some(raw.len())
-        && !raw.contains(&b'\\')
+    entry[at..].starts_with(raw) && memchr::memchr(b'"', &entry[at..]) == Some(raw.len()) && !raw.contains(&b'\\')
 }
+
+/// The leaf hash of every entry, on two threads when there are enough of them to pay for one.
+pub fn leaf_hashes<'e>(entries: impl ExactSizeIterator<Item = &'e [u8]>) -> Vec<Hash> {
+    let entries: Vec<&[u8]> = entries.collect();
+    let mut out = vec![[0u8; 32]; entries.len()];
+    if entries.len() < PARALLEL_MIN {
+        for (o, e) in out.iter_mut().zip(&entries) {
+            *o = leaf_hash(e);
+        }
+        return out;
+    }
+    let half = entries.len() / 2;
+    let (first, second) = out.split_at_mut(half);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for (o, e) in second.iter_mut().zip(&entries[half..]) {
+                *o = leaf_hash(e);
+            }
+        });
+        for (o, e) in first.iter_mut().zip(&entries[..half]) {
+            *o = leaf_hash(e);
+        }
+    });
+    out
+}
+
+const PARALLEL_MIN: usize = 256;

@@ -26,7 +26,12 @@ impl Store {
         let entry = (from, self.bytes.len());
         let chain = self.put(chain);
         let digest = digest.map(|d| self.put(d));
-        self.recs.push(Rec { index, entry, chain, digest });
+        self.recs.push(Rec {
+            index,
+            entry,
+            chain,
+            digest,
+        });
     }
 
     pub fn push(&mut self, index: u64, entry: &[u8], chain: &[u8], digest: Option<&[u8]>) {

@@ -144,6 +144,10 @@ def _damage(data: bytes, how: str, pos: int, other: int) -> bytes:
         lines[k] = lines[k].replace(b'"blake3:', b'"\\u0062lake3:')
     elif how == "padding":
         lines[k] = lines[k].replace(b'=",', b'",', 1)
+    elif how == "trailing_bits":  # base64 whose unused bits are not zero: decoders differ on it
+        at = lines[k].find(b'=",')
+        if at > 0:
+            lines[k] = lines[k][:at - 1] + bytes([lines[k][at - 1] ^ 1]) + lines[k][at:]
     elif how == "digest":
         lines[k] = lines[k].replace(b'"blake3:', b'"blake3:1', 1)
     elif how == "beyond":
@@ -154,7 +158,7 @@ def _damage(data: bytes, how: str, pos: int, other: int) -> bytes:
 
 
 DAMAGE = ["none", "flip", "flip", "truncate", "drop", "duplicate", "swap", "blank", "garbage", "reordered",
-          "escaped", "padding", "digest", "beyond", "no_newline"]
+          "escaped", "padding", "trailing_bits", "digest", "beyond", "no_newline"]
 
 
 def _both(monkeypatch: pytest.MonkeyPatch, run: Callable[[], Any]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
