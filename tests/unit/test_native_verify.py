@@ -270,3 +270,28 @@ def test_reference_tree_roots_are_reproduced_and_a_wrong_one_refused(native: Mod
     engine = native.Engine(0, [], chain_seed(ORIGIN), wrong, 0, 0, 8, 10, 1 << 20)
     assert engine.feed_page(page) is None
     assert engine.state()[0] == 0  # nothing of a refused page is kept
+
+
+@SETTINGS
+@given(log=logs, cut=st.integers(0, 60))
+def test_a_run_resumed_from_its_state_ends_as_one_never_paused(log: tuple[list[str], list[int]], cut: int) -> None:
+    """``LogAudit.run_state`` / ``resume`` (the seam the native verifier uses): an audit paused after
+    ``cut`` entries and resumed in a fresh audit reports what one straight audit reports."""
+    built = Log(*log)
+    entries = built.audit_entries()
+    cut = min(cut, len(entries))
+
+    def straight() -> Any:
+        audit = built.audit()
+        audit.feed(entries)
+        return audit.finish()
+
+    def resumed() -> Any:
+        paused = built.audit()
+        paused.feed(entries[:cut])
+        audit = built.audit()
+        audit.resume(paused.run_state(), others=entries[:cut])
+        audit.feed(entries[cut:])
+        return audit.finish()
+
+    assert _outcome(resumed) == _outcome(straight)
