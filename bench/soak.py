@@ -6,10 +6,17 @@ Usage: ``python bench/soak.py [--seconds S] [--fraction F] [--warmup W]`` (S def
 Starts a private PostgreSQL and Kafka, ``sealtrail ingest``, two ``sealtrail ledger`` instances and
 ``sealtrail projector`` (tests/support/pipeline.py). A warm-up of W seconds sends through the SDK as
 fast as it goes and measures the acknowledged rate; then the SDK sends at F (0.6) of that rate for S
-seconds. Every few seconds it samples the acknowledged and signed rates and each service's RSS;
+seconds. Every few seconds it samples the acknowledged and signed rates, each service's RSS and the
+disk use of PostgreSQL's tables (``base/``), its WAL (``pg_wal/``) and Kafka's log directory;
 latency is from each event's 202 to the first signed checkpoint seen to cover it. At the end it
 applies the chaos test's checks (every 202 in the log exactly once, logs verify, read models equal
 a rebuild). Writes bench/results/soak.txt and bench/results/soak.png.
+
+Disk: the tables grow with the events (they are the record); Kafka's log stays flat because the
+ledgers delete the sealed topic's records below their committed offsets (services/ledger/trimming.py)
+and the broker removes whole segments below the log start offset at its retention check (run every
+:data:`KAFKA_RETENTION_CHECK_MS` here instead of the broker's default five minutes, so a run of a
+few minutes shows it); pg_wal stays within ``max_wal_size``.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from tests.support.pipeline_load import Load, Verdict, client_for, drain_client,
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SAMPLE_S = 5.0
+KAFKA_RETENTION_CHECK_MS = 30_000
 
 
 @dataclass
@@ -42,6 +50,7 @@ class Samples:
     acked_per_s: list[float] = field(default_factory=list)
     signed_per_s: list[float] = field(default_factory=list)
     rss: dict[str, list[float]] = field(default_factory=dict)
+    disk: dict[str, list[float]] = field(default_factory=dict)  # MiB on disk per directory
     signed_seen: list[tuple[float, int]] = field(default_factory=list)  # (monotonic, signed size)
 
 
@@ -60,6 +69,21 @@ async def watch_signed(db_url: str, stop: asyncio.Event, seen: list[tuple[float,
         await conn.close()
 
 
+def du_mib(path: Path) -> float:
+    """MiB allocated on disk to the files under ``path`` (files vanishing meanwhile are skipped)."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(FileNotFoundError):
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+    return total / 2**20
+
+
+def disk_dirs(pipe: Pipeline) -> dict[str, Path]:
+    pgdata = pipe.pg.datadir / "pgdata"
+    return {"pg tables": pgdata / "base", "pg_wal": pgdata / "pg_wal", "kafka log": pipe.kafka.datadir / "data"}
+
+
 async def sample(pipe: Pipeline, load: Load, s: Samples, started: float, stop: asyncio.Event) -> None:
     prev_signed = s.signed_seen[-1][1] if s.signed_seen else 0
     prev_acked, prev_t = len(load.accepted_ids), time.monotonic()
@@ -76,6 +100,8 @@ async def sample(pipe: Pipeline, load: Load, s: Samples, started: float, stop: a
         s.signed_per_s.append((signed - prev_signed) / (now - prev_t))
         for name, svc in pipe.services.items():
             s.rss.setdefault(name, []).append(svc.rss_mib())
+        for name, path in disk_dirs(pipe).items():
+            s.disk.setdefault(name, []).append(await asyncio.to_thread(du_mib, path))
         prev_acked, prev_signed, prev_t = acked, signed, now
 
 
@@ -99,6 +125,7 @@ async def latencies(db_url: str, load: Load, seen: list[tuple[float, int]], afte
 
 async def run(args: argparse.Namespace, work: Path) -> tuple[dict[str, float], Samples, Verdict]:
     pipe = Pipeline(work / "stack")
+    pipe.kafka.settings["log.retention.check.interval.ms"] = str(KAFKA_RETENTION_CHECK_MS)
     load = Load()
     s = Samples()
     halt = asyncio.Event()
@@ -166,8 +193,30 @@ def report(args: argparse.Namespace, figures: dict[str, float], s: Samples, resu
         for name, rss in s.rss.items():
             live = [r for r in rss if r > 0] or [0.0]
             lines.append(f"RSS {name:<10} first {live[0]:.0f} MiB, last {live[-1]:.0f} MiB, max {max(live):.0f} MiB")
+        lines += disk_lines(s, figures["steady_acked"])
     lines += ["", f"end checks: {'PASS' if result.ok() else 'FAIL'} {result}"]
     return "\n".join(lines) + "\n"
+
+
+def disk_lines(s: Samples, events: float) -> list[str]:
+    """Per directory: first, last and max MiB, and the slope over each half of the run."""
+    out = []
+    half = len(s.t) // 2
+    for name, mib in s.disk.items():
+        slopes = [_slope(s.t[a:b], mib[a:b]) for a, b in ((0, half + 1), (half, len(mib)))]
+        line = (f"disk {name:<10} first {mib[0]:.0f} MiB, last {mib[-1]:.0f} MiB, max {max(mib):.0f} MiB;"
+                f" MiB/min first half {slopes[0]:+.1f}, second half {slopes[1]:+.1f}")
+        if name == "pg tables" and events:
+            line += f"; {(mib[-1] - mib[0]) * 2**20 / events:.0f} bytes per event acknowledged while steady"
+        out.append(line)
+    return out
+
+
+def _slope(t: list[float], y: list[float]) -> float:
+    """Least-squares slope of y over t, per minute (0 with fewer than two samples)."""
+    if len(t) < 2:
+        return 0.0
+    return statistics.linear_regression(t, y).slope * 60
 
 
 def plot(s: Samples, path: Path) -> None:
@@ -176,7 +225,7 @@ def plot(s: Samples, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    fig, (top, bottom, disk) = plt.subplots(3, 1, figsize=(9, 8), sharex=True)
     top.plot(s.t, s.acked_per_s, label="acknowledged (202) events/s")
     top.plot(s.t, s.signed_per_s, label="signed events/s")
     top.set_ylabel("events/s")
@@ -185,8 +234,13 @@ def plot(s: Samples, path: Path) -> None:
         bottom.plot(s.t, rss, label=name)
     bottom.set_ylabel("RSS MiB")
     bottom.set_ylim(bottom=0)
-    bottom.set_xlabel("seconds")
     bottom.legend()
+    for name, mib in s.disk.items():
+        disk.plot(s.t, mib, label=name)
+    disk.set_ylabel("disk MiB")
+    disk.set_ylim(bottom=0)
+    disk.set_xlabel("seconds")
+    disk.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 

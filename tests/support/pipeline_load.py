@@ -138,7 +138,7 @@ async def verdict(pipe: Pipeline, load: Load) -> Verdict:
                                   capture_output=True, timeout=600, check=False)
     assert out.returncode in (0, 1), out.stdout.decode() + out.stderr.decode()
     if out.returncode:
-        print(out.stdout.decode())
+        print(out.stdout.decode(), out.stderr.decode()[-4000:])
     return Verdict(
         accepted=len(acked), distinct_accepted=len(set(acked)), stored=sum(stored.values()),
         distinct_stored=len(stored), lost=len(set(acked) - set(stored)), unexpected=len(set(stored) - set(acked)),
