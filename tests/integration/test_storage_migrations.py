@@ -7,6 +7,7 @@ index."""
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -143,6 +144,20 @@ async def test_sqlite_entries_lose_received_at_and_store_occurred_at_as_microsec
                      " ORDER BY occurred_at DESC LIMIT 5", ("acme", to_micros(T0), to_micros(T0) + 10))
         assert "entries_time" in plan, plan
     conn.close()
+
+
+async def test_sqlite_session_timeline_reads_the_session_index(tmp_path: Path) -> None:
+    """The session timeline reads entries_session (the session's rows, then a sort), never a walk
+    of the tenant's entries in time order, with or without a keyset position."""
+    db = await open_database(tmp_path / "s.db")
+    try:
+        for after in ("", " AND (e.occurred_at, e.log_id, e.idx) > (?, ?, ?)"):
+            sql = investigations_sqlite.SESSION_SQL.format(entry="e.idx", after=after)
+            args: tuple[object, ...] = ("acme", "s1", *((1, "acme", 2) if after else ()), 51)
+            plan = await db.read(functools.partial(_plan, sql=sql, args=args))
+            assert "USING INDEX entries_session" in plan and "entries_time" not in plan, plan
+    finally:
+        await db.close()
 
 
 _OLD_SESSION_INDEX = (

@@ -33,6 +33,12 @@ _PAYLOAD_JOIN = " LEFT JOIN payloads p ON p.log_id = e.log_id AND p.idx = e.idx 
 EVENT_WHERE = (" WHERE e.log_id IN (SELECT log_id FROM logs WHERE tenant_id = ?) AND +e.tenant_id = ?"
                " AND e.event_id = ?")
 
+# A session's entries, oldest first. Without statistics SQLite walked entries_time through every
+# entry of the tenant to avoid a sort (55 ms at 300,000 entries); the session's own rows, read by
+# entries_session and sorted, take 0.1 ms.
+SESSION_SQL = ("SELECT {entry} FROM entries e INDEXED BY entries_session WHERE e.tenant_id = ? AND e.session_id = ?"
+               "{after} ORDER BY e.occurred_at, e.log_id, e.idx LIMIT ?")
+
 # Served by the partial index entries_system_events (migration 0008).
 ERASURE_EVENTS_SQL = ("SELECT idx, entry FROM entries WHERE log_id = ? AND tenant_id = ?"
                       " AND type IN ('erasure', 'retention') ORDER BY idx")
@@ -106,9 +112,7 @@ class SqliteInvestigationReader:
         if after is not None:
             args += [to_micros(after.time()), after.log_id, after.idx]
             cond = " AND (e.occurred_at, e.log_id, e.idx) > (?, ?, ?)"
-        rows = await self._rows(
-            f"SELECT {_ENTRY} FROM entries e WHERE e.tenant_id = ? AND e.session_id = ?{cond}"
-            " ORDER BY e.occurred_at, e.log_id, e.idx LIMIT ?", *args, limit + 1)
+        rows = await self._rows(SESSION_SQL.format(entry=_ENTRY, after=cond), *args, limit + 1)
         return [_found(r) for r in rows[:limit]], len(rows) > limit
 
     async def session_summary(self, tenant: str, session_id: str) -> dict[str, Any] | None:
