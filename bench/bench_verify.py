@@ -13,8 +13,9 @@ with the native verifier module and R times without it (``SEALTRAIL_NATIVE=0``, 
 reference), interleaved run by run so both see the same machine load, and reports entries per
 second (wall) and CPU microseconds per entry (the child's user + system, both threads).
 
-``--serve N`` instead starts ``sealtrail serve`` on a fresh data directory, sends it N events of
-about 1 KiB (batches of 500 on two connections), waits for a checkpoint covering them all and runs
+``--serve N`` instead starts ``sealtrail serve`` on a fresh data directory (or ``--data-dir``, one
+loaded before), sends it N events of about 1 KiB (batches of 500 on two connections), waits for a
+checkpoint covering them all and runs
 ``sealtrail verify --url`` R times each way, interleaved; also the rate at which the server serves
 binary entry pages alone (every page fetched and dropped), the bound of the client's rate.
 
@@ -166,23 +167,26 @@ def summarise(runs: list[dict[str, Any]], entries: int) -> dict[str, Any]:
             "cpu_us_per_entry": round(best_cpu / entries * 1e6, 2), "entries_per_s_cpu": round(entries / best_cpu)}
 
 
-def measure_url(events: int, runs: int, out: Path, packages: tuple[str, ...]) -> None:
-    """``verify --url`` against ``sealtrail serve`` holding ``events`` events, native and pure interleaved."""
+def measure_url(events: int, runs: int, out: Path, packages: tuple[str, ...], data: Path | None = None) -> None:
+    """``verify --url`` against ``sealtrail serve`` holding ``events`` events, native and pure
+    interleaved; with ``data``, a data directory loaded by an earlier run is served instead."""
     from sealtrail.cli.bench import receipt_verifiers
     from sealtrail.cli.benchload import AnswerCheck, Load, send
     from tests.support.serve import TENANT, create_key, start_serve, wait_for_checkpoint
 
     work = Path(tempfile.mkdtemp(prefix="sealtrail-bench-verify-url-"))
-    served = start_serve(work / "data", logs=work)
+    served = start_serve(data or work / "data", logs=work, timeout=120)
     try:
         started = time.perf_counter()
-        load = Load(served.url, served.tokens["gateway"], events / SERVE_RATE, 2, 500, 1024, SERVE_RATE)
+        total = events
+        if data is None:
+            load = Load(served.url, served.tokens["gateway"], events / SERVE_RATE, 2, 500, 1024, SERVE_RATE)
 
-        async def go() -> Any:
-            return await send(load, AnswerCheck(await receipt_verifiers(served.url), 50))
+            async def go() -> Any:
+                return await send(load, AnswerCheck(await receipt_verifiers(served.url), 50))
 
-        sent = asyncio.run(go())
-        total = sum(len(ids) for _, ids in sent.accepted)
+            sent = asyncio.run(go())
+            total = sum(len(ids) for _, ids in sent.accepted)
         auditor = create_key(served, "auditor")
         size = wait_for_checkpoint(served.url, auditor, TENANT, total, timeout=events / 500 + 600)
         print(f"loaded {total:,} events (checkpoint at {size:,}) in {time.perf_counter() - started:.0f} s", flush=True)
@@ -236,10 +240,11 @@ def main() -> None:
     parser.add_argument("--bundle", type=Path, help="verify this bundle (written by an earlier --keep) instead")
     parser.add_argument("--keep", type=Path, help="also keep the built bundle here")
     parser.add_argument("--serve", type=int, help="measure verify --url against sealtrail serve with this many events")
+    parser.add_argument("--data-dir", type=Path, help="with --serve: serve this data directory, already loaded")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if args.serve:
-        measure_url(args.serve, args.runs, args.out or RESULTS.with_name("verify-url.json"), PACKAGES)
+        measure_url(args.serve, args.runs, args.out or RESULTS.with_name("verify-url.json"), PACKAGES, args.data_dir)
         return
     args.out = args.out or RESULTS
     work = Path(tempfile.mkdtemp(prefix="sealtrail-bench-verify-"))
