@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from sealtrail.errors import ConflictError, LegalHoldError, NotFoundError
+from sealtrail.errors import ConflictError, LegalHoldError, NotFoundError, UnavailableError
 from sealtrail.infra.pgerrors import translated
 from sealtrail.infra.postgres import Conn
 from services.query.ports import ErasureRecord
@@ -48,14 +48,19 @@ def record_of(row: asyncpg.Record) -> ErasureRecord:
 
 ErasureRewrite = Literal["full", "plain", "off"]
 _REWRITES = {"full": "VACUUM (FULL) payloads", "plain": "VACUUM payloads"}
+# How long the rewrite waits for its lock. Queued behind a long reader of payloads, it would hold
+# up every ledger commit (they queue behind it); the erasure is answered 503 instead, repeatable.
+REWRITE_LOCK_TIMEOUT_MS = 5000
 
 
 class PostgresErasureStore:
     """The erasure and hold tables, and the deletions an erasure makes."""
 
-    def __init__(self, *, pool: asyncpg.Pool, rewrite: ErasureRewrite = "full") -> None:
+    def __init__(self, *, pool: asyncpg.Pool, rewrite: ErasureRewrite = "full",
+                 lock_timeout_ms: int = REWRITE_LOCK_TIMEOUT_MS) -> None:
         self._pool = pool
         self._rewrite = rewrite
+        self._lock_timeout_ms = lock_timeout_ms
 
     async def begin(self, tenant: str, *, request_ref: str, href: bytes, subject_ref: bytes,
                     legal_basis: str, requested_by: str) -> ErasureRecord:
@@ -107,9 +112,21 @@ class PostgresErasureStore:
                     f" WHERE tenant_id = $1 AND request_ref = $2 RETURNING {_RECORD_COLUMNS}",
                     tenant, request_ref, key_ids, rows_affected(payloads), rows_affected(rows),
                     uuid.UUID(event_id), erased_at, clear_by)
-            if self._rewrite != "off":  # outside the transaction: VACUUM cannot run in one
-                await self._pool.execute(_REWRITES[self._rewrite])
+            await self._rewrite_payloads()  # outside the transaction: VACUUM cannot run in one
         return record_of(_found(updated))
+
+    async def _rewrite_payloads(self) -> None:
+        if self._rewrite == "off":
+            return
+        async with self._pool.acquire() as conn:
+            await conn.execute(f"SET lock_timeout = {int(self._lock_timeout_ms)}")
+            try:
+                await conn.execute(_REWRITES[self._rewrite])
+            except asyncpg.LockNotAvailableError as e:
+                raise UnavailableError("payloads is in use: its rewrite after the erasure did not get its lock in"
+                                       " time; repeat the request", retry_after=5.0) from e
+            finally:
+                await conn.execute("RESET lock_timeout")
 
     async def finish(self, tenant: str, request_ref: str, receipt: str) -> ErasureRecord:
         with translated("finish erasure"):
