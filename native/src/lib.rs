@@ -130,7 +130,8 @@ impl Engine {
 
     /// Verify one binary entries page: `(present, specials)`, or None to hand it to Python.
     fn feed_page<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let verified = (|| {
+        // the interpreter is released meanwhile: the event loop can receive the next pages
+        let verified = py.allow_threads(|| {
             let records = decode::page(data)?;
             let leaves = run::leaf_hashes(records.iter().map(|r| r.entry));
             let mut chunk = Chunk::new(&self.run, &self.pending, self.limit);
@@ -140,7 +141,7 @@ impl Engine {
                 }
             }
             Some(chunk.finish())
-        })();
+        });
         match self.commit(py, verified)? {
             Some(out) => Ok(Some(out.into_pyobject(py)?)),
             None => Ok(None),
