@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -212,15 +213,21 @@ def _pages(entries: list[AuditEntry], size: int) -> list[bytes]:
             for p in range(0, len(entries), size)]
 
 
-def _feed_pages(log: Log, pages: list[bytes], native: ModuleType | None) -> Any:
+def _feed_pages(log: Log, pages: list[bytes], native: ModuleType | None, as_json: frozenset[int] = frozenset()
+                ) -> Any:
+    """Feed ``pages`` in order; with ``native``, the pages numbered in ``as_json`` arrive decoded,
+    as a server answering JSON sends them."""
     audit = log.audit()
     if native is None:
         for page in pages:
             audit.feed(decode_page(page))
     else:
         feed = NativeFeed(audit, native)
-        for page in pages:
-            feed.page(page)
+        for k, page in enumerate(pages):
+            if k in as_json:
+                feed.entries_of(decode_page(page))
+            else:
+                feed.page(page)
     return audit.finish()
 
 
@@ -229,10 +236,11 @@ PAGE_DAMAGE = ["none", "flip", "truncate", "drop", "swap", "magic", "bad_root"]
 
 @SETTINGS
 @given(log=logs, how=st.sampled_from(PAGE_DAMAGE), pos=st.integers(0, 1 << 30), other=st.integers(0, 1 << 30),
-       size=st.integers(1, 12))
+       size=st.integers(1, 12), as_json=st.frozensets(st.integers(0, 12), max_size=3))
 def test_entry_pages_verify_alike_intact_or_damaged(native: ModuleType, log: tuple[list[str], list[int]], how: str,
-                                                    pos: int, other: int, size: int) -> None:
-    """Binary entry pages (``verify --url``), intact or damaged: the same report or the same error."""
+                                                    pos: int, other: int, size: int, as_json: frozenset[int]) -> None:
+    """Binary entry pages (``verify --url``), intact or damaged, some of them arriving as JSON: the
+    same report or the same error."""
     kinds, sizes = log
     built = Log(kinds, sizes, bad_root_at=len(kinds) if how == "bad_root" else None)
     pages = _pages(built.audit_entries(), size)
@@ -249,6 +257,9 @@ def test_entry_pages_verify_alike_intact_or_damaged(native: ModuleType, log: tup
     elif how == "magic":
         pages[k] = b"STE2" + pages[k][4:]
     assert _outcome(lambda: _feed_pages(built, pages, native)) == _outcome(lambda: _feed_pages(built, pages, None))
+    decodable = frozenset(k for k in as_json if k < len(pages) and _outcome(partial(decode_page, pages[k]))[0] == "ok")
+    assert (_outcome(lambda: _feed_pages(built, pages, native, decodable))
+            == _outcome(lambda: _feed_pages(built, pages, None)))
 
 
 def test_reference_tree_roots_are_reproduced_and_a_wrong_one_refused(native: ModuleType) -> None:
