@@ -245,6 +245,10 @@ class StoredCall:
     """For a subject's calls: the key id of the subject-index row that listed this entry."""
 
 
+PageRow = tuple[int, bytes, bytes, bytes | None]
+"""(index, entry bytes, chain value, payload digest or None): one row of an entries page."""
+
+
 class InvestigationReader(Protocol):
     """Tenant-scoped reads of entries, payloads and the projector's subject index and sessions.
 
@@ -267,8 +271,12 @@ class InvestigationReader(Protocol):
                                ) -> StoredCall | None: ...
     async def subject_calls(self, tenant: str, ref: bytes, after: Position | None, limit: int
                             ) -> tuple[list[StoredCall], bool]: ...
-    async def payload_digests(self, tenant: str, log_id: str, start: int, end: int) -> dict[int, bytes]:
-        """BLAKE3(nonce || ciphertext) of each stored payload with index in ``[start, end)``."""
+    async def entry_page(self, tenant: str, log_id: str, start: int, end: int) -> list[PageRow] | None:
+        """The log's entries with index in ``[start, end)``, in index order, read in one statement
+        (entries joined with their payloads), or None if no such log. Each row is (index, entry
+        bytes, stored chain value, BLAKE3(nonce || ciphertext) of the stored payload or None when
+        none is stored). The digest MUST be recomputed from the stored bytes on every read, never
+        kept, so an altered ciphertext shows."""
         ...
     async def erasure_events(self, tenant: str, log_id: str) -> list[tuple[int, bytes]] | None:
         """(index, entry bytes) of the log's erasure and retention events; None if no such log."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import orjson
 import pytest
 
-from sealtrail.core.sealing import subject_ref
+from sealtrail.core.sealing import payload_digest_bytes, subject_ref
 from services.projector.projector import Projector, rebuild_equals_incremental
 from services.query.cursor import Position
 from services.query.ports import CallFilter, Found, Grouping
@@ -190,8 +191,14 @@ class InvestigationReaderContract(_Seeded):
         rest, _ = await inv.subject_calls("acme", ref, Position(None, page[-1].found.log_id, page[-1].found.idx), 2)
         assert more and [c.found.idx for c in page + rest] == [1, 2, 3]
         assert all(c.ciphertext is not None for c in page + rest)
-        digests = await inv.payload_digests("acme", "acme", 0, 5)
-        assert sorted(digests) == [0, 1, 2, 3, 4] and all(len(d) == 32 for d in digests.values())
-        assert await inv.payload_digests("beta", "acme", 0, 5) == {}
+        rows = await inv.entry_page("acme", "acme", 0, 5)
+        assert rows is not None and [r[0] for r in rows] == [0, 1, 2, 3, 4]
+        records = seeded.records["acme"][:5]
+        assert [orjson.loads(r[1])["event_id"] for r in rows] == [x.event_id for x in records]
+        assert all(len(r[2]) == 32 for r in rows)
+        assert [r[3] for r in rows] == [payload_digest_bytes(x.nonce, x.ciphertext) for x in records]
+        assert await inv.entry_page("acme", "acme", 5, 5) == []
+        assert await inv.entry_page("beta", "acme", 0, 5) is None
+        assert await inv.entry_page("acme", "no-such-log", 0, 5) is None
         assert await inv.erasure_events("acme", "acme") == []
         assert await inv.erasure_events("beta", "acme") is None

@@ -18,7 +18,7 @@ import orjson
 from sealtrail.core.sealing import payload_digest_bytes
 from sealtrail.infra.postgres import Conn
 from services.query.cursor import Position
-from services.query.ports import CHECKED_COLUMNS, FILTER_COLUMNS, CallFilter, Found, StoredCall
+from services.query.ports import CHECKED_COLUMNS, FILTER_COLUMNS, CallFilter, Found, PageRow, StoredCall
 from services.query.postgres.scope import tenant_scope
 
 # What every read returns of an entry: where it is, its bytes and leaf, and the copies to check.
@@ -125,6 +125,11 @@ async def subject_calls(conn: Conn, tenant: str, ref: bytes, after: Position | N
     return [_stored(r, True, r["subject_key_id"]) for r in rows[:limit]], len(rows) > limit
 
 
+# A page of a log for auditors: entry, chain and the payload (to digest) in one statement, by
+# the primary keys (log_id, idx) of both tables; row-level security keeps both to the tenant.
+ENTRY_PAGE_SQL = ("SELECT e.idx, e.entry, e.chain, p.nonce, p.ciphertext FROM entries e"
+                  " LEFT JOIN payloads p ON p.log_id = e.log_id AND p.idx = e.idx"
+                  " WHERE e.log_id = $1 AND e.idx >= $2 AND e.idx < $3 ORDER BY e.idx")
 ERASURE_EVENTS_SQL = ("SELECT idx, entry FROM entries WHERE log_id = $1"
                       " AND type IN ('erasure', 'retention') ORDER BY idx")
 
@@ -166,11 +171,12 @@ class PostgresInvestigationReader:
         async with tenant_scope(self._pool, tenant) as conn:
             return await subject_calls(conn, tenant, ref, after, limit)
 
-    async def payload_digests(self, tenant: str, log_id: str, start: int, end: int) -> dict[int, bytes]:
+    async def entry_page(self, tenant: str, log_id: str, start: int, end: int) -> list[PageRow] | None:
         async with tenant_scope(self._pool, tenant) as conn:
-            rows = await conn.fetch("SELECT idx, nonce, ciphertext FROM payloads WHERE log_id = $1"
-                                    " AND idx >= $2 AND idx < $3", log_id, start, end)
-        return {r["idx"]: payload_digest_bytes(r["nonce"], r["ciphertext"]) for r in rows}
+            if await conn.fetchval("SELECT 1 FROM logs WHERE log_id = $1", log_id) is None:
+                return None
+            rows = await conn.fetch(ENTRY_PAGE_SQL, log_id, start, end)
+        return [(r[0], r[1], r[2], None if r[3] is None else payload_digest_bytes(r[3], r[4])) for r in rows]
 
     async def erasure_events(self, tenant: str, log_id: str) -> list[tuple[int, bytes]] | None:
         async with tenant_scope(self._pool, tenant) as conn:

@@ -19,7 +19,7 @@ from sealtrail.core.sealing import payload_digest_bytes
 from sealtrail.infra.micros import from_micros, to_micros
 from sealtrail.infra.sqlite import SqliteDatabase, from_db_time, translated
 from services.query.cursor import Position
-from services.query.ports import CHECKED_COLUMNS, FILTER_COLUMNS, CallFilter, Found, StoredCall
+from services.query.ports import CHECKED_COLUMNS, FILTER_COLUMNS, CallFilter, Found, PageRow, StoredCall
 
 # What every read returns of an entry: where it is, its bytes and leaf, and the copies to check.
 _ENTRY = "e.log_id, e.idx, e.occurred_at, e.entry, e.leaf, " + ", ".join(f"e.{c}" for c in CHECKED_COLUMNS)
@@ -40,6 +40,10 @@ SESSION_SQL = ("SELECT {entry} FROM entries e INDEXED BY entries_session WHERE e
                "{after} ORDER BY e.occurred_at, e.log_id, e.idx LIMIT ?")
 
 # Served by the partial index entries_system_events (migration 0008).
+# A page of a log for auditors: entry, chain and the payload (to digest) in one statement, by
+# the primary keys (log_id, idx) of both tables.
+ENTRY_PAGE_SQL = ("SELECT e.idx, e.entry, e.chain, p.nonce, p.ciphertext FROM entries e" + _PAYLOAD_JOIN
+                  + " WHERE e.log_id = ? AND e.idx >= ? AND e.idx < ? ORDER BY e.idx")
 ERASURE_EVENTS_SQL = ("SELECT idx, entry FROM entries WHERE log_id = ? AND tenant_id = ?"
                       " AND type IN ('erasure', 'retention') ORDER BY idx")
 
@@ -147,10 +151,16 @@ class SqliteInvestigationReader:
             " ORDER BY s.log_id, s.idx LIMIT ?", *args, limit + 1)
         return [_stored(r, r[-1]) for r in rows[:limit]], len(rows) > limit
 
-    async def payload_digests(self, tenant: str, log_id: str, start: int, end: int) -> dict[int, bytes]:
-        rows = await self._rows("SELECT idx, nonce, ciphertext FROM payloads WHERE tenant_id = ? AND log_id = ?"
-                                " AND idx >= ? AND idx < ?", tenant, log_id, start, end)
-        return {idx: payload_digest_bytes(nonce, ct) for idx, nonce, ct in rows}
+    async def entry_page(self, tenant: str, log_id: str, start: int, end: int) -> list[PageRow] | None:
+        def run(conn: sqlite3.Connection) -> list[PageRow] | None:
+            if conn.execute("SELECT 1 FROM logs WHERE log_id = ? AND tenant_id = ?",
+                            (log_id, tenant)).fetchone() is None:
+                return None
+            return [(i, e, ch, None if n is None else payload_digest_bytes(n, ct))
+                    for i, e, ch, n, ct in conn.execute(ENTRY_PAGE_SQL, (log_id, start, end))]
+
+        with translated("read entries"):
+            return await self._db.read(run)
 
     async def erasure_events(self, tenant: str, log_id: str) -> list[tuple[int, bytes]] | None:
         def run(conn: sqlite3.Connection) -> list[tuple[int, bytes]] | None:
