@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +24,9 @@ from sealtrail.sdk import events
 from tests.support.browser import chromium
 from tests.support.serve import Served, create_key, send_events, start_serve, wait_for_checkpoint
 
-SHOTS = Path(__file__).resolve().parents[3] / "docs" / "console"
+# Screenshots go to SEALTRAIL_CONSOLE_SHOTS (docs/console to refresh the documentation's), else to a
+# directory of the temp dir, so a test run leaves the work tree as it found it.
+SHOTS = Path(os.environ.get("SEALTRAIL_CONSOLE_SHOTS") or Path(tempfile.gettempdir()) / "sealtrail-console-shots")
 PWN = "window.__pwned=1"
 ERASE_SUBJECT = "user:erin@example.com"
 HOSTILE = {
