@@ -26,7 +26,11 @@ def key() -> str:
     files = [HERE / name for name in SOURCES] + sorted((HERE / "src").rglob("*.rs"))
     for path in files:
         h.update(str(path.relative_to(HERE)).encode() + b"\0" + path.read_bytes() + b"\0")
-    rustc = subprocess.run(["rustc", "-V"], capture_output=True, text=True, check=True).stdout.strip()
+    try:
+        rustc = subprocess.run(["rustc", "-V"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise SystemExit(f"native/install.py: the Rust toolchain (rustc, cargo) is needed to build the native "
+                         f"verifier module: {e}") from e
     h.update(f"{rustc}\0{sys.implementation.cache_tag}\0{sys.platform}".encode())
     return h.hexdigest()[:24]
 
