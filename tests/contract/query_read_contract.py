@@ -202,3 +202,17 @@ class InvestigationReaderContract(_Seeded):
         assert await inv.entry_page("acme", "no-such-log", 0, 5) is None
         assert await inv.erasure_events("acme", "acme") == []
         assert await inv.erasure_events("beta", "acme") is None
+
+    async def test_entry_page_digests_what_is_stored_now(self, backend: QueryBackend, seeded: Seeded) -> None:
+        """A payload altered in place gets the digest of its altered bytes; a deleted one none; the
+        rows around them keep theirs."""
+        inv = backend.stores.investigations
+        before = await inv.entry_page("acme", "acme", 0, 5)
+        assert await backend.raw.tamper("UPDATE payloads SET ciphertext = nonce WHERE log_id = 'acme' AND idx = 2") == 1
+        assert await backend.raw.tamper("DELETE FROM payloads WHERE log_id = 'acme' AND idx = 3") == 1
+        after = await inv.entry_page("acme", "acme", 0, 5)
+        assert before is not None and after is not None
+        nonce = seeded.records["acme"][2].nonce
+        assert after[2][3] == payload_digest_bytes(nonce, nonce) != before[2][3]
+        assert after[3][3] is None and after[3][:3] == before[3][:3]
+        assert [after[i] for i in (0, 1, 4)] == [before[i] for i in (0, 1, 4)]
