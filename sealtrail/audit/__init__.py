@@ -16,7 +16,6 @@ past: a log rewritten and re-signed by whoever holds its key then fails.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -95,8 +94,8 @@ async def audit_live(http: httpx.AsyncClient, log: str, *, pinned_vkeys: Sequenc
     if module is not None:
         feed = NativeFeed(audit, module)
         async for got in client.iter_pages(audit.size):
-            if isinstance(got, bytes):  # checked on a worker thread while the next pages arrive
-                await asyncio.to_thread(feed.page, got)
+            if isinstance(got, bytes):
+                feed.page(got)
             else:
                 feed.entries_of(got)
     else:
