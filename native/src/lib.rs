@@ -130,7 +130,7 @@ impl Engine {
 
     /// Verify one binary entries page: `(present, specials)`, or None to hand it to Python.
     fn feed_page<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        // the interpreter is released meanwhile: the event loop can receive the next pages
+        // the interpreter is released meanwhile, for a caller that verifies on a thread of its own
         let verified = py.allow_threads(|| {
             let records = decode::page(data)?;
             let leaves = run::leaf_hashes(records.iter().map(|r| r.entry));
