@@ -42,8 +42,11 @@ SESSION_SQL = ("SELECT {entry} FROM entries e INDEXED BY entries_session WHERE e
 # Served by the partial index entries_system_events (migration 0008).
 # A page of a log for auditors: entry, chain and the payload (to digest) in one statement, by
 # the primary keys (log_id, idx) of both tables.
-ENTRY_PAGE_SQL = ("SELECT e.idx, e.entry, e.chain, p.nonce, p.ciphertext FROM entries e" + _PAYLOAD_JOIN
-                  + " WHERE e.log_id = ? AND e.idx >= ? AND e.idx < ? ORDER BY e.idx")
+# The page joins payloads of the reading tenant, not of the entry's tenant column: a changed column
+# copy must not make a stored payload look missing (the signed-view checks report such copies).
+ENTRY_PAGE_SQL = ("SELECT e.idx, e.entry, e.chain, p.nonce, p.ciphertext FROM entries e"
+                  " LEFT JOIN payloads p ON p.log_id = e.log_id AND p.idx = e.idx AND p.tenant_id = ?"
+                  " WHERE e.log_id = ? AND e.idx >= ? AND e.idx < ? ORDER BY e.idx")
 ERASURE_EVENTS_SQL = ("SELECT idx, entry FROM entries WHERE log_id = ? AND tenant_id = ?"
                       " AND type IN ('erasure', 'retention') ORDER BY idx")
 
@@ -157,7 +160,7 @@ class SqliteInvestigationReader:
                             (log_id, tenant)).fetchone() is None:
                 return None
             return [(i, e, ch, None if n is None else payload_digest_bytes(n, ct))
-                    for i, e, ch, n, ct in conn.execute(ENTRY_PAGE_SQL, (log_id, start, end))]
+                    for i, e, ch, n, ct in conn.execute(ENTRY_PAGE_SQL, (tenant, log_id, start, end))]
 
         with translated("read entries"):
             return await self._db.read(run)
