@@ -17,6 +17,9 @@ _UNREACHABLE = (
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    # A connection whose session the server ended mid-operation can be left in a state the
+    # driver refuses ("cannot switch to state ..."): it is broken, like a closed one.
+    asyncpg.InternalClientError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.AdminShutdownError,  # the server is shutting down ("terminating connection")
     asyncpg.exceptions.CrashShutdownError,

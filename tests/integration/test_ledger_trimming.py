@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from sealtrail.infra.bus import TopicSpec
+from sealtrail.infra.kafka import ensure_topics
 from sealtrail.infra.postgres import create_pool
+from services.ledger.ports import LedgerStore
 from services.ledger.postgres.store import PostgresLedgerStore
 from services.ledger.trimming import KafkaTrimmer
 from tests.integration.test_ledger import ledger_settings, running
@@ -158,3 +163,44 @@ async def test_deletion_racing_the_ledger_never_passes_a_committed_offset(
     assert samples == 30 and moved, "the trimmer deleted nothing while the ledger ran"
     assert await check_log(fresh_db_url, "acme") == 1500
     assert await check_log(fresh_db_url, "beta") == 1500
+
+
+class _ForgetfulStore:
+    """Stored offsets set by the test: a database that can lose its last commits in a crash."""
+
+    def __init__(self) -> None:
+        self.offsets: dict[int, int] = {}
+
+    async def load_offsets(self, *, group: str, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        return {p: o for p, o in self.offsets.items() if p in partitions}
+
+
+async def test_an_offset_is_trusted_only_once_a_later_pass_reads_it_again(
+    kafka_bootstrap: str, topic_name: str
+) -> None:
+    """A pass deletes below the smaller of the offset it reads and the one the pass before read:
+    commits a crashed database forgets (stored offsets going back) find their records still in
+    Kafka, and a lower offset is followed at once."""
+    await ensure_topics(kafka_bootstrap, [TopicSpec(topic_name, partitions=len(PARTITIONS))])
+    await produce(kafka_bootstrap, topic_name, [sealed(t) for t in ("acme", "beta") for _ in range(150)])
+    store = _ForgetfulStore()
+    trimmer = KafkaTrimmer(bootstrap=kafka_bootstrap, topic=topic_name, group="g",
+                           store=cast(LedgerStore, store))
+    try:
+        async with _Offsets(kafka_bootstrap, topic_name) as offsets:
+            ends = await offsets.ends()
+            busy = [p for p in PARTITIONS if ends[p] >= 4]
+            assert busy, ends
+            store.offsets = {p: ends[p] for p in busy}
+            await trimmer.trim_once()
+            assert await offsets.starts() == {p: 0 for p in PARTITIONS}, "deleted on a first sight"
+            store.offsets = {p: ends[p] // 2 for p in busy}  # the last commits were lost
+            await trimmer.trim_once()
+            assert await offsets.starts() == {p: ends[p] // 2 if p in busy else 0 for p in PARTITIONS}
+            store.offsets = {p: ends[p] for p in busy}
+            await trimmer.trim_once()  # seen once: not yet
+            assert await offsets.starts() == {p: ends[p] // 2 if p in busy else 0 for p in PARTITIONS}
+            await trimmer.trim_once()
+            assert await offsets.starts() == {p: ends[p] if p in busy else 0 for p in PARTITIONS}
+    finally:
+        await trimmer.close()

@@ -103,7 +103,8 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         self.work.mkdir(parents=True, exist_ok=True)
-        self.pg = PostgresServer(datadir=server_datadir("pipeline"), port=free_port())
+        # Durable: the faults kill PostgreSQL, and a commit it acknowledged must survive that.
+        self.pg = PostgresServer(datadir=server_datadir("pipeline"), port=free_port(), durable=True)
         self.kafka = KafkaServer(datadir=self.work / "kafka", port=free_port(), controller_port=free_port())
 
     @property
