@@ -165,6 +165,13 @@ class SqliteDatabase:
             raise UnavailableError("SQLite WAL checkpoint blocked by a reader; the WAL was not truncated",
                                    retry_after=1.0)
 
+    async def sync_wal(self) -> None:
+        """Make every commit so far durable, the ``durable=False`` ones included: fsync the WAL
+        file, on the writer thread after the writes queued before this call. Frames a checkpoint
+        already moved into the database file are durable already (a checkpoint syncs the WAL
+        before and the database file after)."""
+        await self._submit(self._writer, _fsync_wal, self._path.with_name(self._path.name + "-wal"))
+
     async def checkpoint_wal(self, *, above_bytes: int = WAL_SIZE_LIMIT_BYTES) -> int:
         """Truncate the WAL when its file passed ``above_bytes``; return the bytes it shrank by.
 
@@ -242,6 +249,17 @@ class SqliteDatabase:
             conn.close()
             raise ServiceStartError(f"SQLite at {self._path} cannot use WAL (journal_mode={mode})")
         return conn
+
+
+def _fsync_wal(_conn: sqlite3.Connection, wal: Path) -> None:
+    try:
+        fd = os.open(wal, os.O_RDONLY)
+    except FileNotFoundError:
+        return  # no WAL file: every commit is in the database file, synced by the checkpoint
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _truncate_wal(conn: sqlite3.Connection, wait_ms: int, restore_ms: int) -> bool:

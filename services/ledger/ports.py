@@ -53,6 +53,13 @@ class LedgerStore(Protocol):
         """Stored next offsets of the given partitions (absent when none stored)."""
         ...
 
+    async def durable_offsets(self, *, group: str, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        """As :meth:`load_offsets`, and every commit up to the ones read is on disk when this
+        returns: a crash of the database MUST NOT take an offset returned here back. (Commits
+        may be acknowledged before they are durable; Kafka's records below an offset are deleted
+        only once this has returned it.)"""
+        ...
+
     async def load_heads(self, log_ids: Sequence[str]) -> dict[str, LogHead]:
         """Committed heads of the logs that exist."""
         ...

@@ -11,12 +11,10 @@ Guarantees:
 - A record at or above the stored offset of its partition MUST NOT be deleted, and is not: the
   offset asked for is one read from the database, which only grows (a stored offset is the end of
   a committed batch), and a partition with no stored offset is left alone.
-- A record is deleted only once the offset above it has been stored for a whole interval: each
-  pass deletes below the smaller of the offset it reads and the one the pass before read. A
-  database that acknowledges commits before they are durable (PostgreSQL with
-  ``synchronous_commit=off`` loses up to three WAL-writer delays, 0.6 s by default, when it
-  crashes) can forget its last commits; the ledger then reads those records again from Kafka, so
-  they must still be there. A stored offset that went back is followed down at once.
+- A record is deleted only once the commit of the offset above it is on disk. The ledger's
+  commits do not wait for their WAL flush (a crash of the database can take back the last ones,
+  and the ledger then reads those records again from Kafka, so they must still be there): the
+  offsets come from ``durable_offsets``, which returns only once the commits it read are flushed.
 - A failed pass (broker or database unavailable, leader moving) is logged and retried at the
   next interval; it never stops the ledger.
 - Several ledgers of one group may each run it: they ask for the same offsets, and a request
@@ -58,7 +56,6 @@ class KafkaTrimmer:
         self._admin: AIOKafkaAdminClient | None = None
         self.trimmed: dict[int, int] = {}
         """Each partition's log start offset as the brokers last answered it."""
-        self._seen: dict[int, int] = {}  # the stored offsets the previous pass read
 
     async def run(self, stop: asyncio.Event) -> None:
         """Trim every ``interval_s`` until ``stop``; failures are logged and retried."""
@@ -78,15 +75,12 @@ class KafkaTrimmer:
             await self.close()
 
     async def trim_once(self) -> dict[int, int]:
-        """One pass: delete below the offsets stored since the previous pass (see the module
-        docstring); return the new start offset of each partition asked."""
+        """One pass: delete below the durable stored offsets; return the new start offset of each partition asked."""
         admin = await self._connected()
         partitions = await self._partitions(admin)
-        stored = await self._store.load_offsets(group=self._group, topic=self._topic, partitions=partitions)
-        settled = {p: min(o, self._seen[p]) for p, o in stored.items() if p in self._seen}
-        self._seen = stored
+        stored = await self._store.durable_offsets(group=self._group, topic=self._topic, partitions=partitions)
         wanted = {TopicPartition(self._topic, p): RecordsToDelete(before_offset=o)
-                  for p, o in settled.items() if o > self.trimmed.get(p, 0)}
+                  for p, o in stored.items() if o > self.trimmed.get(p, 0)}
         if not wanted:
             return {}
         starts = await admin.delete_records(wanted, timeout_ms=_REQUEST_TIMEOUT_MS)

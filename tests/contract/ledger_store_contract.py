@@ -124,6 +124,16 @@ class LedgerStoreContract:
         assert await backend.store.load_offsets(group="other", topic="t", partitions=[2]) == {2: 4}
         assert await backend.store.load_offsets(group="g", topic="u", partitions=[2]) == {}
 
+    async def test_durable_offsets_are_the_stored_ones(self, backend: LedgerBackend) -> None:
+        """After commits that did not wait for the disk, the durable offsets are the stored ones
+        (the adapter flushes what it read before answering)."""
+        await backend.raw.add_tenants("acme")
+        await backend.store.commit(_work(0, None, 7, [], []))
+        await backend.store.commit(_work(1, None, 3, [], []))
+        await backend.store.commit(_work(0, 7, 9, [], []))
+        assert await backend.store.durable_offsets(group="g", topic="t", partitions=[0, 1, 2]) == {0: 9, 1: 3}
+        assert await backend.store.durable_offsets(group="g", topic="t", partitions=[1]) == {1: 3}
+
     async def test_known_tenants(self, backend: LedgerBackend) -> None:
         """tenants_exist returns exactly the known tenants among those asked."""
         await backend.raw.add_tenants("acme", "beta")

@@ -80,6 +80,9 @@ class DelegatingStore:
     async def load_offsets(self, *, group: str, topic: str, partitions: Sequence[int]) -> dict[int, int]:
         return await self._inner.load_offsets(group=group, topic=topic, partitions=partitions)
 
+    async def durable_offsets(self, *, group: str, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        return await self._inner.durable_offsets(group=group, topic=topic, partitions=partitions)
+
     async def load_heads(self, log_ids: Sequence[str]) -> dict[str, LogHead]:
         return await self._inner.load_heads(log_ids)
 

@@ -165,7 +165,7 @@ async def _trimming(log: LocalLog, db: SqliteDatabase, opts: EmbeddedOptions) ->
     store = SqliteLedgerStore(db=db)
 
     async def committed(partitions: list[int]) -> dict[int, int]:
-        return await store.load_offsets(group=LEDGER_GROUP, topic=SEALED_TOPIC, partitions=partitions)
+        return await store.durable_offsets(group=LEDGER_GROUP, topic=SEALED_TOPIC, partitions=partitions)
 
     stop = asyncio.Event()
     task = asyncio.create_task(keep_trimmed(log, committed, stop, max_age_s=opts.log_retention_s,

@@ -24,6 +24,15 @@ _NODE_COLUMNS = ("log_id", "level", "idx", "hash")
 _EVENT_ID_CONSTRAINT = "entries_event_id_log_id_key"
 
 
+# A server gone, shutting down or restarting, and a connection it ended mid-operation, which
+# asyncpg can leave in a state it refuses ("another operation is in progress", "cannot switch to
+# state ..."). A commit that failed so may or may not have happened: the ledger resumes from the
+# stored offsets either way.
+_UNAVAILABLE = (OSError, asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.CannotConnectNowError,
+                asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.CrashShutdownError,
+                asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+
 class PostgresLedgerStore:
     """Ledger storage in PostgreSQL; bulk rows go in with COPY."""
 
@@ -36,6 +45,24 @@ class PostgresLedgerStore:
             " WHERE group_id = $1 AND topic = $2 AND partition = ANY($3::int[])",
             group, topic, list(partitions),
         )
+        return {r["partition"]: r["next_offset"] for r in rows}
+
+    async def durable_offsets(self, *, group: str, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        """The stored offsets, read by an UPDATE that leaves them as they are and commits
+        synchronously. A transaction that wrote no WAL commits without flushing whatever the
+        setting, so it writes: new versions of the offset rows. Its commit record follows those of
+        the commits it read, and COMMIT returns once the WAL is flushed up to it, so the
+        asynchronous commits of :meth:`commit` are on disk too."""
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute("SET LOCAL synchronous_commit = on")
+                rows = await conn.fetch(
+                    "UPDATE consumer_offsets SET next_offset = next_offset"
+                    " WHERE group_id = $1 AND topic = $2 AND partition = ANY($3::int[])"
+                    " RETURNING partition, next_offset",
+                    group, topic, list(partitions))
+        except _UNAVAILABLE as e:
+            raise UnavailableError(f"PostgreSQL unavailable during reading durable offsets: {type(e).__name__}") from e
         return {r["partition"]: r["next_offset"] for r in rows}
 
     async def load_heads(self, log_ids: Sequence[str]) -> dict[str, LogHead]:
@@ -79,8 +106,7 @@ class PostgresLedgerStore:
                     await _create_log(conn, head)
                 for batch in work.batches:
                     await _write_batch(conn, batch)
-        except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError,
-                asyncpg.exceptions.CannotConnectNowError) as e:
+        except _UNAVAILABLE as e:
             raise UnavailableError(f"PostgreSQL unavailable during commit: {type(e).__name__}") from e
         except asyncpg.UniqueViolationError as e:
             if e.constraint_name == _EVENT_ID_CONSTRAINT:
@@ -91,8 +117,7 @@ class PostgresLedgerStore:
         try:
             async with self._pool.acquire() as conn:
                 return list(await conn.fetch(sql, *args))
-        except (OSError, asyncpg.exceptions.ConnectionDoesNotExistError,
-                asyncpg.exceptions.CannotConnectNowError) as e:
+        except _UNAVAILABLE as e:
             raise UnavailableError(f"PostgreSQL unavailable: {type(e).__name__}") from e
 
 

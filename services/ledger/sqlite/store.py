@@ -64,6 +64,13 @@ class SqliteLedgerStore:
         rows = await self._read(lambda c: select_in(c, sql, (group, topic), list(partitions)))
         return {p: o for p, o in rows}
 
+    async def durable_offsets(self, *, group: str, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        """The stored offsets, then an fsync of the WAL: :meth:`commit` does not sync, and the
+        commits read here are on disk once it returned."""
+        offsets = await self.load_offsets(group=group, topic=topic, partitions=partitions)
+        await self._db.sync_wal()
+        return offsets
+
     async def load_heads(self, log_ids: Sequence[str]) -> dict[str, LogHead]:
         sql = "SELECT log_id, tenant_id, origin, chain_head, compact FROM logs WHERE log_id IN ({marks})"
         rows = await self._read(lambda c: select_in(c, sql, (), list(log_ids)))
