@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 ## Unit, contract, integration and end-to-end tests; starts and stops real PostgreSQL and Kafka.
 test: install
-	$(BIN)/python -m pytest -m "not slow" --timeout=900 -q
+	$(BIN)/python -m pytest -m "not slow" --timeout=900 -q --durations=30
 
 ## The fuzz tests (tests/fuzz) with more examples per operation and parser than the bounded default.
 fuzz: install
