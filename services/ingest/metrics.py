@@ -38,6 +38,16 @@ class IngestMetrics:
                                        buckets=GROUP_BUCKETS, registry=r)
         self.in_flight = Gauge("sealtrail_ingest_in_flight_batches", "Batches being sealed or published",
                                registry=r)
+        self._requests_by_status: dict[int, Counter] = {}
+
+    def request_done(self, status: int, seconds: float) -> None:
+        """Count one POST /v1/events answered ``status`` after ``seconds`` (the labelled child is
+        looked up once per status, not on every request)."""
+        counter = self._requests_by_status.get(status)
+        if counter is None:
+            counter = self._requests_by_status[status] = self.requests.labels(status=str(status))
+        counter.inc()
+        self.request_seconds.observe(seconds)
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPBearer
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Receive, Send
+from starlette.types import Scope as AsgiScope
 
 from sealtrail.core.jsonbody import read_events
 from sealtrail.core.validation import Rejection
@@ -68,27 +71,75 @@ def events_endpoint(service: Callable[[], IngestService]) -> Callable[[Request],
     """``POST /v1/events`` as a plain Starlette endpoint over the service ``service()`` returns once
     started: the same handling and answers as :func:`post_events` without FastAPI's dependency
     solving and second middleware stack, which cost more than sealing a one-event batch. The
-    embedded default routes its ``/v1/events`` here; the route above documents it."""
+    standalone ingest routes its ``/v1/events`` here; the route above documents it."""
 
     async def endpoint(request: Request) -> Response:
         try:
             return await handle_events(request, service())
         except Exception as e:  # what FastAPI's handler table answers for an unexpected error
-            log.error("unexpected error", extra={"error_type": type(e).__name__})
-            return problem_response(500, "internal", "Internal error", "the server failed to handle the request")
+            return _internal(e)
 
     return endpoint
 
 
+def events_asgi(service: Callable[[], IngestService]) -> ASGIApp:
+    """``POST /v1/events`` as a bare ASGI app over the service ``service()`` returns once started:
+    the answers of :func:`events_endpoint` without a Starlette ``Request`` or router, headers read
+    from the scope and the body from ``receive``. The embedded default calls it for every
+    ``POST /v1/events`` before its router (the route above documents it)."""
+
+    async def app(scope: AsgiScope, receive: Receive, send: Send) -> None:
+        wanted: dict[bytes, str] = {}
+        for name, value in scope["headers"]:
+            if name in _EVENT_HEADERS and name not in wanted:  # the first of repeated headers, as Starlette's
+                wanted[name] = value.decode("latin-1")
+        try:
+            response = await answer_events(service(), wanted.get(b"authorization"), wanted.get(b"content-type"),
+                                           wanted.get(b"content-length"), _chunks(receive))
+        except Exception as e:  # what FastAPI's handler table answers for an unexpected error
+            response = _internal(e)
+        await response(scope, receive, send)
+
+    return app
+
+
+_EVENT_HEADERS = frozenset((b"authorization", b"content-type", b"content-length"))
+
+
+async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
+    """The request body's chunks from ``receive``, as ``Request.stream`` gives them."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        if message["type"] == "http.request":
+            yield message.get("body", b"")
+            if not message.get("more_body", False):
+                return
+
+
+def _internal(error: Exception) -> Response:
+    log.error("unexpected error", extra={"error_type": type(error).__name__})
+    return problem_response(500, "internal", "Internal error", "the server failed to handle the request")
+
+
 async def handle_events(request: Request, service: IngestService) -> Response:
     """The answer to one ``POST /v1/events``: 202 with receipts once published, else a problem."""
+    headers = request.headers
+    return await answer_events(service, headers.get("authorization"), headers.get("content-type"),
+                               headers.get("content-length"), request.stream())
+
+
+async def answer_events(service: IngestService, authorization: str | None, content_type: str | None,
+                        content_length: str | None, body: AsyncIterator[bytes]) -> Response:
+    """The answer to one ``POST /v1/events`` given its headers and its body's chunks."""
     started = time.perf_counter()
     status = 500
     try:
-        principal = await service.authenticator.authenticate(request.headers.get("authorization"))
+        principal = await service.authenticator.authenticate(authorization)
         principal.require(Scope.EVENTS_WRITE)
-        _check_media_type(request.headers.get("content-type"))
-        raw_events = _parse_batch(await read_body(request, service.options.max_body_bytes),
+        _check_media_type(content_type)
+        raw_events = _parse_batch(await read_chunks(content_length, body, service.options.max_body_bytes),
                                   service.options.max_batch_events)
         batch = await service.submit(principal, raw_events)
         response = _answer(batch)
@@ -102,8 +153,7 @@ async def handle_events(request: Request, service: IngestService) -> Response:
         status = _status_of(e)
         return problem_for(e)
     finally:
-        service.metrics.requests.labels(status=str(status)).inc()
-        service.metrics.request_seconds.observe(time.perf_counter() - started)
+        service.metrics.request_done(status, time.perf_counter() - started)
 
 
 @router.get("/v1/keys", response_model=Keys, summary="Verifier keys of the receipts")
@@ -131,20 +181,24 @@ async def metrics(service: ServiceDep) -> Response:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+    return await read_chunks(request.headers.get("content-length"), request.stream(), limit)
+
+
+async def read_chunks(declared: str | None, chunks: AsyncIterator[bytes], limit: int) -> bytes:
+    """The body from its chunks: 413 when ``declared`` (Content-Length) or the bytes read pass ``limit``."""
     if declared is not None:
         if not declared.isdigit():
             raise InvalidInputError("Content-Length is not a number")
         if int(declared) > limit:
             raise TooLargeError(f"body of {declared} bytes is over the limit of {limit} bytes")
-    chunks: list[bytes] = []
+    read: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in chunks:
         size += len(chunk)
         if size > limit:
             raise TooLargeError(f"body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        read.append(chunk)
+    return b"".join(read)
 
 
 def _parse_batch(body: bytes, max_events: int) -> list[object]:

@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Mount, Route
-from starlette.types import ASGIApp, Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sealtrail.cli.embedded import query as embedded_query
 from sealtrail.cli.embedded.backpressure import (
@@ -63,7 +63,7 @@ from sealtrail.infra.sqlite import SqliteDatabase, translated
 from services.ingest.app import IngestParts, IngestStores
 from services.ingest.app import create_app as create_ingest_app
 from services.ingest.config import IngestOptions
-from services.ingest.routes import events_endpoint
+from services.ingest.routes import events_asgi, events_endpoint
 from services.ledger.sqlite.reader import SqliteLedgerReader
 from services.ledger.sqlite.store import SqliteLedgerStore
 from services.query.app import DESCRIPTION as QUERY_DESCRIPTION
@@ -146,6 +146,23 @@ class _Rest(Mount):
         return super().matches(scope)
 
 
+class _EmbeddedApp(Starlette):
+    """The port's app: ``POST /v1/events`` goes straight to ``events`` (a bare ASGI handler that
+    answers every error itself), everything else through the middleware and the routes. A
+    one-event request then costs no middleware layers, route matching or ``Request``."""
+
+    def __init__(self, *, events: ASGIApp, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._events = events
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/events" and scope["method"] == "POST" \
+                and not scope.get("root_path"):
+            await self._events(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def _openapi(query: FastAPI, ingest: FastAPI, ingest_paths: Sequence[str]) -> Callable[[], dict[str, Any]]:
     """The document of the whole port, served at the query API's ``/openapi.json``."""
     served = [r for r in api_routes(ingest.routes) if r.path in ingest_paths]
@@ -219,11 +236,13 @@ def create_app(data: DataDir, *, options: EmbeddedOptions | None = None) -> Star
                 tune_gc()
             yield
 
-    # /v1/events straight to its handler (no second middleware stack per event); /v1/traces through ingest's app.
+    # POST /v1/events is served before the router (_EmbeddedApp); the route stays for its 405s and the
+    # document. /v1/traces through ingest's app.
     own = [Route("/v1/events", events_endpoint(lambda: ingest.state.ingest), methods=["POST"]),
            Route("/v1/traces", ingest, methods=["POST"]),
            _keys_endpoint(db, CachedEd25519Signer(query_signer).vkey()),
            _metrics_endpoint(ingest, query.app, backlog)]
     query.app.openapi = _openapi(query.app, ingest, ["/v1/events", "/v1/traces"])  # type: ignore[method-assign]
-    return Starlette(routes=[*own, _Rest(query.app, owned=[r.path for r in own])], lifespan=lifespan,
-                     exception_handlers={StarletteHTTPException: http_problem})
+    return _EmbeddedApp(events=events_asgi(lambda: ingest.state.ingest),
+                        routes=[*own, _Rest(query.app, owned=[r.path for r in own])], lifespan=lifespan,
+                        exception_handlers={StarletteHTTPException: http_problem})
