@@ -49,7 +49,8 @@ function produce(spool: string, count: number, mode: string, killWhen?: (run: Ru
       if (killWhen?.(run) && child.exitCode === null) child.kill("SIGKILL");
     });
     child.stderr.on("data", (chunk: Buffer) => (run.stderr += chunk.toString("utf8")));
-    child.on("exit", (code, signal) => Object.assign(run, { code, signal }) && resolve(run));
+    // "close", not "exit": a process can exit before the parent has read all it wrote to its pipes.
+    child.on("close", (code, signal) => Object.assign(run, { code, signal }) && resolve(run));
   });
 }
 
