@@ -94,6 +94,10 @@ class Segment:
     size: int = 0
     index: list[tuple[int, int]] = field(default_factory=list)  # (offset, position), ascending
     indexed: bool = False
+    cursor: tuple[int, int] | None = None
+    """(offset, position) where the last read stopped: a reader that goes on from there starts at
+    that frame instead of at the index point before it (up to INDEX_INTERVAL frames checked and
+    decoded again on every read). Frames never move, so any pair once recorded stays valid."""
 
     def note(self, offset: int, position: int) -> None:
         if (offset - self.base) % INDEX_INTERVAL == 0:
@@ -274,12 +278,16 @@ class PartitionFiles:
                       max_bytes: int) -> list[tuple[int, Record]]:
         j = bisect.bisect_right(seg.index, (offset, 2**62)) - 1
         at, pos = seg.index[j] if j >= 0 else (seg.base, 0)
+        cursor = seg.cursor
+        if cursor is not None and at <= cursor[0] <= offset:
+            at, pos = cursor
         out: list[tuple[int, Record]] = []
         size = 0
         limit = min(end, seg.base + seg.count)
         with open(seg.path, "rb") as f:
             for after, record in _frames(f, pos, seg.size):
                 if at >= limit or len(out) >= max_records or (out and size >= max_bytes):
+                    seg.cursor = (at, pos)
                     return out
                 if at >= offset:
                     out.append((at, record))
@@ -287,4 +295,5 @@ class PartitionFiles:
                 at, pos = at + 1, after
         if at < limit:
             raise CorruptLogError(f"segment {seg.path} fails its checksums at byte {pos}")
+        seg.cursor = (at, pos)
         return out
