@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import typer
 
 app = typer.Typer(
@@ -25,7 +27,10 @@ def main() -> None:
         raise SystemExit(1) from None
 
 
+@functools.cache
 def _register() -> None:
+    # Once per process: each call would attach every command again, and the app would grow (and
+    # slow down) with every in-process invocation, as a test suite makes thousands of.
     # Sub-commands live in their own modules; importing them here keeps `sealtrail --help` fast
     # and lets the light (library-only) install work without the server extras.
     from sealtrail.cli import commands
