@@ -61,7 +61,7 @@ class PostgresLedgerStore:
                     " WHERE group_id = $1 AND topic = $2 AND partition = ANY($3::int[])"
                     " RETURNING partition, next_offset",
                     group, topic, list(partitions))
-        except _UNAVAILABLE as e:
+        except (*_UNAVAILABLE, asyncpg.exceptions.DeadlockDetectedError) as e:  # (two trimmers at once)
             raise UnavailableError(f"PostgreSQL unavailable during reading durable offsets: {type(e).__name__}") from e
         return {r["partition"]: r["next_offset"] for r in rows}
 
