@@ -21,6 +21,7 @@ from mcp.server.stdio import stdio_server
 
 from services.gateway import config
 from services.gateway.app import Runtime, build_app, start
+from services.gateway.onewrite import OneWriteHttp
 from services.gateway.proxy import build_server, initialization_options
 
 log = logging.getLogger("sealtrail.gateway")
@@ -76,7 +77,7 @@ async def serve_http(cfg: config.GatewayConfig) -> None:
     try:
         _on_sighup(rt)
         server = _Server(uvicorn.Config(build_app(rt), host=cfg.host, port=cfg.port, log_level="warning",
-                                        access_log=False, lifespan="on"))
+                                        access_log=False, lifespan="on", http=OneWriteHttp))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
