@@ -59,7 +59,9 @@ describe("write-ahead spool across crashes", () => {
     const spool = tempDir("sealtrail-spool-");
     const first = await produce(spool, 60, "die-after-delivery");
     assert.equal(first.signal, "SIGKILL", `the producer was to die after its second batch: ${first.stderr}`);
-    assert.ok(first.accepted >= 2 && first.durable.length > first.accepted, `accepted ${first.accepted}, durable ${first.durable.length}`);
+    // Its two batches may be partial (the flush interval can cut them), so they may hold every event
+    // it printed as durable; the batch it died after is delivered again below either way.
+    assert.ok(first.accepted >= 2, `accepted ${first.accepted}, durable ${first.durable.length}`);
 
     const second = await produce(spool, 600, "run", (run) => run.accepted >= 30 && run.durable.length >= 60);
     assert.equal(second.signal, "SIGKILL", `the second producer was to be killed mid-delivery: ${second.stderr}`);
