@@ -12,7 +12,9 @@ import asyncpg
 
 from sealtrail.errors import ConflictError, InvalidInputError, NotFoundError, UnavailableError
 
-_UNREACHABLE = (
+# A server gone, shutting down, restarting or overloaded, and a connection it ended mid-operation:
+# work that failed so may or may not have happened, and is repeated once the server answers.
+UNREACHABLE = (
     OSError,
     TimeoutError,
     asyncpg.PostgresConnectionError,
@@ -42,6 +44,6 @@ def translated(what: str) -> Iterator[None]:
         raise InvalidInputError(f"{what}: rejected by {e.constraint_name or 'a constraint'}") from e
     except (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError) as e:
         raise InvalidInputError(f"{what}: text holds a character PostgreSQL cannot store (such as NUL)") from e
-    except _UNREACHABLE as e:
+    except UNREACHABLE as e:
         raise UnavailableError(f"PostgreSQL unavailable during {what}: {type(e).__name__}",
                                retry_after=2.0) from e

@@ -9,6 +9,7 @@ import asyncpg
 
 from sealtrail.core.merkle import CompactRange, stored_nodes
 from sealtrail.errors import ConcurrentWriteError, DuplicateEventError, UnavailableError
+from sealtrail.infra.pgerrors import UNREACHABLE
 from sealtrail.infra.postgres import Conn
 from services.ledger.ports import PartitionCommit
 from services.ledger.rows import INT_COLUMN_NAMES, TEXT_COLUMN_NAMES
@@ -22,15 +23,6 @@ _PAYLOAD_COLUMNS = ("log_id", "idx", "tenant_id", "key_ids", "nonce", "ciphertex
 _NODE_COLUMNS = ("log_id", "level", "idx", "hash")
 # The constraint that makes an event id unique within its log (migration 0006).
 _EVENT_ID_CONSTRAINT = "entries_event_id_log_id_key"
-
-
-# A server gone, shutting down or restarting, and a connection it ended mid-operation, which
-# asyncpg can leave in a state it refuses ("another operation is in progress", "cannot switch to
-# state ..."). A commit that failed so may or may not have happened: the ledger resumes from the
-# stored offsets either way.
-_UNAVAILABLE = (OSError, asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.CannotConnectNowError,
-                asyncpg.exceptions.AdminShutdownError, asyncpg.exceptions.CrashShutdownError,
-                asyncpg.InterfaceError, asyncpg.InternalClientError)
 
 
 class PostgresLedgerStore:
@@ -61,7 +53,7 @@ class PostgresLedgerStore:
                     " WHERE group_id = $1 AND topic = $2 AND partition = ANY($3::int[])"
                     " RETURNING partition, next_offset",
                     group, topic, list(partitions))
-        except (*_UNAVAILABLE, asyncpg.exceptions.DeadlockDetectedError) as e:  # (two trimmers at once)
+        except UNREACHABLE as e:  # (a deadlock included: two trimmers at once)
             raise UnavailableError(f"PostgreSQL unavailable during reading durable offsets: {type(e).__name__}") from e
         return {r["partition"]: r["next_offset"] for r in rows}
 
@@ -106,7 +98,7 @@ class PostgresLedgerStore:
                     await _create_log(conn, head)
                 for batch in work.batches:
                     await _write_batch(conn, batch)
-        except _UNAVAILABLE as e:
+        except UNREACHABLE as e:
             raise UnavailableError(f"PostgreSQL unavailable during commit: {type(e).__name__}") from e
         except asyncpg.UniqueViolationError as e:
             if e.constraint_name == _EVENT_ID_CONSTRAINT:
@@ -117,7 +109,7 @@ class PostgresLedgerStore:
         try:
             async with self._pool.acquire() as conn:
                 return list(await conn.fetch(sql, *args))
-        except _UNAVAILABLE as e:
+        except UNREACHABLE as e:
             raise UnavailableError(f"PostgreSQL unavailable: {type(e).__name__}") from e
 
 
